@@ -1,0 +1,144 @@
+"""The backbone contract: a video diffusion model split into the small steps the core's loop calls.
+
+A backbone supplies components (denoiser, VAE, condition encoders, a diffusers scheduler) and five
+steps. It never owns a training loop: :mod:`vader_core.sampling` runs the denoising chain, decides
+which steps keep autograd, checkpoints the denoiser call and picks which frames to decode, for every
+backbone alike. Nothing here assumes a UNet, epsilon prediction or DDPM: ``predict`` returns
+whatever the backbone's scheduler consumes (noise, velocity, flow), and ``scheduler_step`` applies it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+class BackboneOptions(BaseModel):
+    """Options every backbone accepts; subclasses change defaults and add their own fields."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str | None = Field(
+        None, description="Hub id or local directory of the pretrained weights (diffusers layout)."
+    )
+    height: int = Field(320, ge=8, description="Frame height in pixels.")
+    width: int = Field(512, ge=8, description="Frame width in pixels.")
+    frames: int = Field(16, ge=1, description="Number of frames generated.")
+    steps: int = Field(25, ge=1, description="Denoising steps.")
+    guidance: float = Field(7.5, ge=0.0, description="Classifier-free guidance scale; 1 disables it.")
+    eta: float = Field(0.0, ge=0.0, description="Stochasticity of DDIM-like schedulers (0 = deterministic).")
+
+
+class BackbonePlugin:
+    """Base class of backbone plugins.
+
+    Class attributes:
+        name (`str`): registry name, e.g. ``"modelscope"``.
+        summary (`str`): one line shown by ``vader plugins``.
+        Options (`type[BackboneOptions]`): the pydantic options model.
+        conditioning (`str`): ``"text"``, ``"image"`` or ``"text+image"``: what ``encode_condition`` needs.
+        denoiser_name (`str`): key of the denoiser in :attr:`components`; also the prefix of the LoRA
+            keys in saved weights (``unet`` or ``transformer``, as diffusers' loaders expect).
+        default_lora_targets (`tuple[str, ...]`): module name suffixes that receive LoRA by default.
+
+    Instance attributes set by :meth:`load` / :meth:`load_tiny`:
+        components (`dict[str, Any]`): every module, tokenizer and the scheduler.
+        device (`torch.device`), dtype (`torch.dtype`): where the frozen weights live.
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Options: ClassVar[type[BackboneOptions]] = BackboneOptions
+    conditioning: ClassVar[Literal["text", "image", "text+image"]] = "text"
+    denoiser_name: ClassVar[str] = "unet"
+    default_lora_targets: ClassVar[tuple[str, ...]] = ("to_q", "to_k", "to_v", "to_out.0")
+
+    def __init__(self, options: BackboneOptions | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+        self.components: dict[str, Any] = {}
+        self.device: Any = None
+        self.dtype: Any = None
+
+    # ------------------------------------------------------------------ loading
+    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+        """Load the pretrained components named by ``options.model`` onto ``device`` in ``dtype``.
+
+        Must honour ``HF_HUB_OFFLINE`` and raise :class:`~vader_core.errors.MissingWeightsError`
+        naming the hub id and the option to point at a local copy when weights are unavailable.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement load()")
+
+    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+        """Build tiny randomly initialised components of the real architecture (for tests)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement load_tiny()")
+
+    @property
+    def denoiser(self) -> "torch.nn.Module":
+        """The module that receives LoRA."""
+        return self.components[self.denoiser_name]
+
+    @property
+    def scheduler(self) -> Any:
+        return self.components["scheduler"]
+
+    def modules(self) -> dict[str, "torch.nn.Module"]:
+        """All torch modules among the components (frozen by the trainer, moved, cast)."""
+        import torch
+
+        return {k: v for k, v in self.components.items() if isinstance(v, torch.nn.Module)}
+
+    # ------------------------------------------------------------------ steps
+    def encode_condition(self, prompts: Sequence[str], images: Sequence[Any] | None = None) -> Any:
+        """Encode prompts and/or conditioning images (PIL images or ``(3, H, W)`` tensors in [0, 1]).
+
+        Returns an opaque object passed back to :meth:`predict`; it includes whatever classifier-free
+        guidance needs (e.g. negative embeddings).
+        """
+        raise NotImplementedError
+
+    def set_timesteps(self, steps: int) -> "Sequence[torch.Tensor]":
+        """Reset the scheduler for a new chain of ``steps`` steps and return its timesteps."""
+        self.scheduler.set_timesteps(steps, device=self.device)
+        return list(self.scheduler.timesteps)
+
+    def prepare_latents(self, batch_size: int, generator: "torch.Generator") -> "torch.Tensor":
+        """Initial latents for ``batch_size`` videos, drawn from ``generator`` and scaled for the scheduler."""
+        raise NotImplementedError
+
+    def predict(self, latents: "torch.Tensor", t: "torch.Tensor", cond: Any, step_index: int) -> "torch.Tensor":
+        """One denoiser evaluation with classifier-free guidance; returns what the scheduler consumes.
+
+        Must be a pure function of its arguments and the frozen components: with gradient
+        checkpointing the core calls it again during backward, after the scheduler has moved on, so
+        read per-step scheduler values (sigmas) by ``step_index``, not from the scheduler's counter.
+        """
+        raise NotImplementedError
+
+    def scheduler_step(
+        self,
+        model_output: "torch.Tensor",
+        t: "torch.Tensor",
+        latents: "torch.Tensor",
+        step_index: int,
+        generator: "torch.Generator | None",
+    ) -> "torch.Tensor":
+        """Advance the latents one step with the backbone's diffusers scheduler (differentiable)."""
+        raise NotImplementedError
+
+    def num_latent_frames(self, latents: "torch.Tensor") -> int:
+        """Number of latent frames, the unit of frame subsampling (``(B, C, F, h, w)`` layout by default)."""
+        return int(latents.shape[2])
+
+    def decode(
+        self, latents: "torch.Tensor", frames: Sequence[int] | None = None, chunk_size: int | None = None
+    ) -> "torch.Tensor":
+        """Decode the latent frames ``frames`` (all if ``None``) to pixels.
+
+        Returns ``(B, len(frames), 3, H, W)`` float32 in ``[0, 1]``, differentiable in ``latents``.
+        ``chunk_size`` bounds how many frames the VAE decodes at once (memory; same result).
+        """
+        raise NotImplementedError

@@ -1,0 +1,317 @@
+"""The ``vader`` command line (typer + rich).
+
+Every :class:`~vader_core.errors.VaderError` prints one line and exits with its code (2 or more);
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .errors import ConfigError, VaderError
+
+app = typer.Typer(
+    name="vader",
+    help="Align video diffusion models with reward gradients (VADER). "
+    "Train LoRA weights so that generated videos score higher on differentiable rewards.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+_STATE = {"debug": False}
+
+
+@app.callback()
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+) -> None:
+    _STATE["debug"] = debug
+
+
+# --------------------------------------------------------------------------- helpers
+def _plugin_options_help() -> str:
+    """Options of every installed plugin, for ``vader train --help``."""
+    from . import plugins
+
+    try:
+        infos, _ = plugins.list_plugins()
+    except Exception:  # noqa: BLE001
+        return ""
+    lines = ["Plugin options (set with --set backbone.OPTION=V, --set rewards.N.OPTION=V, or in --config):", ""]
+    for info in infos:
+        if info.cls is None or info.kind == "method" and not info.cls.Options.model_fields:
+            continue
+        fields = info.cls.Options.model_fields
+        if not fields:
+            lines.append(f"  {info.kind} {info.name}: no options")
+            continue
+        lines.append(f"  {info.kind} {info.name}:")
+        for fname, f in fields.items():
+            default = f.default if f.default is not None else "null"
+            lines.append(f"    {fname} (default {default}): {f.description or ''}")
+    return "\n\n".join(["\n".join(lines[:1])] + ["\n".join(lines[2:])])
+
+
+def _config_from_args(
+    config: Optional[Path], sets: Optional[List[str]], flags: dict[str, Any]
+) -> Any:
+    from .config import build_config
+
+    return build_config(config, sets or [], flags)
+
+
+# --------------------------------------------------------------------------- train
+@app.command(epilog=None)
+def train(
+    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone plugin (see `vader plugins`)."),
+    reward: Optional[List[str]] = typer.Option(
+        None, "--reward", "-r", help="Reward plugin, optionally NAME=WEIGHT; repeat for several rewards."
+    ),
+    method: Optional[str] = typer.Option(None, "--method", help="Training method plugin (default `vader`)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML or TOML configuration file."),
+    sets: Optional[List[str]] = typer.Option(
+        None, "--set", "-s", help="Override any configuration key, e.g. --set optim.lr=1e-4 --set backbone.frames=8."
+    ),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Output directory of the run."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Number of optimiser steps."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="`latest` or a checkpoint directory to continue from."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps ... (default: accelerate's choice)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the run."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
+    random_weights: bool = typer.Option(
+        False, "--random-weights", help="Use tiny random models of every plugin instead of pretrained weights "
+        "(smoke tests of a setup; the results mean nothing)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train LoRA weights of a backbone to raise one or several rewards.
+
+    Examples:
+
+      vader train --backbone tiny --reward saturation --max-steps 30
+
+      vader train --backbone svd --reward aesthetic=1 --reward hps=0.5 --set train.images=imgs/
+
+      accelerate launch --multi_gpu -m vader_core.cli train --config run.yaml
+    """
+    from .trainer import Trainer
+
+    flags = {
+        "backbone.name": backbone, "rewards": reward, "method.name": method,
+        "output.dir": str(output_dir) if output_dir else None, "train.max_steps": max_steps,
+        "device": device, "train.seed": seed, "precision": precision,
+    }
+    cfg = _config_from_args(config, sets, flags)
+    trainer = Trainer(cfg, progress=not quiet, tiny=random_weights, log=lambda s: err_console.print(s))
+    summary = trainer.run(resume=resume)
+    if trainer.is_main:
+        _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title="vader run", show_header=False)
+    b, a = summary.get("heldout_reward_before"), summary.get("heldout_reward_after")
+    table.add_row("steps", str(summary["steps"]))
+    if b is not None and a is not None:
+        table.add_row("held-out reward", f"{b:.4f} -> {a:.4f} ({a - b:+.4f})")
+    table.add_row("reward queries", str(summary["reward_queries"]))
+    table.add_row("LoRA checkpoint", summary["checkpoint"])
+    table.add_row("summary", str(Path(summary["output_dir"]) / "summary.json"))
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- plugins
+@app.command("plugins")
+def plugins_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of objects (name, kind, package, "
+                                 "version, summary, status)."),
+) -> None:
+    """List installed backbones, rewards and methods, and any broken plugin with its reason."""
+    from . import plugins
+
+    infos, broken = plugins.list_plugins()
+    rows = [i.as_dict() for i in infos] + [
+        {"name": b.name, "kind": "plugin", "package": b.package, "version": b.version, "summary": b.reason,
+         "status": "broken"} for b in broken
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="vader plugins")
+    for col in ("name", "kind", "package", "version", "summary"):
+        table.add_column(col)
+    for r in rows:
+        style = "red" if r["status"] == "broken" else None
+        summary = ("BROKEN: " + r["summary"]) if r["status"] == "broken" else r["summary"]
+        table.add_row(escape(r["name"]), r["kind"], escape(r["package"]), escape(r["version"]), escape(summary),
+                      style=style)
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- generate
+@app.command()
+def generate(
+    backbone: str = typer.Option("tiny", "--backbone", "-b", help="Backbone plugin."),
+    prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Text prompt (repeat for a batch)."),
+    image: Optional[Path] = typer.Option(None, "--image", help="Conditioning image for image-to-video backbones."),
+    lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA checkpoint directory or .safetensors file."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initial noise."),
+    out: Path = typer.Option(..., "--out", help="Output file: .mp4, .gif, or .npy (raw float frames (F, H, W, 3))."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Configuration file (its backbone section is used)."),
+    sets: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override keys, e.g. --set backbone.model=DIR."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
+    fps: int = typer.Option(8, "--fps", help="Frames per second of mp4/gif output."),
+) -> None:
+    """Generate a video with a backbone, optionally with trained LoRA weights."""
+    import torch
+
+    from . import plugins
+    from .config import resolve
+    from .media import read_image, write_video
+    from .sampling import generate as run_generate
+    from .trainer import _DTYPES, resolve_precision
+
+    cfg = resolve(_config_from_args(config, sets, {"backbone.name": backbone, "device": device,
+                                                   "precision": precision}))
+    if out.suffix.lower() not in (".mp4", ".gif", ".npy"):
+        raise ConfigError(f"--out must end in .mp4, .gif or .npy, got {out.name}")
+    dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = _DTYPES[resolve_precision(cfg.precision, dev)]
+    bcls = plugins.get_backbone(cfg.backbone.name)
+    bb = bcls(bcls.Options.model_validate(cfg.backbone.options))
+    images = None
+    if "image" in bb.conditioning:
+        if image is None:
+            raise ConfigError(f"backbone `{bb.name}` is image-to-video: pass --image PATH")
+        images = [read_image(image)]
+    prompts = list(prompt or [])
+    if not prompts:
+        if bb.conditioning == "text":
+            raise ConfigError("pass --prompt TEXT")
+        prompts = [""] * len(images or [None])
+    if images is not None and len(images) != len(prompts):
+        images = images * len(prompts)
+    bb.load(dev, dtype)
+    if lora is not None:
+        from .lora import load_lora
+
+        load_lora(bb.denoiser, lora, prefix=bb.denoiser_name)
+        bb.denoiser.to(device=dev).eval()
+    gen = torch.Generator().manual_seed(seed)
+    video = run_generate(bb, prompts, images, gen, chunk_size=cfg.memory.decode_chunk_size)
+    if len(prompts) == 1:
+        write_video(out, video[0], fps=fps)
+        console.print(f"wrote {out}")
+    else:
+        for i in range(len(prompts)):
+            p = out.with_name(f"{out.stem}-{i}{out.suffix}")
+            write_video(p, video[i], fps=fps)
+            console.print(f"wrote {p}")
+
+
+# --------------------------------------------------------------------------- score
+@app.command()
+def score(
+    video: Path = typer.Argument(..., help="Video file (.mp4, .gif, .npy)."),
+    reward: str = typer.Option(..., "--reward", "-r", help="Reward plugin."),
+    prompt: str = typer.Option("", "--prompt", "-p", help="Prompt, for text-aware rewards."),
+    sets: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Reward options, e.g. --set color=red."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ..."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="Tiny random reward model (smoke tests)."),
+) -> None:
+    """Print the reward of a video file."""
+    import torch
+
+    from . import plugins
+    from .config import format_validation_error
+    from .media import read_video
+
+    rcls = plugins.get_reward(reward)
+    from pydantic import ValidationError
+
+    from .config import apply_set
+
+    data: dict[str, Any] = {}
+    for s in sets or []:
+        apply_set(data, s)
+    try:
+        opts = rcls.Options.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, reward)) from None
+    frames = read_video(video)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    r = rcls(opts)
+    if random_weights:
+        r.load_tiny(dev, torch.float32)
+    else:
+        r.load(dev, torch.float32)
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).unsqueeze(0).to(dev)
+    with torch.no_grad():
+        value = float(r(x, [prompt])[0])
+    console.print(f"{reward}: {value:.6f}")
+
+
+# --------------------------------------------------------------------------- config
+@app.command("config")
+def config_cmd(
+    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone plugin."),
+    reward: Optional[List[str]] = typer.Option(None, "--reward", "-r", help="Reward plugin, NAME or NAME=WEIGHT."),
+    method: Optional[str] = typer.Option(None, "--method", help="Training method plugin."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Start from this configuration file."),
+    sets: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override keys."),
+) -> None:
+    """Print the fully resolved configuration (YAML), every plugin's options included."""
+    from .config import resolve
+
+    cfg = resolve(_config_from_args(config, sets, {"backbone.name": backbone, "rewards": reward,
+                                                   "method.name": method}))
+    print(cfg.to_yaml(), end="")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point of the ``vader`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("VADER_DEBUG") == "1"
+    if "train" in args and ("--help" in args or "-h" in args):
+        train_cmd = next(c for c in app.registered_commands if c.callback is train)
+        train_cmd.epilog = _plugin_options_help()
+    try:
+        app(args, standalone_mode=False)
+    except VaderError as e:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        raise SystemExit(e.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]")
+        raise SystemExit(130) from None
+    except SystemExit:
+        raise
+    except Exception as e:  # click usage errors etc.
+        import click
+
+        if isinstance(e, click.exceptions.Exit):
+            raise SystemExit(e.exit_code) from None
+        if isinstance(e, click.ClickException):
+            e.show()
+            raise SystemExit(2) from None
+        if isinstance(e, click.exceptions.Abort):
+            raise SystemExit(130) from None
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+"""The run configuration: nested pydantic sections, resolved in one place.
+
+Precedence: defaults < ``--config file.yaml|toml`` < ``--set a.b=value`` < dedicated CLI flags.
+Plugin options live under their plugin (``backbone.options``, ``rewards[i].options``,
+``method.options``) and are validated by that plugin's ``Options`` model in :func:`resolve`.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
+
+
+class _PluginSection(_Section):
+    """A plugin choice; the plugin's own options sit beside ``name`` (validated by :func:`resolve`)."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=(), validate_assignment=True)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class BackboneSection(_PluginSection):
+    name: str = Field("tiny", description="Backbone plugin name (see `vader plugins`); its options sit beside it.")
+
+
+class TargetObjective(_Section):
+    target: float = Field(..., description="Score to reach; the term is -weight * |score - target|.")
+
+
+class RewardSection(_PluginSection):
+    name: str = Field(..., description="Reward plugin name; its options sit beside it.")
+    weight: float = Field(1.0, description="Weight of this reward in the total.")
+    objective: Literal["maximize"] | TargetObjective = Field(
+        "maximize", description="`maximize` the score, or `{target: x}`: bring it to x (|score - x| as loss)."
+    )
+
+    @property
+    def target(self) -> float | None:
+        return None if self.objective == "maximize" else self.objective.target  # type: ignore[union-attr]
+
+
+class MethodSection(_PluginSection):
+    name: str = Field("vader", description="Training method: `vader` (reward backpropagation) or another plugin.")
+
+
+class LoraSection(_Section):
+    rank: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: float | None = Field(None, gt=0, description="LoRA alpha; defaults to the rank (scale 1).")
+    dropout: float = Field(0.01, ge=0.0, lt=1.0, description="LoRA dropout.")
+    target_modules: list[str] | None = Field(
+        None, description="Module name suffixes that receive LoRA; default: the backbone's."
+    )
+
+
+class OptimSection(_Section):
+    lr: float = Field(2e-4, gt=0, description="AdamW learning rate.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay.")
+    eps: float = Field(1e-8, gt=0, description="AdamW epsilon.")
+    grad_clip: float | None = Field(1.0, gt=0, description="Max gradient norm; null disables clipping.")
+    grad_accum: int = Field(8, ge=1, description="Micro-batches accumulated per optimiser step.")
+    schedule: Literal["constant", "constant_with_warmup", "linear", "cosine"] = Field(
+        "constant", description="Learning-rate schedule."
+    )
+    warmup_steps: int = Field(0, ge=0, description="Warm-up steps of the schedule.")
+
+
+class SamplingSection(_Section):
+    steps: int | None = Field(None, ge=1, description="Denoising steps; null: the backbone's default.")
+    guidance: float | None = Field(None, ge=0, description="Guidance scale; null: the backbone's default.")
+    eta: float | None = Field(None, ge=0, description="Scheduler eta; null: the backbone's default.")
+
+
+class TruncationSection(_Section):
+    mode: Literal["last", "rand", "specific"] = Field(
+        "last",
+        description="Which denoiser calls keep autograd: the `last` K, K consecutive from a random start "
+        "(`rand`), or the `specific` step indices listed in `steps`.",
+    )
+    k: int = Field(1, ge=1, description="Number of denoising steps kept in the graph.")
+    steps: list[int] | None = Field(None, description="Step indices kept in `specific` mode (0 = first step).")
+
+    @model_validator(mode="after")
+    def _specific(self) -> "TruncationSection":
+        if self.mode == "specific":
+            if not self.steps:
+                raise ValueError("truncation mode `specific` needs `truncation.steps`, e.g. [20, 24]")
+            if len(set(self.steps)) != len(self.steps):
+                raise ValueError(f"`truncation.steps` has duplicates: {self.steps}")
+        return self
+
+
+class MemorySection(_Section):
+    gradient_checkpointing: bool = Field(
+        True, description="Recompute each kept denoiser call during backward instead of storing activations."
+    )
+    decoded_frames: int | None = Field(
+        1, ge=1, description="Latent frames decoded with gradient for frame rewards; null decodes all."
+    )
+    frame_selection: Literal["random", "uniform"] = Field(
+        "random", description="How decoded frames are chosen: at `random` or evenly spaced (`uniform`)."
+    )
+    decode_chunk_size: int | None = Field(
+        None, ge=1, description="Frames the VAE decodes at once (VAE slicing); null: all at once."
+    )
+
+
+class TrainSection(_Section):
+    max_steps: int = Field(500, ge=0, description="Optimiser steps.")
+    batch_size: int = Field(1, ge=1, description="Videos per micro-batch and process.")
+    seed: int = Field(42, description="Seed of everything random in the run.")
+    prompts: list[str] | None = Field(None, description="Training prompts; overrides `prompt_set`.")
+    prompt_file: str | None = Field(None, description="Text file with one training prompt per line.")
+    prompt_set: str = Field("animals", description="Built-in prompt set when no prompts are given.")
+    images: str | None = Field(
+        None, description="Image-to-video: a folder of images, or a text file listing image paths "
+        "(optional caption after a tab)."
+    )
+    non_finite_patience: int = Field(
+        3, ge=1, description="Stop after this many consecutive non-finite losses (each update is skipped)."
+    )
+
+
+class ValidationSection(_Section):
+    every: int = Field(10, ge=0, description="Validate every N optimiser steps (0 disables).")
+    prompts: list[str] | None = Field(None, description="Held-out prompts; default: the prompt set's held-out list.")
+    seeds: list[int] = Field([0, 1], description="Seeds; every prompt is sampled once per seed.")
+    save_videos: bool = Field(True, description="Write mp4 and gif samples under `samples/`.")
+
+
+class OutputSection(_Section):
+    dir: str = Field("runs/vader", description="Output directory of the run.")
+    checkpoint_every: int = Field(50, ge=0, description="Save a checkpoint every N steps (0: only at the end).")
+    keep_checkpoints: int | None = Field(None, ge=1, description="Keep only the newest N checkpoints.")
+    logger: Literal["tensorboard", "wandb", "none"] = Field("tensorboard", description="Metrics logger.")
+    wandb_project: str = Field("vader", description="wandb project when logger is `wandb`.")
+
+
+class VaderConfig(_Section):
+    """The whole configuration of a run."""
+
+    backbone: BackboneSection = Field(default_factory=BackboneSection)
+    rewards: list[RewardSection] = Field(default_factory=lambda: [RewardSection(name="brightness")])
+    method: MethodSection = Field(default_factory=MethodSection)
+    lora: LoraSection = Field(default_factory=LoraSection)
+    optim: OptimSection = Field(default_factory=OptimSection)
+    sampling: SamplingSection = Field(default_factory=SamplingSection)
+    truncation: TruncationSection = Field(default_factory=TruncationSection)
+    memory: MemorySection = Field(default_factory=MemorySection)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Weights and autocast precision; `auto`: bf16 on CUDA, fp32 elsewhere."
+    )
+    device: str | None = Field(None, description="`cpu`, `cuda`, `cuda:1`, `mps` ...; null: accelerate's choice.")
+    train: TrainSection = Field(default_factory=TrainSection)
+    validation: ValidationSection = Field(default_factory=ValidationSection)
+    output: OutputSection = Field(default_factory=OutputSection)
+
+    @field_validator("rewards")
+    @classmethod
+    def _some_reward(cls, v: list[RewardSection]) -> list[RewardSection]:
+        if not v:
+            raise ValueError("at least one reward is needed, e.g. --reward brightness")
+        return v
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(json.loads(self.model_dump_json()), sort_keys=False)
+
+
+# ---------------------------------------------------------------------- building
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """One line naming each bad field and the value it got."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in (prefix, *e["loc"]) if x != "")
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown option `{loc}`")
+            continue
+        if "input" in e and e["type"] != "missing":
+            parts.append(f"`{loc}`: {msg}, got {e['input']!r}")
+        else:
+            parts.append(f"`{loc}`: {msg}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    text = p.read_text()
+    try:
+        if p.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text) or {}
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot parse {p}: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def apply_set(data: dict[str, Any], assignment: str) -> None:
+    """Apply one ``a.b.c=value`` override (value parsed as YAML) to a nested dict in place.
+
+    List items are addressed by index: ``rewards.0.weight=2``.
+    """
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(node, list):
+            try:
+                node = node[int(part)]
+            except (ValueError, IndexError):
+                raise ConfigError(f"--set {key}: `{part}` is not an index of that list") from None
+            continue
+        if part not in node or node[part] is None:
+            node[part] = [] if nxt.isdigit() else {}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        try:
+            node[int(last)] = value
+        except (ValueError, IndexError):
+            raise ConfigError(f"--set {key}: `{last}` is not an index of that list") from None
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"--set {key}: cannot set a field inside a value")
+
+
+def parse_reward_flag(flag: str) -> dict[str, Any]:
+    """``NAME`` or ``NAME=WEIGHT`` to a reward section dict."""
+    if "=" in flag:
+        name, w = flag.split("=", 1)
+        try:
+            weight = float(w)
+        except ValueError:
+            raise ConfigError(f"--reward {flag}: weight must be a number, got {w!r}") from None
+        return {"name": name.strip(), "weight": weight}
+    return {"name": flag.strip()}
+
+
+def build_config(
+    config_file: str | Path | None = None,
+    sets: list[str] | None = None,
+    flags: dict[str, Any] | None = None,
+) -> VaderConfig:
+    """Merge defaults < file < ``--set`` < flags and validate (plugin options are checked by :func:`resolve`).
+
+    ``flags`` maps dotted keys to values (``{"train.max_steps": 3}``); ``rewards`` takes a list of
+    ``NAME[=WEIGHT]`` strings that replaces the reward list, keeping options of rewards of the same name.
+    """
+    data: dict[str, Any] = json.loads(VaderConfig().model_dump_json())
+    if config_file:
+        _deep_update(data, load_config_file(config_file))
+    for s in sets or []:
+        apply_set(data, s)
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        if key == "rewards":
+            old = {r.get("name"): r for r in data.get("rewards", []) if isinstance(r, dict)}
+            new = []
+            for spec in value:
+                r = parse_reward_flag(spec)
+                merged = dict(old.get(r["name"], {}))
+                merged.update(r)
+                new.append(merged)
+            data["rewards"] = new
+        else:
+            apply_set(data, f"{key}={json.dumps(value)}")
+    try:
+        return VaderConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e)) from None
+
+
+def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_update(base[k], v)
+        else:
+            base[k] = v
+
+
+def resolve(config: VaderConfig) -> VaderConfig:
+    """Validate every plugin's options with its ``Options`` model and write the defaults in.
+
+    Also resolves ``sampling`` nulls from the backbone's options, so the written configuration is
+    the one that ran. Returns a new, fully resolved configuration.
+    """
+    from . import plugins
+
+    data = json.loads(config.model_dump_json())
+    backbone_cls = plugins.get_backbone(config.backbone.name)
+    bopts = _validate_options(backbone_cls.Options, config.backbone.options, "backbone")
+    for field in ("steps", "guidance", "eta"):
+        override = getattr(config.sampling, field)
+        if override is not None:
+            setattr(bopts, field, override)
+        data["sampling"][field] = getattr(bopts, field)
+    data["backbone"] = {"name": config.backbone.name, **bopts.model_dump(mode="json")}
+    for i, r in enumerate(config.rewards):
+        rcls = plugins.get_reward(r.name)
+        ropts = _validate_options(rcls.Options, r.options, f"rewards.{i}")
+        data["rewards"][i] = {"name": r.name, "weight": r.weight, "objective": data["rewards"][i]["objective"],
+                              **ropts.model_dump(mode="json")}
+    mcls = plugins.get_method(config.method.name)
+    mopts = _validate_options(mcls.Options, config.method.options, "method")
+    data["method"] = {"name": config.method.name, **mopts.model_dump(mode="json")}
+    if config.truncation.mode == "specific":
+        bad = [s for s in config.truncation.steps or [] if not 0 <= s < bopts.steps]
+        if bad:
+            raise ConfigError(f"`truncation.steps` must be in [0, {bopts.steps - 1}] (steps={bopts.steps}), got {bad}")
+    elif config.truncation.k > bopts.steps:
+        raise ConfigError(f"`truncation.k` must be <= steps ({bopts.steps}), got {config.truncation.k}")
+    names = [r.name for r in config.rewards]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"each reward may appear once, got {names}")
+    return VaderConfig.model_validate(data)
+
+
+def _validate_options(model: type[BaseModel], data: dict[str, Any], prefix: str) -> BaseModel:
+    try:
+        return model.model_validate(data or {})
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, prefix)) from None

@@ -1,0 +1,53 @@
+"""One exception family for everything a user can fix.
+
+The CLI catches :class:`VaderError` and prints its message on one line (no traceback unless
+``--debug``), exiting with :attr:`VaderError.exit_code`.
+"""
+
+from __future__ import annotations
+
+
+class VaderError(Exception):
+    """Base class of errors a user can act on. The message must say what to do."""
+
+    exit_code: int = 2
+
+
+class PluginNotFoundError(VaderError):
+    """A backbone, reward or method name that no installed plugin provides."""
+
+
+class PluginConflictError(VaderError):
+    """Two plugins registered the same name."""
+
+
+class ConfigError(VaderError):
+    """A configuration value is invalid."""
+
+
+class MissingWeightsError(VaderError):
+    """Pretrained weights are not available locally and cannot be downloaded."""
+
+
+class MissingDependencyError(VaderError):
+    """An optional dependency is not installed."""
+
+
+class CheckpointError(VaderError):
+    """A checkpoint is missing, incomplete or corrupt."""
+
+
+class MediaError(VaderError):
+    """A video or image file cannot be read or written."""
+
+
+class NonFiniteLossError(VaderError):
+    """Too many consecutive non-finite losses; the run stopped."""
+
+    exit_code = 3
+
+
+class InterruptedRun(VaderError):
+    """The user pressed Ctrl-C; a checkpoint was written."""
+
+    exit_code = 130

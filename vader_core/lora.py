@@ -1,0 +1,156 @@
+"""LoRA on the denoiser with peft, saved in the layout diffusers' LoRA loaders read.
+
+Saved file: ``pytorch_lora_weights.safetensors`` with keys ``{prefix}.{module path}.lora_A.weight`` /
+``lora_B.weight`` (``prefix`` = ``unet`` or ``transformer``) and the adapter configuration in the
+safetensors metadata under ``lora_adapter_metadata`` (``{prefix}.r``, ``{prefix}.lora_alpha``,
+``{prefix}.target_modules`` ...), the same keys diffusers' ``save_lora_weights`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .errors import CheckpointError, ConfigError
+
+WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
+METADATA_KEY = "lora_adapter_metadata"
+ADAPTER = "default"
+
+
+def add_lora(
+    model: torch.nn.Module,
+    rank: int,
+    alpha: float | None,
+    dropout: float,
+    target_modules: Iterable[str],
+    adapter_name: str = ADAPTER,
+) -> "Any":
+    """Inject a LoRA adapter into ``model`` with peft; returns the ``LoraConfig``.
+
+    Only LoRA parameters are trainable afterwards; they are kept in float32.
+    """
+    from peft import LoraConfig, inject_adapter_in_model
+
+    targets = list(target_modules)
+    names = [n for n, _ in model.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        raise ConfigError(f"`lora.target_modules`: no module of the denoiser matches {missing}")
+    config = LoraConfig(
+        r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=dropout,
+        target_modules=targets, init_lora_weights=True,
+    )
+    inject_adapter_in_model(config, model, adapter_name=adapter_name)
+    for name, p in model.named_parameters():
+        is_lora = "lora_" in name
+        p.requires_grad_(is_lora)
+        if is_lora:
+            p.data = p.data.float()
+    return config
+
+
+def lora_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for n, p in model.named_parameters() if "lora_" in n and p.requires_grad]
+
+
+def lora_state_dict(model: torch.nn.Module, prefix: str, adapter_name: str = ADAPTER) -> dict[str, torch.Tensor]:
+    """LoRA weights of ``model`` with diffusers key names (``{prefix}.…lora_A.weight``)."""
+    from peft import get_peft_model_state_dict
+
+    sd = get_peft_model_state_dict(model, adapter_name=adapter_name)
+    return {f"{prefix}.{k}": v.detach().contiguous().cpu() for k, v in sd.items()}
+
+
+def config_metadata(config: Any, prefix: str) -> dict[str, Any]:
+    return {
+        f"{prefix}.r": config.r,
+        f"{prefix}.lora_alpha": config.lora_alpha,
+        f"{prefix}.lora_dropout": config.lora_dropout,
+        f"{prefix}.target_modules": sorted(config.target_modules),
+        f"{prefix}.init_lora_weights": True,
+    }
+
+
+def save_lora(path: str | Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    save_file(
+        state_dict, str(path),
+        metadata={"format": "pt", METADATA_KEY: json.dumps(metadata, indent=2, sort_keys=True)},
+    )
+
+
+def read_lora(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """State dict and adapter metadata of a LoRA file (or directory holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / WEIGHTS_NAME
+    if not p.is_file():
+        raise CheckpointError(f"no LoRA weights at {p}; pass a checkpoint directory or a .safetensors file")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+            sd = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # noqa: BLE001 - corrupt file
+        raise CheckpointError(f"cannot read LoRA weights {p}: {str(e).splitlines()[0]}; the file is corrupt") from None
+    return sd, json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
+
+
+def _infer_config(sd: dict[str, torch.Tensor], meta: dict[str, Any], prefix: str) -> Any:
+    from peft import LoraConfig
+
+    a_keys = [k for k in sd if k.endswith("lora_A.weight")]
+    if not a_keys:
+        raise CheckpointError("the LoRA file holds no `lora_A` weights")
+    rank = int(sd[a_keys[0]].shape[0])
+    targets = meta.get(f"{prefix}.target_modules")
+    if targets is None:
+        targets = sorted({re.sub(r"^.*?\.?((?:to_out\.0)|[^.]+)\.lora_A\.weight$", r"\1", k) for k in a_keys})
+    return LoraConfig(
+        r=int(meta.get(f"{prefix}.r", rank)),
+        lora_alpha=float(meta.get(f"{prefix}.lora_alpha", rank)),
+        target_modules=list(targets),
+        lora_dropout=0.0,
+    )
+
+
+def load_lora(target: Any, path: str | Path, prefix: str | None = None, adapter_name: str = ADAPTER) -> torch.nn.Module:
+    """Load a vader LoRA into a diffusers pipeline or a bare denoiser module.
+
+    Works on the stock pipelines whose denoiser diffusers cannot load LoRA into (e.g.
+    ``UNet3DConditionModel`` in ``TextToVideoSDPipeline``), using peft directly. Returns the module.
+
+    Example::
+
+        pipe = TextToVideoSDPipeline.from_pretrained("damo-vilab/text-to-video-ms-1.7b")
+        from vader_core.lora import load_lora
+        load_lora(pipe, "runs/vader/checkpoints/step-500")
+        frames = pipe("a dog surfing").frames
+    """
+    from peft import inject_adapter_in_model, set_peft_model_state_dict
+
+    sd, meta = read_lora(path)
+    if prefix is None:
+        prefix = next(iter(sd)).split(".", 1)[0]
+    module = target
+    if not isinstance(target, torch.nn.Module):
+        module = getattr(target, prefix, None)
+        if module is None:
+            raise CheckpointError(f"the pipeline has no `{prefix}` component for this LoRA")
+    sub = {k[len(prefix) + 1:]: v for k, v in sd.items() if k.startswith(prefix + ".")}
+    if not sub:
+        raise CheckpointError(f"the LoRA file has no `{prefix}.` weights")
+    config = _infer_config(sd, meta, prefix)
+    inject_adapter_in_model(config, module, adapter_name=adapter_name)
+    result = set_peft_model_state_dict(module, sub, adapter_name=adapter_name)
+    unexpected = getattr(result, "unexpected_keys", None) or []
+    if unexpected:
+        raise CheckpointError(f"LoRA keys do not match the model: {unexpected[:3]} ...")
+    ref = next(module.parameters())
+    module.to(device=ref.device)
+    return module

@@ -1,0 +1,100 @@
+"""The training-method contract: one optimiser micro-step's worth of sampling, reward and backward.
+
+The trainer owns devices, precision, LoRA, the optimiser, gradient accumulation, distributed
+reduction, logging and checkpoints. A method turns a batch into gradients on the LoRA parameters
+(calling :meth:`TrainContext.backward`, possibly several times) and reports rewards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, ContextManager, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover
+    import random
+
+    import torch
+
+    from .backbone import BackbonePlugin
+    from .config import VaderConfig
+    from .objective import Objective
+
+
+class MethodOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+@dataclass
+class Batch:
+    """Prompts (and conditioning images for image-to-video) of one micro-batch."""
+
+    prompts: list[str]
+    images: list[Any] | None = None
+
+
+@dataclass
+class TrainContext:
+    """What a method may use during a step.
+
+    Attributes:
+        config (`VaderConfig`): the resolved configuration.
+        backbone (`BackbonePlugin`): loaded, frozen, with LoRA on its denoiser.
+        objective (`Objective`): the weighted rewards.
+        autocast (`Callable[[], ContextManager]`): the run's mixed-precision context.
+        backward (`Callable[[torch.Tensor], bool]`): backpropagates a loss scaled for gradient
+            accumulation; returns ``False`` (and does nothing) when the loss is not finite.
+        trainable (`list[torch.nn.Parameter]`): the LoRA parameters.
+        num_reward_queries (`int`): videos scored so far (methods add to it).
+    """
+
+    config: "VaderConfig"
+    backbone: "BackbonePlugin"
+    objective: "Objective"
+    autocast: "Callable[[], ContextManager[Any]]"
+    backward: "Callable[[torch.Tensor], bool]"
+    trainable: "list[torch.nn.Parameter]"
+    num_reward_queries: int = 0
+
+
+@dataclass
+class StepOutput:
+    """Result of one micro-step.
+
+    Attributes:
+        loss (`float`): the loss value (NaN or inf when not finite: the update is skipped).
+        reward (`torch.Tensor`): weighted total reward per video ``(B,)``, detached.
+        rewards (`dict[str, torch.Tensor]`): raw score per reward name ``(B,)``, detached.
+        extras (`dict[str, float]`): anything else worth logging.
+    """
+
+    loss: float
+    reward: "torch.Tensor"
+    rewards: "dict[str, torch.Tensor]"
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+class MethodPlugin:
+    """Base class of training methods."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Options: ClassVar[type[MethodOptions]] = MethodOptions
+
+    def __init__(self, options: MethodOptions | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+
+    def setup(self, ctx: TrainContext) -> None:
+        """Called once after everything is loaded, before the first step."""
+
+    def step(
+        self, ctx: TrainContext, batch: Batch, generator: "torch.Generator", rng: "random.Random"
+    ) -> StepOutput:
+        """One micro-step: sample, score, and call ``ctx.backward``."""
+        raise NotImplementedError
+
+    def reward_queries_per_step(self, batch_size: int) -> int:
+        return batch_size
+
+

@@ -1,0 +1,281 @@
+"""The plugin registry: a thin typed wrapper around pluggy and the ``vader`` entry-point group.
+
+Built-in plugins (``vader_plugins``) come through the root distribution's own entry point, exactly
+like third-party ones. ``VADER_PLUGINS`` limits loading: a comma list of entry-point or distribution
+names loads only those external plugins (built-ins always load); an empty string loads built-ins
+only. A plugin that fails to import or register is recorded as broken and never stops the others.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata as md
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginConflictError, PluginNotFoundError
+
+Kind = Literal["backbone", "reward", "method"]
+KINDS: tuple[Kind, ...] = ("backbone", "reward", "method")
+_HOOKS = {"backbone": "register_backbones", "reward": "register_rewards", "method": "register_methods"}
+BUILTIN_DIST = "vader"
+
+#: Official plugins that live in their own distributions: name -> pip requirement.
+KNOWN_PLUGINS: dict[str, str] = {
+    "svd": "vader-svd",
+    "modelscope": "vader-modelscope",
+    "videocrafter2": "vader-videocrafter",
+    "aesthetic": "vader-clip-rewards",
+    "hps": "vader-clip-rewards",
+    "pickscore": "vader-clip-rewards",
+    "clip_score": "vader-clip-rewards",
+    "object_removal": "vader-detection-rewards",
+    "vjepa": "vader-video-rewards",
+    "action": "vader-video-rewards",
+}
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    kind: Kind
+    cls: type | None
+    package: str
+    version: str
+    summary: str
+    status: str = "ok"
+    plugin: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "package": self.package,
+            "version": self.version,
+            "summary": self.summary,
+            "status": self.status,
+        }
+
+
+@dataclass
+class BrokenPlugin:
+    name: str
+    package: str
+    version: str
+    reason: str
+
+
+@dataclass
+class Registry:
+    manager: pluggy.PluginManager
+    entries: dict[Kind, dict[str, PluginInfo]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    broken: list[BrokenPlugin] = field(default_factory=list)
+    conflicts: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def all(self) -> list[PluginInfo]:
+        return [info for k in KINDS for info in sorted(self.entries[k].values(), key=lambda i: i.name)]
+
+
+_registry: Registry | None = None
+_lock = threading.Lock()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _selected(ep: md.EntryPoint, dist: str) -> bool:
+    if dist == BUILTIN_DIST:
+        return True
+    allow = os.environ.get("VADER_PLUGINS")
+    if allow is None:
+        return True
+    names = {n.strip() for n in allow.split(",") if n.strip()}
+    return ep.name in names or dist in names
+
+
+def _dist_of(ep: md.EntryPoint) -> tuple[str, str]:
+    d = getattr(ep, "dist", None)
+    if d is None:
+        return "unknown", "?"
+    return d.metadata["Name"], d.version
+
+
+def _build() -> Registry:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    reg = Registry(pm)
+    seen: set[str] = set()
+    for ep in sorted(md.entry_points(group=hookspecs.PROJECT), key=lambda e: (e.name, e.value)):
+        dist, version = _dist_of(ep)
+        key = f"{dist}:{ep.name}:{ep.value}"
+        if key in seen or not _selected(ep, dist):
+            continue
+        seen.add(key)
+        try:
+            module = ep.load()
+        except Exception as e:  # noqa: BLE001 - a broken plugin must not break vader
+            reg.broken.append(BrokenPlugin(ep.name, dist, version, f"import failed: {_one_line(e)}"))
+            continue
+        _register_module(reg, module, ep.name, dist, version)
+    return reg
+
+
+def _register_module(reg: Registry, module: Any, plugin_name: str, dist: str, version: str) -> None:
+    """Register one plugin object with pluggy and collect the classes its hooks register."""
+    pm = reg.manager
+    try:
+        pm.register(module, name=f"{dist}:{plugin_name}")
+        pm.check_pending()
+    except Exception as e:  # noqa: BLE001
+        try:
+            pm.unregister(module)
+        except Exception:  # noqa: BLE001
+            pass
+        reg.broken.append(BrokenPlugin(plugin_name, dist, version, f"invalid hooks: {_one_line(e)}"))
+        return
+    collected: list[PluginInfo] = []
+    try:
+        for kind, hook_name in _HOOKS.items():
+            hook = getattr(pm.hook, hook_name)
+            for impl in hook.get_hookimpls():
+                if impl.plugin is not module:
+                    continue
+
+                def register(cls: type, _kind: Kind = kind) -> None:
+                    info = _info(cls, _kind, dist, version)
+                    info.plugin = f"{dist}:{plugin_name}"
+                    collected.append(info)
+
+                impl.function(**{a: register for a in impl.argnames if a == "register"})
+    except Exception as e:  # noqa: BLE001
+        pm.unregister(module)
+        reg.broken.append(BrokenPlugin(plugin_name, dist, version, f"registration failed: {_one_line(e)}"))
+        return
+    for info in collected:
+        try:
+            _add(reg, info)
+        except PluginConflictError as e:
+            reg.conflicts[(info.kind, info.name)] = str(e)
+            reg.broken.append(BrokenPlugin(plugin_name, dist, version, str(e)))
+
+
+def _info(cls: type, kind: Kind, dist: str, version: str) -> PluginInfo:
+    from .backbone import BackbonePlugin
+    from .method import MethodPlugin
+    from .reward import RewardPlugin
+
+    base = {"backbone": BackbonePlugin, "reward": RewardPlugin, "method": MethodPlugin}[kind]
+    if not isinstance(cls, type) or not issubclass(cls, base):
+        raise TypeError(f"{kind} hooks must register subclasses of {base.__name__}, got {cls!r}")
+    if not getattr(cls, "name", ""):
+        raise TypeError(f"{cls.__qualname__} has no `name`")
+    summary = getattr(cls, "summary", "") or (cls.__doc__ or "").strip().split("\n")[0]
+    return PluginInfo(cls.name, kind, cls, dist, version, summary)
+
+
+def _add(reg: Registry, info: PluginInfo) -> None:
+    existing = reg.entries[info.kind].get(info.name)
+    if existing is not None and existing.cls is not info.cls:
+        raise PluginConflictError(
+            f"{info.kind} `{info.name}` is registered twice: {_qual(existing.cls)} (package {existing.package}) "
+            f"and {_qual(info.cls)} (package {info.package}); uninstall one of them or set VADER_PLUGINS"
+        )
+    reg.entries[info.kind][info.name] = info
+
+
+def _qual(cls: type | None) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}" if cls is not None else "?"
+
+
+def registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            _registry = _build()
+        return _registry
+
+
+def reset() -> None:
+    """Forget the registry so the next call re-reads entry points (tests, after pip install)."""
+    global _registry
+    with _lock:
+        _registry = None
+    md.distributions.cache_clear() if hasattr(md.distributions, "cache_clear") else None
+
+
+def register_plugin(module: Any, name: str = "local", package: str = "local", version: str = "0") -> None:
+    """Register a plugin object (module or class with hookimpls) directly, without an entry point.
+
+    Used by tests and notebooks; the registry is built first if needed.
+    """
+    reg = registry()
+    before = len(reg.broken)
+    _register_module(reg, module, name, package, version)
+    if len(reg.broken) > before:
+        b = reg.broken.pop()
+        for key in [k for k, v in reg.conflicts.items() if v == b.reason]:
+            del reg.conflicts[key]
+        if reg.manager.is_registered(module):
+            unregister_plugin(module)
+        raise PluginConflictError(b.reason if "registered twice" in b.reason else f"plugin `{name}` is broken: {b.reason}")
+
+
+def unregister_plugin(module: Any) -> None:
+    """Remove a plugin registered with :func:`register_plugin` and every class it registered."""
+    reg = registry()
+    plugin_name = reg.manager.get_name(module)
+    if plugin_name is None:
+        return
+    reg.manager.unregister(module)
+    for kind in KINDS:
+        for n, info in list(reg.entries[kind].items()):
+            if info.plugin == plugin_name:
+                del reg.entries[kind][n]
+
+
+def _get(kind: Kind, name: str) -> type:
+    reg = registry()
+    if (kind, name) in reg.conflicts:
+        raise PluginConflictError(reg.conflicts[(kind, name)])
+    info = reg.entries[kind].get(name)
+    if info is not None and info.cls is not None:
+        return info.cls
+    installed = sorted(reg.entries[kind])
+    msg = f"unknown {kind} `{name}`; installed: {', '.join(installed) or 'none'}"
+    close = difflib.get_close_matches(name, installed, n=1)
+    if close:
+        msg += f"; did you mean `{close[0]}`?"
+    if name in KNOWN_PLUGINS:
+        msg += f"; `{name}` comes with `pip install {KNOWN_PLUGINS[name]}`"
+    broken = [b for b in reg.broken if b.name == name or b.package == KNOWN_PLUGINS.get(name)]
+    if broken:
+        msg += f"; plugin {broken[0].package} is installed but broken ({broken[0].reason})"
+    raise PluginNotFoundError(msg)
+
+
+def get_backbone(name: str) -> type:
+    """The backbone class registered as ``name``."""
+    return _get("backbone", name)
+
+
+def get_reward(name: str) -> type:
+    """The reward class registered as ``name``."""
+    return _get("reward", name)
+
+
+def get_method(name: str) -> type:
+    """The training method class registered as ``name``."""
+    return _get("method", name)
+
+
+def list_plugins() -> tuple[list[PluginInfo], list[BrokenPlugin]]:
+    reg = registry()
+    return reg.all(), list(reg.broken)

@@ -1,0 +1,128 @@
+"""The one denoising loop of vader, shared by every backbone.
+
+Truncated backpropagation: steps before the first kept step run without autograd. From the first
+kept step on, the latents stay in the graph; the denoiser calls of *kept* steps are differentiated
+(optionally recomputed in backward: gradient checkpointing), those of other later steps are
+evaluated without autograd and enter the scheduler update as constants, so the gradient still flows
+through the cheap scheduler arithmetic but no denoiser activations are stored for them.
+
+Frame subsampling: only the chosen latent frames are decoded (with gradient) for frame rewards.
+"""
+
+from __future__ import annotations
+
+import random
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Sequence
+
+import torch
+from torch.utils.checkpoint import checkpoint as _checkpoint
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .backbone import BackbonePlugin
+    from .config import MemorySection, TruncationSection
+
+
+def kept_steps(num_steps: int, truncation: "TruncationSection", rng: random.Random) -> list[int]:
+    """Indices of the denoising steps whose denoiser call keeps autograd."""
+    if truncation.mode == "specific":
+        return sorted(truncation.steps or [])
+    k = min(truncation.k, num_steps)
+    if truncation.mode == "last":
+        return list(range(num_steps - k, num_steps))
+    start = rng.randint(0, num_steps - k)
+    return list(range(start, start + k))
+
+
+def select_frames(num_frames: int, count: int | None, selection: str, rng: random.Random) -> list[int]:
+    """Latent frame indices to decode: all, ``count`` at random, or ``count`` evenly spaced."""
+    if count is None or count >= num_frames:
+        return list(range(num_frames))
+    if selection == "uniform":
+        if count == 1:
+            return [num_frames // 2]
+        step = (num_frames - 1) / (count - 1)
+        return sorted({round(i * step) for i in range(count)})
+    return sorted(rng.sample(range(num_frames), count))
+
+
+def denoise(
+    backbone: "BackbonePlugin",
+    cond: Any,
+    latents: torch.Tensor,
+    timesteps: Sequence[torch.Tensor],
+    generator: torch.Generator | None,
+    kept: Sequence[int] = (),
+    gradient_checkpointing: bool = False,
+    autocast: Callable[[], ContextManager[Any]] = nullcontext,
+    on_step: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Run the chain from ``latents`` over ``timesteps``; autograd only where described above."""
+    kept_set = set(kept)
+    first = min(kept_set) if kept_set else len(timesteps)
+    for i, t in enumerate(timesteps):
+        in_graph = i >= first and torch.is_grad_enabled()
+        if i in kept_set and in_graph:
+            with autocast():
+                if gradient_checkpointing:
+                    out = _checkpoint(backbone.predict, latents, t, cond, i, use_reentrant=False)
+                else:
+                    out = backbone.predict(latents, t, cond, i)
+        else:
+            with torch.no_grad(), autocast():
+                out = backbone.predict(latents, t, cond, i)
+        with torch.set_grad_enabled(in_graph):
+            latents = backbone.scheduler_step(out, t, latents, i, generator)
+        if on_step is not None:
+            on_step(i)
+    return latents
+
+
+def generate(
+    backbone: "BackbonePlugin",
+    prompts: Sequence[str],
+    images: Sequence[Any] | None,
+    generator: torch.Generator,
+    steps: int | None = None,
+    autocast: Callable[[], ContextManager[Any]] = nullcontext,
+    chunk_size: int | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Sample videos without gradient; returns ``(B, F, 3, H, W)`` float32 in [0, 1]."""
+    with torch.no_grad():
+        with autocast():
+            cond = backbone.encode_condition(list(prompts), list(images) if images is not None else None)
+        latents = backbone.prepare_latents(len(prompts), generator)
+        timesteps = backbone.set_timesteps(steps or backbone.options.steps)
+        latents = denoise(backbone, cond, latents, timesteps, generator, autocast=autocast, on_step=on_step)
+        with autocast():
+            return backbone.decode(latents, None, chunk_size=chunk_size).float()
+
+
+def sample_with_grad(
+    backbone: "BackbonePlugin",
+    cond: Any,
+    batch_size: int,
+    generator: torch.Generator,
+    rng: random.Random,
+    truncation: "TruncationSection",
+    memory: "MemorySection",
+    decode_all: bool = False,
+    autocast: Callable[[], ContextManager[Any]] = nullcontext,
+) -> tuple[torch.Tensor, list[int], list[int]]:
+    """Sample a batch keeping the truncated graph and decode the chosen frames with gradient.
+
+    Returns the decoded video ``(B, f, 3, H, W)``, the kept step indices and the decoded frame indices.
+    """
+    latents = backbone.prepare_latents(batch_size, generator)
+    timesteps = backbone.set_timesteps(backbone.options.steps)
+    kept = kept_steps(len(timesteps), truncation, rng)
+    latents = denoise(
+        backbone, cond, latents, timesteps, generator, kept=kept,
+        gradient_checkpointing=memory.gradient_checkpointing, autocast=autocast,
+    )
+    n = backbone.num_latent_frames(latents)
+    frames = select_frames(n, None if decode_all else memory.decoded_frames, memory.frame_selection, rng)
+    with autocast():
+        video = backbone.decode(latents, frames, chunk_size=memory.decode_chunk_size)
+    return video.float(), kept, frames

@@ -1,0 +1,203 @@
+"""Contract test mixins every backbone and reward plugin runs (pytest style).
+
+Use them in a plugin's tests::
+
+    from vader_core.testing import RewardContractTests
+
+    class TestRedness(RewardContractTests):
+        reward_cls = Redness
+
+        def make_reward(self):          # optional: defaults to load_tiny() on CPU
+            r = Redness(Redness.Options(gain=2.0))
+            r.load_tiny("cpu", torch.float32)
+            return r
+
+    class TestMyBackbone(BackboneContractTests):
+        backbone_cls = MyBackbone
+        options = {"height": 32, "width": 32, "frames": 2, "steps": 2}
+
+Every test builds tiny components on the CPU (``load_tiny``) and runs in seconds.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, ClassVar
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from .config import TruncationSection
+
+
+class RewardContractTests:
+    """Shape, dtype, range, determinism, gradient to pixels, batch independence, options validation."""
+
+    reward_cls: ClassVar[type]
+    #: Video size used by the tests: (batch, frames, H, W).
+    video_size: ClassVar[tuple[int, int, int, int]] = (2, 3, 32, 32)
+    prompts: ClassVar[list[str]] = ["a cat playing chess", "a dog surfing a wave"]
+    #: Option dicts that must be rejected by ``Options``.
+    invalid_options: ClassVar[list[dict[str, Any]]] = [{"no_such_option_xyz": 1}]
+
+    def make_reward(self) -> Any:
+        r = self.reward_cls()
+        r.load_tiny("cpu", torch.float32, seed=0)
+        return r
+
+    def make_video(self, seed: int = 0) -> torch.Tensor:
+        b, f, h, w = self.video_size
+        g = torch.Generator().manual_seed(seed)
+        return torch.rand(b, f, 3, h, w, generator=g)
+
+    def _prompts(self) -> list[str]:
+        b = self.video_size[0]
+        return [self.prompts[i % len(self.prompts)] for i in range(b)]
+
+    def test_contract_attributes(self) -> None:
+        cls = self.reward_cls
+        assert isinstance(cls.name, str) and cls.name, "reward needs a name"
+        assert cls.scores in ("frames", "clip")
+        assert cls.summary, "reward needs a one-line summary"
+        cls.Options()  # defaults must validate
+
+    def test_output_shape_dtype_finite(self) -> None:
+        r = self.make_reward()
+        out = r(self.make_video(), self._prompts())
+        assert out.shape == (self.video_size[0],)
+        assert out.dtype == torch.float32
+        assert torch.isfinite(out).all()
+
+    def test_value_range(self) -> None:
+        r = self.make_reward()
+        if r.value_range is None:
+            pytest.skip("unbounded reward")
+        lo, hi = r.value_range
+        for video in (self.make_video(1), torch.zeros(self.video_size[0], *self.make_video().shape[1:]),
+                      torch.ones(self.video_size[0], *self.make_video().shape[1:])):
+            out = r(video, self._prompts())
+            assert (out >= lo - 1e-5).all() and (out <= hi + 1e-5).all(), f"{out} outside {r.value_range}"
+
+    def test_deterministic(self) -> None:
+        r = self.make_reward()
+        v = self.make_video(2)
+        torch.testing.assert_close(r(v, self._prompts()), r(v.clone(), self._prompts()))
+
+    def test_batch_independent(self) -> None:
+        r = self.make_reward()
+        v = self.make_video(3)
+        full = r(v, self._prompts())
+        single = r(v[:1], self._prompts()[:1])
+        torch.testing.assert_close(full[:1], single, atol=1e-4, rtol=1e-4)
+
+    def test_gradient_reaches_pixels(self) -> None:
+        r = self.make_reward()
+        v = self.make_video(4).requires_grad_(True)
+        r(v, self._prompts()).sum().backward()
+        assert v.grad is not None and torch.isfinite(v.grad).all()
+        assert v.grad.abs().sum() > 0, "reward gradient does not reach the pixels"
+
+    def test_reward_model_frozen(self) -> None:
+        r = self.make_reward()
+        for m in vars(r).values():
+            if isinstance(m, torch.nn.Module):
+                assert not any(p.requires_grad for p in m.parameters()), "reward model must be frozen"
+
+    def test_invalid_options_rejected(self) -> None:
+        for bad in self.invalid_options:
+            with pytest.raises(ValidationError):
+                self.reward_cls.Options.model_validate(bad)
+
+
+class BackboneContractTests:
+    """Loading tiny components, shapes of every step, determinism, LoRA targets, gradient flow."""
+
+    backbone_cls: ClassVar[type]
+    options: ClassVar[dict[str, Any]] = {}
+    prompts: ClassVar[list[str]] = ["a cat playing chess", "a dog surfing a wave"]
+    invalid_options: ClassVar[list[dict[str, Any]]] = [{"frames": 0}, {"no_such_option_xyz": 1}]
+
+    def make_images(self, n: int) -> list[Any] | None:
+        if "image" not in self.backbone_cls.conditioning:
+            return None
+        g = torch.Generator().manual_seed(0)
+        o = self.backbone_cls.Options.model_validate(self.options)
+        return [torch.rand(3, o.height, o.width, generator=g) for _ in range(n)]
+
+    def make_backbone(self) -> Any:
+        bb = self.backbone_cls(self.backbone_cls.Options.model_validate(self.options))
+        bb.load_tiny("cpu", torch.float32, seed=0)
+        return bb
+
+    def _generate(self, bb: Any, seed: int) -> torch.Tensor:
+        from .sampling import generate
+
+        return generate(bb, self.prompts, self.make_images(len(self.prompts)), torch.Generator().manual_seed(seed))
+
+    def test_contract_attributes(self) -> None:
+        cls = self.backbone_cls
+        assert cls.name and cls.summary
+        assert cls.conditioning in ("text", "image", "text+image")
+        assert cls.default_lora_targets
+
+    def test_generate_shape_range(self) -> None:
+        bb = self.make_backbone()
+        video = self._generate(bb, 0)
+        o = bb.options
+        assert video.shape == (len(self.prompts), o.frames, 3, o.height, o.width)
+        assert video.dtype == torch.float32
+        assert video.min() >= 0 and video.max() <= 1 and torch.isfinite(video).all()
+
+    def test_deterministic_under_seed(self) -> None:
+        bb = self.make_backbone()
+        a, b, c = self._generate(bb, 0), self._generate(bb, 0), self._generate(bb, 1)
+        torch.testing.assert_close(a, b)
+        assert not torch.allclose(a, c)
+
+    def test_decode_subset_matches_full(self) -> None:
+        bb = self.make_backbone()
+        g = torch.Generator().manual_seed(0)
+        latents = bb.prepare_latents(1, g)
+        n = bb.num_latent_frames(latents)
+        with torch.no_grad():
+            full = bb.decode(latents, None)
+            sub = bb.decode(latents, [n - 1])
+        assert sub.shape[1] == 1
+        torch.testing.assert_close(sub[:, 0], full[:, -1], atol=1e-4, rtol=1e-4)
+
+    def test_lora_targets_exist(self) -> None:
+        bb = self.make_backbone()
+        names = [n for n, _ in bb.denoiser.named_modules()]
+        for t in bb.default_lora_targets:
+            assert any(n == t or n.endswith("." + t) for n in names), f"no module matches LoRA target {t}"
+
+    def test_gradient_reaches_lora_only(self) -> None:
+        from .config import MemorySection
+        from .lora import add_lora
+        from .sampling import sample_with_grad
+
+        bb = self.make_backbone()
+        add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
+        for n, p in bb.denoiser.named_parameters():
+            if "lora_B" in n:  # B starts at zero: give it a value so A gets gradient too
+                torch.nn.init.normal_(p, std=0.02)
+        images = self.make_images(1)
+        cond = bb.encode_condition(self.prompts[:1], images)
+        video, kept, frames = sample_with_grad(
+            bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0),
+            TruncationSection(mode="last", k=1), MemorySection(decoded_frames=1),
+        )
+        video.mean().backward()
+        for n, p in bb.denoiser.named_parameters():
+            if "lora_" in n:
+                assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {n}"
+        for name, m in bb.modules().items():
+            for n, p in m.named_parameters():
+                if "lora_" not in n:
+                    assert p.grad is None, f"frozen parameter {name}.{n} got a gradient"
+
+    def test_invalid_options_rejected(self) -> None:
+        for bad in self.invalid_options:
+            with pytest.raises(ValidationError):
+                self.backbone_cls.Options.model_validate({**self.options, **bad})

@@ -1,0 +1,180 @@
+"""Building block for text-to-video backbones in the diffusers layout of ModelScope T2V.
+
+``UNet3DConditionModel`` + ``AutoencoderKL`` + CLIP text encoder + a diffusers scheduler, the
+components of ``TextToVideoSDPipeline``. The steps reproduce that pipeline exactly (same noise from
+the same generator, same guidance, same scheduler calls), so ``vader generate`` matches it.
+Subclasses: the built-in ``tiny`` and ``toy`` backbones and the ``modelscope`` plugin.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Sequence
+
+from .lazy import torch
+from pydantic import Field
+
+from .backbone import BackboneOptions, BackbonePlugin
+from .errors import ConfigError, MissingWeightsError
+
+
+class UNetT2VOptions(BackboneOptions):
+    scheduler: Literal["ddim", "dpmsolver"] = Field("ddim", description="Sampler: `ddim` or `dpmsolver` (multistep).")
+    negative_prompt: str = Field("", description="Negative prompt for classifier-free guidance.")
+    revision: str | None = Field(None, description="Hub revision of the weights.")
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class UNetT2VBackbone(BackbonePlugin):
+    """Text-to-video with the components of diffusers' ``TextToVideoSDPipeline``."""
+
+    Options: ClassVar[type[BackboneOptions]] = UNetT2VOptions
+    conditioning = "text"
+    denoiser_name = "unet"
+    default_model: ClassVar[str | None] = None
+    #: Option that points at a local copy, for error messages.
+    model_option: ClassVar[str] = "backbone.model"
+
+    # -------------------------------------------------------------- loading
+    def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
+        from diffusers import AutoencoderKL, UNet3DConditionModel
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        source = self.options.model or self.default_model
+        if source is None:
+            raise ConfigError(f"backbone `{self.name}` needs `{self.model_option}` (hub id or local directory)")
+        local = Path(source).expanduser()
+        kw: dict[str, Any] = {"revision": self.options.revision} if self.options.revision else {}
+        if local.exists():
+            if not (local / "unet").is_dir():
+                raise MissingWeightsError(
+                    f"{local} is not a diffusers model directory (no unet/); point `{self.model_option}` at "
+                    "the folder written by save_pretrained"
+                )
+            source, kw = str(local), {}
+        try:
+            unet = UNet3DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype, **kw)
+            vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=dtype, **kw)
+            text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", torch_dtype=dtype, **kw)
+            tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **kw)
+        except OSError as e:
+            offline = " (HF_HUB_OFFLINE is set)" if _hub_offline() else ""
+            raise MissingWeightsError(
+                f"cannot load `{source}`{offline}: {str(e).splitlines()[0][:160]}; download it with "
+                f"`huggingface-cli download {source}` or set `{self.model_option}` to a local diffusers directory"
+            ) from None
+        self.setup(
+            {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
+             "scheduler": self.make_scheduler(self._scheduler_config(source, kw))},
+            device, dtype,
+        )
+
+    def _scheduler_config(self, source: str, kw: dict[str, Any]) -> dict[str, Any] | None:
+        from diffusers import DDIMScheduler
+
+        try:
+            return dict(DDIMScheduler.load_config(source, subfolder="scheduler", **kw))
+        except (OSError, ValueError):
+            return None
+
+    def make_scheduler(self, config: dict[str, Any] | None = None) -> Any:
+        """The sampler chosen by ``options.scheduler``, from the model's scheduler config."""
+        from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+        base = dict(config or self.default_scheduler_config())
+        cls = DDIMScheduler if self.options.scheduler == "ddim" else DPMSolverMultistepScheduler
+        return cls.from_config(base)
+
+    def default_scheduler_config(self) -> dict[str, Any]:
+        return {
+            "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
+            "beta_schedule": "scaled_linear", "clip_sample": False, "set_alpha_to_one": False,
+            "steps_offset": 1, "prediction_type": "epsilon",
+        }
+
+    def setup(self, components: dict[str, Any], device: torch.device | str, dtype: torch.dtype) -> None:
+        """Install components: moved to ``device``, cast to ``dtype``, frozen, eval mode."""
+        for v in components.values():
+            if isinstance(v, torch.nn.Module):
+                first = next(v.parameters(), None)
+                if first is not None and first.dtype != dtype:
+                    v.to(dtype=dtype)
+                v.to(device=device).requires_grad_(False).eval()
+        self.components = components
+        self.device, self.dtype = torch.device(device), dtype
+        vae = components["vae"]
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write the components in the diffusers layout (loadable by ``load`` and by diffusers)."""
+        d = Path(directory)
+        for name in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+            self.components[name].save_pretrained(d / name)
+
+    # -------------------------------------------------------------- steps
+    @property
+    def do_cfg(self) -> bool:
+        return self.options.guidance > 1.0
+
+    def _embed(self, texts: Sequence[str]) -> torch.Tensor:
+        tok = self.components["tokenizer"]
+        ids = tok(list(texts), padding="max_length", max_length=tok.model_max_length, truncation=True,
+                  return_tensors="pt").input_ids.to(self.device)
+        return self.components["text_encoder"](ids)[0]
+
+    def encode_condition(self, prompts: Sequence[str], images: Sequence[Any] | None = None) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            emb = self._embed(prompts)
+            if self.do_cfg:
+                neg = self._embed([self.options.negative_prompt] * len(prompts))
+                emb = torch.cat([neg, emb])
+        return {"encoder_hidden_states": emb}
+
+    def latent_shape(self, batch_size: int) -> tuple[int, ...]:
+        o = self.options
+        c = self.components["unet"].config.in_channels
+        return (batch_size, c, o.frames, o.height // self.vae_scale_factor, o.width // self.vae_scale_factor)
+
+    def prepare_latents(self, batch_size: int, generator: torch.Generator | None) -> torch.Tensor:
+        from diffusers.utils.torch_utils import randn_tensor
+
+        latents = randn_tensor(self.latent_shape(batch_size), generator=generator, device=self.device, dtype=self.dtype)
+        return latents * self.scheduler.init_noise_sigma
+
+    def predict(self, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], step_index: int) -> torch.Tensor:
+        x = torch.cat([latents] * 2) if self.do_cfg else latents
+        x = self.scheduler.scale_model_input(x, t)
+        out = self.denoiser(x, t, encoder_hidden_states=cond["encoder_hidden_states"], return_dict=False)[0]
+        if self.do_cfg:
+            uncond, text = out.chunk(2)
+            out = uncond + self.options.guidance * (text - uncond)
+        return out
+
+    def scheduler_step(self, model_output: torch.Tensor, t: torch.Tensor, latents: torch.Tensor, step_index: int,
+                       generator: torch.Generator | None) -> torch.Tensor:
+        b, c, f, h, w = latents.shape
+        flat = latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+        out = model_output.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+        kwargs: dict[str, Any] = {}
+        if self.options.scheduler == "ddim":
+            kwargs = {"eta": self.options.eta, "generator": generator}
+        elif generator is not None:
+            kwargs = {"generator": generator}
+        prev = self.scheduler.step(out, t, flat, **kwargs, return_dict=False)[0]
+        return prev.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
+
+    def decode(self, latents: torch.Tensor, frames: Sequence[int] | None = None,
+               chunk_size: int | None = None) -> torch.Tensor:
+        vae = self.components["vae"]
+        if frames is not None:
+            latents = latents[:, :, list(frames)]
+        b, c, f, h, w = latents.shape
+        flat = latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w) / vae.config.scaling_factor
+        step = chunk_size or flat.shape[0]
+        images = torch.cat([vae.decode(flat[i:i + step]).sample for i in range(0, flat.shape[0], step)])
+        video = images.reshape(b, f, *images.shape[1:]).float()
+        return (video / 2 + 0.5).clamp(0, 1)
