@@ -1,0 +1,113 @@
+import random
+
+import pytest
+import torch
+
+from vader_core.config import MemorySection, TruncationSection
+from vader_core.lora import add_lora
+from vader_core.sampling import kept_steps, sample_with_grad, select_frames
+from vader_plugins.tiny import TinyBackbone
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    bb = TinyBackbone(TinyBackbone.Options(frames=4, steps=5))
+    bb.load("cpu", torch.float32)
+    add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
+    for n, p in bb.denoiser.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.05)
+    return bb
+
+
+class _Spy:
+    """Counts denoiser calls that run with autograd and frames the VAE decodes."""
+
+    def __init__(self, bb, monkeypatch):
+        self.grad_calls, self.nograd_calls, self.decoded = [], [], []
+        orig_predict, orig_decode = bb.predict, bb.components["vae"].decode
+
+        def predict(latents, t, cond, i):
+            (self.grad_calls if torch.is_grad_enabled() else self.nograd_calls).append(i)
+            return orig_predict(latents, t, cond, i)
+
+        def decode(z, *a, **k):
+            self.decoded.append(z.shape[0])
+            return orig_decode(z, *a, **k)
+
+        monkeypatch.setattr(bb, "predict", predict)
+        monkeypatch.setattr(bb.components["vae"], "decode", decode)
+
+
+def _run(bb, trunc, memory=None, seed=0):
+    cond = bb.encode_condition(["a cat"], None)
+    return sample_with_grad(bb, cond, 1, torch.Generator().manual_seed(seed), random.Random(seed), trunc,
+                            memory or MemorySection(gradient_checkpointing=False, decoded_frames=1))
+
+
+@pytest.mark.parametrize(
+    "trunc",
+    [TruncationSection(mode="last", k=1), TruncationSection(mode="last", k=3),
+     TruncationSection(mode="rand", k=2), TruncationSection(mode="specific", steps=[1, 3])],
+)
+def test_truncation_keeps_exactly_k_steps(backbone, monkeypatch, trunc):
+    spy = _Spy(backbone, monkeypatch)
+    video, kept, _ = _run(backbone, trunc)
+    k = len(trunc.steps) if trunc.mode == "specific" else trunc.k
+    assert len(kept) == k and sorted(spy.grad_calls) == kept
+    assert len(spy.grad_calls) + len(spy.nograd_calls) == 5
+    if trunc.mode == "last":
+        assert kept == list(range(5 - k, 5))
+    video.mean().backward()
+    assert any(p.grad is not None for n, p in backbone.denoiser.named_parameters() if "lora_" in n)
+    backbone.denoiser.zero_grad(set_to_none=True)
+
+
+def test_rand_mode_varies_start():
+    starts = {kept_steps(25, TruncationSection(mode="rand", k=2), random.Random(s))[0] for s in range(30)}
+    assert len(starts) > 5 and max(starts) <= 23
+
+
+def test_checkpointing_calls_twice_but_same_gradient(backbone, monkeypatch):
+    grads = []
+    for ckpt in (False, True):
+        spy = _Spy(backbone, monkeypatch)
+        video, kept, _ = _run(backbone, TruncationSection(mode="last", k=2),
+                              MemorySection(gradient_checkpointing=ckpt, decoded_frames=2, frame_selection="uniform"))
+        video.mean().backward()
+        grads.append([p.grad.clone() for n, p in backbone.denoiser.named_parameters() if "lora_" in n])
+        backbone.denoiser.zero_grad(set_to_none=True)
+        assert len(spy.grad_calls) == (4 if ckpt else 2)  # recomputed in backward
+        monkeypatch.undo()
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("count", [1, 2, None])
+def test_frame_subsampling_decodes_only_chosen_frames(backbone, monkeypatch, count):
+    spy = _Spy(backbone, monkeypatch)
+    video, _, frames = _run(backbone, TruncationSection(mode="last", k=1),
+                            MemorySection(gradient_checkpointing=False, decoded_frames=count))
+    n = 4 if count is None else count
+    assert video.shape[1] == n and len(frames) == n and spy.decoded == [n]
+
+
+def test_select_frames():
+    assert select_frames(8, None, "random", random.Random(0)) == list(range(8))
+    assert select_frames(8, 3, "uniform", random.Random(0)) == [0, 4, 7]
+    r = select_frames(8, 3, "random", random.Random(0))
+    assert len(set(r)) == 3 and r == sorted(r)
+
+
+def test_gradient_reaches_every_lora_parameter_and_no_frozen_one(backbone):
+    backbone.denoiser.zero_grad(set_to_none=True)
+    video, _, _ = _run(backbone, TruncationSection(mode="last", k=2))
+    video.mean().backward()
+    for n, p in backbone.denoiser.named_parameters():
+        if "lora_" in n:
+            assert p.grad is not None and p.grad.abs().sum() > 0, n
+        else:
+            assert p.grad is None, n
+    for name in ("vae", "text_encoder"):
+        assert all(p.grad is None for p in backbone.components[name].parameters())
+    backbone.denoiser.zero_grad(set_to_none=True)
