@@ -45,7 +45,7 @@ def test_corrupt_lora_file(tmp_path):
         load_lora(tiny_components(0)["unet"], p, prefix="unet")
 
 
-@pytest.mark.parametrize("suffix,tol", [(".npy", 0), (".gif", 0.03), (".mp4", 0.1)]  # gif: 256-colour palette)
+@pytest.mark.parametrize("suffix,tol", [(".npy", 0), (".gif", 0.03), (".mp4", 0.1)])  # gif: 256-colour palette
 def test_video_roundtrip(tmp_path, suffix, tol):
     f, h, w = 6, 33, 30  # odd height: mp4 pads to even sizes
     yy, xx = np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij")
