@@ -125,3 +125,15 @@ def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
         _train(tmp_path, 4, ["output.checkpoint_every=1"], resume="latest")
     assert (tmp_path / "checkpoints" / "step-1" / "optimizer.pt").stat().st_size > 100
     assert (ck / "pytorch_lora_weights.safetensors").is_file()
+
+
+def test_bf16_keeps_frozen_weights_in_bf16_and_lora_in_fp32(tmp_path):
+    cfg = build_config(None, tiny_sets(tmp_path, 2), {"rewards": ["saturation"], "device": "cpu",
+                                                     "precision": "bf16"})
+    tr = Trainer(cfg, progress=False)
+    summary = tr.run()
+    assert summary["precision"] == "bf16"
+    for n, p in tr.backbone.denoiser.named_parameters():
+        assert p.dtype == (torch.float32 if "lora_" in n else torch.bfloat16), n
+    assert all(p.dtype == torch.bfloat16 for p in tr.backbone.components["vae"].parameters())
+    assert all(r["loss"] is not None for r in _metrics(tmp_path))

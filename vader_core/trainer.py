@@ -90,6 +90,10 @@ class Trainer:
             else torch.device(device or "cpu"))
         self.precision = resolve_precision(cfg.precision, probe)
         mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[self.precision]
+        from accelerate.state import AcceleratorState
+
+        # A second run in one process (notebooks, tests) may change precision; keep the process group.
+        AcceleratorState._reset_state(reset_partial_state=False)
         self.accelerator = Accelerator(mixed_precision=mp, cpu=device == "cpu")
         acc = self.accelerator
         self.device = acc.device
@@ -244,6 +248,8 @@ class Trainer:
             "reward": float(torch.cat(totals).mean()),
             "rewards": {k: float(torch.cat(v).mean()) for k, v in per.items()},
         }
+        parts = ", ".join(f"{k} {v:.4f}" for k, v in rec["rewards"].items())
+        self.log(f"step {step}: held-out reward {rec['reward']:.4f} ({parts})")
         if self.is_main:
             self.state.validation.append(rec)
             _append_jsonl(self.out / "validation.jsonl", rec)

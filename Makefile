@@ -1,0 +1,40 @@
+# Set-up and everyday commands. Every target creates the virtual environment and installs what it
+# needs, so each works on a fresh clone: `make demo` (offline main job), `make test` (all tests).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+PLUGINS := $(sort $(wildcard plugins/vader-*))
+PLUGIN_TESTS := $(wildcard $(addsuffix /tests,$(PLUGINS)))
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test test-core docs clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, pinned, so no other requirement pulls a different build.
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) | $(PY)
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -e ".[test]" $(addprefix -e ,$(PLUGINS))
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/vader train --config examples/demo-tiny.yaml
+
+test: install
+	$(PY) -m pytest tests $(PLUGIN_TESTS) -q -n 2 --durations=10
+
+test-core: install
+	$(PY) -m pytest tests -q
+
+docs: install
+	$(PY) -m vader_core.docs_gen docs/cli.md docs/configuration.md
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info
