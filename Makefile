@@ -24,11 +24,14 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) | $(PY)
 
 install: $(STAMP)
 
+# A fresh demo each time: vader refuses to overwrite an earlier run's checkpoints.
 demo: install
+	rm -rf runs/demo-tiny
 	$(VENV)/bin/vader train --config examples/demo-tiny.yaml
 
+# Two workers of one thread each: more torch threads than cores slows the suite tenfold.
 test: install
-	$(PY) -m pytest tests $(PLUGIN_TESTS) -q -n 2 --durations=10
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests $(PLUGIN_TESTS) -q -n 2 --durations=10
 
 test-core: install
 	$(PY) -m pytest tests -q

@@ -137,3 +137,11 @@ def test_bf16_keeps_frozen_weights_in_bf16_and_lora_in_fp32(tmp_path):
         assert p.dtype == (torch.float32 if "lora_" in n else torch.bfloat16), n
     assert all(p.dtype == torch.bfloat16 for p in tr.backbone.components["vae"].parameters())
     assert all(r["loss"] is not None for r in _metrics(tmp_path))
+
+
+def test_fresh_run_refuses_to_overwrite_checkpoints(tmp_path):
+    _train(tmp_path, 1)
+    before = (tmp_path / "checkpoints" / "step-1" / "pytorch_lora_weights.safetensors").read_bytes()
+    with pytest.raises(CheckpointError, match="already holds checkpoints"):
+        _train(tmp_path, 1)
+    assert (tmp_path / "checkpoints" / "step-1" / "pytorch_lora_weights.safetensors").read_bytes() == before

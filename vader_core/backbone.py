@@ -76,6 +76,11 @@ class BackbonePlugin:
         """Build tiny randomly initialised components of the real architecture (for tests)."""
         raise NotImplementedError(f"{type(self).__name__} must implement load_tiny()")
 
+    def default_prompts(self) -> tuple[list[str], list[str]] | None:
+        """Training and held-out prompts suited to this model, used when the config names none
+        (a model trained on a narrow domain, like the bundled ``toy``, overrides this)."""
+        return None
+
     @property
     def denoiser(self) -> "torch.nn.Module":
         """The module that receives LoRA."""

@@ -124,7 +124,10 @@ class TrainSection(_Section):
     seed: int = Field(42, description="Seed of everything random in the run.")
     prompts: list[str] | None = Field(None, description="Training prompts; overrides `prompt_set`.")
     prompt_file: str | None = Field(None, description="Text file with one training prompt per line.")
-    prompt_set: str = Field("animals", description="Built-in prompt set when no prompts are given.")
+    prompt_set: str | None = Field(
+        None, description="Built-in prompt set when no prompts are given; null: the backbone's own "
+        "prompts if it has some, else `animals`."
+    )
     images: str | None = Field(
         None, description="Image-to-video: a folder of images, or a text file listing image paths "
         "(optional caption after a tab)."
@@ -138,6 +141,7 @@ class ValidationSection(_Section):
     every: int = Field(10, ge=0, description="Validate every N optimiser steps (0 disables).")
     prompts: list[str] | None = Field(None, description="Held-out prompts; default: the prompt set's held-out list.")
     seeds: list[int] = Field([0, 1], description="Seeds; every prompt is sampled once per seed.")
+    max_prompts: int = Field(2, ge=1, description="At most this many held-out prompts (from the prompt set).")
     save_videos: bool = Field(True, description="Write mp4 and gif samples under `samples/`.")
 
 

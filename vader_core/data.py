@@ -83,7 +83,18 @@ def image_source(spec: str) -> Source:
     return Source(captions, [str(x) for x in paths])
 
 
-def training_source(train: Any, conditioning: str) -> Source:
+def _prompt_set(train: Any, backbone: Any) -> tuple[list[str], list[str]]:
+    if train.prompt_set is None:
+        own = backbone.default_prompts() if backbone is not None else None
+        if own is not None:
+            return own
+        return PROMPT_SETS["animals"]
+    if train.prompt_set not in PROMPT_SETS:
+        raise ConfigError(f"unknown `train.prompt_set` {train.prompt_set!r}; built-in: {', '.join(PROMPT_SETS)}")
+    return PROMPT_SETS[train.prompt_set]
+
+
+def training_source(train: Any, conditioning: str, backbone: Any = None) -> Source:
     """Build the training source from the ``train`` section for a backbone's conditioning kind."""
     if "image" in conditioning:
         if not train.images:
@@ -93,20 +104,18 @@ def training_source(train: Any, conditioning: str) -> Source:
         return Source(list(train.prompts))
     if train.prompt_file:
         return Source(_read_lines(train.prompt_file))
-    if train.prompt_set not in PROMPT_SETS:
-        raise ConfigError(f"unknown `train.prompt_set` {train.prompt_set!r}; built-in: {', '.join(PROMPT_SETS)}")
-    return Source(list(PROMPT_SETS[train.prompt_set][0]))
+    return Source(list(_prompt_set(train, backbone)[0]))
 
 
-def validation_prompts(config: Any, source: Source) -> tuple[list[str], list[str] | None]:
+def validation_prompts(config: Any, source: Source, backbone: Any = None) -> tuple[list[str], list[str] | None]:
     """Held-out prompts (and images for image-to-video)."""
     v = config.validation
+    n = v.max_prompts
     if source.images is not None:
-        n = min(len(source.prompts), 2)
         return source.prompts[:n], source.images[:n]
     if v.prompts:
         return list(v.prompts), None
     t = config.train
-    if not t.prompts and not t.prompt_file and t.prompt_set in PROMPT_SETS:
-        return list(PROMPT_SETS[t.prompt_set][1][:2]), None
-    return source.prompts[:2], None
+    if not t.prompts and not t.prompt_file:
+        return list(_prompt_set(t, backbone)[1][:n]), None
+    return source.prompts[:n], None

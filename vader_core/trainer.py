@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from . import plugins
-from .checkpoint import find_resume, load_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import find_resume, list_checkpoints, load_checkpoint, save_checkpoint, set_rng_state
 from .config import VaderConfig, resolve
 from .data import training_source, validation_prompts
-from .errors import ConfigError, InterruptedRun, MissingDependencyError, NonFiniteLossError
+from .errors import CheckpointError, ConfigError, InterruptedRun, MissingDependencyError, NonFiniteLossError
 from .lora import add_lora, config_metadata, lora_parameters, lora_state_dict
 from .method import TrainContext
 from .objective import Objective
@@ -124,8 +124,8 @@ class Trainer:
         self.objective.load(self.device, self.weight_dtype, tiny=self.tiny, seed=cfg.train.seed)
         mcls = plugins.get_method(cfg.method.name)
         self.method = mcls(mcls.Options.model_validate(cfg.method.options))
-        self.source = training_source(cfg.train, self.backbone.conditioning)
-        self.val_prompts, self.val_images = validation_prompts(cfg, self.source)
+        self.source = training_source(cfg.train, self.backbone.conditioning, self.backbone)
+        self.val_prompts, self.val_images = validation_prompts(cfg, self.source, self.backbone)
 
         o = cfg.optim
         optimizer = torch.optim.AdamW(self.params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
@@ -267,6 +267,24 @@ class Trainer:
                 write_video(d / f"{stem}.mp4", video[i])
                 write_video(d / f"{stem}.gif", video[i])
 
+    def _before_after(self, step: int) -> Path | None:
+        """Step-0 and final validation videos side by side (same prompts and seeds)."""
+        from .media import read_video, side_by_side, write_video
+
+        if not (self.is_main and self.config.validation.save_videos) or step == 0:
+            return None
+        first, last = self.out / "samples" / "step-000000", self.out / "samples" / f"step-{step:06d}"
+        d = self.out / "samples" / "before_after"
+        for seed in self.config.validation.seeds:
+            for i, prompt in enumerate(self.val_prompts):
+                stem = f"seed{seed}-{i}-{_slug(prompt)}"
+                if not (first / f"{stem}.gif").is_file() or not (last / f"{stem}.gif").is_file():
+                    continue
+                pair = side_by_side([read_video(first / f"{stem}.gif"), read_video(last / f"{stem}.gif")])
+                write_video(d / f"{stem}.gif", pair)
+                write_video(d / f"{stem}.mp4", pair)
+        return d
+
     def plot(self) -> Path | None:
         if not self.is_main or not self.state.history:
             return None
@@ -361,7 +379,14 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume(resume)
-        elif self.is_main:
+        else:
+            existing = list_checkpoints(self.out / "checkpoints")
+            if existing:
+                raise CheckpointError(
+                    f"{self.out} already holds checkpoints (up to {existing[-1].name}); continue with "
+                    "--resume latest, or pick another --output-dir"
+                )
+        if not resume and self.is_main:
             for name in ("metrics.jsonl", "validation.jsonl"):
                 (self.out / name).unlink(missing_ok=True)
         if self.is_main:
@@ -413,6 +438,7 @@ class Trainer:
         if not any(v["step"] == step for v in self.state.validation):
             self.validate(step)
         self.plot()
+        self._before_after(step)
         return self._summary(step)
 
     def _summary(self, step: int) -> dict[str, Any]:
