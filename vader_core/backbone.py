@@ -134,6 +134,19 @@ class BackbonePlugin:
         """Advance the latents one step with the backbone's diffusers scheduler (differentiable)."""
         raise NotImplementedError
 
+    def step_log_prob(
+        self,
+        model_output: "torch.Tensor",
+        t: "torch.Tensor",
+        latents: "torch.Tensor",
+        prev_latents: "torch.Tensor",
+        step_index: int,
+    ) -> "torch.Tensor":
+        """Log-density, per video ``(B,)`` (mean over latent elements), of ``prev_latents`` under the
+        scheduler's stochastic step from ``latents``. Needed only by policy-gradient methods such as
+        ``ddpo``; backbones whose sampler is deterministic leave it unimplemented."""
+        raise NotImplementedError(f"backbone `{self.name}` has no stochastic step log-probability")
+
     def num_latent_frames(self, latents: "torch.Tensor") -> int:
         """Number of latent frames, the unit of frame subsampling (``(B, C, F, h, w)`` layout by default)."""
         return int(latents.shape[2])

@@ -46,6 +46,8 @@ class TrainContext:
         backward (`Callable[[torch.Tensor], bool]`): backpropagates a loss scaled for gradient
             accumulation; returns ``False`` (and does nothing) when the loss is not finite.
         trainable (`list[torch.nn.Parameter]`): the LoRA parameters.
+        draw_batch (`Callable[[random.Random], Batch]`): draws another training batch (methods that
+            sample several batches before updating, e.g. ``ddpo``).
         num_reward_queries (`int`): videos scored so far (methods add to it).
     """
 
@@ -55,6 +57,7 @@ class TrainContext:
     autocast: "Callable[[], ContextManager[Any]]"
     backward: "Callable[[torch.Tensor], bool]"
     trainable: "list[torch.nn.Parameter]"
+    draw_batch: "Callable[[random.Random], Batch] | None" = None
     num_reward_queries: int = 0
 
 

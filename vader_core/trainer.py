@@ -85,9 +85,15 @@ class Trainer:
         device = cfg.device
         if device and device.startswith("cuda:"):
             torch.cuda.set_device(int(device.split(":", 1)[1]))
-        probe = torch.device("cpu") if device == "cpu" else (
-            torch.device("cuda") if torch.cuda.is_available() and device in (None, "cuda") or (device or "").startswith("cuda")
-            else torch.device(device or "cpu"))
+        if device:
+            try:
+                probe = torch.device(device)
+            except RuntimeError:
+                raise ConfigError(f"`device`: not a torch device, got {device!r} (use cpu, cuda, cuda:1, mps)") from None
+        else:
+            probe = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if probe.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"`device` is {device!r} but no CUDA GPU is visible; use --device cpu")
         self.precision = resolve_precision(cfg.precision, probe)
         mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[self.precision]
         from accelerate.state import AcceleratorState
@@ -140,6 +146,7 @@ class Trainer:
         self.ctx = TrainContext(
             config=cfg, backbone=self.backbone, objective=self.objective, autocast=self._autocast,
             backward=self._backward, trainable=self.params,
+            draw_batch=lambda rng: self.source.batch(cfg.train.batch_size, rng),
         )
         self.method.setup(self.ctx)
 
@@ -323,6 +330,7 @@ class Trainer:
         self._nonfinite_in_step = False
         losses, totals = [], []
         per: dict[str, list[torch.Tensor]] = {}
+        extras: dict[str, list[float]] = {}
         for micro in range(cfg.optim.grad_accum):
             rank = acc.process_index
             rng = random.Random(derive_seed(cfg.train.seed, "rng", step, micro, rank))
@@ -333,6 +341,8 @@ class Trainer:
             totals.append(out.reward.float().cpu())
             for k, v in out.rewards.items():
                 per.setdefault(k, []).append(v.float().cpu())
+            for k, x in out.extras.items():
+                extras.setdefault(k, []).append(float(x))
         skipped = self._nonfinite_in_step
         grad_norm = float("nan")
         if not skipped:
@@ -370,6 +380,8 @@ class Trainer:
             "reward_queries": self.state.reward_queries,
             "step_time": time.perf_counter() - t0,
         }
+        if extras:
+            rec["extras"] = {k: _finite_or_none(sum(v) / len(v)) for k, v in extras.items()}
         return rec
 
     def run(self, resume: str | None = None) -> dict[str, Any]:

@@ -167,6 +167,44 @@ class UNetT2VBackbone(BackbonePlugin):
         prev = self.scheduler.step(out, t, flat, **kwargs, return_dict=False)[0]
         return prev.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
 
+    def step_log_prob(self, model_output: torch.Tensor, t: torch.Tensor, latents: torch.Tensor,
+                      prev_latents: torch.Tensor, step_index: int) -> torch.Tensor:
+        """Gaussian log-density of a DDIM step with ``eta > 0`` (the DDPO policy), per video.
+
+        Mean and standard deviation follow diffusers' ``DDIMScheduler.step`` (Song et al., eq. 12),
+        so ``scheduler_step`` samples exactly from this Gaussian.
+        """
+        import math
+
+        from diffusers import DDIMScheduler
+
+        sched = self.scheduler
+        if not isinstance(sched, DDIMScheduler) or self.options.eta <= 0:
+            from .errors import ConfigError
+
+            raise ConfigError("this method needs a stochastic DDIM sampler: set backbone.scheduler=ddim and "
+                              "sampling.eta=1.0")
+        ac = sched.alphas_cumprod.to(latents.device)
+        t_int = int(t)
+        prev_t = t_int - sched.config.num_train_timesteps // sched.num_inference_steps
+        a_t = ac[t_int]
+        a_prev = ac[prev_t] if prev_t >= 0 else sched.final_alpha_cumprod.to(latents.device)
+        x, eps = latents.float(), model_output.float()
+        kind = sched.config.prediction_type
+        if kind == "epsilon":
+            x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        elif kind == "v_prediction":
+            x0 = a_t.sqrt() * x - (1 - a_t).sqrt() * eps
+            eps = a_t.sqrt() * eps + (1 - a_t).sqrt() * x
+        else:
+            x0 = eps
+            eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+        variance = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)
+        std = self.options.eta * variance.clamp(min=1e-20).sqrt()
+        mean = a_prev.sqrt() * x0 + (1 - a_prev - std**2).clamp(min=0).sqrt() * eps
+        logp = -((prev_latents.float() - mean) ** 2) / (2 * std**2) - std.log() - math.log(math.sqrt(2 * math.pi))
+        return logp.mean(dim=tuple(range(1, logp.ndim)))
+
     def decode(self, latents: torch.Tensor, frames: Sequence[int] | None = None,
                chunk_size: int | None = None) -> torch.Tensor:
         vae = self.components["vae"]

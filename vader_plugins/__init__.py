@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from vader_core.hookspecs import hookimpl
 
+from .ddpo import DDPOMethod
 from .methods import VaderMethod
 from .rewards import REWARDS
 from .tiny import TinyBackbone
@@ -26,3 +27,4 @@ def register_rewards(register):  # noqa: ANN001, ANN201
 @hookimpl
 def register_methods(register):  # noqa: ANN001, ANN201
     register(VaderMethod)
+    register(DDPOMethod)
