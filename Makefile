@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-core docs clean
+.PHONY: install demo test test-core docs bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,7 @@ docs: install
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
+
+# Benchmarks: writes docs/benchmarks.md, docs/benchmarks.json and docs/img/bench-*.png.
+bench: install
+	$(PY) -m benchmarks.run

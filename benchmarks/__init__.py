@@ -1,0 +1,1 @@
+"""vader's benchmark suite: `python -m benchmarks.run` (or `make bench`)."""

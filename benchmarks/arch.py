@@ -1,0 +1,75 @@
+"""The ModelScope T2V architecture (diffusers' UNet3DConditionModel, the SD AutoencoderKL and a CLIP
+text encoder) with random weights, scaled to fit a CPU: memory and time do not depend on the values.
+
+The full-size layout of ``damo-vilab/text-to-video-ms-1.7b``: UNet block_out_channels
+(320, 640, 1280, 1280), 2 layers per block, attention head dim 64, cross-attention dim 1024; VAE
+block_out_channels (128, 256, 512, 512), 2 layers per block, 8x spatial downsampling; OpenCLIP
+ViT-H text tower (hidden 1024, 23 layers). ``width`` divides every channel count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def modelscope_components(width: int = 8, text_layers: int = 2, seed: int = 0) -> dict[str, Any]:
+    """Random ModelScope-architecture components with every channel count divided by ``width``."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from vader_core.tokenizers import clip_tokenizer
+
+    torch.manual_seed(seed)
+    ch = [c // width for c in (320, 640, 1280, 1280)]
+    groups = min(32, ch[0] // 2)
+    cross = 1024 // width
+    unet = UNet3DConditionModel(
+        block_out_channels=tuple(ch), layers_per_block=2, cross_attention_dim=cross,
+        attention_head_dim=max(8, 64 // width), norm_num_groups=groups,
+    )
+    vch = [c // width for c in (128, 256, 512, 512)]
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=tuple(vch), norm_num_groups=min(32, vch[0] // 2),
+    )
+    text = CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=cross, intermediate_size=4 * cross, num_attention_heads=max(1, cross // 64),
+        num_hidden_layers=text_layers, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407,
+        pad_token_id=49407,
+    ))
+    sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                          set_alpha_to_one=False, steps_offset=1)
+    return {"unet": unet, "vae": vae, "text_encoder": text, "tokenizer": clip_tokenizer(), "scheduler": sched}
+
+
+def register_random_modelscope(width: int = 8, text_layers: int = 2) -> type:
+    """Register backbone ``modelscope-random`` (this architecture, random weights) in this process."""
+    import types
+
+    from vader_core import hookimpl, plugins
+    from vader_core.unet_t2v import UNetT2VBackbone
+
+    class RandomModelScope(UNetT2VBackbone):
+        name = "modelscope-random"
+        summary = "ModelScope T2V architecture with random weights, channels divided by a width factor."
+
+        def load(self, device: Any, dtype: Any) -> None:
+            self.load_tiny(device, dtype)
+
+        def load_tiny(self, device: Any, dtype: Any, seed: int = 0) -> None:
+            comps = modelscope_components(width, text_layers, seed)
+            comps["scheduler"] = self.make_scheduler(dict(comps["scheduler"].config))
+            self.setup(comps, device, dtype)
+
+    mod = types.ModuleType("vader_bench_backbone")
+
+    @hookimpl
+    def register_backbones(register: Any) -> None:
+        register(RandomModelScope)
+
+    mod.register_backbones = register_backbones  # type: ignore[attr-defined]
+    plugins.register_plugin(mod, name="bench", package="benchmarks")
+    return RandomModelScope

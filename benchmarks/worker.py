@@ -1,0 +1,85 @@
+"""One training step of one memory configuration, in a fresh process (``python -m benchmarks.worker JSON``).
+
+Prints one JSON line: peak resident memory of the process, the part of it the step added over the
+loaded model, torch's own peak on CUDA, and the step time. The step is the computation of
+``vader_core``'s ``vader`` method (same functions), with full fine-tuning when LoRA is off.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import sys
+import time
+from contextlib import nullcontext
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _hwm_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(cfg: dict) -> dict:
+    import torch
+
+    from benchmarks.arch import register_random_modelscope
+    from vader_core.config import MemorySection, TruncationSection
+    from vader_core.lora import add_lora, lora_parameters
+    from vader_core.sampling import sample_with_grad
+
+    torch.set_num_threads(cfg.get("threads", 2))
+    device = torch.device(cfg.get("device", "cpu"))
+    bf16 = cfg["precision"] == "bf16"
+    cls = register_random_modelscope(cfg["width"], cfg.get("text_layers", 2))
+    bb = cls(cls.Options(height=cfg["size"], width=cfg["size"], frames=cfg["frames"], steps=cfg["steps"],
+                         guidance=cfg.get("guidance", 9.0)))
+    bb.load(device, torch.bfloat16 if bf16 else torch.float32)
+    if cfg["lora"]:
+        add_lora(bb.denoiser, 16, 16, 0.0, bb.default_lora_targets)
+        params = lora_parameters(bb.denoiser)
+    else:  # full fine-tuning of the denoiser, fp32 master weights
+        bb.denoiser.float().requires_grad_(True)
+        params = list(bb.denoiser.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-5)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
+    k = cfg["steps"] if cfg["k"] == "all" else cfg["k"]
+    trunc = TruncationSection(mode="last", k=k)
+    mem = MemorySection(gradient_checkpointing=cfg["checkpointing"], decoded_frames=cfg["decoded_frames"],
+                        decode_chunk_size=cfg.get("decode_chunk"))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    base = _rss_mb()
+    times = []
+    for rep in range(cfg.get("repeats", 1)):
+        t0 = time.perf_counter()
+        with torch.no_grad(), autocast():
+            cond = bb.encode_condition(["a panda riding a bike"], None)
+        video, _, _ = sample_with_grad(bb, cond, 1, torch.Generator().manual_seed(rep), random.Random(rep),
+                                       trunc, mem, autocast=autocast)
+        with autocast():
+            f = video.float()
+            reward = (f.amax(dim=2) - f.amin(dim=2)).mean()  # saturation
+        (-reward).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    out = {"peak_rss_mb": _hwm_mb(), "model_rss_mb": base, "step_added_mb": _hwm_mb() - base,
+           "step_time_s": min(times), "trainable_params": sum(p.numel() for p in params)}
+    if device.type == "cuda":
+        out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(json.loads(sys.argv[1]))))
