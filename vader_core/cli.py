@@ -42,26 +42,28 @@ def _main(
 
 # --------------------------------------------------------------------------- helpers
 def _plugin_options_help() -> str:
-    """Options of every installed plugin, for ``vader train --help``."""
+    """Options of every installed plugin, for ``vader train --help`` (one unwrapped block each)."""
     from . import plugins
 
     try:
         infos, _ = plugins.list_plugins()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - help must always work
         return ""
-    lines = ["Plugin options (set with --set backbone.OPTION=V, --set rewards.N.OPTION=V, or in --config):", ""]
+    blocks = []
     for info in infos:
-        if info.cls is None or info.kind == "method" and not info.cls.Options.model_fields:
+        if info.cls is None:
             continue
         fields = info.cls.Options.model_fields
         if not fields:
-            lines.append(f"  {info.kind} {info.name}: no options")
             continue
-        lines.append(f"  {info.kind} {info.name}:")
+        lines = ["\b", f"{info.kind} {info.name}:"]
         for fname, f in fields.items():
-            default = f.default if f.default is not None else "null"
-            lines.append(f"    {fname} (default {default}): {f.description or ''}")
-    return "\n\n".join(["\n".join(lines[:1])] + ["\n".join(lines[2:])])
+            default = "null" if f.default is None else f.default
+            lines.append(f"  {fname} (default {default}): {f.description or ''}")
+        blocks.append("\n".join(lines))
+    head = ("Plugin options (set with --set backbone.OPTION=V, --set rewards.N.OPTION=V, --set method.OPTION=V, "
+            "or in --config); plugins without options are not listed:")
+    return "\n\n".join([head, *blocks])
 
 
 def _config_from_args(

@@ -1,0 +1,155 @@
+"""``pickscore``: PickScore v1, differentiable.
+
+A transformers ``CLIPModel`` (``yuvalkirstain/PickScore_v1``, a CLIP-H fine-tuned on Pick-a-Pic) with
+the image preprocessing of ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``'s ``CLIPImageProcessor``:
+shortest side to 224 (bicubic, antialiased), centre crop 224 (offset ``excess // 2``), CLIP mean/std.
+Score s = ``logit_scale.exp() * cos(image, text)``, the raw PickScore logit (around 20 for
+generated images). VADER's loss ``|1 - s / 100|`` is ``weight: 0.01, objective: {target: 100}``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+
+from pydantic import Field
+
+from vader_core.errors import MissingWeightsError
+from vader_core.reward import RewardOptions, RewardPlugin
+
+from ._common import freeze, seeded, unique_prompts
+from ._weights import hub_offline
+from .preprocess import ImageSpec, preprocess
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+PICKSCORE_REPO = "yuvalkirstain/PickScore_v1"
+PROCESSOR_REPO = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+
+
+class PickScoreOptions(RewardOptions):
+    model: str = Field(
+        PICKSCORE_REPO,
+        description="PickScore model: a Hugging Face hub id, or a local directory in `save_pretrained` layout "
+        "(config.json + model.safetensors or pytorch_model.bin).",
+    )
+    resize_mode: Literal["shortest", "longest", "squash"] = Field(
+        "shortest",
+        description="Frame to 224x224: `shortest` side to 224 + centre crop (the CLIPImageProcessor PickScore was "
+        "trained with), `longest` side + black padding, or `squash`.",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute the vision encoder layers in backward instead of storing their activations."
+    )
+
+
+def tiny_config() -> Any:
+    """A tiny ``CLIPConfig`` of PickScore's shape: 224x224 input, 77 text positions, the CLIP vocabulary, GELU."""
+    from transformers import CLIPConfig
+
+    return CLIPConfig(
+        text_config={
+            "vocab_size": 49408, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+            "num_hidden_layers": 2, "max_position_embeddings": 77, "hidden_act": "gelu",
+        },
+        vision_config={
+            "image_size": 224, "patch_size": 32, "hidden_size": 64, "intermediate_size": 128,
+            "num_attention_heads": 2, "num_hidden_layers": 2, "hidden_act": "gelu",
+        },
+        projection_dim=32,
+    )
+
+
+def tiny_model(seed: int = 0) -> Any:
+    """The seeded tiny random ``CLIPModel`` used by ``load_tiny``."""
+    from transformers import CLIPModel
+
+    with seeded(seed):
+        return CLIPModel(tiny_config())
+
+
+class PickScore(RewardPlugin):
+    """PickScore v1 of each frame and its prompt: ``logit_scale.exp() * cos(image, text)`` of a CLIP-H."""
+
+    name = "pickscore"
+    summary = "PickScore v1 (CLIP-H fine-tuned on Pick-a-Pic), raw logit logit_scale.exp() * cos(image, prompt)."
+    Options: ClassVar = PickScoreOptions
+    scores = "frames"
+
+    def __init__(self, options: PickScoreOptions | None = None) -> None:
+        super().__init__(options)
+        self.model: "torch.nn.Module | None" = None
+        self.tokenizer: Any = None
+        self.spec = ImageSpec(crop_offset="floor")
+
+    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+        """Load ``options.model`` (hub id or local directory, honouring ``HF_HUB_OFFLINE``), frozen, in ``dtype``."""
+        from pathlib import Path
+
+        from transformers import CLIPModel
+
+        ref = self.options.model
+        local = Path(ref).expanduser()
+        looks_local = local.exists() or ref.startswith((".", "/", "~")) or "\\" in ref or ref.count("/") > 1
+        if looks_local and not local.is_dir():
+            raise self._missing(ref, f"no such directory {ref!r}")
+        try:
+            model = CLIPModel.from_pretrained(str(local) if looks_local else ref)
+        except OSError as e:
+            reason = ("HF_HUB_OFFLINE=1 and it is not in the Hugging Face cache" if hub_offline() and not looks_local
+                      else (str(e).strip().splitlines() or [type(e).__name__])[0][:200])
+            raise self._missing(ref, reason) from None
+        self._setup(model, device, dtype)
+
+    def _missing(self, ref: str, reason: str) -> MissingWeightsError:
+        return MissingWeightsError(
+            f"{self.name}: model `{ref}` (config.json + model.safetensors) not available: {reason}. Get it from the "
+            f"Hugging Face hub repo `{PICKSCORE_REPO}` (e.g. `huggingface-cli download {PICKSCORE_REPO}`) and give "
+            f"the hub id or its local directory with the reward option `model` (config `model: DIR`, "
+            f"`--set rewards.N.model=DIR` in `vader train`, `--set model=DIR` in `vader score`)"
+        )
+
+    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+        """Tiny random transformers ``CLIPModel`` of the same classes, for tests."""
+        self._setup(tiny_model(seed), device, dtype)
+
+    def _setup(self, model: Any, device: Any, dtype: Any) -> None:
+        from vader_core.tokenizers import clip_tokenizer
+
+        size = int(model.config.vision_config.image_size)
+        self.spec = ImageSpec(size=(size, size), resize_mode=self.options.resize_mode, crop_offset="floor")
+        # The processor's tokenizer is CLIP's BPE (49,408 tokens); vader builds it offline from
+        # open_clip's vocabulary file, so scoring never needs the processor repo.
+        self.tokenizer = clip_tokenizer(int(model.config.text_config.max_position_embeddings))
+        self.model = freeze(model, device, dtype)
+        if self.options.gradient_checkpointing:
+            self._checkpoint_vision_layers()
+        super().load(device, dtype)
+
+    def _checkpoint_vision_layers(self) -> None:
+        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # transformers only checkpoints modules in training mode; flag the vision encoder and its
+        # layers alone (not their submodules), so checkpointing runs while every dropout stays off.
+        encoder = self.model.vision_model.encoder
+        encoder.training = True
+        for layer in encoder.layers:
+            layer.training = True
+
+    def score_frames(self, frames: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+        """PickScore of each frame ``(N, 3, H, W)`` in [0, 1] with its prompt. Returns ``(N,)``."""
+        import torch
+
+        m = self.model
+        distinct, index = unique_prompts(prompts)
+        with torch.no_grad():
+            tok = self.tokenizer(distinct, padding="max_length", truncation=True,
+                                 max_length=self.tokenizer.model_max_length, return_tensors="pt")
+            out = m.text_model(input_ids=tok["input_ids"].to(self.device),
+                               attention_mask=tok["attention_mask"].to(self.device))
+            text = m.text_projection(out.pooler_output)
+            text = text / text.norm(dim=-1, keepdim=True)
+        x = preprocess(frames, self.spec).to(device=self.device, dtype=self.dtype)
+        image = m.visual_projection(m.vision_model(pixel_values=x).pooler_output)
+        image = image / image.norm(dim=-1, keepdim=True)
+        cos = (image * text[torch.as_tensor(index, device=text.device)]).sum(dim=-1)
+        return m.logit_scale.exp() * cos
