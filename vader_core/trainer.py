@@ -25,7 +25,7 @@ from .checkpoint import find_resume, list_checkpoints, load_checkpoint, save_che
 from .config import VaderConfig, resolve
 from .data import training_source, validation_prompts
 from .errors import CheckpointError, ConfigError, InterruptedRun, MissingDependencyError, NonFiniteLossError
-from .lora import add_lora, config_metadata, lora_parameters, lora_state_dict
+from .lora import add_lora, config_metadata, lora_parameters, lora_state_dict, set_lora_training
 from .method import TrainContext
 from .objective import Objective
 
@@ -121,7 +121,7 @@ class Trainer:
         denoiser = self.backbone.denoiser
         targets = cfg.lora.target_modules or list(self.backbone.default_lora_targets)
         self.lora_config = add_lora(denoiser, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout, targets)
-        denoiser.train()
+        set_lora_training(denoiser, True)
         self.params = lora_parameters(denoiser)
         if not self.params:
             raise ConfigError("LoRA added no trainable parameters; check `lora.target_modules`")
@@ -235,7 +235,7 @@ class Trainer:
         from .sampling import generate
 
         den = self.backbone.denoiser
-        den.eval()
+        set_lora_training(den, False)
         totals: list[torch.Tensor] = []
         per: dict[str, list[torch.Tensor]] = {t.name: [] for t in self.objective.terms}
         videos = []
@@ -249,7 +249,7 @@ class Trainer:
             for k, v in scores.items():
                 per[k].append(v.float().cpu())
             videos.append((seed, video.cpu()))
-        den.train()
+        set_lora_training(den, True)
         rec = {
             "step": step,
             "reward": float(torch.cat(totals).mean()),

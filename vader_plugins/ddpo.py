@@ -119,10 +119,12 @@ class DDPOMethod(MethodPlugin):
                            {k: v.float() for k, v in scores.items()})
 
     def _collect(self, ctx: TrainContext, first: Batch, generator: "torch.Generator", rng: random.Random) -> None:
-        ctx.backbone.denoiser.eval()  # sampling policy without LoRA dropout
+        from vader_core.lora import set_lora_training
+
+        set_lora_training(ctx.backbone.denoiser, False)  # sampling policy without LoRA dropout
         batches = [first] + [ctx.draw_batch(rng) for _ in range(self.options.sample_batches - 1)]  # type: ignore[misc]
         trajs = [self.sample(ctx, b, generator) for b in batches]
-        ctx.backbone.denoiser.train()
+        set_lora_training(ctx.backbone.denoiser, True)
         prompts = [p for tr in trajs for p in tr.batch.prompts]
         rewards = torch.cat([tr.reward.cpu() for tr in trajs])
         if self.options.per_prompt_stat_tracking:
@@ -151,7 +153,9 @@ class DDPOMethod(MethodPlugin):
         total_loss, clipfrac = 0.0, 0.0
         # The importance ratio compares one policy at two parameter values: keep LoRA dropout off,
         # as during sampling, or the ratio measures dropout noise.
-        bb.denoiser.eval()
+        from vader_core.lora import set_lora_training
+
+        set_lora_training(bb.denoiser, False)
         for j in order:
             t = tr.timesteps[j]
             with ctx.autocast():
@@ -164,7 +168,7 @@ class DDPOMethod(MethodPlugin):
             ctx.backward(loss)
             total_loss += float(loss.detach())
             clipfrac += float(((ratio - 1.0).abs() > eps).float().mean()) / n_train
-        bb.denoiser.train()
+        set_lora_training(bb.denoiser, True)
         return StepOutput(
             loss=total_loss, reward=tr.reward, rewards=tr.rewards,
             extras={"clipfrac": clipfrac, "advantage_abs": float(adv.abs().mean())},
