@@ -285,6 +285,8 @@ def _plots(results: dict[str, Any], img: Path, prefix: str) -> dict[str, str]:
             grid[0][j].plot(xs, [p["step_time_s"] for p in pts], "o-")
             grid[1][j].plot(xs, [p["step_added_mb"] / 1024 for p in pts], "o-", color="#dd8452")
             grid[1][j].set_xlabel(axis)
+            grid[0][j].set_ylim(bottom=0)
+            grid[1][j].set_ylim(bottom=0)
         grid[0][0].set_ylabel("step time (s)")
         grid[1][0].set_ylabel("step memory (GiB)")
         fig.suptitle("B3: cost against frames, kept steps K, decoded frames, resolution")
@@ -374,7 +376,9 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
     if "b3" in results:
         b = results["b3"]
         lines += ["## B3. Scaling", "", f"Base settings: `{json.dumps(b['settings'])}`; one axis varied at a time, "
-                  "each point in a fresh process.", ""]
+                  "each point in a fresh process. Step memory is the peak resident memory above the loaded model: "
+                  "below about 0.4 GiB it is the process's allocation floor, not the step; step times of points "
+                  "in separate processes are less comparable than B2's interleaved ones.", ""]
         for axis, pts in b["axes"].items():
             lines += [f"| {axis} | step time (s) | step memory (MiB) | peak (MiB) |", "| --- | --- | --- | --- |"]
             for p in pts:
