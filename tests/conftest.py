@@ -9,9 +9,11 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _fresh_registry():
+def _fresh_registry(monkeypatch):
     from vader_core import plugins
 
+    # Per test, not per session: plugin test suites in the same run set their own value.
+    monkeypatch.setenv("VADER_PLUGINS", "")
     plugins.reset()
     yield
     plugins.reset()

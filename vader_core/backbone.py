@@ -111,7 +111,13 @@ class BackbonePlugin:
         return list(self.scheduler.timesteps)
 
     def prepare_latents(self, batch_size: int, generator: "torch.Generator") -> "torch.Tensor":
-        """Initial latents for ``batch_size`` videos, drawn from ``generator`` and scaled for the scheduler."""
+        """Initial latents for ``batch_size`` videos, drawn from ``generator`` and scaled for the scheduler.
+
+        Called after :meth:`set_timesteps`. A backbone may accept a keyword argument ``cond``: the core
+        then passes the object :meth:`encode_condition` returned for this batch, so that conditioning
+        that needs noise from the generator before the latents (Stable Video Diffusion's noise-augmented
+        image) can draw it here and complete ``cond``.
+        """
         raise NotImplementedError
 
     def predict(self, latents: "torch.Tensor", t: "torch.Tensor", cond: Any, step_index: int) -> "torch.Tensor":
@@ -157,6 +163,7 @@ class BackbonePlugin:
         """Decode the latent frames ``frames`` (all if ``None``) to pixels.
 
         Returns ``(B, len(frames), 3, H, W)`` float32 in ``[0, 1]``, differentiable in ``latents``.
-        ``chunk_size`` bounds how many frames the VAE decodes at once (memory; same result).
+        ``chunk_size`` bounds how many frames the VAE decodes at once: memory, and the same result for a
+        per-frame VAE; a temporal decoder (SVD) mixes the frames of a chunk, so there it changes the frames.
         """
         raise NotImplementedError

@@ -46,6 +46,16 @@ def select_frames(num_frames: int, count: int | None, selection: str, rng: rando
     return sorted(rng.sample(range(num_frames), count))
 
 
+def prepare_latents(backbone: "BackbonePlugin", batch_size: int, generator: torch.Generator | None,
+                    cond: Any) -> torch.Tensor:
+    """``backbone.prepare_latents``, passing ``cond`` to backbones that accept it (opt-in, like hook arguments)."""
+    import inspect
+
+    if "cond" in inspect.signature(backbone.prepare_latents).parameters:
+        return backbone.prepare_latents(batch_size, generator, cond=cond)
+    return backbone.prepare_latents(batch_size, generator)
+
+
 def denoise(
     backbone: "BackbonePlugin",
     cond: Any,
@@ -92,8 +102,9 @@ def generate(
     with torch.no_grad():
         with autocast():
             cond = backbone.encode_condition(list(prompts), list(images) if images is not None else None)
-        latents = backbone.prepare_latents(len(prompts), generator)
+        # As in diffusers' pipelines: the initial sigma of some schedulers (EDM Euler) depends on the schedule.
         timesteps = backbone.set_timesteps(steps or backbone.options.steps)
+        latents = prepare_latents(backbone, len(prompts), generator, cond)
         latents = denoise(backbone, cond, latents, timesteps, generator, autocast=autocast, on_step=on_step)
         with autocast():
             return backbone.decode(latents, None, chunk_size=chunk_size).float()
@@ -114,8 +125,8 @@ def sample_with_grad(
 
     Returns the decoded video ``(B, f, 3, H, W)``, the kept step indices and the decoded frame indices.
     """
-    latents = backbone.prepare_latents(batch_size, generator)
     timesteps = backbone.set_timesteps(backbone.options.steps)
+    latents = prepare_latents(backbone, batch_size, generator, cond)
     kept = kept_steps(len(timesteps), truncation, rng)
     latents = denoise(
         backbone, cond, latents, timesteps, generator, kept=kept,

@@ -211,7 +211,8 @@ class UNetT2VBackbone(BackbonePlugin):
         if frames is not None:
             latents = latents[:, :, list(frames)]
         b, c, f, h, w = latents.shape
-        flat = latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w) / vae.config.scaling_factor
+        # 1 / s * x, not x / s: the stock pipeline's rounding, so frames match it to the last bit.
+        flat = 1 / vae.config.scaling_factor * latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
         step = chunk_size or flat.shape[0]
         images = torch.cat([vae.decode(flat[i:i + step]).sample for i in range(0, flat.shape[0], step)])
         video = images.reshape(b, f, *images.shape[1:]).float()

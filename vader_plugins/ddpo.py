@@ -101,8 +101,10 @@ class DDPOMethod(MethodPlugin):
         bb = ctx.backbone
         with ctx.autocast():
             cond = bb.encode_condition(batch.prompts, batch.images)
-        latents = bb.prepare_latents(len(batch.prompts), generator)
+        from vader_core.sampling import prepare_latents
+
         timesteps = bb.set_timesteps(bb.options.steps)
+        latents = prepare_latents(bb, len(batch.prompts), generator, cond)
         traj, logps = [latents], []
         for i, t in enumerate(timesteps):
             with ctx.autocast():

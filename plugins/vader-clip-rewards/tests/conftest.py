@@ -21,9 +21,11 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_registry():
+def _fresh_registry(monkeypatch):
     from vader_core import plugins
 
+    # Per test: the core suite, run in the same session, sets its own value.
+    monkeypatch.setenv("VADER_PLUGINS", "clip_rewards")
     plugins.reset()
     yield
     plugins.reset()
