@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Torch threads per measurement: OMP_NUM_THREADS if set (the test suite sets 1 per worker), else every core.
+THREADS = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 
 def machine() -> dict[str, Any]:
@@ -43,7 +45,8 @@ def machine() -> dict[str, Any]:
 
 
 def _worker(cfg: dict[str, Any]) -> dict[str, Any]:
-    env = {**os.environ, "VADER_PLUGINS": "", "OMP_NUM_THREADS": str(cfg.get("threads", 2))}
+    cfg = {"threads": THREADS, **cfg}
+    env = {**os.environ, "VADER_PLUGINS": "", "OMP_NUM_THREADS": str(cfg["threads"])}
     res = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(cfg)], capture_output=True,
                          text=True, cwd=ROOT, env=env, timeout=3600)
     if res.returncode != 0:
@@ -164,7 +167,7 @@ def b2(quick: bool) -> dict[str, Any]:
 
     width, size, frames, steps, k = (32, 32, 2, 2, 1) if quick else (8, 64, 8, 10, 1)
     rounds = 3 if quick else 7
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
     register_random_modelscope(width)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = build_config(None, [
