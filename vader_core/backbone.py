@@ -81,6 +81,20 @@ class BackbonePlugin:
         (a model trained on a narrow domain, like the bundled ``toy``, overrides this)."""
         return None
 
+    def install_components(self, components: dict[str, Any], device: "torch.device | str", dtype: "torch.dtype") -> None:
+        """Install ``components``: modules moved to ``device``, cast to ``dtype`` (only when needed, which
+        spares diffusers' cast warning), frozen and in eval mode."""
+        import torch
+
+        for v in components.values():
+            if isinstance(v, torch.nn.Module):
+                first = next(v.parameters(), None)
+                if first is not None and first.dtype != dtype:
+                    v.to(dtype=dtype)
+                v.to(device=device).requires_grad_(False).eval()
+        self.components = components
+        self.device, self.dtype = torch.device(device), dtype
+
     @property
     def denoiser(self) -> "torch.nn.Module":
         """The module that receives LoRA."""

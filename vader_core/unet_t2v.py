@@ -98,14 +98,7 @@ class UNetT2VBackbone(BackbonePlugin):
 
     def setup(self, components: dict[str, Any], device: torch.device | str, dtype: torch.dtype) -> None:
         """Install components: moved to ``device``, cast to ``dtype``, frozen, eval mode."""
-        for v in components.values():
-            if isinstance(v, torch.nn.Module):
-                first = next(v.parameters(), None)
-                if first is not None and first.dtype != dtype:
-                    v.to(dtype=dtype)
-                v.to(device=device).requires_grad_(False).eval()
-        self.components = components
-        self.device, self.dtype = torch.device(device), dtype
+        self.install_components(components, device, dtype)
         vae = components["vae"]
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 

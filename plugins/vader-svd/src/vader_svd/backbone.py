@@ -209,14 +209,7 @@ class SVDBackbone(BackbonePlugin):
 
         if not isinstance(components["scheduler"], EulerDiscreteScheduler):
             components["scheduler"] = EulerDiscreteScheduler.from_config(components["scheduler"].config)
-        for v in components.values():
-            if isinstance(v, torch.nn.Module):
-                first = next(v.parameters(), None)
-                if first is not None and first.dtype != dtype:
-                    v.to(dtype=dtype)
-                v.to(device=device).requires_grad_(False).eval()
-        self.components = components
-        self.device, self.dtype = torch.device(device), dtype
+        self.install_components(components, device, dtype)
         unet = components["unet"]
         expected = unet.add_embedding.linear_1.in_features
         if unet.config.addition_time_embed_dim * 3 != expected:
