@@ -1,0 +1,170 @@
+"""Numerical agreement of vader-videocrafter with the official VideoCrafter code, on tiny random weights.
+
+    python plugins/vader-videocrafter/scripts/compare_reference.py --official /path/to/VideoCrafter \
+        [--ref-path /path/to/reference-deps]
+
+``--official`` is a checkout of github.com/AILab-CVC/VideoCrafter (not part of this repository);
+``--ref-path`` a folder with the packages only the official code needs (einops, omegaconf and the
+open_clip_torch 2.22.0 it pins; e.g. ``pip install --target DIR einops omegaconf open_clip_torch==2.22.0
+--no-deps``). Two processes:
+
+1. *reference* (the official code): builds ``LatentDiffusion`` from the official
+   ``configs/inference_t2v_512_v2.0.yaml`` with the widths shrunk to the tiny test configuration of
+   ``vader_videocrafter.tiny`` (every other setting official: temporal convolutions and attention,
+   ``init_attn``, fps conditioning, ``use_scale``), gives its zero-initialised layers random values, and
+   records its state dict, the text embeddings, one denoiser call and a full ``DDIMSampler.sample``
+   (25 steps, eta 1.0 and 0.0, guidance 12, fps 24, the empty prompt as unconditional) followed by
+   ``decode_first_stage``. The sampler's noise comes from a seeded generator (its ``noise_like`` is
+   replaced), and the initial noise is passed as ``x_T``.
+   Modules the official package imports but this path does not use are replaced by empty stand-ins
+   (``pytorch_lightning.LightningModule`` by ``torch.nn.Module``, ``cv2``, ``kornia``), and the sampler's
+   ``register_buffer``, which moves everything to CUDA, by a plain ``setattr``.
+2. *ours* (this environment): loads that state dict with ``VideoCrafterBackbone.load_state_dict_components``
+   (the checkpoint loader, strict key check included), runs the same calls through vader's sampling
+   loop with a generator seeded alike, and prints the largest absolute differences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SEED, STEPS, GUIDANCE, FPS = 0, 25, 12.0, 24
+FRAMES, H, W = 4, 32, 32
+PROMPTS = ["a panda riding a bike", "a dog surfing a wave"]
+SHIMS = {
+    "pytorch_lightning/__init__.py": "import torch\n\nclass LightningModule(torch.nn.Module):\n"
+    "    @property\n    def device(self):\n        return next(self.parameters()).device\n",
+    "cv2.py": "", "kornia.py": "",
+}
+
+
+def tiny_overrides() -> tuple[dict, dict, dict]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from vader_videocrafter.tiny import TINY_OPENCLIP, TINY_UNET, TINY_VAE
+
+    return TINY_UNET, TINY_VAE, TINY_OPENCLIP
+
+
+def reference(official: Path, out: Path) -> None:
+    import torch
+    from omegaconf import OmegaConf
+
+    unet, vae, clip = tiny_overrides()
+    import open_clip
+
+    open_clip.factory._MODEL_CONFIGS["vader-tiny"] = clip  # the official embedder takes an architecture name
+    from utils.utils import instantiate_from_config
+
+    import lvdm.models.samplers.ddim as ddim_mod
+
+    cfg = OmegaConf.load(official / "configs" / "inference_t2v_512_v2.0.yaml").model
+    p = cfg.params.unet_config.params
+    p.model_channels, p.channel_mult, p.num_res_blocks = unet["model_channels"], list(unet["channel_mult"]), unet["num_res_blocks"]
+    p.attention_resolutions, p.num_head_channels, p.context_dim = list(unet["attention_resolutions"]), unet["num_head_channels"], unet["context_dim"]
+    dd = cfg.params.first_stage_config.params.ddconfig
+    dd.ch, dd.ch_mult, dd.num_res_blocks, dd.resolution = vae["block_out_channels"][0], [1, 2], vae["layers_per_block"], H
+    cfg.params.cond_stage_config.params.arch = "vader-tiny"
+    torch.manual_seed(SEED)
+    model = instantiate_from_config(cfg).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for _, prm in model.named_parameters():
+            if prm.abs().sum() == 0:  # zero-initialised output layers: give every path a value
+                prm.copy_(torch.randn(prm.shape, generator=g) * 0.02)
+    ddim_mod.DDIMSampler.register_buffer = lambda self, name, attr: setattr(self, name, attr)
+    rec: dict = {"state_dict": {k: v.clone() for k, v in model.state_dict().items()}}
+    with torch.no_grad():
+        c = model.get_learned_conditioning(PROMPTS)
+        uc = model.get_learned_conditioning([""] * len(PROMPTS))
+        rec["text"], rec["uncond_text"] = c, uc
+        fps = torch.full((len(PROMPTS),), FPS, dtype=torch.long)
+        f = 2 ** (len(vae["block_out_channels"]) - 1)  # the VAE's downsampling
+        x = torch.randn(len(PROMPTS), 4, FRAMES, H // f, W // f, generator=g)
+        t = torch.tensor([500, 81])
+        rec["x"], rec["t"] = x, t
+        rec["eps"] = model.apply_model(x, t, {"c_crossattn": [c], "fps": fps})
+        for eta in (1.0, 0.0):
+            noise_gen = torch.Generator().manual_seed(SEED)
+            shape = (len(PROMPTS), 4, FRAMES, H // f, W // f)
+            x_T = torch.randn(shape, generator=noise_gen)
+            ddim_mod.noise_like = lambda shape, device, repeat=False: torch.randn(shape, generator=noise_gen)
+            samples, _ = ddim_mod.DDIMSampler(model).sample(
+                S=STEPS, batch_size=len(PROMPTS), shape=shape[1:], conditioning={"c_crossattn": [c], "fps": fps},
+                verbose=False, unconditional_guidance_scale=GUIDANCE,
+                unconditional_conditioning={"c_crossattn": [uc], "fps": fps}, eta=eta, x_T=x_T)
+            rec[f"latents_eta{eta}"] = samples
+            rec[f"video_eta{eta}"] = model.decode_first_stage(samples)
+    torch.save(rec, out)
+
+
+def ours(rec_path: Path) -> dict:
+    import torch
+
+    from vader_core.sampling import denoise, prepare_latents
+    from vader_videocrafter import VideoCrafterBackbone, VideoCrafterOptions
+
+    unet, vae, clip = tiny_overrides()
+    rec = torch.load(rec_path, weights_only=True)
+    res: dict = {}
+    for eta in (1.0, 0.0):
+        bb = VideoCrafterBackbone(VideoCrafterOptions(height=H, width=W, frames=FRAMES, steps=STEPS,
+                                                      guidance=GUIDANCE, eta=eta, fps=FPS))
+        bb.load_state_dict_components(rec["state_dict"], "reference state dict", "cpu", torch.float32,
+                                      unet_config=unet, vae_config=vae, text_config=clip)
+        with torch.no_grad():
+            cond = bb.encode_condition(PROMPTS)
+            if eta == 1.0:
+                n = len(PROMPTS)
+                res["text_embedding"] = (cond["encoder_hidden_states"][n:] - rec["text"]).abs().max().item()
+                res["uncond_embedding"] = (cond["encoder_hidden_states"][:n] - rec["uncond_text"]).abs().max().item()
+                eps = bb.denoiser(rec["x"], rec["t"], rec["text"], fps=FPS)
+                res["denoiser_call"] = (eps - rec["eps"]).abs().max().item()
+                res["denoiser_output_scale"] = rec["eps"].abs().max().item()
+            gen = torch.Generator().manual_seed(SEED)
+            timesteps = bb.set_timesteps(STEPS)
+            latents = prepare_latents(bb, len(PROMPTS), gen, cond)
+            latents = denoise(bb, cond, latents, timesteps, gen)
+            video = bb.decode(latents)  # (B, F, 3, H, W) in [0, 1]
+        ref_video = ((rec[f"video_eta{eta}"].clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4)
+        res[f"ddim_latents_eta{eta}"] = (latents - rec[f"latents_eta{eta}"]).abs().max().item()
+        res[f"ddim_latents_scale_eta{eta}"] = rec[f"latents_eta{eta}"].abs().max().item()
+        res[f"ddim_video_eta{eta}"] = (video - ref_video).abs().max().item()
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--official", type=Path, help="checkout of github.com/AILab-CVC/VideoCrafter")
+    ap.add_argument("--ref-path", type=Path, default=None, help="folder of reference-only packages (einops, "
+                    "omegaconf, open_clip_torch==2.22.0)")
+    ap.add_argument("--phase", choices=["reference"], help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.phase == "reference":
+        sys.path[:0] = [str(args.official)]
+        reference(args.official, args.out)
+        return
+    if args.official is None or not (args.official / "lvdm").is_dir():
+        ap.error("--official must point at a checkout of AILab-CVC/VideoCrafter (with lvdm/)")
+    with tempfile.TemporaryDirectory() as tmp:
+        shims = Path(tmp) / "shims"
+        for name, text in SHIMS.items():
+            (shims / name).parent.mkdir(parents=True, exist_ok=True)
+            (shims / name).write_text(text)
+        paths = [str(args.official)] + ([str(args.ref_path)] if args.ref_path else []) + [str(shims)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+        rec = Path(tmp) / "reference.pt"
+        subprocess.run([sys.executable, __file__, "--phase", "reference", "--official", str(args.official),
+                        "--out", str(rec)], env=env, check=True, cwd=args.official)
+        res = ours(rec)
+    print(json.dumps({k: float(f"{v:.3g}") for k, v in res.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
