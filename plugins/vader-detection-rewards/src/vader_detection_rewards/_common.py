@@ -1,0 +1,112 @@
+"""Shared pieces: seeding, freezing, the hub / local-directory rules, the processor configuration.
+Heavy imports stay inside the functions."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from vader_core.lazy import torch
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch's CPU generator inside the block and restore the caller's state afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def freeze(module: "torch.nn.Module", device: "torch.device | str", dtype: "torch.dtype") -> "torch.nn.Module":
+    """Frozen (no parameter requires grad), eval mode, on ``device`` in ``dtype``."""
+    module.requires_grad_(False)
+    module.eval()
+    return module.to(device=device, dtype=dtype)
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set (read now, so a test or a shell can flip it)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def looks_local(ref: str) -> bool:
+    """Whether ``ref`` names a local directory rather than a hub id (``owner/name``)."""
+    p = Path(ref).expanduser()
+    return p.exists() or ref.startswith((".", "/", "~")) or "\\" in ref or ref.count("/") > 1
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
+
+
+def processor_config(ref: str) -> dict[str, Any]:
+    """``preprocessor_config.json`` of a local directory or hub repo (cache first, honours
+    ``HF_HUB_OFFLINE``); empty when there is none: the callers then use the published defaults."""
+    p = Path(ref).expanduser()
+    path: str | None = None
+    if p.is_dir():
+        f = p / "preprocessor_config.json"
+        path = str(f) if f.is_file() else None
+    else:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            path = hf_hub_download(ref, "preprocessor_config.json")
+        except Exception:  # noqa: BLE001 - no processor file is not an error: defaults apply
+            path = None
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def mean_std(cfg: dict[str, Any], mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[tuple, tuple] | None:
+    """The processor's normalisation (``image_mean``/``image_std``), ``mean``/``std`` when absent, or
+    ``None`` when the processor does not normalise (``do_normalize: false``)."""
+    if cfg.get("do_normalize") is False:
+        return None
+    m, s = cfg.get("image_mean", mean), cfg.get("image_std", std)
+    m = tuple(float(v) for v in m) if isinstance(m, (list, tuple)) else (float(m),) * 3
+    s = tuple(float(v) for v in s) if isinstance(s, (list, tuple)) else (float(s),) * 3
+    return m, s
+
+
+def flag_for_checkpointing(encoder: "torch.nn.Module", layers: "torch.nn.ModuleList") -> None:
+    """transformers only checkpoints layers in training mode; flag the encoder and its layers alone
+    (not their submodules), so checkpointing runs while every dropout stays off."""
+    encoder.training = True
+    for layer in layers:
+        layer.training = True
+
+
+def spread_init(model: "torch.nn.Module", std: float = 0.3) -> "torch.nn.Module":
+    """Re-initialise a freshly built tiny model so that its outputs depend on its inputs.
+
+    transformers' initialisation (weights of std 0.02, zero detection tokens) makes a tiny random
+    detector give the same near-uniform class probabilities in every query slot, for every image; tests
+    of a reward built on it would measure nothing. PyTorch's default initialisation of every layer, and
+    normal(0, ``std``) tokens and position embeddings, give slots and images that differ.
+    """
+    owned: set[int] = set()
+    for m in model.modules():
+        if m is not model and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+            owned |= {id(p) for p in m.parameters(recurse=False)}
+    with torch.no_grad():
+        for p in model.parameters():
+            if id(p) not in owned and p.ndim > 0:
+                torch.nn.init.normal_(p, std=std)
+    return model
