@@ -107,6 +107,11 @@ class VideoCrafterBackbone(UNetT2VBackbone):
     Options: ClassVar[type[BackboneOptions]] = VideoCrafterOptions
     default_model: ClassVar[str | None] = HUB_ID
     default_lora_targets = ("to_q", "to_k", "to_v")  # the VADER code's peft targets
+    #: Noise schedule of the sampler (the official one).
+    schedule: ClassVar[dict[str, Any]] = SCHEDULE
+    #: Configurations the checkpoint is read into: ``unet_config``, ``vae_config``, ``text_config``
+    #: (empty: the official 512 model's). Tests point them at the tiny ones.
+    architecture: ClassVar[dict[str, Any]] = {}
 
     # -------------------------------------------------------------- loading
     def checkpoint_path(self) -> Path:
@@ -140,8 +145,8 @@ class VideoCrafterBackbone(UNetT2VBackbone):
 
         path = self.checkpoint_path()
         sd = read_state_dict(path, allow_pickle=self.options.allow_pickle)
-        check_schedule(sd, lvdm_alphas_cumprod(), lvdm_scale_arr(), str(path))
-        self.load_state_dict_components(sd, str(path), device, dtype)
+        check_schedule(sd, lvdm_alphas_cumprod(self.schedule), lvdm_scale_arr(self.schedule), str(path))
+        self.load_state_dict_components(sd, str(path), device, dtype, **self.architecture)
 
     def load_state_dict_components(self, sd: dict[str, Any], source: str, device: torch.device | str,
                                    dtype: torch.dtype, unet_config: dict[str, Any] | None = None,
@@ -180,9 +185,9 @@ class VideoCrafterBackbone(UNetT2VBackbone):
         configuration; the step itself, with VideoCrafter2's rescale, is :meth:`scheduler_step`)."""
         from diffusers import DDIMScheduler
 
+        sch = self.schedule
         return DDIMScheduler(
-            num_train_timesteps=SCHEDULE["num_train_timesteps"], beta_start=SCHEDULE["linear_start"],
-            beta_end=SCHEDULE["linear_end"], beta_schedule="scaled_linear", clip_sample=False,
+            num_train_timesteps=sch["num_train_timesteps"], beta_start=sch["linear_start"], beta_end=sch["linear_end"], beta_schedule="scaled_linear", clip_sample=False,
             set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading", prediction_type="epsilon",
         )
 
@@ -206,13 +211,13 @@ class VideoCrafterBackbone(UNetT2VBackbone):
 
     def set_timesteps(self, steps: int) -> Sequence[torch.Tensor]:
         """The official DDIM chain: timesteps (descending) and, per step, the schedule values it reads."""
-        ascending = ddim_timesteps(steps, SCHEDULE["num_train_timesteps"])
-        ac = lvdm_alphas_cumprod().double()
+        ascending = ddim_timesteps(steps, self.schedule["num_train_timesteps"])
+        ac = lvdm_alphas_cumprod(self.schedule).double()
         idx = torch.tensor(ascending)
         a_t = ac[idx]
         a_prev = torch.cat([ac[:1], ac[idx[:-1]]])
         sigma = self.options.eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
-        scale = lvdm_scale_arr()
+        scale = lvdm_scale_arr(self.schedule)
         if scale is None:
             s_t = s_prev = torch.ones_like(a_t)
         else:

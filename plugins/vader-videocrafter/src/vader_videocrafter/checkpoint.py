@@ -86,19 +86,22 @@ def _ignored(key: str) -> bool:
     return key in SCHEDULE_BUFFERS or any(key.startswith(p) for p in IGNORED_PREFIXES)
 
 
-def convert_vae(ldm: Mapping[str, torch.Tensor], vae_config: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], list[str]]:
+def convert_vae(ldm: Mapping[str, torch.Tensor], vae_config: Mapping[str, Any]
+                ) -> tuple[dict[str, torch.Tensor], list[str], dict[str, str]]:
     """LDM ``first_stage_model.*`` tensors -> diffusers ``AutoencoderKL`` keys, with diffusers' own converter.
 
-    Returns the converted state dict and the LDM keys the conversion did not use.
+    Returns the converted state dict, the LDM keys the conversion did not use, and for each converted
+    key the LDM key it came from.
     """
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
     converted = convert_ldm_vae_checkpoint(dict(ldm), dict(vae_config))
     # The converter copies (or reshapes, which keeps the storage) the tensors it maps and drops the
     # rest silently: a tensor whose memory no output shares was not used.
-    used = {v.data_ptr() for v in converted.values()}
-    unused = [k for k, v in ldm.items() if v.data_ptr() not in used]
-    return converted, unused
+    by_ptr = {v.data_ptr(): k for k, v in ldm.items()}
+    origin = {k: by_ptr.get(v.data_ptr(), f"AutoencoderKL {k}") for k, v in converted.items()}
+    used = set(origin.values())
+    return converted, [k for k in ldm if k not in used], origin
 
 
 def split_and_check(
@@ -131,10 +134,15 @@ def split_and_check(
             parts["text_encoder"][k[len(TEXT_PREFIX):]] = v
         elif not _ignored(k):
             unexpected.append(k)
+    origin: dict[str, str] = {}
     if ldm_vae:
-        parts["vae"], unused = convert_vae(ldm_vae, vae_config)
+        parts["vae"], unused, origin = convert_vae(ldm_vae, vae_config)
         unexpected += unused
-    prefixes = {"unet": UNET_PREFIX, "vae": "(vae) ", "text_encoder": TEXT_PREFIX}
+    prefixes = {"unet": UNET_PREFIX, "vae": "AutoencoderKL ", "text_encoder": TEXT_PREFIX}
+
+    def name_of(part: str, key: str) -> str:  # the checkpoint's own name where there is one
+        return origin.get(key, prefixes[part] + key) if part == "vae" else prefixes[part] + key
+
     missing: list[str] = []
     mismatched: list[str] = []
     for name, shapes in expected.items():
@@ -143,8 +151,8 @@ def split_and_check(
             if k not in got:
                 missing.append(prefixes[name] + k)
             elif tuple(got[k].shape) != tuple(shape):
-                mismatched.append(f"{prefixes[name]}{k} {tuple(got[k].shape)} vs model {tuple(shape)}")
-        unexpected += [prefixes[name] + k for k in got if k not in shapes]
+                mismatched.append(f"{name_of(name, k)} {tuple(got[k].shape)} vs model {tuple(shape)}")
+        unexpected += [name_of(name, k) for k in got if k not in shapes]
     if missing or unexpected or mismatched:
         def few(items: list[str]) -> str:
             return ", ".join(items[:3]) + (", ..." if len(items) > 3 else "")

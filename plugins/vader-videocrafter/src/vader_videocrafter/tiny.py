@@ -56,3 +56,40 @@ def tiny_components(seed: int = 0) -> dict[str, Any]:
     for m in (unet, vae, text):
         m.eval()
     return {"unet": unet, "vae": vae, "text_encoder": text, "tokenizer": tokenizer()}
+
+
+def _ldm_vae_key(key: str, num_up: int) -> str:
+    """A diffusers ``AutoencoderKL`` key -> the LDM (``first_stage_model``) key it comes from."""
+    import re
+
+    k = key.replace("mid_block.resnets.0.", "mid.block_1.").replace("mid_block.resnets.1.", "mid.block_2.")
+    k = k.replace("mid_block.attentions.0.", "mid.attn_1.").replace("conv_norm_out", "norm_out")
+    k = re.sub(r"down_blocks\.(\d+)\.resnets\.(\d+)\.", r"down.\1.block.\2.", k)
+    k = re.sub(r"down_blocks\.(\d+)\.downsamplers\.0\.", r"down.\1.downsample.", k)
+    # diffusers numbers the decoder's blocks from the bottom up, LDM from the top down
+    k = re.sub(r"up_blocks\.(\d+)\.", lambda m: f"up.{num_up - 1 - int(m.group(1))}.", k)
+    k = re.sub(r"(up\.\d+\.)resnets\.(\d+)\.", r"\1block.\2.", k).replace("upsamplers.0.", "upsample.")
+    k = k.replace("conv_shortcut", "nin_shortcut")
+    for ours, theirs in (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")):
+        k = k.replace(f"attn_1.{ours}.", f"attn_1.{theirs}.")
+    return k
+
+
+def official_state_dict(components: dict[str, Any]) -> dict[str, Any]:
+    """The state dict of ``LatentDiffusion`` (the layout of VideoCrafter2's ``model.ckpt``) holding these
+    components' weights, schedule buffers excepted: for tests of the checkpoint loader.
+
+    The VAE keys are mapped back to LDM names independently of diffusers' converter (which the loader
+    uses), and its attention weights back to 1x1 convolutions.
+    """
+    sd: dict[str, Any] = {}
+    sd.update({f"model.diffusion_model.{k}": v for k, v in components["unet"].state_dict().items()})
+    vae = components["vae"]
+    num_up = len(vae.config.up_block_types)
+    for k, v in vae.state_dict().items():
+        ldm = _ldm_vae_key(k, num_up)
+        if ".attn_1." in ldm and ldm.endswith("weight") and v.ndim == 2:
+            v = v[:, :, None, None]
+        sd[f"first_stage_model.{ldm}"] = v
+    sd.update({f"cond_stage_model.{k}": v for k, v in components["text_encoder"].state_dict().items()})
+    return {k: v.detach().clone() for k, v in sd.items()}

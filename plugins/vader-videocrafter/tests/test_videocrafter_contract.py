@@ -1,0 +1,84 @@
+"""The backbone contract on tiny random VideoCrafter2 components, and the plugin's defaults."""
+
+import subprocess
+import sys
+
+import torch
+
+from vader_core.testing import BackboneContractTests
+from vader_videocrafter import HUB_ID, VideoCrafterBackbone, VideoCrafterOptions
+
+
+class TestVideoCrafter(BackboneContractTests):
+    """The official sampler: DDIM, eta 1, guidance 12, fps 24 (at a tiny size)."""
+
+    backbone_cls = VideoCrafterBackbone
+    options = {"height": 32, "width": 32, "frames": 3, "steps": 2}
+    invalid_options = [{"frames": 0}, {"no_such_option_xyz": 1}, {"height": 36}, {"scheduler": "dpmsolver"}]
+
+
+def test_import_is_light():
+    code = ("import sys, vader_videocrafter; heavy = [m for m in ('torch', 'diffusers', 'open_clip') "
+            "if m in sys.modules]; print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"importing vader_videocrafter imported {out.stdout.strip()}"
+
+
+def test_defaults_are_the_official_ones():
+    o = VideoCrafterOptions()
+    assert (o.model, o.height, o.width, o.frames, o.steps, o.guidance, o.eta, o.fps, o.scheduler) == (
+        HUB_ID, 320, 512, 12, 25, 12.0, 1.0, 24, "ddim")
+    assert VideoCrafterBackbone.default_lora_targets == ("to_q", "to_k", "to_v")
+    assert VideoCrafterBackbone.conditioning == "text"
+
+
+def test_plugin_is_registered():
+    from vader_core import plugins
+
+    assert plugins.get_backbone("videocrafter2") is VideoCrafterBackbone
+
+
+def test_official_ddim_timesteps_and_alphas():
+    """25 steps: timesteps 961, 921, ..., 1 (uniform + 1), the last one stepping to alphas_cumprod[0]."""
+    from diffusers import DDIMScheduler
+
+    bb = VideoCrafterBackbone(VideoCrafterOptions(steps=25))
+    bb.load_tiny("cpu", torch.float32)
+    ts = [int(t) for t in bb.set_timesteps(25)]
+    assert ts == list(range(961, 0, -40))
+    sched = bb.scheduler
+    assert isinstance(sched, DDIMScheduler)
+    sched.set_timesteps(25)
+    assert [int(t) for t in sched.timesteps] == ts  # diffusers' DDIM with this configuration: same timesteps
+    a_t, a_prev = bb._chain[-1, 0], bb._chain[-1, 1]
+    torch.testing.assert_close(a_t, sched.alphas_cumprod[1], rtol=1e-6, atol=0)
+    torch.testing.assert_close(a_prev, sched.alphas_cumprod[0], rtol=1e-6, atol=0)
+
+
+def test_step_without_rescale_is_diffusers_ddim():
+    """With ``use_scale`` off, the official step is diffusers' DDIMScheduler.step (eta 1, same noise)."""
+
+    class NoScale(VideoCrafterBackbone):
+        schedule = {**VideoCrafterBackbone.schedule, "use_scale": False}
+
+    bb = NoScale(VideoCrafterOptions(steps=25, eta=1.0))
+    bb.load_tiny("cpu", torch.float32)
+    timesteps = bb.set_timesteps(25)
+    sched = bb.scheduler
+    sched.set_timesteps(25)
+    g = torch.Generator().manual_seed(0)
+    x, eps = torch.randn(1, 4, 3, 8, 8, generator=g), torch.randn(1, 4, 3, 8, 8, generator=g)
+    for i in (0, 12, 24):
+        ours = bb.scheduler_step(eps, timesteps[i], x, i, torch.Generator().manual_seed(i))
+        ref = sched.step(eps, timesteps[i], x, eta=1.0, generator=torch.Generator().manual_seed(i)).prev_sample
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_rescale_changes_the_step():
+    bb = VideoCrafterBackbone(VideoCrafterOptions(steps=25))
+    bb.load_tiny("cpu", torch.float32)
+    bb.set_timesteps(25)
+    _, _, _, s_t, s_prev = bb._chain[-1]  # the last step: scale_arr[1] -> scale_arr[0] (= 1)
+    assert float(s_prev) == 1.0 and 0.99 < float(s_t) < 1.0
+    _, _, _, s_t, s_prev = bb._chain[0]  # the first: t = 961, both on the plateau of 0.7
+    assert abs(float(s_t) - 0.7) < 1e-6 and abs(float(s_prev) - 0.7) < 1e-6
