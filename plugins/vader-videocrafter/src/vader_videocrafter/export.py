@@ -56,8 +56,8 @@ def to_official(sd: dict[str, torch.Tensor], meta: dict[str, Any]) -> tuple[dict
         if not k.startswith(PREFIX + "."):
             raise CheckpointError(f"`{k}` is not a UNet LoRA weight of the videocrafter2 backbone (no `{PREFIX}.` prefix)")
         path = k[len(PREFIX) + 1:]
-        module = path.rsplit(".lora_", 1)[0].rsplit(".", 1)[-1]
-        if module not in OFFICIAL_TARGETS:
+        module = path.rsplit(".lora_", 1)[0]
+        if module.rsplit(".", 1)[-1] not in OFFICIAL_TARGETS:
             raise ConfigError(
                 f"the official VADER code puts LoRA on {'/'.join(OFFICIAL_TARGETS)} only, this one also on `{module}`; "
                 "train with `lora.target_modules=[to_q, to_k, to_v]` to export it"
