@@ -229,6 +229,8 @@ def apply_set(data: dict[str, Any], assignment: str) -> None:
         value = yaml.safe_load(raw) if raw != "" else ""
     except yaml.YAMLError:
         value = raw
+    if value is None and raw.strip().startswith("#"):
+        value = raw.strip()  # `color=#ff8000`: a hex colour, not a YAML comment
     parts = key.strip().split(".")
     node: Any = data
     for i, part in enumerate(parts[:-1]):
@@ -275,26 +277,27 @@ def build_config(
 
     ``flags`` maps dotted keys to values (``{"train.max_steps": 3}``); ``rewards`` takes a list of
     ``NAME[=WEIGHT]`` strings that replaces the reward list, keeping options of rewards of the same name.
+    That list is applied before the ``--set``s, so ``rewards.N.option`` sets address the flag's rewards.
     """
     data: dict[str, Any] = json.loads(VaderConfig().model_dump_json())
     if config_file:
         _deep_update(data, load_config_file(config_file))
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    # The reward list a flag names is chosen before the ``--set``s, so that ``--reward target_color
+    # --set rewards.0.color=red`` sets an option of the flag's reward instead of being replaced by it.
+    if "rewards" in flags:
+        old = {r.get("name"): r for r in data.get("rewards", []) if isinstance(r, dict)}
+        new = []
+        for spec in flags.pop("rewards"):
+            r = parse_reward_flag(spec)
+            merged = dict(old.get(r["name"], {}))
+            merged.update(r)
+            new.append(merged)
+        data["rewards"] = new
     for s in sets or []:
         apply_set(data, s)
-    for key, value in (flags or {}).items():
-        if value is None:
-            continue
-        if key == "rewards":
-            old = {r.get("name"): r for r in data.get("rewards", []) if isinstance(r, dict)}
-            new = []
-            for spec in value:
-                r = parse_reward_flag(spec)
-                merged = dict(old.get(r["name"], {}))
-                merged.update(r)
-                new.append(merged)
-            data["rewards"] = new
-        else:
-            apply_set(data, f"{key}={json.dumps(value)}")
+    for key, value in flags.items():
+        apply_set(data, f"{key}={json.dumps(value)}")
     try:
         return VaderConfig.model_validate(data)
     except ValidationError as e:
