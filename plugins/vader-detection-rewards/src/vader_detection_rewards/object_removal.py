@@ -210,7 +210,7 @@ class ObjectRemoval(RewardPlugin):
         self.detector = LabelDetector(self.model, target_id, self.options.image_height,
                                       mean_std(proc, IMAGENET_MEAN, IMAGENET_STD))
         if self.options.gradient_checkpointing:
-            self._checkpoint(self.model.base_model.encoder, "layer")
+            self._checkpoint(self.model.base_model.encoder)
         super().load(device, dtype)
 
     def _setup_owlvit(self, model: Any, tokenizer: Any, proc: dict, device: Any, dtype: Any) -> None:
@@ -223,12 +223,13 @@ class ObjectRemoval(RewardPlugin):
         self.detector = TextDetector(self.model, tokenizer, self.options.target, size,
                                      mean_std(proc, CLIP_MEAN, CLIP_STD))
         if self.options.gradient_checkpointing:
-            self._checkpoint(self.model.owlvit.vision_model.encoder, "layers")
+            self._checkpoint(self.model.owlvit.vision_model.encoder)
         super().load(device, dtype)
 
-    def _checkpoint(self, encoder: Any, layers: str) -> None:
+    def _checkpoint(self, encoder: Any) -> None:
         self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        flag_for_checkpointing(encoder, getattr(encoder, layers))
+        # YOLOS names its encoder layers `layer`, DETR and OWL-ViT `layers`
+        flag_for_checkpointing(encoder, getattr(encoder, "layer", None) or encoder.layers)
 
     # ------------------------------------------------------------------------------------ scoring
     def confidence(self, frames: "torch.Tensor") -> "torch.Tensor":
