@@ -108,3 +108,11 @@ def test_fps_conditioning_matters():
     with torch.no_grad():
         a, b = unet(*_inputs(), fps=24), unet(*_inputs(), fps=torch.tensor([8, 8]))
     assert (a - b).abs().max() > 1e-4
+
+
+def test_block_checkpointing_option():
+    from vader_videocrafter import VideoCrafterBackbone, VideoCrafterOptions
+
+    bb = VideoCrafterBackbone(VideoCrafterOptions(height=32, width=32, frames=2, steps=2, block_checkpointing=True))
+    bb.load_tiny("cpu", torch.float32)
+    assert bb.denoiser.gradient_checkpointing

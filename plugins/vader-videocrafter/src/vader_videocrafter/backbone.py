@@ -62,6 +62,10 @@ class VideoCrafterOptions(UNetT2VOptions):
     eta: float = Field(1.0, ge=0.0, description="DDIM stochasticity (1.0, the official; 0 = deterministic).")
     fps: int = Field(24, ge=1, description="Frame rate fed to the UNet's fps conditioning.")
     scheduler: Literal["ddim"] = Field("ddim", description="Sampler: `ddim` (the official DDIM sampler).")
+    block_checkpointing: bool = Field(
+        True, description="Recompute each residual block and transformer of a kept UNet call in backward (the "
+        "official use_checkpoint): less memory, more compute.",
+    )
     allow_pickle: bool = Field(
         False, description="Unpickle Python objects in a .ckpt (weights_only=False); only for files you trust.",
     )
@@ -179,6 +183,11 @@ class VideoCrafterBackbone(UNetT2VBackbone):
         from .tiny import tiny_components
 
         self.setup({**tiny_components(seed), "scheduler": self.make_scheduler()}, device, dtype)
+
+    def setup(self, components: dict[str, Any], device: torch.device | str, dtype: torch.dtype) -> None:
+        super().setup(components, device, dtype)
+        if self.options.block_checkpointing:
+            components["unet"].enable_gradient_checkpointing()
 
     def make_scheduler(self, config: dict[str, Any] | None = None) -> Any:
         """diffusers' ``DDIMScheduler`` configured like the official schedule (the container of its
