@@ -51,7 +51,7 @@ def tiny_overrides() -> tuple[dict, dict, dict]:
     return TINY_UNET, TINY_VAE, TINY_OPENCLIP
 
 
-def reference(official: Path, out: Path) -> None:
+def reference(official: Path, out: Path, guidance: float) -> None:
     import torch
     from omegaconf import OmegaConf
 
@@ -96,14 +96,14 @@ def reference(official: Path, out: Path) -> None:
             ddim_mod.noise_like = lambda shape, device, repeat=False: torch.randn(shape, generator=noise_gen)
             samples, _ = ddim_mod.DDIMSampler(model).sample(
                 S=STEPS, batch_size=len(PROMPTS), shape=shape[1:], conditioning={"c_crossattn": [c], "fps": fps},
-                verbose=False, unconditional_guidance_scale=GUIDANCE,
+                verbose=False, unconditional_guidance_scale=guidance,
                 unconditional_conditioning={"c_crossattn": [uc], "fps": fps}, eta=eta, x_T=x_T)
             rec[f"latents_eta{eta}"] = samples
             rec[f"video_eta{eta}"] = model.decode_first_stage(samples)
     torch.save(rec, out)
 
 
-def ours(rec_path: Path) -> dict:
+def ours(rec_path: Path, guidance: float) -> dict:
     import torch
 
     from vader_core.sampling import denoise, prepare_latents
@@ -114,26 +114,29 @@ def ours(rec_path: Path) -> dict:
     res: dict = {}
     for eta in (1.0, 0.0):
         bb = VideoCrafterBackbone(VideoCrafterOptions(height=H, width=W, frames=FRAMES, steps=STEPS,
-                                                      guidance=GUIDANCE, eta=eta, fps=FPS))
+                                                      guidance=guidance, eta=eta, fps=FPS))
         bb.load_state_dict_components(rec["state_dict"], "reference state dict", "cpu", torch.float32,
                                       unet_config=unet, vae_config=vae, text_config=clip)
         with torch.no_grad():
             cond = bb.encode_condition(PROMPTS)
             if eta == 1.0:
                 n = len(PROMPTS)
-                res["text_embedding"] = (cond["encoder_hidden_states"][n:] - rec["text"]).abs().max().item()
-                res["uncond_embedding"] = (cond["encoder_hidden_states"][:n] - rec["uncond_text"]).abs().max().item()
+                emb = cond["encoder_hidden_states"]
+                res["text_embedding"] = (emb[-n:] - rec["text"]).abs().max().item()
+                if bb.do_cfg:
+                    res["uncond_embedding"] = (emb[:n] - rec["uncond_text"]).abs().max().item()
                 eps = bb.denoiser(rec["x"], rec["t"], rec["text"], fps=FPS)
                 res["denoiser_call"] = (eps - rec["eps"]).abs().max().item()
-                res["denoiser_output_scale"] = rec["eps"].abs().max().item()
+                res["denoiser_call_relative"] = res["denoiser_call"] / rec["eps"].abs().max().item()
             gen = torch.Generator().manual_seed(SEED)
             timesteps = bb.set_timesteps(STEPS)
             latents = prepare_latents(bb, len(PROMPTS), gen, cond)
             latents = denoise(bb, cond, latents, timesteps, gen)
             video = bb.decode(latents)  # (B, F, 3, H, W) in [0, 1]
         ref_video = ((rec[f"video_eta{eta}"].clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4)
-        res[f"ddim_latents_eta{eta}"] = (latents - rec[f"latents_eta{eta}"]).abs().max().item()
-        res[f"ddim_latents_scale_eta{eta}"] = rec[f"latents_eta{eta}"].abs().max().item()
+        ref_latents = rec[f"latents_eta{eta}"]
+        res[f"ddim_latents_eta{eta}"] = (latents - ref_latents).abs().max().item()
+        res[f"ddim_latents_relative_eta{eta}"] = res[f"ddim_latents_eta{eta}"] / ref_latents.abs().max().item()
         res[f"ddim_video_eta{eta}"] = (video - ref_video).abs().max().item()
     return res
 
@@ -143,12 +146,13 @@ def main() -> None:
     ap.add_argument("--official", type=Path, help="checkout of github.com/AILab-CVC/VideoCrafter")
     ap.add_argument("--ref-path", type=Path, default=None, help="folder of reference-only packages (einops, "
                     "omegaconf, open_clip_torch==2.22.0)")
+    ap.add_argument("--guidance", type=float, default=GUIDANCE, help="guidance scale of the DDIM runs (default 12)")
     ap.add_argument("--phase", choices=["reference"], help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase == "reference":
         sys.path[:0] = [str(args.official)]
-        reference(args.official, args.out)
+        reference(args.official, args.out, args.guidance)
         return
     if args.official is None or not (args.official / "lvdm").is_dir():
         ap.error("--official must point at a checkout of AILab-CVC/VideoCrafter (with lvdm/)")
@@ -161,8 +165,8 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         rec = Path(tmp) / "reference.pt"
         subprocess.run([sys.executable, __file__, "--phase", "reference", "--official", str(args.official),
-                        "--out", str(rec)], env=env, check=True, cwd=args.official)
-        res = ours(rec)
+                        "--guidance", str(args.guidance), "--out", str(rec)], env=env, check=True, cwd=args.official)
+        res = ours(rec, args.guidance)
     print(json.dumps({k: float(f"{v:.3g}") for k, v in res.items()}, indent=1))
 
 

@@ -82,3 +82,19 @@ def test_rescale_changes_the_step():
     assert float(s_prev) == 1.0 and 0.99 < float(s_t) < 1.0
     _, _, _, s_t, s_prev = bb._chain[0]  # the first: t = 961, both on the plateau of 0.7
     assert abs(float(s_t) - 0.7) < 1e-6 and abs(float(s_prev) - 0.7) < 1e-6
+
+
+def test_step_log_prob_is_the_density_of_the_step():
+    """scheduler_step samples from the Gaussian whose log-density step_log_prob returns (for ddpo)."""
+    bb = VideoCrafterBackbone(VideoCrafterOptions(steps=25))
+    bb.load_tiny("cpu", torch.float32)
+    timesteps = bb.set_timesteps(25)
+    g = torch.Generator().manual_seed(0)
+    x, eps = torch.randn(2, 4, 3, 8, 8, generator=g), torch.randn(2, 4, 3, 8, 8, generator=g)
+    i = 10
+    prev = bb.scheduler_step(eps, timesteps[i], x, i, torch.Generator().manual_seed(1))
+    mean, sigma = bb._step_mean_std(eps, x, i)
+    noise = (prev - mean) / sigma
+    expected = (-noise**2 / 2 - sigma.log() - 0.5 * torch.log(torch.tensor(2 * torch.pi))).mean(dim=(1, 2, 3, 4))
+    torch.testing.assert_close(bb.step_log_prob(eps, timesteps[i], x, prev, i), expected)
+    assert (bb.step_log_prob(eps, timesteps[i], x, mean, i) > expected).all()

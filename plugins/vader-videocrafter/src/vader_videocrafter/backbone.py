@@ -138,7 +138,8 @@ class VideoCrafterBackbone(UNetT2VBackbone):
             return Path(hf_hub_download(source, CHECKPOINT_FILE, revision=self.options.revision))
         except Exception as e:  # noqa: BLE001 - offline, missing file, bad id, network: all need the same action
             offline = " (HF_HUB_OFFLINE is set)" if _hub_offline() else ""
-            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            text = str(e).strip()
+            first = text.splitlines()[0].split(". ")[0].rstrip(".")[:160] if text else type(e).__name__
             raise MissingWeightsError(
                 f"cannot load `{source}` file `{CHECKPOINT_FILE}`{offline}: {first}; download it with "
                 f"`hf download {source} {CHECKPOINT_FILE}` or set `backbone.model` to a local {CHECKPOINT_FILE}"
