@@ -3,8 +3,10 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 
+from vader_core.errors import ConfigError
 from vader_core.testing import BackboneContractTests
 from vader_videocrafter import HUB_ID, VideoCrafterBackbone, VideoCrafterOptions
 
@@ -15,6 +17,13 @@ class TestVideoCrafter(BackboneContractTests):
     backbone_cls = VideoCrafterBackbone
     options = {"height": 32, "width": 32, "frames": 3, "steps": 2}
     invalid_options = [{"frames": 0}, {"no_such_option_xyz": 1}, {"height": 36}, {"scheduler": "dpmsolver"}]
+
+
+class TestVideoCrafterDeterministicNoGuidance(BackboneContractTests):
+    """eta 0 (deterministic DDIM) and guidance off: the other branches of the steps."""
+
+    backbone_cls = VideoCrafterBackbone
+    options = {"height": 32, "width": 48, "frames": 2, "steps": 3, "eta": 0.0, "guidance": 1.0}
 
 
 def test_import_is_light():
@@ -98,3 +107,13 @@ def test_step_log_prob_is_the_density_of_the_step():
     expected = (-noise**2 / 2 - sigma.log() - 0.5 * torch.log(torch.tensor(2 * torch.pi))).mean(dim=(1, 2, 3, 4))
     torch.testing.assert_close(bb.step_log_prob(eps, timesteps[i], x, prev, i), expected)
     assert (bb.step_log_prob(eps, timesteps[i], x, mean, i) > expected).all()
+
+
+def test_step_counts_that_do_not_divide_1000():
+    from vader_videocrafter.backbone import ddim_timesteps
+
+    assert ddim_timesteps(25) == list(range(1, 1000, 40))  # the official range(0, 1000, 40) + 1
+    assert ddim_timesteps(3) == [1, 334, 667]  # the official spacing would index alphas_cumprod[1000]
+    assert len(ddim_timesteps(30)) == 30 and max(ddim_timesteps(999)) == 999
+    with pytest.raises(ConfigError, match="steps"):
+        ddim_timesteps(1000)

@@ -6,7 +6,7 @@ from the one official checkpoint (:mod:`vader_videocrafter.checkpoint`), and the
 
 The sampler is the official ``DDIMSampler`` with VideoCrafter2's ``use_scale``: timesteps
 ``range(0, 1000, 1000 // steps) + 1`` (diffusers' DDIM with ``timestep_spacing="leading"`` and
-``steps_offset=1``), the last step going to ``alphas_cumprod[0]`` (``set_alpha_to_one=False``),
+``steps_offset=1``; see :func:`ddim_timesteps` for step counts that do not divide 1000), the last step going to ``alphas_cumprod[0]`` (``set_alpha_to_one=False``),
 ``eta`` noise, and the predicted clean latents rescaled by ``scale_arr[t_prev] / scale_arr[t]``
 (``scale_arr`` falls linearly from 1 to 0.7 over the first 400 training timesteps, then stays at
 0.7). Without the rescale, a step is exactly diffusers' ``DDIMScheduler.step``; the backbone keeps a
@@ -57,7 +57,7 @@ class VideoCrafterOptions(UNetT2VOptions):
     height: int = Field(320, ge=16, multiple_of=8, description="Frame height in pixels (multiple of 8).")
     width: int = Field(512, ge=16, multiple_of=8, description="Frame width in pixels (multiple of 8).")
     frames: int = Field(12, ge=1, description="Number of frames generated (VADER trains on 12).")
-    steps: int = Field(25, ge=1, le=1000, description="DDIM steps.")
+    steps: int = Field(25, ge=1, le=999, description="DDIM steps.")
     guidance: float = Field(12.0, ge=0.0, description="Classifier-free guidance scale; 1 disables it.")
     eta: float = Field(1.0, ge=0.0, description="DDIM stochasticity (1.0, the official; 0 = deterministic).")
     fps: int = Field(24, ge=1, description="Frame rate fed to the UNet's fps conditioning.")
@@ -94,13 +94,16 @@ def lvdm_scale_arr(schedule: dict[str, Any] = SCHEDULE) -> "torch.Tensor | None"
 
 
 def ddim_timesteps(steps: int, num_train_timesteps: int = 1000) -> list[int]:
-    """The official uniform DDIM timesteps, ascending: ``range(0, T, T // steps) + 1``.
+    """DDIM timesteps, ascending: ``i * (T // steps) + 1`` for ``i < steps``.
 
-    When ``steps`` does not divide ``T`` this gives more than ``steps`` timesteps, as the official does.
+    The official uniform spacing ``range(0, T, T // steps) + 1`` when ``steps`` divides ``T`` (25, 50, ...),
+    and diffusers' "leading" spacing with ``steps_offset=1`` always. Where ``steps`` does not divide ``T``
+    the official one makes extra steps (31 for 30) or indexes past the schedule (3 gives 1000) and fails;
+    this one makes exactly ``steps`` steps with the same stride.
     """
-    if not 1 <= steps <= num_train_timesteps:
-        raise ConfigError(f"`backbone.steps` must be between 1 and {num_train_timesteps}, got {steps}")
-    return [t + 1 for t in range(0, num_train_timesteps, num_train_timesteps // steps)]
+    if not 1 <= steps < num_train_timesteps:  # 1000 steps would need timestep 1000 (the +1 offset)
+        raise ConfigError(f"`backbone.steps` must be between 1 and {num_train_timesteps - 1}, got {steps}")
+    return [i * (num_train_timesteps // steps) + 1 for i in range(steps)]
 
 
 class VideoCrafterBackbone(UNetT2VBackbone):
