@@ -5,10 +5,19 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from vader_core.errors import CheckpointError, MediaError
+from vader_core.errors import CheckpointError, ConfigError, MediaError
 from vader_core.lora import add_lora, config_metadata, load_lora, lora_state_dict, save_lora
 from vader_core.media import read_video, side_by_side, write_video
 from vader_plugins.tiny import tiny_components
+
+
+def test_lora_targets_errors_are_one_line():
+    with pytest.raises(ConfigError, match=r"no module of the denoiser matches \['to_qq'\]"):
+        add_lora(tiny_components(0)["unet"], 4, None, 0.0, ["to_q", "to_qq"])
+    # `conv2` also names the temporal convolutions' nn.Sequential, which peft cannot adapt.
+    with pytest.raises(ConfigError, match=r"\['conv2'\] match modules peft cannot adapt") as e:
+        add_lora(tiny_components(0)["unet"], 4, None, 0.0, ["to_q", "conv2"])
+    assert "\n" not in str(e.value)
 
 
 def test_lora_file_format_and_roundtrip(tmp_path):

@@ -24,6 +24,9 @@ METADATA_KEY = "lora_adapter_metadata"
 ADAPTER = "default"
 
 
+_LORA_LAYER_TYPES = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+
+
 def add_lora(
     model: torch.nn.Module,
     rank: int,
@@ -47,7 +50,20 @@ def add_lora(
         r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=dropout,
         target_modules=targets, init_lora_weights=True,
     )
-    inject_adapter_in_model(config, model, adapter_name=adapter_name)
+    try:
+        inject_adapter_in_model(config, model, adapter_name=adapter_name)
+    except ValueError as e:
+        # peft names the whole offending module (pages of repr); say which target and what is allowed.
+        msg = str(e)
+        if "is not supported" not in msg:
+            raise
+        bad = sorted({t for t in targets for n, m in model.named_modules()
+                      if (n == t or n.endswith("." + t))
+                      and not isinstance(getattr(m, "base_layer", m), _LORA_LAYER_TYPES)})
+        raise ConfigError(
+            f"`lora.target_modules`: {bad or targets} match modules peft cannot adapt (containers such as "
+            "nn.Sequential); name Linear or Conv layers, e.g. to_q, to_k, to_v, to_out.0, proj_in, conv_out"
+        ) from None
     for name, p in model.named_parameters():
         is_lora = "lora_" in name
         p.requires_grad_(is_lora)
