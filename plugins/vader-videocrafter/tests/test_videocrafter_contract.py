@@ -117,3 +117,17 @@ def test_step_counts_that_do_not_divide_1000():
     assert len(ddim_timesteps(30)) == 30 and max(ddim_timesteps(999)) == 999
     with pytest.raises(ConfigError, match="steps"):
         ddim_timesteps(1000)
+
+
+def test_low_precision_runs():
+    """bf16 weights (vader casts the frozen model to the run's precision): the float32 GroupNorms and the
+    float32 DDIM step keep the frames close to fp32's."""
+    from vader_core.sampling import generate
+
+    videos = []
+    for dtype in (torch.float32, torch.bfloat16):
+        bb = VideoCrafterBackbone(VideoCrafterOptions(height=32, width=32, frames=3, steps=3))
+        bb.load_tiny("cpu", dtype)
+        assert next(bb.denoiser.parameters()).dtype == dtype
+        videos.append(generate(bb, ["a cat"], None, torch.Generator().manual_seed(0)))
+    assert torch.isfinite(videos[1]).all() and (videos[1] - videos[0]).abs().max() < 0.15

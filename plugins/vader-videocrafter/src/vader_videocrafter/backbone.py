@@ -178,7 +178,6 @@ class VideoCrafterBackbone(UNetT2VBackbone):
         parts = split_and_check(sd, expected, vae.config, source)
         for k, m in modules.items():
             m.load_state_dict(parts[k], strict=True, assign=True)
-            torch.nn.Module.to(m, dtype=dtype)  # every tensor, whatever the file held (diffusers' .to warns)
         text.rebuild_buffers()
         self.setup({**modules, "tokenizer": tokenizer(), "scheduler": self.make_scheduler()}, device, dtype)
 
@@ -189,6 +188,9 @@ class VideoCrafterBackbone(UNetT2VBackbone):
         self.setup({**tiny_components(seed), "scheduler": self.make_scheduler()}, device, dtype)
 
     def setup(self, components: dict[str, Any], device: torch.device | str, dtype: torch.dtype) -> None:
+        for m in components.values():  # cast here: diffusers' own .to() warns about casting
+            if isinstance(m, torch.nn.Module):
+                torch.nn.Module.to(m, dtype=dtype)
         super().setup(components, device, dtype)
         if self.options.block_checkpointing:
             components["unet"].enable_gradient_checkpointing()

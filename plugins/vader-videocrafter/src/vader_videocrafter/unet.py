@@ -29,10 +29,13 @@ from torch import nn
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32 (the official residual blocks' ``normalization``), for fp16 runs."""
+    """GroupNorm computed in float32 (the official residual blocks' ``normalization``), whatever the dtype of
+    the input and of the weights (vader casts the frozen model to the run's precision)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).type(x.dtype)
+        w = None if self.weight is None else self.weight.float()
+        b = None if self.bias is None else self.bias.float()
+        return F.group_norm(x.float(), self.num_groups, w, b, self.eps).type(x.dtype)
 
 
 class Attention(nn.Module):
