@@ -7,9 +7,10 @@ doubles the batch), which vader's gradient checkpointing recomputes in backward,
 frames with gradient (the 2-D VAE decodes frames independently, so it scales with
 ``memory.decoded_frames``).
 
-Attention matrices of the math attention kernel that the meta device traces are left out (the flash
-and memory-efficient kernels that run on GPUs do not store them), and weights that autograd saves
-are counted once, with the weights. The CUDA allocator, kernel workspaces and fragmentation add to
+Attention is counted as the flash and memory-efficient kernels of GPUs keep it (inputs, output and
+log-sum-exp, not the attention matrix of the math kernel the meta device traces); weights (and views
+of them) that autograd saves are counted once, with the weights, and so is a tensor saved by several
+operations. The CUDA allocator, kernel workspaces and fragmentation add to
 these figures: they are estimates, not measurements.
 
 Usage::
@@ -27,16 +28,54 @@ GIB = 2**30
 
 
 def _saved_gib(fn) -> float:  # noqa: ANN001 - a thunk
-    total = [0]
+    """GiB autograd saves while ``fn`` runs.
+
+    ``scaled_dot_product_attention`` is counted as the flash / memory-efficient kernels of a GPU keep it
+    (query, key, value, output and the float32 log-sum-exp per query), not as the math kernel that the
+    meta device traces (which keeps the attention matrix). Everything else is counted whatever its shape.
+    """
+    import torch.nn.functional as F
+
+    total, in_sdpa, seen = [0], [False], {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        attention_matrix = t.ndim >= 2 and t.shape[-1] == t.shape[-2] and t.shape[-1] >= 64
-        if not isinstance(t, torch.nn.Parameter) and not attention_matrix:
-            total[0] += t.numel() * t.element_size()
+        base = t if t._base is None else t._base
+        # Weights and their views (transposes, broadcasts) are counted with the weights; a storage that
+        # several operations save is counted once.
+        if not in_sdpa[0] and not isinstance(base, torch.nn.Parameter) and id(base) not in seen:
+            seen[id(base)] = base  # kept alive so that its id is not reused
+            total[0] += base.untyped_storage().nbytes()
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
+    sdpa = F.scaled_dot_product_attention
+
+    class Keep(torch.autograd.Function):
+        """Identity that saves what a flash kernel saves."""
+
+        @staticmethod
+        def forward(ctx, out, q, k, v):  # noqa: ANN001, ANN205
+            lse = torch.empty(out.shape[:-1], dtype=torch.float32, device=out.device)
+            ctx.save_for_backward(q, k, v, out, lse)
+            return out.view_as(out)
+
+        @staticmethod
+        def backward(ctx, grad):  # noqa: ANN001, ANN205
+            return grad, None, None, None
+
+    def flash_like(q, k, v, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        in_sdpa[0] = True
+        try:
+            out = sdpa(q, k, v, *args, **kwargs)
+        finally:
+            in_sdpa[0] = False
+        return Keep.apply(out, q, k, v) if torch.is_grad_enabled() else out
+
+    F.scaled_dot_product_attention = flash_like
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn()
+    finally:
+        F.scaled_dot_product_attention = sdpa
     return total[0] / GIB
 
 
