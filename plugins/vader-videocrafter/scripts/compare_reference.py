@@ -11,7 +11,10 @@ open_clip_torch 2.22.0 it pins; e.g. ``pip install --target DIR einops omegaconf
 1. *reference* (the official code): builds ``LatentDiffusion`` from the official
    ``configs/inference_t2v_512_v2.0.yaml`` with the widths shrunk to the tiny test configuration of
    ``vader_videocrafter.tiny`` (every other setting official: temporal convolutions and attention,
-   ``init_attn``, fps conditioning, ``use_scale``), gives its zero-initialised layers random values, and
+   ``init_attn``, fps conditioning, ``use_scale``), gives its zero-initialised layers random values
+   and, by default (``--init denoiser``), routes the input through to the output so that the noise
+   prediction follows the input's noise and the sampled latents stay O(1) as with trained weights (see
+   ``_denoiser_like``; ``--init random`` keeps plain random weights, whose latents grow to about 80), and
    records its state dict, the text embeddings, one denoiser call and a full ``DDIMSampler.sample``
    (25 steps, eta 1.0 and 0.0, guidance 12, fps 24, the empty prompt as unconditional) followed by
    ``decode_first_stage``. The sampler's noise comes from a seeded generator (its ``noise_like`` is
@@ -21,7 +24,9 @@ open_clip_torch 2.22.0 it pins; e.g. ``pip install --target DIR einops omegaconf
    ``register_buffer``, which moves everything to CUDA, by a plain ``setattr``.
 2. *ours* (this environment): loads that state dict with ``VideoCrafterBackbone.load_state_dict_components``
    (the checkpoint loader, strict key check included), runs the same calls through vader's sampling
-   loop with a generator seeded alike, and prints the largest absolute differences.
+   loop with a generator seeded alike, and prints the largest absolute differences, the same relative to
+   the reference's largest magnitude (``_relative``), and, as a yardstick for float32 rounding, how far
+   our own DDIM result moves when ``x_T`` is moved by one unit in the last place (``one_ulp_x_T``).
 """
 
 from __future__ import annotations
@@ -51,7 +56,39 @@ def tiny_overrides() -> tuple[dict, dict, dict]:
     return TINY_UNET, TINY_VAE, TINY_OPENCLIP
 
 
-def reference(official: Path, out: Path, guidance: float) -> None:
+def _denoiser_like(unet) -> None:  # noqa: ANN001 - the official UNetModel
+    """Make the random UNet predict its input's noise as a trained one roughly does, in place.
+
+    A random UNet's noise prediction is unrelated to the noise in its input, so DDIM never removes
+    the noise: the latents end as ``x_T`` times ``1 / sqrt(alphas_cumprod[T])`` and the ``use_scale``
+    factor (about 20), whatever the scale of the prediction, and rounding differences grow with
+    them. Here the input convolution copies the 4 latent channels into channels 0-3 and their
+    negatives into 4-7, the last output block's skip connection passes those 8 channels through, and
+    the output convolution takes ``SiLU(z) - SiLU(-z) = z`` of them after the output GroupNorm: the
+    prediction is the input normalised per channel (about the noise at large t) plus what every other
+    path (attention, text, fps, temporal layers, with their random weights) adds through the other
+    channels. The sampled latents then stay O(1) like a trained model's.
+    """
+    import torch
+
+    conv_in, skip, conv_out = unet.input_blocks[0][0], unet.output_blocks[-1][0].skip_connection, unet.out[-1]
+    c_in = conv_out.weight.shape[0]  # 4 latent channels
+    width = conv_in.weight.shape[0]  # channels of the first level; the skip's input is (h, h0)
+    with torch.no_grad():
+        conv_in.weight[: 2 * c_in].zero_()
+        conv_in.bias[: 2 * c_in].zero_()
+        skip.weight[: 2 * c_in].zero_()
+        skip.bias[: 2 * c_in].zero_()
+        conv_out.weight[:, : 2 * c_in].zero_()
+        conv_out.bias.zero_()
+        for c in range(c_in):
+            conv_in.weight[c, c, 1, 1], conv_in.weight[c_in + c, c, 1, 1] = 1.0, -1.0
+            conv_out.weight[c, c, 1, 1], conv_out.weight[c, c_in + c, 1, 1] = 1.0, -1.0
+        for c in range(2 * c_in):
+            skip.weight[c, width + c] = 1.0
+
+
+def reference(official: Path, out: Path, guidance: float, init: str) -> None:
     import torch
     from omegaconf import OmegaConf
 
@@ -77,6 +114,8 @@ def reference(official: Path, out: Path, guidance: float) -> None:
         for _, prm in model.named_parameters():
             if prm.abs().sum() == 0:  # zero-initialised output layers: give every path a value
                 prm.copy_(torch.randn(prm.shape, generator=g) * 0.02)
+        if init == "denoiser":
+            _denoiser_like(model.model.diffusion_model)
     ddim_mod.DDIMSampler.register_buffer = lambda self, name, attr: setattr(self, name, attr)
     rec: dict = {"state_dict": {k: v.clone() for k, v in model.state_dict().items()}}
     with torch.no_grad():
@@ -103,6 +142,12 @@ def reference(official: Path, out: Path, guidance: float) -> None:
     torch.save(rec, out)
 
 
+def _diff(res: dict, name: str, ours_: "torch.Tensor", ref: "torch.Tensor") -> None:  # noqa: F821
+    """Largest absolute difference, and relative to the reference's largest magnitude."""
+    res[name] = (ours_ - ref).abs().max().item()
+    res[f"{name}_relative"] = res[name] / ref.abs().max().item()
+
+
 def ours(rec_path: Path, guidance: float) -> dict:
     import torch
 
@@ -126,18 +171,28 @@ def ours(rec_path: Path, guidance: float) -> dict:
                 if bb.do_cfg:
                     res["uncond_embedding"] = (emb[:n] - rec["uncond_text"]).abs().max().item()
                 eps = bb.denoiser(rec["x"], rec["t"], rec["text"], fps=FPS)
-                res["denoiser_call"] = (eps - rec["eps"]).abs().max().item()
-                res["denoiser_call_relative"] = res["denoiser_call"] / rec["eps"].abs().max().item()
+                _diff(res, "denoiser_call", eps, rec["eps"])
+                res["denoiser_call_max"] = rec["eps"].abs().max().item()
+                # How much the prompt moves the prediction (what guidance multiplies).
+                eps_uc = bb.denoiser(rec["x"], rec["t"], rec["uncond_text"], fps=FPS)
+                res["denoiser_text_minus_empty_max"] = (eps - eps_uc).abs().max().item()
             gen = torch.Generator().manual_seed(SEED)
             timesteps = bb.set_timesteps(STEPS)
-            latents = prepare_latents(bb, len(PROMPTS), gen, cond)
-            latents = denoise(bb, cond, latents, timesteps, gen)
+            x_T = prepare_latents(bb, len(PROMPTS), gen, cond)
+            state = gen.get_state()
+            latents = denoise(bb, cond, x_T, timesteps, gen)
             video = bb.decode(latents)  # (B, F, 3, H, W) in [0, 1]
+            # Sensitivity of the whole chain to float32 rounding: the same run of ours with x_T moved by
+            # one unit in the last place (same per-step noise).
+            gen.set_state(state)
+            nudged = denoise(bb, cond, torch.nextafter(x_T, torch.full_like(x_T, float("inf"))), timesteps, gen)
         ref_video = ((rec[f"video_eta{eta}"].clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4)
         ref_latents = rec[f"latents_eta{eta}"]
-        res[f"ddim_latents_eta{eta}"] = (latents - ref_latents).abs().max().item()
-        res[f"ddim_latents_relative_eta{eta}"] = res[f"ddim_latents_eta{eta}"] / ref_latents.abs().max().item()
-        res[f"ddim_video_eta{eta}"] = (video - ref_video).abs().max().item()
+        _diff(res, f"ddim_latents_eta{eta}", latents, ref_latents)
+        res[f"ddim_latents_max_eta{eta}"] = ref_latents.abs().max().item()
+        res[f"ddim_latents_one_ulp_x_T_eta{eta}"] = (nudged - latents).abs().max().item()
+        _diff(res, f"ddim_video_eta{eta}", video, ref_video)
+        res[f"ddim_video_saturated_fraction_eta{eta}"] = (rec[f"video_eta{eta}"].abs() >= 1).float().mean().item()
     return res
 
 
@@ -147,12 +202,15 @@ def main() -> None:
     ap.add_argument("--ref-path", type=Path, default=None, help="folder of reference-only packages (einops, "
                     "omegaconf, open_clip_torch==2.22.0)")
     ap.add_argument("--guidance", type=float, default=GUIDANCE, help="guidance scale of the DDIM runs (default 12)")
+    ap.add_argument("--init", choices=["denoiser", "random"], default="denoiser",
+                    help="denoiser (default): random weights whose noise prediction follows the input's noise, "
+                    "so the sampled latents stay O(1); random: plain random weights (latents grow to about 80)")
     ap.add_argument("--phase", choices=["reference"], help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase == "reference":
         sys.path[:0] = [str(args.official)]
-        reference(args.official, args.out, args.guidance)
+        reference(args.official, args.out, args.guidance, args.init)
         return
     if args.official is None or not (args.official / "lvdm").is_dir():
         ap.error("--official must point at a checkout of AILab-CVC/VideoCrafter (with lvdm/)")
@@ -165,7 +223,8 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         rec = Path(tmp) / "reference.pt"
         subprocess.run([sys.executable, __file__, "--phase", "reference", "--official", str(args.official),
-                        "--guidance", str(args.guidance), "--out", str(rec)], env=env, check=True, cwd=args.official)
+                        "--guidance", str(args.guidance), "--init", args.init, "--out", str(rec)],
+                       env=env, check=True, cwd=args.official)
         res = ours(rec, args.guidance)
     print(json.dumps({k: float(f"{v:.3g}") for k, v in res.items()}, indent=1))
 
