@@ -11,11 +11,13 @@ from .ddpo import DDPOMethod
 from .methods import VaderMethod
 from .rewards import REWARDS
 from .tiny import TinyBackbone
+from .toy import ToyBackbone
 
 
 @hookimpl
 def register_backbones(register):  # noqa: ANN001, ANN201
     register(TinyBackbone)
+    register(ToyBackbone)
 
 
 @hookimpl

@@ -1,0 +1,120 @@
+"""``toy``: a small text-to-video model trained from scratch on procedural clips, bundled in the package.
+
+Same components as ModelScope T2V (diffusers ``UNet3DConditionModel`` in the latent space of an
+``AutoencoderKL``, CLIP text encoder, DDIM), only small: 32x32 pixels, 8 frames, 8x8x4 latents. It
+was trained by :mod:`vader_plugins.toy.train` on :mod:`vader_plugins.toy.data`, so it follows prompts
+like ``"a red circle moving left on a gray background"``, and vader's reward training visibly changes
+its videos in minutes on a CPU. ``backbone.model`` may point at another directory written the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from vader_core.errors import MissingWeightsError
+from vader_core.lazy import torch
+from vader_core.unet_t2v import UNetT2VBackbone, UNetT2VOptions
+
+#: The bundled weights (diffusers layout: unet/, vae/, text_encoder/, tokenizer/, scheduler/).
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+#: Architecture sizes. ``full`` is what the bundled weights use; ``tiny`` is for contract tests and the
+#: training script's smoke test.
+SIZES: dict[str, dict[str, Any]] = {
+    "full": {
+        "vae_channels": (16, 32, 64), "vae_groups": 8,
+        "unet_channels": (32, 64), "unet_heads": 4, "unet_groups": 8,
+        "text_hidden": 64, "text_layers": 2, "text_heads": 4, "max_length": 16,
+    },
+    "tiny": {
+        "vae_channels": (16, 16, 16), "vae_groups": 8,
+        "unet_channels": (32, 32), "unet_heads": 4, "unet_groups": 8,
+        "text_hidden": 32, "text_layers": 1, "text_heads": 4, "max_length": 16,
+    },
+}
+
+#: DDPM noise schedule used in training; written to scheduler/ and read back by ``load``.
+SCHEDULER_CONFIG: dict[str, Any] = {
+    "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
+    "beta_schedule": "scaled_linear", "clip_sample": False, "set_alpha_to_one": False,
+    "steps_offset": 1, "prediction_type": "epsilon",
+}
+
+
+def toy_components(size: str = "full", seed: int = 0) -> dict[str, Any]:
+    """Freshly initialised toy components (the starting point of training, or tiny test weights).
+
+    Args:
+        size (`str`, *optional*, defaults to `"full"`): a key of :data:`SIZES`.
+        seed (`int`, *optional*, defaults to 0): seed of the initialisation.
+
+    Returns:
+        `dict[str, Any]`: ``unet``, ``vae``, ``text_encoder`` and ``tokenizer`` (no scheduler).
+    """
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from vader_core.tokenizers import clip_tokenizer
+
+    s = SIZES[size]
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * len(s["vae_channels"]),
+        up_block_types=("UpDecoderBlock2D",) * len(s["vae_channels"]), block_out_channels=s["vae_channels"],
+        layers_per_block=1, latent_channels=4, norm_num_groups=s["vae_groups"], sample_size=32,
+    )
+    unet = UNet3DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4,
+        down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D"),
+        up_block_types=("CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
+        block_out_channels=s["unet_channels"], layers_per_block=1, cross_attention_dim=s["text_hidden"],
+        attention_head_dim=s["unet_heads"], norm_num_groups=s["unet_groups"],
+    )
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=s["text_hidden"], intermediate_size=4 * s["text_hidden"],
+        num_attention_heads=s["text_heads"], num_hidden_layers=s["text_layers"],
+        max_position_embeddings=s["max_length"], bos_token_id=49406, eos_token_id=49407,
+        pad_token_id=49407, projection_dim=s["text_hidden"],
+    ))
+    return {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": clip_tokenizer(s["max_length"])}
+
+
+class ToyOptions(UNetT2VOptions):
+    height: int = Field(32, ge=8, description="Frame height in pixels (the model was trained at 32).")
+    width: int = Field(32, ge=8, description="Frame width in pixels (the model was trained at 32).")
+    frames: int = Field(8, ge=1, description="Number of frames (the model was trained on 8).")
+    steps: int = Field(20, ge=1, description="Denoising steps.")
+    guidance: float = Field(3.0, ge=0.0, description="Classifier-free guidance scale; 1 disables it.")
+
+
+class ToyBackbone(UNetT2VBackbone):
+    """The bundled toy text-to-video model: coloured shapes moving on plain backgrounds, 32x32, 8 frames."""
+
+    name = "toy"
+    summary = "Small pre-trained text-to-video model of moving coloured shapes (bundled, 32x32, runs on CPU)."
+    Options: ClassVar = ToyOptions
+    default_model: ClassVar[str | None] = str(WEIGHTS_DIR)
+
+    def load(self, device: Any, dtype: Any) -> None:
+        if not self.options.model and not (WEIGHTS_DIR / "unet").is_dir():
+            raise MissingWeightsError(
+                f"the bundled toy weights are missing from {WEIGHTS_DIR}; rebuild them with "
+                f"`python -m vader_plugins.toy.train --out {WEIGHTS_DIR}` or set `backbone.model` to a copy"
+            )
+        super().load(device, dtype)
+
+    def load_tiny(self, device: Any, dtype: Any, seed: int = 0) -> None:
+        comps = toy_components("tiny", seed)
+        comps["scheduler"] = self.make_scheduler(SCHEDULER_CONFIG)
+        self.setup(comps, device, dtype)
+
+    def default_scheduler_config(self) -> dict[str, Any]:
+        return dict(SCHEDULER_CONFIG)
+
+    def default_prompts(self) -> tuple[list[str], list[str]]:
+        from .data import HELDOUT_CAPTIONS, TRAIN_CAPTIONS
+
+        return list(TRAIN_CAPTIONS), list(HELDOUT_CAPTIONS)

@@ -1,0 +1,413 @@
+"""Train the bundled ``toy`` text-to-video model from scratch on procedural clips (CPU, under an hour).
+
+Two stages, both on :class:`~vader_plugins.toy.data.ToyVideoDataset`:
+
+1. the ``AutoencoderKL`` on single frames (MSE + L1 reconstruction, object pixels weighted 10x, plus a
+   small KL term as in Stable Diffusion's VAE); its latent scaling factor is then set to ``1 / std`` of the latents;
+2. the ``UNet3DConditionModel`` and the CLIP text encoder jointly, with the standard epsilon-prediction
+   loss under the DDPM noise schedule of :data:`~vader_plugins.toy.backbone.SCHEDULER_CONFIG` (the one
+   shipped in ``scheduler/``), 10% empty captions for classifier-free guidance, and an exponential
+   moving average of both, which is what gets saved. The clips of this stage are encoded once into a
+   pool of latent distributions (a fresh latent is sampled from each every time it is drawn): the
+   frozen encoder would otherwise cost a third of every step.
+
+Writes the diffusers layout (``unet/ vae/ text_encoder/ tokenizer/ scheduler/``, safetensors, fp16)
+and ``MODEL_CARD.md``, then measures prompt following with :mod:`vader_plugins.toy.quality`::
+
+    python -m vader_plugins.toy.train --out vader_plugins/toy/weights --vae-steps 600 --steps 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .backbone import SCHEDULER_CONFIG, SIZES, toy_components
+from .data import BACKGROUNDS, COLORS, DIRECTIONS, HELDOUT_CAPTIONS, SHAPES, TRAIN_CAPTIONS, ClipConfig, ToyVideoDataset
+
+
+def _log(msg: str) -> None:
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p, 1.0 - decay)
+
+
+def train_vae(vae: torch.nn.Module, data: ToyVideoDataset, steps: int, batch_clips: int, lr: float,
+              kl_weight: float, log_every: int) -> dict[str, float]:
+    """Stage 1. Each step draws ``batch_clips`` clips and trains on two random frames of each."""
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.05)
+    rng = np.random.default_rng(1)
+    vae.train()
+    rec_avg = kl_avg = float("nan")
+    for step in range(steps):
+        clips, _ = data.batch(step * batch_clips, batch_clips)
+        idx = rng.integers(clips.shape[1], size=(batch_clips, 2))
+        x = torch.from_numpy(np.stack([clips[i, idx[i]] for i in range(batch_clips)])).flatten(0, 1) * 2 - 1
+        post = vae.encode(x).latent_dist
+        rec = vae.decode(post.sample()).sample
+        # The object covers under a tenth of the frame: unweighted, the loss is all background and the
+        # VAE learns washed-out shapes. Pixels away from the frame's median (the background) weigh 10x.
+        bg = x.flatten(2).median(dim=2).values[:, :, None, None]
+        weight = 1.0 + 9.0 * ((x - bg).abs().sum(dim=1, keepdim=True) > 0.2).float()
+        err = rec - x
+        rec_loss = (weight * (err.pow(2) + err.abs())).mean() / weight.mean()
+        kl = post.kl().mean() / x[0].numel()
+        loss = rec_loss + kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        # Smoothed figures for the log and the model card (one step is a noisy estimate).
+        a = 0.9 if step else 0.0
+        rec_avg = a * (rec_avg if step else 0.0) + (1 - a) * rec_loss.item()
+        kl_avg = a * (kl_avg if step else 0.0) + (1 - a) * kl.item()
+        if log_every and (step % log_every == 0 or step == steps - 1):
+            _log(f"vae step {step + 1}/{steps} rec {rec_avg:.5f} kl {kl_avg:.3f}")
+    vae.eval()
+    return {"vae_reconstruction_loss": rec_avg, "vae_kl_per_dim": kl_avg}
+
+
+@torch.no_grad()
+def vae_color_error(vae: torch.nn.Module, n: int = 64, seed: int = 5) -> float:
+    """Mean absolute error, pixels in [0, 1], of the VAE on plain frames of ``n`` random RGB colours.
+
+    The captions name only a few colours; a reward may ask for any other (the demo asks for orange),
+    which the frozen decoder must then be able to produce.
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, 3, 1, 1, generator=g) * 2 - 1).expand(n, 3, 32, 32)
+    rec = vae.decode(vae.encode(x).latent_dist.mean).sample
+    return float((rec - x).abs().mean() / 2)
+
+
+@torch.no_grad()
+def encode_pool(vae: torch.nn.Module, data: ToyVideoDataset, clips: int, start: int) -> dict[str, Any]:
+    """Latent mean and std of ``clips`` clips, ``(N, 4, F, h, w)`` each, plus their captions."""
+    means, stds, captions = [], [], []
+    for i in range(start, start + clips, 32):
+        n = min(32, start + clips - i)
+        v, caps = data.batch(i, n)
+        x = torch.from_numpy(v).flatten(0, 1) * 2 - 1
+        dist = vae.encode(x).latent_dist
+        for t, out in ((dist.mean, means), (dist.std, stds)):
+            out.append(t.reshape(n, v.shape[1], *t.shape[1:]).permute(0, 2, 1, 3, 4).contiguous())
+        captions += caps
+    return {"mean": torch.cat(means), "std": torch.cat(stds), "captions": captions}
+
+
+def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokenizer: Any, pool: dict[str, Any],
+                   scaling: float, steps: int, batch_size: int, lr: float, cfg_drop: float, ema_decay: float,
+                   log_every: int, max_seconds: float | None,
+                   on_checkpoint: Any = None, checkpoint_every: int = 0) -> dict[str, Any]:
+    """Stage 2: epsilon prediction under the DDPM schedule; returns the EMA modules and figures."""
+    from diffusers import DDPMScheduler
+
+    noise_sched = DDPMScheduler.from_config(SCHEDULER_CONFIG)
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+    warmup = min(100, max(steps // 10, 1))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / max(steps, 1), 1.0)))))
+    ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text_encoder).eval()
+    g = torch.Generator().manual_seed(2)
+    n = pool["mean"].shape[0]
+    ids_all = tokenizer(list(pool["captions"]), padding="max_length", max_length=tokenizer.model_max_length,
+                        truncation=True, return_tensors="pt").input_ids
+    empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length,
+                      return_tensors="pt").input_ids[0]
+    unet.train()
+    text_encoder.train()
+    t0 = time.perf_counter()
+    loss_avg, done = float("nan"), 0
+    for step in range(steps):
+        idx = torch.randint(n, (batch_size,), generator=g)
+        z0 = (pool["mean"][idx] + pool["std"][idx] * torch.randn(pool["mean"][idx].shape, generator=g)) * scaling
+        ids = ids_all[idx].clone()
+        ids[torch.rand(batch_size, generator=g) < cfg_drop] = empty
+        noise = torch.randn(z0.shape, generator=g)
+        t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch_size,), generator=g)
+        zt = noise_sched.add_noise(z0, noise, t)
+        pred = unet(zt, t, encoder_hidden_states=text_encoder(ids)[0]).sample
+        loss = (pred - noise).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        # Warm-up of the EMA (as in diffusers' EMAModel) so that short runs are not dominated by the init.
+        d = min(ema_decay, (1 + step) / (10 + step))
+        _ema_update(ema_unet, unet, d)
+        _ema_update(ema_text, text_encoder, d)
+        done = step + 1
+        a = 0.98 if step else 0.0
+        loss_avg = a * (loss_avg if step else 0.0) + (1 - a) * loss.item()
+        elapsed = time.perf_counter() - t0
+        if log_every and (step % log_every == 0 or step == steps - 1):
+            _log(f"denoiser step {done}/{steps} loss {loss_avg:.4f} lr {sched.get_last_lr()[0]:.2e} "
+                 f"{elapsed / done:.2f} s/step")
+        if on_checkpoint is not None and checkpoint_every and done % checkpoint_every == 0 and done < steps:
+            on_checkpoint(ema_unet, ema_text, done, loss_avg)
+        if max_seconds is not None and elapsed > max_seconds:
+            _log(f"time budget reached after {done} steps")
+            break
+    return {"unet": ema_unet, "text_encoder": ema_text, "steps_done": done, "denoiser_loss": loss_avg,
+            "seconds": time.perf_counter() - t0}
+
+
+def load_components(path: Path) -> dict[str, Any]:
+    """The unet, vae, text encoder and tokenizer written by :func:`save_weights`, in float32."""
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from transformers import CLIPTextModel
+
+    from vader_core.tokenizers import clip_tokenizer
+
+    return {
+        "unet": UNet3DConditionModel.from_pretrained(path / "unet", torch_dtype=torch.float32),
+        "vae": AutoencoderKL.from_pretrained(path / "vae", torch_dtype=torch.float32),
+        "text_encoder": CLIPTextModel.from_pretrained(path / "text_encoder", torch_dtype=torch.float32),
+        "tokenizer": clip_tokenizer(int(json.loads((path / "text_encoder" / "config.json").read_text())
+                                        ["max_position_embeddings"])),
+    }
+
+
+def save_weights(out: Path, comps: dict[str, Any]) -> None:
+    """Write the components in the diffusers layout, fp16 safetensors (loaded back in any dtype)."""
+    from diffusers import DDIMScheduler
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("unet", "vae", "text_encoder"):
+        copy.deepcopy(comps[name]).half().save_pretrained(out / name, safe_serialization=True)
+    comps["tokenizer"].save_pretrained(out / "tokenizer")
+    DDIMScheduler.from_config(SCHEDULER_CONFIG).save_pretrained(out / "scheduler")
+
+
+def _count(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def _dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _history(info: dict[str, Any]) -> str:
+    """Earlier stages of a run continued with ``--init``, oldest first (empty for a run from scratch)."""
+    if not info.get("history"):
+        return ""
+    rows = ["The table above is the last stage. It continued (`--init`, same VAE) from earlier stages:", "",
+            "| stage | command | VAE steps | denoiser steps | final denoiser loss | time | held-out colour / direction |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for i, h in enumerate(info["history"], 1):
+        q = h.get("quality") or {}
+        qa = f"{q['color_accuracy']:.0%} / {q['direction_accuracy']:.0%}" if q else "-"
+        rows.append(f"| {i} | `{h.get('argv')}` | {h.get('vae_steps')} | {h.get('denoiser_steps')} | "
+                    f"{h.get('denoiser_loss', float('nan')):.4f} | {h.get('wall_minutes', float('nan')):.1f} min | {qa} |")
+    return "\n".join(rows) + "\n\n"
+
+
+def model_card(info: dict[str, Any]) -> str:
+    """``MODEL_CARD.md`` from the figures collected by :func:`main`."""
+    q = info.get("quality")
+    qtext = "not measured (`--no-quality`)."
+    if q:
+        qtext = (
+            f"{q['n']} held-out clips ({len(HELDOUT_CAPTIONS)} caption combinations never seen in training, seeds "
+            f"{q['seeds']}, {q['sampling']}), scored by `vader_plugins.toy.quality`:\n\n"
+            f"| check | share of clips |\n| --- | --- |\n"
+            f"| dominant colour of the moving object = prompted colour | {q['color_accuracy']:.1%} |\n"
+            f"| object centroid moves in the prompted direction | {q['direction_accuracy']:.1%} |\n"
+            f"| both | {q['both_accuracy']:.1%} |\n\n"
+            f"The same check on the training data itself (real clips of the held-out combinations) gives "
+            f"{q['data_color_accuracy']:.0%} / {q['data_direction_accuracy']:.0%}."
+        )
+    s = info["sizes"]
+    return f"""# toy: a small text-to-video model of moving coloured shapes
+
+Trained from scratch by `python -m vader_plugins.toy.train {info['argv']}` in {info['wall_minutes']:.1f}
+minutes on {info['machine']}. Everything it knows comes from the procedural data below; nothing was
+downloaded. It exists so that vader's reward training can be shown end to end offline, on a CPU.
+
+## Data
+
+`vader_plugins.toy.data.ToyVideoDataset` (seed {info['seed']}): {info['frames']} frames at
+{info['size']}x{info['size']} of one shape ({', '.join(SHAPES)}) in one colour ({', '.join(COLORS)}) moving
+{', '.join(DIRECTIONS)} over a {', '.join(BACKGROUNDS)} background (half the clips with a faint static
+texture), with random position, size and speed. Captions: "a red circle moving left on a gray background".
+The VAE also trains on clips whose background and object colours are drawn uniformly from the RGB cube
+({info['vae_random_colors']:.0%} of its clips), so that it decodes colours the captions never name: its mean absolute error
+on plain frames of 64 random colours is {info['vae'].get('vae_plain_color_error', float('nan')):.4f} (pixels in [0, 1]).
+{len(TRAIN_CAPTIONS)} caption combinations are used for training; {len(HELDOUT_CAPTIONS)} others are held out
+(every word and every pair of attributes of them occurs in training, not the combination).
+
+## Architecture (diffusers / transformers classes, layout of ModelScope T2V)
+
+| component | configuration | parameters |
+| --- | --- | --- |
+| `AutoencoderKL` | blocks {s['vae_channels']}, 1 layer per block, 4 latent channels, 32x32 -> 8x8, scaling factor {info['scaling_factor']:.4f} | {info['params']['vae']:,} |
+| `UNet3DConditionModel` | blocks {s['unet_channels']}, 1 layer per block, cross-attention in every block, {s['unet_heads']} heads | {info['params']['unet']:,} |
+| `CLIPTextModel` | {s['text_layers']} layers, width {s['text_hidden']}, {s['max_length']} tokens, CLIP BPE vocabulary (49,408) | {info['params']['text_encoder']:,} |
+| scheduler | DDPM `scaled_linear` betas 0.00085-0.012, 1000 steps, epsilon prediction (sampled with DDIM) | - |
+
+Weights are stored in fp16 safetensors: {info['bytes'] / 1e6:.1f} MB in all.
+
+## Training
+
+| stage | steps | batch | final loss (moving average) | time |
+| --- | --- | --- | --- | --- |
+| VAE (frames) | {info['vae_steps']} | {info['vae_batch']} clips x 2 frames | object-weighted reconstruction MSE + L1 {info['vae']['vae_reconstruction_loss']:.4f} (pixels in [-1, 1]), KL/dim {info['vae']['vae_kl_per_dim']:.3f} | {info['vae_minutes']:.1f} min |
+| latent pool | {info['pool']} clips | - | - | {info['pool_minutes']:.1f} min |
+| UNet + text encoder | {info['denoiser_steps']} (of {info['steps']} planned) | {info['batch_size']} clips | epsilon MSE {info['denoiser_loss']:.4f} | {info['denoiser_minutes']:.1f} min |
+
+{_history(info)}AdamW, learning rates {info['vae_lr']} (VAE, one-cycle) and {info['lr']} (denoiser, warm-up then cosine to 10%),
+gradient clipping at 1, 10% empty captions (classifier-free guidance), EMA {info['ema_decay']} of UNet and text
+encoder (the saved weights). Seed {info['seed']}; torch {torch.__version__}, {info['threads']} CPU thread(s).
+
+## Prompt following
+
+{qtext}
+
+## Limits
+
+32x32 pixels, 8 frames, one object, the vocabulary above only. Shapes are learnt less reliably than
+colours and directions, and are not checked.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description="Train the toy text-to-video model from scratch.")
+    p.add_argument("--out", required=True, help="output directory (diffusers layout + MODEL_CARD.md)")
+    p.add_argument("--size", default="full", choices=sorted(SIZES))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vae-steps", type=int, default=600)
+    p.add_argument("--vae-batch", type=int, default=32, help="clips per VAE step (two frames of each)")
+    p.add_argument("--vae-lr", type=float, default=2e-3)
+    p.add_argument("--kl-weight", type=float, default=1e-6)
+    p.add_argument("--vae-random-colors", type=float, default=0.5,
+                   help="share of the VAE's clips drawn in arbitrary background and object colours")
+    p.add_argument("--pool", type=int, default=6000, help="clips encoded for the denoiser stage")
+    p.add_argument("--steps", type=int, default=2000, help="denoiser steps")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--cfg-drop", type=float, default=0.1)
+    p.add_argument("--ema-decay", type=float, default=0.998)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop the denoiser stage after this long")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="write EMA weights every N steps (0: end only)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1 is fastest on a CPU shared with other jobs)")
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--no-quality", action="store_true", help="skip the prompt-following check")
+    p.add_argument("--quality-seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--init", default=None,
+                   help="continue from the weights in this directory (written by this script) instead of a fresh "
+                        "initialisation; with --vae-steps 0 its VAE and latent scaling are kept as they are")
+    a = p.parse_args(argv)
+
+    t_start = time.perf_counter()
+    torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    comps = toy_components(a.size, a.seed)
+    history: list[dict[str, Any]] = []
+    data_start = 0
+    if a.init:
+        comps = load_components(Path(a.init))
+        prev_path = Path(a.init) / "training_info.json"
+        prev = json.loads(prev_path.read_text()) if prev_path.is_file() else {}
+        history = prev.get("history", []) + [{k: prev.get(k) for k in (
+            "argv", "vae_steps", "denoiser_steps", "denoiser_loss", "wall_minutes", "quality")}] if prev else []
+        # Continue on clips the earlier stages never drew.
+        data_start = prev.get("data_end", 0)
+    data = ToyVideoDataset("train", seed=a.seed)
+    # The VAE also sees clips in arbitrary colours, so that any colour a reward asks for can be decoded.
+    vae_data = ToyVideoDataset("train", seed=a.seed, config=ClipConfig(random_colors=a.vae_random_colors))
+    _log(f"params: " + ", ".join(f"{k} {_count(comps[k]):,}" for k in ("vae", "unet", "text_encoder")))
+
+    t = time.perf_counter()
+    keep_vae = bool(a.init) and a.vae_steps == 0
+    if keep_vae:
+        vae_info = dict(prev.get("vae", {}))
+    else:
+        vae_info = train_vae(comps["vae"], vae_data, a.vae_steps, a.vae_batch, a.vae_lr, a.kl_weight, a.log_every)
+    vae_minutes = (time.perf_counter() - t) / 60
+    vae_info["vae_plain_color_error"] = vae_color_error(comps["vae"])
+    _log(f"vae: mean abs error on plain frames of random colours {vae_info['vae_plain_color_error']:.4f}")
+    t = time.perf_counter()
+    # Clip indices after those the VAE saw: the two stages draw disjoint clips of the same distribution.
+    pool_start = data_start + a.vae_steps * a.vae_batch
+    pool = encode_pool(comps["vae"], data, a.pool, start=pool_start)
+    if keep_vae:
+        scaling = float(comps["vae"].config.scaling_factor)
+    else:
+        scaling = float(1.0 / pool["mean"].std())
+        comps["vae"].register_to_config(scaling_factor=scaling)
+    pool_minutes = (time.perf_counter() - t) / 60
+    _log(f"latent pool {tuple(pool['mean'].shape)}, scaling factor {scaling:.4f}")
+
+    def checkpoint(ema_unet: Any, ema_text: Any, step: int, loss: float) -> None:
+        save_weights(out, {**comps, "unet": ema_unet, "text_encoder": ema_text})
+        (out / "checkpoint.json").write_text(json.dumps({"denoiser_steps": step, "denoiser_loss": loss}))
+        _log(f"checkpoint at step {step} written to {out}")
+
+    den = train_denoiser(
+        comps["unet"], comps["text_encoder"], comps["tokenizer"], pool, scaling, a.steps, a.batch_size, a.lr,
+        a.cfg_drop, a.ema_decay, a.log_every, a.max_minutes * 60 if a.max_minutes else None,
+        on_checkpoint=checkpoint, checkpoint_every=a.checkpoint_every,
+    )
+    final = {**comps, "unet": den["unet"], "text_encoder": den["text_encoder"]}
+    save_weights(out, final)
+    (out / "checkpoint.json").unlink(missing_ok=True)
+
+    quality = None
+    if not a.no_quality:
+        from .backbone import ToyBackbone, ToyOptions
+        from .data import HELDOUT_SPECS, render
+        from .quality import evaluate, score
+
+        bb = ToyBackbone(ToyOptions(model=str(out)))
+        bb.load("cpu", torch.float32)
+        res = evaluate(bb, seeds=a.quality_seeds)
+        rng = np.random.default_rng(0)
+        real = torch.from_numpy(np.stack([render(s, rng) for s in HELDOUT_SPECS]))
+        ref = score(real, HELDOUT_CAPTIONS)
+        o = bb.options
+        quality = {k: res[k] for k in ("n", "color_accuracy", "direction_accuracy", "both_accuracy")}
+        quality.update(seeds=a.quality_seeds, sampling=f"DDIM {o.steps} steps, guidance {o.guidance}",
+                       data_color_accuracy=ref["color_accuracy"], data_direction_accuracy=ref["direction_accuracy"])
+        _log(f"quality: {json.dumps(quality)}")
+
+    info = {
+        "argv": " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+        "seed": a.seed, "sizes": SIZES[a.size], "frames": data.config.frames, "size": data.config.size,
+        "params": {k: _count(comps[k]) for k in ("vae", "unet", "text_encoder")},
+        "scaling_factor": scaling, "vae": vae_info, "vae_steps": a.vae_steps, "vae_batch": a.vae_batch,
+        "vae_lr": a.vae_lr, "vae_random_colors": a.vae_random_colors, "lr": a.lr, "pool": a.pool, "steps": a.steps, "batch_size": a.batch_size,
+        "denoiser_steps": den["steps_done"], "denoiser_loss": den["denoiser_loss"], "ema_decay": a.ema_decay,
+        "vae_minutes": vae_minutes, "pool_minutes": pool_minutes, "denoiser_minutes": den["seconds"] / 60,
+        "threads": a.threads, "quality": quality, "init": a.init, "history": history,
+        "data_end": pool_start + a.pool,
+        "machine": f"{platform.machine()} CPU ({torch.get_num_threads()} torch thread(s); shared with other jobs), "
+                   f"{platform.system()}, Python {platform.python_version()}",
+    }
+    info["wall_minutes"] = (time.perf_counter() - t_start) / 60
+    info["bytes"] = _dir_size(out)
+    (out / "MODEL_CARD.md").write_text(model_card(info))
+    (out / "training_info.json").write_text(json.dumps({k: v for k, v in info.items()}, indent=2, default=str))
+    _log(f"done in {info['wall_minutes']:.1f} min; {info['bytes'] / 1e6:.1f} MB in {out}")
+    return info
+
+
+if __name__ == "__main__":
+    main()
