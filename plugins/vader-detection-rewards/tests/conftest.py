@@ -37,7 +37,8 @@ def save_yolos(path: Path, seed: int = 0, labels: dict | None = None) -> Path:
     from transformers import YolosForObjectDetection
 
     from vader_detection_rewards import yolos
-    from vader_detection_rewards._common import seeded, spread_init
+    from vader_core.modules import seeded
+    from vader_detection_rewards._common import spread_init
 
     cfg = yolos.tiny_config()
     if labels is not None:

@@ -247,7 +247,8 @@ def test_detr_checkpoints_take_the_same_path(tmp_path):
     transformers' DETR post-processing with `temperature: 0`, and checkpoints its `layers`."""
     from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor, ResNetConfig
 
-    from vader_detection_rewards._common import seeded, spread_init
+    from vader_core.modules import seeded
+    from vader_detection_rewards._common import spread_init
 
     backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1],
                             out_features=["stage4"])

@@ -1,5 +1,5 @@
-"""Shared pieces of the CLIP rewards: building open_clip models, the tiny test architecture,
-freezing, seeding, tokenizers. Heavy imports stay inside the functions."""
+"""Shared pieces of the CLIP rewards: building open_clip models, the tiny test architecture, tokenizers.
+Seeding and freezing are :mod:`vader_core.modules`. Heavy imports stay inside the functions."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from vader_core.errors import ConfigError, MissingWeightsError
+from vader_core.hub import hub_offline
 from vader_core.lazy import torch
 
-from ._weights import hub_file, hub_offline, missing_weights
+from ._weights import hub_file, missing_weights
 from .preprocess import CLIP_MEAN, CLIP_STD, ImageSpec
 
 #: Name of the tiny random open_clip architecture used by ``load_tiny`` and the tests: the real
@@ -46,21 +47,6 @@ def _quiet_open_clip() -> Iterator[None]:
         yield
     finally:
         root.removeFilter(flt)
-
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch's CPU generator inside the block and restore the caller's state afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-def freeze(module: "torch.nn.Module", device: "torch.device | str", dtype: "torch.dtype") -> "torch.nn.Module":
-    """Frozen (no parameter requires grad), eval mode, on ``device`` in ``dtype``."""
-    module.requires_grad_(False)
-    module.eval()
-    return module.to(device=device, dtype=dtype)
 
 
 def _check_architecture(model_name: str, reward: str) -> None:

@@ -1,30 +1,18 @@
 """Finding weight files: a local path option, else the Hugging Face hub (cache first, honours
-``HF_HUB_OFFLINE``). Anything missing raises one actionable :class:`MissingWeightsError` line."""
+``HF_HUB_OFFLINE`` as :func:`vader_core.hub.hub_offline` reads it). Anything missing raises one actionable :class:`MissingWeightsError` line."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from vader_core.errors import CheckpointError, MissingWeightsError
-
-
-def hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` is set (read now, so a test or a shell can flip it)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except Exception:  # noqa: BLE001
-        return False
+from vader_core.hub import OFFLINE_REASON, hub_offline
 
 
 def _reason(exc: BaseException) -> str:
     if hub_offline():
-        return "HF_HUB_OFFLINE=1 and it is not in the Hugging Face cache"
+        return OFFLINE_REASON
     first = (str(exc).strip().splitlines() or [""])[0][:160]
     return f"download failed ({type(exc).__name__}{': ' + first if first else ''})"
 

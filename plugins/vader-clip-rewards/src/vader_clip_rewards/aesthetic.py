@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 from pydantic import Field
 
 from vader_core.errors import CheckpointError
+from vader_core.modules import freeze, seeded
 from vader_core.reward import RewardOptions, RewardPlugin
 
-from ._common import (
-    TINY_CLIP, create_open_clip, freeze, load_open_clip_file, open_clip_spec, open_clip_weights, seeded,
-)
+from ._common import TINY_CLIP, create_open_clip, load_open_clip_file, open_clip_spec, open_clip_weights
 from ._weights import hub_file, load_strict, local_file, read_state_dict
 from .preprocess import ImageSpec, preprocess
 

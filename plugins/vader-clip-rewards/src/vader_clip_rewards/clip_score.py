@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 from pydantic import Field
 
+from vader_core.modules import freeze, seeded
 from vader_core.reward import RewardOptions, RewardPlugin
 
 from ._common import (
-    TINY_CLIP, create_open_clip, freeze, load_open_clip_file, open_clip_spec, open_clip_tokenizer,
-    open_clip_weights, seeded, unique_prompts,
+    TINY_CLIP, create_open_clip, load_open_clip_file, open_clip_spec, open_clip_tokenizer, open_clip_weights,
+    unique_prompts,
 )
 from .preprocess import ImageSpec, preprocess
 

@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 from pydantic import Field, field_validator
 
+from vader_core.modules import freeze, seeded
 from vader_core.reward import RewardOptions, RewardPlugin
 
-from ._common import (
-    TINY_CLIP, create_open_clip, freeze, open_clip_spec, open_clip_tokenizer, seeded, unique_prompts,
-)
+from ._common import TINY_CLIP, create_open_clip, open_clip_spec, open_clip_tokenizer, unique_prompts
 from ._weights import hub_file, load_strict, local_file, read_state_dict
 from .preprocess import ImageSpec, preprocess
 

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 from pydantic import Field
 
-from vader_core.errors import MissingWeightsError
+from vader_core.hub import missing_model, resolve_model, unavailable_reason
+from vader_core.modules import freeze, seeded
 from vader_core.reward import RewardOptions, RewardPlugin
 
-from ._common import freeze, seeded, unique_prompts
-from ._weights import hub_offline
+from ._common import unique_prompts
 from .preprocess import ImageSpec, preprocess
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,30 +84,15 @@ class PickScore(RewardPlugin):
 
     def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
         """Load ``options.model`` (hub id or local directory, honouring ``HF_HUB_OFFLINE``), frozen, in ``dtype``."""
-        from pathlib import Path
-
         from transformers import CLIPModel
 
         ref = self.options.model
-        local = Path(ref).expanduser()
-        looks_local = local.exists() or ref.startswith((".", "/", "~")) or "\\" in ref or ref.count("/") > 1
-        if looks_local and not local.is_dir():
-            raise self._missing(ref, f"no such directory {ref!r}")
+        source, local = resolve_model(ref, reward=self.name, repo=PICKSCORE_REPO)
         try:
-            model = CLIPModel.from_pretrained(str(local) if looks_local else ref)
+            model = CLIPModel.from_pretrained(source)
         except OSError as e:
-            reason = ("HF_HUB_OFFLINE=1 and it is not in the Hugging Face cache" if hub_offline() and not looks_local
-                      else (str(e).strip().splitlines() or [type(e).__name__])[0][:200])
-            raise self._missing(ref, reason) from None
+            raise missing_model(self.name, ref, unavailable_reason(e, local), repo=PICKSCORE_REPO) from None
         self._setup(model, device, dtype)
-
-    def _missing(self, ref: str, reason: str) -> MissingWeightsError:
-        return MissingWeightsError(
-            f"{self.name}: model `{ref}` (config.json + model.safetensors) not available: {reason}. Get it from the "
-            f"Hugging Face hub repo `{PICKSCORE_REPO}` (e.g. `huggingface-cli download {PICKSCORE_REPO}`) and give "
-            f"the hub id or its local directory with the reward option `model` (config `model: DIR`, "
-            f"`--set rewards.N.model=DIR` in `vader train`, `--set model=DIR` in `vader score`)"
-        )
 
     def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
         """Tiny random transformers ``CLIPModel`` of the same classes, for tests."""

@@ -1,52 +1,14 @@
-"""Shared pieces: seeding, freezing, the hub / local-directory rules, the processor configuration.
-Heavy imports stay inside the functions."""
+"""Shared pieces of the detection rewards: the processor configuration, gradient checkpointing in eval
+mode, the spread initialisation of tiny detectors. Seeding and freezing are :mod:`vader_core.modules`, the
+hub / local-directory rules :mod:`vader_core.hub`. Heavy imports stay inside the functions."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from vader_core.lazy import torch
-
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch's CPU generator inside the block and restore the caller's state afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-def freeze(module: "torch.nn.Module", device: "torch.device | str", dtype: "torch.dtype") -> "torch.nn.Module":
-    """Frozen (no parameter requires grad), eval mode, on ``device`` in ``dtype``."""
-    module.requires_grad_(False)
-    module.eval()
-    return module.to(device=device, dtype=dtype)
-
-
-def hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` is set (read now, so a test or a shell can flip it)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def looks_local(ref: str) -> bool:
-    """Whether ``ref`` names a local directory rather than a hub id (``owner/name``)."""
-    p = Path(ref).expanduser()
-    return p.exists() or ref.startswith((".", "/", "~")) or "\\" in ref or ref.count("/") > 1
-
-
-def first_line(exc: BaseException, limit: int = 200) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
 
 
 def processor_config(ref: str) -> dict[str, Any]:

@@ -31,15 +31,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional, Sequence
 from pydantic import Field, field_validator
 
 from vader_core.errors import ConfigError, MissingWeightsError
+from vader_core.hub import first_line, looks_local, missing_model, resolve_model, unavailable_reason
+from vader_core.modules import freeze
 from vader_core.reward import RewardOptions, RewardPlugin
 
-from ._common import (first_line, flag_for_checkpointing, freeze, hub_offline, looks_local, mean_std,
-                      processor_config)
+from ._common import flag_for_checkpointing, mean_std, processor_config
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 DEFAULT_MODELS = {"yolos": "hustvl/yolos-base", "owlvit": "google/owlvit-base-patch32"}
+_FILES = "config.json + model.safetensors or pytorch_model.bin"
 
 
 class ObjectRemovalOptions(RewardOptions):
@@ -124,13 +126,7 @@ class ObjectRemoval(RewardPlugin):
         o = self.options
         wanted = None if o.detector == "auto" else o.detector
         ref = o.model or DEFAULT_MODELS[wanted or "yolos"]
-        local = looks_local(ref)
-        if local:
-            from pathlib import Path
-
-            if not Path(ref).expanduser().is_dir():
-                raise self._missing(ref, f"no such directory {ref!r}")
-            ref = str(Path(ref).expanduser())
+        ref, local = resolve_model(ref, reward=self.name, repo=self._repo(ref), what="detector", files=_FILES)
         config = self._pretrained(ref, local, "config")
         kind = _kind(str(getattr(config, "model_type", "")))
         if kind is None:
@@ -171,20 +167,16 @@ class ObjectRemoval(RewardPlugin):
         except (OSError, ValueError) as e:
             if what == "tokenizer":
                 reason = f"its tokenizer files (tokenizer.json, or vocab.json + merges.txt) are missing: {first_line(e)}"
-            elif hub_offline() and not local:
-                reason = "HF_HUB_OFFLINE=1 and it is not in the Hugging Face cache"
             else:
-                reason = first_line(e)
+                reason = unavailable_reason(e, local)
             raise self._missing(ref, reason) from None
 
+    def _repo(self, ref: str) -> str:
+        """The hub repo an error tells to download: ``ref`` itself when it is a hub id."""
+        return DEFAULT_MODELS["owlvit" if self.options.detector == "owlvit" else "yolos"] if looks_local(ref) else ref
+
     def _missing(self, ref: str, reason: str) -> MissingWeightsError:
-        repo = DEFAULT_MODELS["owlvit" if self.options.detector == "owlvit" else "yolos"] if looks_local(ref) else ref
-        return MissingWeightsError(
-            f"{self.name}: detector `{ref}` (config.json + model.safetensors or pytorch_model.bin) not available: "
-            f"{reason}. Get it from the Hugging Face hub (e.g. `huggingface-cli download {repo}`) "
-            f"and give the hub id or its local directory with the reward option `model` (config `model: DIR`, "
-            f"`--set rewards.N.model=DIR` in `vader train`, `--set model=DIR` in `vader score`)"
-        )
+        return missing_model(self.name, ref, reason, repo=self._repo(ref), what="detector", files=_FILES)
 
     def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
         """Tiny random model of the same classes, for tests: YOLOS with the COCO label set, or OWL-ViT with

@@ -12,7 +12,9 @@ from typing import Any
 
 from vader_core.lazy import torch
 
-from ._common import seeded, spread_init
+from vader_core.modules import seeded
+
+from ._common import spread_init
 from .preprocess import CLIP_MEAN, CLIP_STD, normalize, resize_square
 
 OWLVIT_TYPES = ("owlvit",)

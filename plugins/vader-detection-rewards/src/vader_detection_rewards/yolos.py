@@ -15,7 +15,9 @@ from typing import Any, Mapping
 from vader_core.errors import ConfigError
 from vader_core.lazy import torch
 
-from ._common import seeded, spread_init
+from vader_core.modules import seeded
+
+from ._common import spread_init
 from .labels import COCO_ID2LABEL, PLACEHOLDER
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, normalize, resize_to_height
 

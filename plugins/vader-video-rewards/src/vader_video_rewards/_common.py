@@ -1,15 +1,14 @@
-"""Shared pieces of the video rewards: loading a transformers checkpoint with one-line errors,
-freezing, seeding, gradient checkpointing in eval mode, and the differentiable clip preprocessing.
-Heavy imports stay inside the functions (or behind ``vader_core.lazy``)."""
+"""Shared pieces of the video rewards: loading a transformers checkpoint of the expected architecture
+(hub id or local directory by the rules of :mod:`vader_core.hub`), gradient checkpointing in eval mode,
+and the differentiable clip preprocessing. Heavy imports stay inside the functions (or behind
+``vader_core.lazy``)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Iterable, Literal
 
 from vader_core.errors import ConfigError, MissingWeightsError
+from vader_core.hub import missing_model, resolve_model, unavailable_reason
 from vader_core.lazy import F, torch
 
 #: ImageNet normalisation (``IMAGENET_DEFAULT_MEAN`` / ``_STD`` in transformers), used by V-JEPA 2's video
@@ -18,33 +17,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 ResizeMode = Literal["squash", "crop"]
-
-
-def hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` is set (read now, so a test or a shell can flip it)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except Exception:  # noqa: BLE001
-        return False
-
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch's CPU generator inside the block and restore the caller's state afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-def freeze(module: "torch.nn.Module", device: "torch.device | str", dtype: "torch.dtype") -> "torch.nn.Module":
-    """Frozen (no parameter requires grad), eval mode, on ``device`` in ``dtype``."""
-    module.requires_grad_(False)
-    module.eval()
-    return module.to(device=device, dtype=dtype)
 
 
 def checkpoint_layers(model: Any, layers: Iterable["torch.nn.Module"]) -> None:
@@ -77,18 +49,19 @@ def load_pretrained(
     """
     from transformers import PreTrainedConfig
 
-    local = Path(ref).expanduser()
-    looks_local = local.exists() or ref.startswith((".", "/", "~")) or "\\" in ref or ref.count("/") > 1
-    if looks_local and not local.is_dir():
-        raise _missing(reward, ref, kind, default_repo, f"no such directory {ref!r}")
-    source = str(local) if looks_local else ref
+    what = f"{kind} model"
+
+    def missing(reason: str) -> MissingWeightsError:
+        return missing_model(reward, ref, reason, repo=default_repo, what=what)
+
+    source, local = resolve_model(ref, reward=reward, repo=default_repo, what=what)
     try:
         config, _ = PreTrainedConfig.get_config_dict(source)
     except OSError as e:
-        raise _missing(reward, ref, kind, default_repo, _reason(e, looks_local)) from None
+        raise missing(unavailable_reason(e, local)) from None
     found = config.get("model_type")
     if found is None:
-        raise _missing(reward, ref, kind, default_repo, f"no config.json with a `model_type` in {source!r}")
+        raise missing(f"no config.json with a `model_type` in {source!r}")
     if found != model_type:
         raise ConfigError(
             f"{reward}: `model` {ref!r} is a `{found}` checkpoint, not `{model_type}`; give a {kind} checkpoint "
@@ -97,22 +70,7 @@ def load_pretrained(
     try:
         return model_cls.from_pretrained(source)
     except OSError as e:
-        raise _missing(reward, ref, kind, default_repo, _reason(e, looks_local)) from None
-
-
-def _reason(exc: BaseException, local: bool) -> str:
-    if hub_offline() and not local:
-        return "HF_HUB_OFFLINE=1 and it is not in the Hugging Face cache"
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-
-
-def _missing(reward: str, ref: str, kind: str, repo: str, reason: str) -> MissingWeightsError:
-    return MissingWeightsError(
-        f"{reward}: {kind} model `{ref}` (config.json + model.safetensors) not available: {reason}. Get it from the "
-        f"Hugging Face hub (e.g. `huggingface-cli download {repo}`) and give the hub id or its local directory with "
-        f"the reward option `model` (config `model: DIR`, `--set rewards.N.model=DIR` in `vader train`, "
-        f"`--set model=DIR` in `vader score`)"
-    )
+        raise missing(unavailable_reason(e, local)) from None
 
 
 def resample_clip(

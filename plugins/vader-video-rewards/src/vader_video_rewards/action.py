@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 from pydantic import Field
 
 from vader_core.errors import ConfigError
+from vader_core.modules import freeze, seeded
 from vader_core.reward import RewardOptions, RewardPlugin
 
-from ._common import ResizeMode, as_size, checkpoint_layers, freeze, load_pretrained, normalize, resample_clip, seeded
+from ._common import ResizeMode, as_size, checkpoint_layers, load_pretrained, normalize, resample_clip
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
