@@ -8,7 +8,6 @@ Subclasses: the built-in ``tiny`` and ``toy`` backbones and the ``modelscope`` p
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Sequence
 
@@ -17,16 +16,13 @@ from pydantic import Field
 
 from .backbone import BackboneOptions, BackbonePlugin
 from .errors import ConfigError, MissingWeightsError
+from .hub import hub_offline
 
 
 class UNetT2VOptions(BackboneOptions):
     scheduler: Literal["ddim", "dpmsolver"] = Field("ddim", description="Sampler: `ddim` or `dpmsolver` (multistep).")
     negative_prompt: str = Field("", description="Negative prompt for classifier-free guidance.")
     revision: str | None = Field(None, description="Hub revision of the weights.")
-
-
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class UNetT2VBackbone(BackbonePlugin):
@@ -62,7 +58,7 @@ class UNetT2VBackbone(BackbonePlugin):
             text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", torch_dtype=dtype, **kw)
             tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **kw)
         except OSError as e:
-            offline = " (HF_HUB_OFFLINE is set)" if _hub_offline() else ""
+            offline = " (HF_HUB_OFFLINE is set)" if hub_offline() else ""
             raise MissingWeightsError(
                 f"cannot load `{source}`{offline}: {str(e).splitlines()[0][:160]}; download it with "
                 f"`huggingface-cli download {source}` or set `{self.model_option}` to a local diffusers directory"

@@ -33,6 +33,7 @@ from pydantic import Field, field_validator
 
 from vader_core.backbone import BackboneOptions, BackbonePlugin
 from vader_core.errors import ConfigError, MissingWeightsError
+from vader_core.hub import hub_offline
 from vader_core.lazy import torch
 
 from .preprocess import CLIP_SIZE, load_image, resize_with_antialiasing, to_unit_tensor, vae_pixels
@@ -122,12 +123,6 @@ class SVDCondition:
         return int(self.pixels.shape[0])
 
 
-def _hub_offline() -> bool:
-    import os
-
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 class SVDBackbone(BackbonePlugin):
     """Stable Video Diffusion image-to-video (img2vid / img2vid-xt) with diffusers components."""
 
@@ -177,7 +172,7 @@ class SVDBackbone(BackbonePlugin):
             feature_extractor = CLIPImageProcessor.from_pretrained(source, subfolder="feature_extractor", **kw)
             scheduler = EulerDiscreteScheduler.from_pretrained(source, subfolder="scheduler", **kw)
         except OSError as e:
-            offline = " (HF_HUB_OFFLINE is set)" if _hub_offline() else ""
+            offline = " (HF_HUB_OFFLINE is set)" if hub_offline() else ""
             raise MissingWeightsError(
                 f"cannot load Stable Video Diffusion weights `{source}`{offline}: {str(e).splitlines()[0][:160]}; "
                 f"download them with `hf download {source}` or set `{self.model_option}` to a local diffusers "

@@ -18,7 +18,6 @@ empty_seq``); the frame rate enters the UNet as a tensor, for both branches.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Sequence
 
@@ -26,6 +25,7 @@ from pydantic import Field
 
 from vader_core.backbone import BackboneOptions
 from vader_core.errors import ConfigError, MissingWeightsError
+from vader_core.hub import hub_offline
 from vader_core.lazy import torch
 from vader_core.unet_t2v import UNetT2VBackbone, UNetT2VOptions
 
@@ -69,10 +69,6 @@ class VideoCrafterOptions(UNetT2VOptions):
     allow_pickle: bool = Field(
         False, description="Unpickle Python objects in a .ckpt (weights_only=False); only for files you trust.",
     )
-
-
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def lvdm_alphas_cumprod(schedule: dict[str, Any] = SCHEDULE) -> "torch.Tensor":
@@ -140,7 +136,7 @@ class VideoCrafterBackbone(UNetT2VBackbone):
         try:
             return Path(hf_hub_download(source, CHECKPOINT_FILE, revision=self.options.revision))
         except Exception as e:  # noqa: BLE001 - offline, missing file, bad id, network: all need the same action
-            offline = " (HF_HUB_OFFLINE is set)" if _hub_offline() else ""
+            offline = " (HF_HUB_OFFLINE is set)" if hub_offline() else ""
             text = str(e).strip()
             first = text.splitlines()[0].split(". ")[0].rstrip(".")[:160] if text else type(e).__name__
             raise MissingWeightsError(
