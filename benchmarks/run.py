@@ -210,22 +210,31 @@ def b4(quick: bool) -> dict[str, Any]:
     except PluginNotFoundError:
         backbone = "tiny"
     seeds = [0] if quick else [0, 1, 2]
+    steps = {"vader": 3 if quick else 20, "ddpo": 2 if quick else 20}
+    every = 1 if quick else 4
+    # On `toy`: the demo's configuration (examples/demo-toy.yaml: brightness towards 0.85, LoRA on attention,
+    # 10 DDIM steps), for both methods. On the random `tiny` fallback: saturation.
+    demo = ROOT / "examples" / "demo-toy.yaml"
+    base, reward_flag, reward_desc = (demo, None, "brightness towards 0.85 (the demo's objective)") \
+        if backbone == "toy" else (None, ["saturation"], "saturation")
     common = [
         "output.logger=none", "validation.save_videos=false", "validation.seeds=[0, 1]", "output.checkpoint_every=0",
-        "sampling.eta=1.0", "backbone.scheduler=ddim",
+        "sampling.eta=1.0", "backbone.scheduler=ddim", f"validation.every={every}",
     ]
     runs = {
-        "vader": ["optim.grad_accum=1", "train.batch_size=2", "optim.lr=1e-2", "truncation.k=2",
-                  f"train.max_steps={3 if quick else 30}", f"validation.every={1 if quick else 5}"],
+        # vader: the demo's optimiser; K=2 of the 10 steps backpropagated, 2 videos per step.
+        "vader": ["optim.grad_accum=1", "train.batch_size=2", "truncation.k=2", f"train.max_steps={steps['vader']}"],
+        # DDPO (REFERENCE.md): 16 trajectories per epoch (4 x 4), every step of each trained, 2 gradient steps
+        # per epoch; its learning rate 3x vader's, as in DDPO's own aesthetic runs against its base config.
         "ddpo": ["optim.grad_accum=2", "train.batch_size=4", "optim.lr=3e-3", "method.sample_batches=4",
-                 "method.stat_min_count=8", f"train.max_steps={2 if quick else 30}", f"validation.every={1 if quick else 5}"],
+                 "method.stat_min_count=8", f"train.max_steps={steps['ddpo']}"],
     }
     curves: dict[str, list[dict[str, Any]]] = {m: [] for m in runs}
     for method, sets in runs.items():
         for seed in seeds:
             with tempfile.TemporaryDirectory() as tmp:
-                cfg = build_config(None, [f"output.dir={tmp}", *common, *sets],
-                                   {"backbone.name": backbone, "rewards": ["saturation"], "device": "cpu",
+                cfg = build_config(base, [f"output.dir={tmp}", *common, *sets],
+                                   {"backbone.name": backbone, "rewards": reward_flag, "device": "cpu",
                                     "method.name": method, "train.seed": seed})
                 t0 = time.perf_counter()
                 tr = Trainer(cfg, progress=False)
@@ -233,14 +242,21 @@ def b4(quick: bool) -> dict[str, Any]:
                 wall = time.perf_counter() - t0
                 rows = [json.loads(x) for x in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
                 queries = {0: 0, **{r["step"]: r["reward_queries"] for r in rows}}
+                # Training time only (validation excluded): the sum of the optimiser steps' times so far.
+                train_s, total = {0: 0.0}, 0.0
+                for r in rows:
+                    total += r["step_time"]
+                    train_s[r["step"]] = total
                 val = [json.loads(x) for x in (Path(tmp) / "validation.jsonl").read_text().splitlines()]
                 curves[method].append({"seed": seed, "wall_s": wall, "points": [
-                    {"step": v["step"], "queries": queries.get(v["step"], 0), "heldout_reward": v["reward"]} for v in val]})
+                    {"step": v["step"], "queries": queries.get(v["step"], 0), "train_s": train_s.get(v["step"], 0.0),
+                     "heldout_reward": v["reward"]} for v in val]})
                 print(f"B4 {method} seed {seed}: {curves[method][-1]['points'][-1]} in {wall:.0f}s", flush=True)
 
-    def mean_curve(method: str) -> list[tuple[int, float]]:
+    def mean_curve(method: str, x: str = "queries") -> list[tuple[Any, float]]:
         pts = [c["points"] for c in curves[method]]
-        return [(p[0]["queries"], statistics.mean(c[i]["heldout_reward"] for c in pts)) for i, p in enumerate(zip(*pts))]
+        return [(statistics.mean(q[x] for q in p) if x == "train_s" else p[0][x],
+                 statistics.mean(c[i]["heldout_reward"] for c in pts)) for i, p in enumerate(zip(*pts))]
 
     v, d = mean_curve("vader"), mean_curve("ddpo")
     start = d[0][1]
@@ -255,7 +271,8 @@ def b4(quick: bool) -> dict[str, Any]:
         ddpo_q = next(q for q, r in d if r >= target)
         vader_q = next((q for q, r in v if r >= target), None)
     ratio = (ddpo_q / vader_q) if vader_q else None
-    return {"backbone": backbone, "seeds": seeds, "curves": curves, "vader_mean": v, "ddpo_mean": d,
+    return {"backbone": backbone, "reward": reward_desc, "seeds": seeds, "curves": curves, "vader_mean": v,
+            "ddpo_mean": d, "vader_mean_time": mean_curve("vader", "train_s"), "ddpo_mean_time": mean_curve("ddpo", "train_s"),
             "target_heldout_reward": target, "start_heldout_reward": start, "ddpo_queries": ddpo_q,
             "vader_queries": vader_q, "ddpo_query_ratio": ratio, "ratio_is_lower_bound": lower_bound}
 
@@ -298,15 +315,19 @@ def _plots(results: dict[str, Any], img: Path, prefix: str) -> dict[str, str]:
         fig.savefig(img / files["b3"])
         plt.close(fig)
     if "b4" in results:
-        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=110)
+        b = results["b4"]
         for m, color in (("vader", "#55a868"), ("ddpo", "#c44e52")):
-            pts = results["b4"][f"{m}_mean"]
-            ax.plot([q for q, _ in pts], [r for _, r in pts], "o-", color=color, label=m)
-        ax.set_xscale("symlog")
-        ax.set_xlabel("reward queries (videos scored)")
-        ax.set_ylabel("held-out reward")
-        ax.set_title(f"B4: sample efficiency on `{results['b4']['backbone']}`")
-        ax.legend()
+            for ax, key in zip(axes, (f"{m}_mean", f"{m}_mean_time")):
+                pts = b.get(key) or []
+                ax.plot([q for q, _ in pts], [r for _, r in pts], "o-", color=color, label=m)
+        axes[0].set_xscale("symlog")
+        axes[0].set_xlabel("reward queries (videos scored)")
+        axes[1].set_xlabel("training time (s, validation excluded)")
+        for ax in axes:
+            ax.set_ylabel("held-out reward")
+            ax.legend()
+        fig.suptitle(f"B4: sample efficiency on `{b['backbone']}`, {b.get('reward', 'saturation')}, mean of seeds {b['seeds']}")
         fig.tight_layout()
         files["b4"] = f"{prefix}b4-sample-efficiency.png"
         fig.savefig(img / files["b4"])
@@ -397,15 +418,17 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
         lines += [
             "## B4. Sample efficiency against DDPO",
             "",
-            f"`vader` and `ddpo` on `{b['backbone']}`, saturation reward, seeds {b['seeds']}, held-out reward "
-            "(mean over seeds) against reward queries (videos scored).",
+            f"`vader` and `ddpo` on `{b['backbone']}`, reward {b.get('reward', 'saturation')}, seeds {b['seeds']}, "
+            "held-out reward (mean over seeds) against reward queries (videos scored) and training time "
+            "(sum of optimiser-step times, validation excluded; mean over seeds).",
             "",
-            "| method | queries | held-out reward |",
-            "| --- | --- | --- |",
+            "| method | queries | training time (s) | held-out reward |",
+            "| --- | --- | --- | --- |",
         ]
         for m in ("vader", "ddpo"):
-            for q, r in b[f"{m}_mean"]:
-                lines.append(f"| {m} | {q} | {r:.4f} |")
+            times = [t for t, _ in b.get(f"{m}_mean_time", [])] or [None] * len(b[f"{m}_mean"])
+            for (q, r), t in zip(b[f"{m}_mean"], times):
+                lines.append(f"| {m} | {q} | {_fmt(t, 1)} | {r:.4f} |")
         bound = " (lower bound: DDPO never beat its start)" if b["ratio_is_lower_bound"] else ""
         lines += ["", f"To reach held-out reward {b['target_heldout_reward']:.4f}, DDPO used {b['ddpo_queries']} "
                   f"queries and vader {_fmt(b['vader_queries'])}: ratio **{_fmt(b['ddpo_query_ratio'])}x**{bound}.", ""]
