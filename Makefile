@@ -26,8 +26,9 @@ install: $(STAMP)
 
 # A fresh demo each time: vader refuses to overwrite an earlier run's checkpoints.
 demo: install
-	rm -rf runs/demo-tiny
-	$(VENV)/bin/vader train --config examples/demo-tiny.yaml
+	rm -rf runs/demo-toy
+	$(VENV)/bin/vader train --config examples/demo-toy.yaml
+	$(PY) -m vader_plugins.toy.quality --run runs/demo-toy
 
 # Two workers of one thread each: more torch threads than cores slows the suite tenfold.
 test: install
