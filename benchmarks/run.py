@@ -220,6 +220,8 @@ def b4(quick: bool) -> dict[str, Any]:
     common = [
         "output.logger=none", "validation.save_videos=false", "validation.seeds=[0, 1]", "output.checkpoint_every=0",
         "sampling.eta=1.0", "backbone.scheduler=ddim", f"validation.every={every}",
+        # --quick checks the report's form only: fewer denoising steps and held-out prompts.
+        *(["backbone.steps=4", "validation.max_prompts=2"] if quick else []),
     ]
     runs = {
         # vader: the demo's optimiser; K=2 of the 10 steps backpropagated, 2 videos per step.
