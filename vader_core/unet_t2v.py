@@ -3,6 +3,9 @@
 ``UNet3DConditionModel`` + ``AutoencoderKL`` + CLIP text encoder + a diffusers scheduler, the
 components of ``TextToVideoSDPipeline``. The steps reproduce that pipeline exactly (same noise from
 the same generator, same guidance, same scheduler calls), so ``vader generate`` matches it.
+The ``unet/`` folder may instead hold a ``UNetMotionModel`` (AnimateDiff's layout: a 2D UNet with
+temporal attention modules that carry frame-position embeddings); it is fed the text once per frame,
+as diffusers' ``AnimateDiffPipeline`` does.
 Subclasses: the built-in ``tiny`` and ``toy`` backbones and the ``modelscope`` plugin.
 """
 
@@ -25,6 +28,10 @@ class UNetT2VOptions(BackboneOptions):
     revision: str | None = Field(None, description="Hub revision of the weights.")
 
 
+#: diffusers video UNets these steps drive: ``(B, C, F, H, W)`` latents, text through ``encoder_hidden_states``.
+SUPPORTED_UNETS: tuple[str, ...] = ("UNet3DConditionModel", "UNetMotionModel")
+
+
 class UNetT2VBackbone(BackbonePlugin):
     """Text-to-video with the components of diffusers' ``TextToVideoSDPipeline``."""
 
@@ -37,7 +44,7 @@ class UNetT2VBackbone(BackbonePlugin):
 
     # -------------------------------------------------------------- loading
     def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
-        from diffusers import AutoencoderKL, UNet3DConditionModel
+        from diffusers import AutoencoderKL, AutoModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
         source = self.options.model or self.default_model
@@ -53,7 +60,8 @@ class UNetT2VBackbone(BackbonePlugin):
                 )
             source, kw = str(local), {}
         try:
-            unet = UNet3DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype, **kw)
+            # The class saved in unet/config.json (``_class_name``) decides which diffusers UNet this is.
+            unet = AutoModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype, **kw)
             vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=dtype, **kw)
             text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", torch_dtype=dtype, **kw)
             tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **kw)
@@ -63,6 +71,11 @@ class UNetT2VBackbone(BackbonePlugin):
                 f"cannot load `{source}`{offline}: {str(e).splitlines()[0][:160]}; download it with "
                 f"`huggingface-cli download {source}` or set `{self.model_option}` to a local diffusers directory"
             ) from None
+        if type(unet).__name__ not in SUPPORTED_UNETS:
+            raise ConfigError(
+                f"`{source}` holds a {type(unet).__name__} in unet/; backbone `{self.name}` drives "
+                f"{' or '.join(SUPPORTED_UNETS)}: pick the backbone plugin made for that model"
+            )
         self.setup(
             {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
              "scheduler": self.make_scheduler(self._scheduler_config(source, kw))},
@@ -95,6 +108,9 @@ class UNetT2VBackbone(BackbonePlugin):
     def setup(self, components: dict[str, Any], device: torch.device | str, dtype: torch.dtype) -> None:
         """Install components: moved to ``device``, cast to ``dtype``, frozen, eval mode."""
         self.install_components(components, device, dtype)
+        # UNetMotionModel runs its spatial layers on frames as a batch and expects one copy of the text per
+        # frame (AnimateDiffPipeline repeats the prompt embeddings); UNet3DConditionModel repeats it itself.
+        self.text_per_frame = type(components["unet"]).__name__ == "UNetMotionModel"
         vae = components["vae"]
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
@@ -137,7 +153,10 @@ class UNetT2VBackbone(BackbonePlugin):
     def predict(self, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], step_index: int) -> torch.Tensor:
         x = torch.cat([latents] * 2) if self.do_cfg else latents
         x = self.scheduler.scale_model_input(x, t)
-        out = self.denoiser(x, t, encoder_hidden_states=cond["encoder_hidden_states"], return_dict=False)[0]
+        text = cond["encoder_hidden_states"]
+        if self.text_per_frame:
+            text = text.repeat_interleave(x.shape[2], dim=0)
+        out = self.denoiser(x, t, encoder_hidden_states=text, return_dict=False)[0]
         if self.do_cfg:
             uncond, text = out.chunk(2)
             out = uncond + self.options.guidance * (text - uncond)
