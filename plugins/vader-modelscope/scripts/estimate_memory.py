@@ -7,11 +7,10 @@ doubles the batch), which vader's gradient checkpointing recomputes in backward,
 frames with gradient (the 2-D VAE decodes frames independently, so it scales with
 ``memory.decoded_frames``).
 
-Attention is counted as the flash and memory-efficient kernels of GPUs keep it (inputs, output and
-log-sum-exp, not the attention matrix of the math kernel the meta device traces); weights (and views
-of them) that autograd saves are counted once, with the weights, and so is a tensor saved by several
-operations. The CUDA allocator, kernel workspaces and fragmentation add to
-these figures: they are estimates, not measurements.
+What is counted (attention as GPUs' flash kernels keep it, weights once, shared storages once) is
+described in ``vader_core.estimate``, which all the backbone plugins' estimates share. The CUDA
+allocator, kernel workspaces and fragmentation add to these figures: they are estimates, not
+measurements.
 
 Usage::
 
@@ -24,59 +23,7 @@ import argparse
 
 import torch
 
-GIB = 2**30
-
-
-def _saved_gib(fn) -> float:  # noqa: ANN001 - a thunk
-    """GiB autograd saves while ``fn`` runs.
-
-    ``scaled_dot_product_attention`` is counted as the flash / memory-efficient kernels of a GPU keep it
-    (query, key, value, output and the float32 log-sum-exp per query), not as the math kernel that the
-    meta device traces (which keeps the attention matrix). Everything else is counted whatever its shape.
-    """
-    import torch.nn.functional as F
-
-    total, in_sdpa, seen = [0], [False], {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        base = t if t._base is None else t._base
-        # Weights and their views (transposes, broadcasts) are counted with the weights; a storage that
-        # several operations save is counted once.
-        if not in_sdpa[0] and not isinstance(base, torch.nn.Parameter) and id(base) not in seen:
-            seen[id(base)] = base  # kept alive so that its id is not reused
-            total[0] += base.untyped_storage().nbytes()
-        return t
-
-    sdpa = F.scaled_dot_product_attention
-
-    class Keep(torch.autograd.Function):
-        """Identity that saves what a flash kernel saves."""
-
-        @staticmethod
-        def forward(ctx, out, q, k, v):  # noqa: ANN001, ANN205
-            lse = torch.empty(out.shape[:-1], dtype=torch.float32, device=out.device)
-            ctx.save_for_backward(q, k, v, out, lse)
-            return out.view_as(out)
-
-        @staticmethod
-        def backward(ctx, grad):  # noqa: ANN001, ANN205
-            return grad, None, None, None
-
-    def flash_like(q, k, v, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        in_sdpa[0] = True
-        try:
-            out = sdpa(q, k, v, *args, **kwargs)
-        finally:
-            in_sdpa[0] = False
-        return Keep.apply(out, q, k, v) if torch.is_grad_enabled() else out
-
-    F.scaled_dot_product_attention = flash_like
-    try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            fn()
-    finally:
-        F.scaled_dot_product_attention = sdpa
-    return total[0] / GIB
+from vader_core.estimate import GIB, saved_gib
 
 
 def estimate(size: int = 384, frames: int = 16, decoded_frames: int = 1, k: int = 1, checkpointing: bool = True,
@@ -117,9 +64,9 @@ def estimate(size: int = 384, frames: int = 16, decoded_frames: int = 1, k: int 
         n_params = sum(p.numel() for m in (unet, vae, text) for p in m.parameters())
         x = torch.randn(2, 4, frames, h, h, dtype=dtype, requires_grad=True)
         emb = torch.randn(2, 77, 1024, dtype=dtype)
-        unet_gib = _saved_gib(lambda: unet(x, torch.tensor(1.0), emb).sample)
+        unet_gib, _ = saved_gib(lambda: unet(x, torch.tensor(1.0), emb).sample)
         z = torch.randn(decoded_frames, 4, h, h, dtype=dtype, requires_grad=True)
-        dec_gib = _saved_gib(lambda: vae.decode(z).sample)
+        dec_gib, _ = saved_gib(lambda: vae.decode(z).sample)
     weights = n_params * torch.empty((), dtype=dtype).element_size() / GIB
     # With checkpointing the decoder's activations are freed before the kept calls are recomputed one by one;
     # without, all K calls and the decoder are stored at once.

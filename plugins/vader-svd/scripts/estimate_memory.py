@@ -11,11 +11,10 @@ it would keep for backward. Summing those bytes gives the activation memory of t
   (option ``vae_gradient_checkpointing``).
 
 The peak of a step with truncation K=1 is about the weights plus the larger of the two, since the
-decoder's activations are freed before the UNet call is recomputed. Attention is counted as the flash
-and memory-efficient kernels of GPUs keep it (inputs, output and log-sum-exp, not the attention matrix
-of the math kernel the meta device traces); weights (and views of them) that autograd saves are
-counted once, with the weights, and so is a tensor saved by several operations. The CUDA allocator, kernel workspaces and fragmentation add to these figures: they are
-estimates, not measurements.
+decoder's activations are freed before the UNet call is recomputed. What is counted (attention as
+GPUs' flash kernels keep it, weights once, shared storages once) is described in
+``vader_core.estimate``, which all the backbone plugins' estimates share. The CUDA allocator, kernel
+workspaces and fragmentation add to these figures: they are estimates, not measurements.
 
 Usage::
 
@@ -25,95 +24,25 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 from typing import Callable
 
 import torch
 
-GIB = 2**30
-
-
-_IN_SDPA = [False]
-
-
-class _Saved:
-    """Bytes of the tensors autograd saves for backward.
-
-    Weights and their views (transposes, broadcasts) are left out (counted with the weights), a storage
-    that several operations save is counted once, and attention as :func:`_flash_attention` keeps it.
-    """
-
-    def __init__(self) -> None:
-        self.total = 0
-        self._seen: dict[int, torch.Tensor] = {}
-
-    def pack(self, t: torch.Tensor) -> torch.Tensor:
-        base = t if t._base is None else t._base
-        if not _IN_SDPA[0] and not isinstance(base, torch.nn.Parameter) and id(base) not in self._seen:
-            self._seen[id(base)] = base  # kept alive so that its id is not reused
-            self.total += base.untyped_storage().nbytes()
-        return t
-
-
-class _KeepLikeFlash(torch.autograd.Function):
-    """Identity that saves what a flash / memory-efficient attention kernel saves (query, key, value,
-    output, float32 log-sum-exp), through whichever saved-tensor hooks are active (inside a checkpointed
-    block the checkpoint's own: then nothing is counted, as on a GPU)."""
-
-    @staticmethod
-    def forward(ctx, out, q, k, v):  # noqa: ANN001, ANN205
-        lse = torch.empty(out.shape[:-1], dtype=torch.float32, device=out.device)
-        ctx.save_for_backward(q, k, v, out, lse)
-        return out.view_as(out)
-
-    @staticmethod
-    def backward(ctx, grad):  # noqa: ANN001, ANN205
-        return grad, None, None, None
-
-
-@contextlib.contextmanager
-def _flash_attention():
-    """Count ``scaled_dot_product_attention`` as GPUs' flash kernels keep it, not as the math kernel that
-    the meta device traces (which keeps the attention matrix)."""
-    import torch.nn.functional as F
-
-    sdpa = F.scaled_dot_product_attention
-
-    def flash_like(q, k, v, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        _IN_SDPA[0] = True
-        try:
-            out = sdpa(q, k, v, *args, **kwargs)
-        finally:
-            _IN_SDPA[0] = False
-        return _KeepLikeFlash.apply(out, q, k, v) if torch.is_grad_enabled() else out
-
-    F.scaled_dot_product_attention = flash_like
-    try:
-        yield
-    finally:
-        F.scaled_dot_product_attention = sdpa
+from vader_core.estimate import GIB, saved_gib
 
 
 def _profile(
     model: torch.nn.Module, blocks: list[torch.nn.Module], fn: Callable[[], object]
 ) -> tuple[float, float, float]:
     """(saved without checkpointing, saved with the model's own checkpointing, largest block) in GiB."""
-    saved, per = _Saved(), []
-    hooks = []
-    for b in blocks:
-        hooks.append(b.register_forward_pre_hook(lambda m, a: setattr(m, "_vader_start", saved.total)))
-        hooks.append(b.register_forward_hook(lambda m, a, o: per.append(saved.total - m._vader_start)))
     model.disable_gradient_checkpointing()
-    with _flash_attention(), torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
-        fn()
-    for h in hooks:
-        h.remove()
-    checkpointed = _Saved()
+    full, largest = saved_gib(fn, blocks)
     model.enable_gradient_checkpointing()
-    with _flash_attention(), torch.autograd.graph.saved_tensors_hooks(checkpointed.pack, lambda t: t):
-        fn()
-    model.disable_gradient_checkpointing()
-    return saved.total / GIB, checkpointed.total / GIB, max(per, default=0) / GIB
+    try:
+        stored, _ = saved_gib(fn)
+    finally:
+        model.disable_gradient_checkpointing()
+    return full, stored, largest
 
 
 def estimate(height: int = 576, width: int = 1024, frames: int = 14, chunk: int | None = None,

@@ -6,11 +6,11 @@ Summing those bytes gives the activation memory of one kept UNet call (guidance 
 with or without ``backbone.block_checkpointing`` (per-block recomputation, the official
 ``use_checkpoint``), and of decoding frames with gradient (the 2-D VAE decodes frames independently).
 
-Attention is counted as the flash and memory-efficient kernels of GPUs keep it (inputs, output and
-log-sum-exp, not the attention matrix of the math kernel the meta device traces), and saved weights
-are counted once, with the weights. With block checkpointing the figure is the block inputs kept for
-the whole call plus what the largest single block saves when it is recomputed in backward. The CUDA
-allocator and kernel workspaces add to these figures: they are estimates, not measurements.
+What is counted (attention as GPUs' flash kernels keep it, weights and their views once, with the
+weights, a storage saved by several operations once) is described in ``vader_core.estimate``, which
+all the backbone plugins' estimates share. With block checkpointing the figure is the block inputs
+kept for the whole call plus what the largest single block saves when it is recomputed in backward.
+The CUDA allocator and kernel workspaces add to these figures: they are estimates, not measurements.
 
 Usage::
 
@@ -25,65 +25,7 @@ from pathlib import Path
 
 import torch
 
-GIB = 2**30
-
-
-def _saved_gib(fn, layers=()) -> tuple[float, float]:  # noqa: ANN001 - a thunk and modules
-    """GiB autograd saves while ``fn`` runs, and the most any one of ``layers`` saves.
-
-    ``scaled_dot_product_attention`` is counted as the flash / memory-efficient kernels of a GPU keep it
-    (query, key, value, output and the float32 log-sum-exp per query), not as the math kernel that the
-    meta device traces (which keeps the attention matrix).
-    """
-    import torch.nn.functional as F
-
-    total, largest, start, in_sdpa = [0], [0], {}, [False]
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        if not isinstance(t, torch.nn.Parameter) and not in_sdpa[0]:
-            total[0] += t.numel() * t.element_size()
-        return t
-
-    sdpa = F.scaled_dot_product_attention
-
-    class Keep(torch.autograd.Function):
-        """Identity that saves what a flash kernel saves, through whichever saved-tensor hooks are active
-        (inside a checkpointed block, the checkpoint's own: then nothing is counted, as on a GPU)."""
-
-        @staticmethod
-        def forward(ctx, out, q, k, v):  # noqa: ANN001, ANN205
-            lse = torch.empty(out.shape[:-1], dtype=torch.float32, device=out.device)
-            ctx.save_for_backward(q, k, v, out, lse)
-            return out.view_as(out)
-
-        @staticmethod
-        def backward(ctx, grad):  # noqa: ANN001, ANN205
-            return grad, None, None, None
-
-    def flash_like(q, k, v, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        in_sdpa[0] = True
-        try:
-            out = sdpa(q, k, v, *args, **kwargs)
-        finally:
-            in_sdpa[0] = False
-        return Keep.apply(out, q, k, v) if torch.is_grad_enabled() else out
-
-    def pre(module, args):  # noqa: ANN001
-        start[id(module)] = total[0]
-
-    def post(module, args, out):  # noqa: ANN001
-        largest[0] = max(largest[0], total[0] - start[id(module)])
-
-    handles = [h for m in layers for h in (m.register_forward_pre_hook(pre), m.register_forward_hook(post))]
-    F.scaled_dot_product_attention = flash_like
-    try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            fn()
-    finally:
-        F.scaled_dot_product_attention = sdpa
-        for hd in handles:
-            hd.remove()
-    return total[0] / GIB, largest[0] / GIB
+from vader_core.estimate import GIB, saved_gib
 
 
 def estimate(height: int = 320, width: int = 512, frames: int = 12, decoded_frames: int = 1, k: int = 1,
@@ -114,13 +56,13 @@ def estimate(height: int = 320, width: int = 512, frames: int = 12, decoded_fram
     with torch.device("meta"):
         x = torch.randn(2, 4, frames, h, w, dtype=dtype, requires_grad=True)
         emb = torch.randn(2, 77, 1024, dtype=dtype)
-        unet_gib, largest_block = _saved_gib(lambda: unet(x, torch.tensor([1, 1]), emb, fps=24), layers)
+        unet_gib, largest_block = saved_gib(lambda: unet(x, torch.tensor([1, 1]), emb, fps=24), layers)
         if block_checkpointing:
             unet.enable_gradient_checkpointing()
-            inputs_gib, _ = _saved_gib(lambda: unet(x, torch.tensor([1, 1]), emb, fps=24))
+            inputs_gib, _ = saved_gib(lambda: unet(x, torch.tensor([1, 1]), emb, fps=24))
             unet_gib = inputs_gib + largest_block  # block inputs, plus one block recomputed at a time
         z = torch.randn(decoded_frames, 4, h, w, dtype=dtype, requires_grad=True)
-        dec_gib, _ = _saved_gib(lambda: vae.decode(z).sample)
+        dec_gib, _ = saved_gib(lambda: vae.decode(z).sample)
     weights = n_params * torch.empty((), dtype=dtype).element_size() / GIB
     # vader's gradient checkpointing frees the decoder's activations before the kept calls are recomputed
     # one at a time.
