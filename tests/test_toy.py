@@ -142,3 +142,20 @@ def test_training_script_tiny_budget(tmp_path):
     assert more["scaling_factor"] == pytest.approx(info["scaling_factor"], rel=1e-3)
     assert more["data_end"] == info["data_end"] + 4 and len(more["history"]) == 1
     assert "continued (`--init`, same VAE)" in (tmp_path / "more" / "MODEL_CARD.md").read_text()
+    assert info["unet_class"] == more["unet_class"] == "UNet3DConditionModel"
+    # --fresh-denoiser keeps the VAE and starts another UNet (here AnimateDiff's UNetMotionModel) and text
+    # encoder; the loss options are recorded in the card.
+    other = main(["--out", str(tmp_path / "motion"), "--init", str(tmp_path), "--fresh-denoiser", "--unet", "motion",
+                  "--object-weight", "5", "--high-noise-weight", "5", "--size", "tiny", "--vae-steps", "0",
+                  "--pool", "4", "--steps", "1", "--batch-size", "2", "--log-every", "0", "--no-quality"])
+    assert other["unet_class"] == "UNetMotionModel" and set(other["caption_sensitivity"]) == {"color", "direction"}
+    card = (tmp_path / "motion" / "MODEL_CARD.md").read_text()
+    assert "UNet and text encoder trained from scratch" in card and "`UNetMotionModel` | blocks" in card
+    assert "object cells weighted 5x; clips weighted clamp(1/SNR(t), 1, 5)" in card
+    bb = ToyBackbone(ToyOptions(model=str(tmp_path / "motion"), frames=2, steps=2))
+    bb.load("cpu", torch.float32)
+    assert type(bb.denoiser).__name__ == "UNetMotionModel" and bb.text_per_frame
+    video = generate(bb, ["a red circle moving left on a gray background"], None, torch.Generator().manual_seed(0))
+    assert video.shape == (1, 2, 3, 32, 32) and torch.isfinite(video).all()
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "x"), "--fresh-denoiser"])

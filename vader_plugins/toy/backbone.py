@@ -1,7 +1,9 @@
 """``toy``: a small text-to-video model trained from scratch on procedural clips, bundled in the package.
 
 Same components as ModelScope T2V (diffusers ``UNet3DConditionModel`` in the latent space of an
-``AutoencoderKL``, CLIP text encoder, DDIM), only small: 32x32 pixels, 8 frames, 8x8x4 latents. It
+``AutoencoderKL``, CLIP text encoder, DDIM), only small: 32x32 pixels, 8 frames, 8x8x4 latents. The
+training script can also build diffusers' ``UNetMotionModel`` (AnimateDiff's layout, whose temporal
+attention carries frame positions), which loads through the same code. It
 was trained by :mod:`vader_plugins.toy.train` on :mod:`vader_plugins.toy.data`, so it follows prompts
 like ``"a red circle moving left on a gray background"``, and vader's reward training visibly changes
 its videos in minutes on a CPU. ``backbone.model`` may point at another directory written the same way.
@@ -22,7 +24,7 @@ from vader_core.unet_t2v import UNetT2VBackbone, UNetT2VOptions
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 #: Architecture sizes. ``full`` is what the bundled weights use; ``tiny`` is for contract tests and the
-#: training script's smoke test.
+#: training script's smoke test. ``toy_components(unet="motion")`` builds AnimateDiff's UNetMotionModel instead.
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "vae_channels": (16, 32, 64), "vae_groups": 8,
@@ -44,17 +46,23 @@ SCHEDULER_CONFIG: dict[str, Any] = {
 }
 
 
-def toy_components(size: str = "full", seed: int = 0) -> dict[str, Any]:
+#: The denoisers ``toy_components`` can build.
+UNET_KINDS: tuple[str, ...] = ("3d", "motion")
+
+
+def toy_components(size: str = "full", seed: int = 0, unet: str = "3d") -> dict[str, Any]:
     """Freshly initialised toy components (the starting point of training, or tiny test weights).
 
     Args:
         size (`str`, *optional*, defaults to `"full"`): a key of :data:`SIZES`.
         seed (`int`, *optional*, defaults to 0): seed of the initialisation.
+        unet (`str`, *optional*, defaults to `"3d"`): ``"3d"`` for ModelScope's ``UNet3DConditionModel`` (the
+            bundled model), ``"motion"`` for AnimateDiff's ``UNetMotionModel``.
 
     Returns:
         `dict[str, Any]`: ``unet``, ``vae``, ``text_encoder`` and ``tokenizer`` (no scheduler).
     """
-    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from diffusers import AutoencoderKL, UNet3DConditionModel, UNetMotionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from vader_core.tokenizers import clip_tokenizer
@@ -66,20 +74,31 @@ def toy_components(size: str = "full", seed: int = 0) -> dict[str, Any]:
         up_block_types=("UpDecoderBlock2D",) * len(s["vae_channels"]), block_out_channels=s["vae_channels"],
         layers_per_block=1, latent_channels=4, norm_num_groups=s["vae_groups"], sample_size=32,
     )
-    unet = UNet3DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4,
-        down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D"),
-        up_block_types=("CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
-        block_out_channels=s["unet_channels"], layers_per_block=1, cross_attention_dim=s["text_hidden"],
-        attention_head_dim=s["unet_heads"], norm_num_groups=s["unet_groups"],
-    )
+    if unet not in UNET_KINDS:
+        raise ValueError(f"`unet` must be one of {UNET_KINDS}, got {unet!r}")
+    n = len(s["unet_channels"])
+    if unet == "motion":
+        denoiser = UNetMotionModel(
+            sample_size=8, in_channels=4, out_channels=4,
+            down_block_types=("CrossAttnDownBlockMotion",) * n, up_block_types=("CrossAttnUpBlockMotion",) * n,
+            block_out_channels=s["unet_channels"], layers_per_block=1, cross_attention_dim=s["text_hidden"],
+            num_attention_heads=s["unet_heads"], motion_num_attention_heads=s["unet_heads"],
+            norm_num_groups=s["unet_groups"], motion_max_seq_length=16, use_motion_mid_block=True,
+        )
+    else:
+        denoiser = UNet3DConditionModel(
+            sample_size=8, in_channels=4, out_channels=4,
+            down_block_types=("CrossAttnDownBlock3D",) * n, up_block_types=("CrossAttnUpBlock3D",) * n,
+            block_out_channels=s["unet_channels"], layers_per_block=1, cross_attention_dim=s["text_hidden"],
+            attention_head_dim=s["unet_heads"], norm_num_groups=s["unet_groups"],
+        )
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=49408, hidden_size=s["text_hidden"], intermediate_size=4 * s["text_hidden"],
         num_attention_heads=s["text_heads"], num_hidden_layers=s["text_layers"],
         max_position_embeddings=s["max_length"], bos_token_id=49406, eos_token_id=49407,
         pad_token_id=49407, projection_dim=s["text_hidden"],
     ))
-    return {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": clip_tokenizer(s["max_length"])}
+    return {"unet": denoiser, "vae": vae, "text_encoder": text_encoder, "tokenizer": clip_tokenizer(s["max_length"])}
 
 
 class ToyOptions(UNetT2VOptions):
