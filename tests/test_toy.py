@@ -146,12 +146,14 @@ def test_training_script_tiny_budget(tmp_path):
     # --fresh-denoiser keeps the VAE and starts another UNet (here AnimateDiff's UNetMotionModel) and text
     # encoder; the loss options are recorded in the card.
     other = main(["--out", str(tmp_path / "motion"), "--init", str(tmp_path), "--fresh-denoiser", "--unet", "motion",
-                  "--object-weight", "5", "--high-noise-weight", "5", "--size", "tiny", "--vae-steps", "0",
-                  "--pool", "4", "--steps", "1", "--batch-size", "2", "--log-every", "0", "--no-quality"])
+                  "--object-weight", "5", "--high-noise-weight", "5", "--speed", "1.75", "2.5", "--size", "tiny",
+                  "--vae-steps", "0", "--pool", "4", "--steps", "1", "--batch-size", "2", "--log-every", "0",
+                  "--no-quality"])
     assert other["unet_class"] == "UNetMotionModel" and set(other["caption_sensitivity"]) == {"color", "direction"}
     card = (tmp_path / "motion" / "MODEL_CARD.md").read_text()
     assert "UNet and text encoder trained from scratch" in card and "`UNetMotionModel` | blocks" in card
     assert "object cells weighted 5x; clips weighted clamp(1/SNR(t), 1, 5)" in card
+    assert "(1.75 to 2.5 pixels per frame)" in card
     bb = ToyBackbone(ToyOptions(model=str(tmp_path / "motion"), frames=2, steps=2))
     bb.load("cpu", torch.float32)
     assert type(bb.denoiser).__name__ == "UNetMotionModel" and bb.text_per_frame

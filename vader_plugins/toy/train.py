@@ -334,7 +334,7 @@ downloaded. It exists so that vader's reward training can be shown end to end of
 `vader_plugins.toy.data.ToyVideoDataset` (seed {info['seed']}): {info['frames']} frames at
 {info['size']}x{info['size']} of one shape ({', '.join(SHAPES)}) in one colour ({', '.join(COLORS)}) moving
 {', '.join(DIRECTIONS)} over a {', '.join(BACKGROUNDS)} background (half the clips with a faint static
-texture), with random position, size and speed. Captions: "a red circle moving left on a gray background".
+texture), with random position, size and speed{_speed(info)}. Captions: "a red circle moving left on a gray background".
 The VAE also trains on clips whose background and object colours are drawn uniformly from the RGB cube
 ({info['vae_random_colors']:.0%} of its clips), so that it decodes colours the captions never name: its mean absolute error
 on plain frames of 64 random colours is {info['vae'].get('vae_plain_color_error', float('nan')):.4f} (pixels in [0, 1]).
@@ -373,6 +373,11 @@ weights (what is saved). Seed {info['seed']}; torch {torch.__version__}, {info['
 32x32 pixels, 8 frames, one object, the vocabulary above only. {_direction_limit(q)} Shapes are not
 checked.
 """
+
+
+def _speed(info: dict[str, Any]) -> str:
+    lo, hi = info.get("speed") or ClipConfig().speed
+    return f" ({lo:g} to {hi:g} pixels per frame)"
 
 
 def _stage2(info: dict[str, Any]) -> str:
@@ -416,6 +421,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--vae-random-colors", type=float, default=0.5,
                    help="share of the VAE's clips drawn in arbitrary background and object colours")
     p.add_argument("--pool", type=int, default=6000, help="clips encoded for the denoiser stage")
+    p.add_argument("--speed", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="range of the objects' speed in pixels per frame (default: ClipConfig's)")
     p.add_argument("--steps", type=int, default=2000, help="denoiser steps")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-4)
@@ -464,9 +471,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "caption_sensitivity")}] if prev else []
         # Continue on clips the earlier stages never drew.
         data_start = prev.get("data_end", 0)
-    data = ToyVideoDataset("train", seed=a.seed)
+    speed = tuple(a.speed) if a.speed else ClipConfig().speed
+    data = ToyVideoDataset("train", seed=a.seed, config=ClipConfig(speed=speed))
     # The VAE also sees clips in arbitrary colours, so that any colour a reward asks for can be decoded.
-    vae_data = ToyVideoDataset("train", seed=a.seed, config=ClipConfig(random_colors=a.vae_random_colors))
+    vae_data = ToyVideoDataset("train", seed=a.seed, config=ClipConfig(speed=speed, random_colors=a.vae_random_colors))
     _log(f"params: " + ", ".join(f"{k} {_count(comps[k]):,}" for k in ("vae", "unet", "text_encoder")))
 
     t = time.perf_counter()
@@ -532,7 +540,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "fresh_denoiser": a.fresh_denoiser, "frames": data.config.frames, "size": data.config.size,
         "params": {k: _count(comps[k]) for k in ("vae", "unet", "text_encoder")},
         "scaling_factor": scaling, "vae": vae_info, "vae_steps": a.vae_steps, "vae_batch": a.vae_batch,
-        "vae_lr": a.vae_lr, "object_weight": a.object_weight, "freeze_text": a.freeze_text,
+        "vae_lr": a.vae_lr, "object_weight": a.object_weight, "speed": list(speed), "freeze_text": a.freeze_text,
         "high_noise_weight": a.high_noise_weight, "vae_random_colors": a.vae_random_colors, "lr": a.lr, "pool": a.pool, "steps": a.steps, "batch_size": a.batch_size,
         "denoiser_steps": den["steps_done"], "denoiser_loss": den["denoiser_loss"], "ema_decay": a.ema_decay,
         "vae_minutes": vae_minutes, "pool_minutes": pool_minutes, "denoiser_minutes": den["seconds"] / 60,
