@@ -41,6 +41,8 @@ class UNetT2VBackbone(BackbonePlugin):
     default_model: ClassVar[str | None] = None
     #: Option that points at a local copy, for error messages.
     model_option: ClassVar[str] = "backbone.model"
+    #: Set by ``setup``: the UNet takes the text once per frame (``UNetMotionModel``).
+    text_per_frame: bool = False
 
     # -------------------------------------------------------------- loading
     def load(self, device: torch.device | str, dtype: torch.dtype) -> None:

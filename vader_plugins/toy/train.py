@@ -201,7 +201,8 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
 
 
 @torch.no_grad()
-def caption_sensitivity(comps: dict[str, Any], clips: int = 96, timestep: int = 500, seed: int = 3) -> dict[str, float]:
+def caption_sensitivity(comps: dict[str, Any], clips: int = 96, timestep: int = 500, seed: int = 3,
+                        config: ClipConfig = ClipConfig()) -> dict[str, float]:
     """Does the denoiser listen to each word? Its error on held-out clips with one word of the caption swapped.
 
     Held-out clips are noised to ``timestep``; the UNet predicts the noise once with the true caption
@@ -215,7 +216,7 @@ def caption_sensitivity(comps: dict[str, Any], clips: int = 96, timestep: int = 
     from diffusers import DDPMScheduler
 
     unet, text_encoder, tok = comps["unet"].eval(), comps["text_encoder"].eval(), comps["tokenizer"]
-    pool = encode_pool(comps["vae"], ToyVideoDataset("heldout", seed=seed), clips, start=0)
+    pool = encode_pool(comps["vae"], ToyVideoDataset("heldout", seed=seed, config=config), clips, start=0)
     z0 = pool["mean"] * float(comps["vae"].config.scaling_factor)
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(z0.shape, generator=g)
@@ -513,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     save_weights(out, final)
     (out / "checkpoint.json").unlink(missing_ok=True)
 
-    sensitivity = caption_sensitivity(final)
+    sensitivity = caption_sensitivity(final, config=data.config)
     _log("caption sensitivity (rise of the error on the object when a word is swapped): "
          + ", ".join(f"{k} {v:+.1%}" for k, v in sensitivity.items()))
     quality = None
