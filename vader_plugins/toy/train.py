@@ -208,7 +208,7 @@ def caption_sensitivity(comps: dict[str, Any], clips: int = 96, timestep: int = 
     Held-out clips are noised to ``timestep``; the UNet predicts the noise once with the true caption
     and once with the colour word (next colour) or the direction word (the opposite one) swapped. The
     figure is the relative rise of the squared error on the object's latent cells: 0 means the word is
-    ignored, as direction was by the UNet3D stages of the first bundled model.
+    ignored, as the bundled model ignores the direction word.
 
     Returns:
         `dict[str, float]`: ``color`` and ``direction``.
