@@ -32,6 +32,15 @@ class UNetT2VOptions(BackboneOptions):
 SUPPORTED_UNETS: tuple[str, ...] = ("UNet3DConditionModel", "UNetMotionModel")
 
 
+def takes_text_per_frame(unet: Any) -> bool:
+    """Whether ``unet`` expects the text once per frame, ``(B * F, tokens, dim)``.
+
+    ``UNetMotionModel`` runs its spatial layers on frames as a batch and expects one copy of the text per
+    frame (``AnimateDiffPipeline`` repeats the prompt embeddings); ``UNet3DConditionModel`` repeats it itself.
+    """
+    return type(unet).__name__ == "UNetMotionModel"
+
+
 class UNetT2VBackbone(BackbonePlugin):
     """Text-to-video with the components of diffusers' ``TextToVideoSDPipeline``."""
 
@@ -110,9 +119,7 @@ class UNetT2VBackbone(BackbonePlugin):
     def setup(self, components: dict[str, Any], device: torch.device | str, dtype: torch.dtype) -> None:
         """Install components: moved to ``device``, cast to ``dtype``, frozen, eval mode."""
         self.install_components(components, device, dtype)
-        # UNetMotionModel runs its spatial layers on frames as a batch and expects one copy of the text per
-        # frame (AnimateDiffPipeline repeats the prompt embeddings); UNet3DConditionModel repeats it itself.
-        self.text_per_frame = type(components["unet"]).__name__ == "UNetMotionModel"
+        self.text_per_frame = takes_text_per_frame(components["unet"])
         vae = components["vae"]
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 

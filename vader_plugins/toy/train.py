@@ -121,8 +121,16 @@ def encode_pool(vae: torch.nn.Module, data: ToyVideoDataset, clips: int, start: 
 
 
 def _text_per_frame(unet: torch.nn.Module, text: torch.Tensor, frames: int) -> torch.Tensor:
-    """``UNetMotionModel`` takes the text once per frame (as ``AnimateDiffPipeline`` feeds it); the UNet3D once per clip."""
-    return text.repeat_interleave(frames, dim=0) if type(unet).__name__ == "UNetMotionModel" else text
+    """The text as ``unet`` takes it: once per frame for ``UNetMotionModel``, once per clip for the UNet3D."""
+    from vader_core.unet_t2v import takes_text_per_frame
+
+    return text.repeat_interleave(frames, dim=0) if takes_text_per_frame(unet) else text
+
+
+def _token_ids(tokenizer: Any, captions: Sequence[str]) -> torch.Tensor:
+    """Token ids padded to the tokenizer's length, as the backbone encodes prompts."""
+    return tokenizer(list(captions), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors="pt").input_ids
 
 
 def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokenizer: Any, pool: dict[str, Any],
@@ -152,10 +160,8 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
     ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text_encoder).eval()
     g = torch.Generator().manual_seed(2)
     n = pool["mean"].shape[0]
-    ids_all = tokenizer(list(pool["captions"]), padding="max_length", max_length=tokenizer.model_max_length,
-                        truncation=True, return_tensors="pt").input_ids
-    empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length,
-                      return_tensors="pt").input_ids[0]
+    ids_all = _token_ids(tokenizer, pool["captions"])
+    empty = _token_ids(tokenizer, [""])[0]
     unet.train()
     text_encoder.train(train_text)
     t0 = time.perf_counter()
@@ -226,9 +232,8 @@ def caption_sensitivity(comps: dict[str, Any], clips: int = 96, timestep: int = 
     swaps = {"color": (1, lambda w: colors[(colors.index(w) + 1) % len(colors)]), "direction": (4, opposite.get)}
 
     def error(captions: list[str]) -> float:
-        ids = tok(captions, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                  return_tensors="pt").input_ids
-        pred = unet(zt, t, encoder_hidden_states=_text_per_frame(unet, text_encoder(ids)[0], zt.shape[2])).sample
+        text = text_encoder(_token_ids(tok, captions))[0]
+        pred = unet(zt, t, encoder_hidden_states=_text_per_frame(unet, text, zt.shape[2])).sample
         return float(((pred - noise).pow(2) * pool["object"]).sum() / pool["object"].sum())
 
     base = error(list(pool["captions"]))
@@ -461,9 +466,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     history: list[dict[str, Any]] = []
     data_start = 0
     if a.init:
-        comps = load_components(Path(a.init))
+        fresh, comps = comps, load_components(Path(a.init))
         if a.fresh_denoiser:
-            fresh = toy_components(a.size, a.seed, a.unet)
             comps["unet"], comps["text_encoder"] = fresh["unet"], fresh["text_encoder"]
         prev_path = Path(a.init) / "training_info.json"
         prev = json.loads(prev_path.read_text()) if prev_path.is_file() else {}
