@@ -128,6 +128,8 @@ def test_training_script_tiny_budget(tmp_path):
     assert info["denoiser_steps"] == 2
     for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
         assert (tmp_path / sub).is_dir()
+    sched = json.loads((tmp_path / "scheduler" / "scheduler_config.json").read_text())
+    assert sched["prediction_type"] == "epsilon" and not sched["rescale_betas_zero_snr"]
     card = (tmp_path / "MODEL_CARD.md").read_text()
     assert "Parameters" in card or "parameters" in card
     assert json.loads((tmp_path / "training_info.json").read_text())["seed"] == 0
@@ -138,7 +140,18 @@ def test_training_script_tiny_budget(tmp_path):
     assert video.shape == (1, 2, 3, 32, 32) and torch.isfinite(video).all()
     # A second stage continues from the first: same VAE and scaling, fresh clips, history in the card.
     more = main(["--out", str(tmp_path / "more"), "--init", str(tmp_path), "--size", "tiny", "--vae-steps", "0",
-                 "--pool", "4", "--steps", "1", "--batch-size", "2", "--log-every", "0", "--no-quality"])
+                 "--pool", "4", "--steps", "1", "--batch-size", "2", "--log-every", "0", "--no-quality",
+                 "--schedule", "zero-snr"])
+    sched = json.loads((tmp_path / "more" / "scheduler" / "scheduler_config.json").read_text())
+    assert (sched["prediction_type"], sched["rescale_betas_zero_snr"], sched["timestep_spacing"]) == (
+        "v_prediction", True, "trailing")
+    assert "| v MSE" in (tmp_path / "more" / "MODEL_CARD.md").read_text()
+    bb = ToyBackbone(ToyOptions(model=str(tmp_path / "more"), frames=2, steps=2))
+    bb.load("cpu", torch.float32)
+    video = generate(bb, ["a red circle moving left on a gray background"], None, torch.Generator().manual_seed(0))
+    assert video.shape == (1, 2, 3, 32, 32) and torch.isfinite(video).all()
+    # Sampling starts from the last timestep, where the zero-SNR input is pure noise.
+    assert bb.scheduler.config.prediction_type == "v_prediction" and int(bb.scheduler.timesteps[0]) == 999
     assert more["scaling_factor"] == pytest.approx(info["scaling_factor"], rel=1e-3)
     assert more["data_end"] == info["data_end"] + 4 and len(more["history"]) == 1
     assert "continued (`--init`, same VAE)" in (tmp_path / "more" / "MODEL_CARD.md").read_text()
@@ -161,3 +174,57 @@ def test_training_script_tiny_budget(tmp_path):
     assert video.shape == (1, 2, 3, 32, 32) and torch.isfinite(video).all()
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "x"), "--fresh-denoiser"])
+
+
+def test_training_targets_and_zero_terminal_snr():
+    """The zero-SNR schedule leaves nothing of the clip at the last timestep (the caption alone must decide
+    the layout there), unlike Stable Diffusion's; v-prediction's target is sqrt(a) eps - sqrt(1 - a) x0."""
+    from diffusers import DDPMScheduler
+
+    from vader_plugins.toy.backbone import SCHEDULES
+    from vader_plugins.toy.train import _target
+
+    g = torch.Generator().manual_seed(0)
+    z0, noise = torch.randn(3, 4, 2, 8, 8, generator=g), torch.randn(3, 4, 2, 8, 8, generator=g)
+    last = torch.full((3,), 999)
+    zero, sd = (DDPMScheduler.from_config(SCHEDULES[k]) for k in ("zero-snr", "sd"))
+    torch.testing.assert_close(zero.add_noise(z0, noise, last), noise)
+    assert float(sd.alphas_cumprod[-1].sqrt()) == pytest.approx(0.068, abs=1e-3)
+    assert not torch.allclose(sd.add_noise(z0, noise, last), noise, atol=1e-2)
+    t = torch.tensor([0, 500, 999])
+    a = zero.alphas_cumprod[t].view(-1, 1, 1, 1, 1)
+    torch.testing.assert_close(_target(zero, z0, noise, t), a.sqrt() * noise - (1 - a).sqrt() * z0)
+    assert _target(sd, z0, noise, t) is noise
+
+
+def test_direction_control_tells_word_from_noise(monkeypatch):
+    """``direction_control`` on two fake models: one that draws what the caption says, one that always
+    moves the object left whatever the word (as a model whose noise decides would, for one seed)."""
+    import vader_core.sampling
+    from vader_plugins.toy.quality import direction_control
+
+    def draw(caption, seed):
+        return torch.from_numpy(render(parse_caption(caption), np.random.default_rng(seed)))[None]
+
+    prompts = list(HELDOUT_CAPTIONS[:3])
+    monkeypatch.setattr(vader_core.sampling, "generate",
+                        lambda bb, caps, image, g: draw(caps[0], g.initial_seed()))
+    res = direction_control(None, prompts, seeds=(0, 1))
+    assert res == {"n": 6, "same_direction": 0.0, "distinct_directions": 4.0, "direction_accuracy": 1.0}
+
+    def ignore_word(bb, caps, image, g):
+        spec = parse_caption(caps[0])
+        return draw(caps[0].replace(f"moving {spec.direction} ", "moving left "), g.initial_seed())
+
+    monkeypatch.setattr(vader_core.sampling, "generate", ignore_word)
+    res = direction_control(None, prompts, seeds=(0,))
+    assert res == {"n": 3, "same_direction": 1.0, "distinct_directions": 1.0, "direction_accuracy": 0.25}
+
+
+@needs_weights
+def test_reference_sensitivity_says_both_words_matter():
+    """With pure noise in, the best prediction from the caption alone depends on colour and direction."""
+    from vader_plugins.toy.train import load_components, reference_sensitivity
+
+    ref = reference_sensitivity(load_components(WEIGHTS_DIR)["vae"], clips=600, heldout=24)
+    assert ref["color"] > 0.3 and ref["direction"] > 0.2, ref

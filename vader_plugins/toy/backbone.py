@@ -38,12 +38,25 @@ SIZES: dict[str, dict[str, Any]] = {
     },
 }
 
-#: DDPM noise schedule used in training; written to scheduler/ and read back by ``load``.
-SCHEDULER_CONFIG: dict[str, Any] = {
+_SD_BETAS: dict[str, Any] = {
     "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
     "beta_schedule": "scaled_linear", "clip_sample": False, "set_alpha_to_one": False,
-    "steps_offset": 1, "prediction_type": "epsilon",
 }
+
+#: Noise schedules the training script can use (``--schedule``); the one used is written to scheduler/ and
+#: read back by ``load``. ``sd`` is Stable Diffusion's and ModelScope's: epsilon prediction, and at the last
+#: step the clip still weighs 0.068 of the input, enough for a trained UNet to read which way the object
+#: moves out of the initial noise instead of the caption. ``zero-snr`` rescales the same betas to zero
+#: terminal SNR, predicts v and samples from the last timestep ("trailing"), as Lin et al. (2024, "Common
+#: Diffusion Noise Schedules and Sample Steps are Flawed") prescribe; diffusers implements all three.
+SCHEDULES: dict[str, dict[str, Any]] = {
+    "sd": {**_SD_BETAS, "steps_offset": 1, "prediction_type": "epsilon"},
+    "zero-snr": {**_SD_BETAS, "rescale_betas_zero_snr": True, "prediction_type": "v_prediction",
+                 "timestep_spacing": "trailing"},
+}
+
+#: The schedule of the bundled weights (also what tiny test components are sampled with).
+SCHEDULER_CONFIG: dict[str, Any] = SCHEDULES["sd"]
 
 
 #: The denoisers ``toy_components`` can build.

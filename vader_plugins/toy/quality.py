@@ -11,6 +11,7 @@ Run it from the command line::
     python -m vader_plugins.toy.quality                       # bundled weights, held-out prompts
     python -m vader_plugins.toy.quality --lora runs/demo-toy/checkpoints/step-60
     python -m vader_plugins.toy.quality --run runs/demo-toy      # before vs after the run's newest LoRA
+    python -m vader_plugins.toy.quality --direction-control      # does the word or the noise set the motion?
 """
 
 from __future__ import annotations
@@ -113,6 +114,38 @@ def evaluate(backbone: Any, prompts: Sequence[str] = HELDOUT_CAPTIONS, seeds: Se
     return score(torch.cat(videos), used)
 
 
+def direction_control(backbone: Any, prompts: Sequence[str] = HELDOUT_CAPTIONS[:12], seeds: Sequence[int] = (0,),
+                      ) -> dict[str, Any]:
+    """Does the caption or the initial noise decide which way the object moves?
+
+    Each prompt is generated four times from the same seed (so from the same initial noise), once with
+    each direction word. A model that follows the word moves the object four different ways; a model
+    whose layout is read out of the noise moves it the same way four times.
+
+    Returns:
+        `dict`: ``n`` (prompt-seed pairs), ``same_direction`` (share of pairs whose four clips all move the
+        same way, the noise deciding), ``distinct_directions`` (mean number of different directions among
+        the four, 1 to 4) and ``direction_accuracy`` (share of the ``4 n`` clips that move as their word says).
+    """
+    from vader_core.sampling import generate
+
+    same, distinct, correct, n = 0, 0, 0, 0
+    for prompt in prompts:
+        spec = parse_caption(prompt)
+        for seed in seeds:
+            got = []
+            for d in DIRECTIONS:
+                caption = prompt.replace(f"moving {spec.direction} ", f"moving {d} ")
+                video = generate(backbone, [caption], None, torch.Generator().manual_seed(seed))
+                got.append(analyze_clip(video[0])["direction"])
+                correct += got[-1] == d
+            same += len(set(got)) == 1
+            distinct += len(set(got))
+            n += 1
+    return {"n": n, "same_direction": same / n, "distinct_directions": distinct / n,
+            "direction_accuracy": correct / (4 * n)}
+
+
 def _load(model: str | None, steps: int | None, guidance: float | None, lora: str | None) -> Any:
     from .backbone import ToyBackbone, ToyOptions
 
@@ -143,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the backbone's)")
     p.add_argument("--guidance", type=float, default=None)
     p.add_argument("--clips", action="store_true", help="print the per-clip analysis too")
+    p.add_argument("--direction-control", action="store_true",
+                   help="instead: generate each prompt with all four direction words from the same noise and report "
+                        "whether the word or the noise decides the motion (first 12 prompts unless --prompts)")
     a = p.parse_args(argv)
     prompts = HELDOUT_CAPTIONS[:a.prompts] if a.prompts else HELDOUT_CAPTIONS
     if a.run:
@@ -168,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                   f"both {r['both_accuracy']:.0%}")
         print(f"written to {run / 'prompt_following.json'}")
         return out
+    if a.direction_control:
+        res = direction_control(_load(a.model, a.steps, a.guidance, a.lora), prompts[:a.prompts or 12], a.seeds)
+        print(json.dumps(res, indent=2))
+        return res
     res = evaluate(_load(a.model, a.steps, a.guidance, a.lora), prompts, seeds=a.seeds)
     print(json.dumps(res if a.clips else _summary(res), indent=2))
     return res

@@ -5,10 +5,10 @@ Two stages, both on :class:`~vader_plugins.toy.data.ToyVideoDataset`:
 1. the ``AutoencoderKL`` on single frames (MSE + L1 reconstruction, object pixels weighted 10x, plus a
    small KL term as in Stable Diffusion's VAE); its latent scaling factor is then set to ``1 / std`` of the latents;
 2. the UNet (ModelScope's ``UNet3DConditionModel``; ``--unet motion`` for AnimateDiff's ``UNetMotionModel``)
-   and the CLIP text encoder jointly, with the standard epsilon-prediction
-   loss under the DDPM noise schedule of :data:`~vader_plugins.toy.backbone.SCHEDULER_CONFIG` (the one
-   shipped in ``scheduler/``), 10% empty captions for classifier-free guidance, and an exponential
-   moving average of both, which is what gets saved. The clips of this stage are encoded once into a
+   and the CLIP text encoder jointly, with the DDPM loss of a noise schedule of
+   :data:`~vader_plugins.toy.backbone.SCHEDULES` (``--schedule``, written to ``scheduler/``: Stable
+   Diffusion's epsilon prediction by default, or v-prediction under zero terminal SNR), 10% empty
+   captions for classifier-free guidance, and an exponential moving average of both, which is what gets saved. The clips of this stage are encoded once into a
    pool of latent distributions (a fresh latent is sampled from each every time it is drawn): the
    frozen encoder would otherwise cost a third of every step.
 
@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .backbone import SCHEDULER_CONFIG, SIZES, UNET_KINDS, toy_components
+from .backbone import SCHEDULES, SIZES, UNET_KINDS, toy_components
 from .data import BACKGROUNDS, COLORS, DIRECTIONS, HELDOUT_CAPTIONS, SHAPES, TRAIN_CAPTIONS, ClipConfig, ToyVideoDataset
 
 
@@ -120,6 +120,16 @@ def encode_pool(vae: torch.nn.Module, data: ToyVideoDataset, clips: int, start: 
     return {"mean": torch.cat(means), "std": torch.cat(stds), "object": torch.cat(objects), "captions": captions}
 
 
+def _target(noise_sched: Any, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the UNet learns to predict: the noise, or v (``noise_sched.get_velocity``) for v-prediction."""
+    kind = noise_sched.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return noise_sched.get_velocity(z0, noise, t)
+    raise ValueError(f"unsupported prediction_type {kind!r}")
+
+
 def _text_per_frame(unet: torch.nn.Module, text: torch.Tensor, frames: int) -> torch.Tensor:
     """The text as ``unet`` takes it: once per frame for ``UNetMotionModel``, once per clip for the UNet3D."""
     from vader_core.unet_t2v import takes_text_per_frame
@@ -137,8 +147,10 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
                    scaling: float, steps: int, batch_size: int, lr: float, cfg_drop: float, ema_decay: float,
                    log_every: int, max_seconds: float | None,
                    on_checkpoint: Any = None, checkpoint_every: int = 0, object_weight: float = 1.0,
-                   train_text: bool = True, high_noise_weight: float = 1.0) -> dict[str, Any]:
-    """Stage 2: epsilon prediction under the DDPM schedule; returns the EMA modules and figures.
+                   train_text: bool = True, high_noise_weight: float = 1.0,
+                   scheduler_config: dict[str, Any] = SCHEDULES["sd"]) -> dict[str, Any]:
+    """Stage 2: the DDPM loss of ``scheduler_config`` (a value of :data:`SCHEDULES`: the UNet predicts the
+    noise or v, as its ``prediction_type`` says); returns the EMA modules and figures.
 
     ``object_weight`` > 1 weighs the squared error on the latent cells the object touches in each frame
     that much more (normalised by the mean weight): the object, whose place in each frame is all that
@@ -150,7 +162,7 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
     """
     from diffusers import DDPMScheduler
 
-    noise_sched = DDPMScheduler.from_config(SCHEDULER_CONFIG)
+    noise_sched = DDPMScheduler.from_config(scheduler_config)
     params = list(unet.parameters()) + (list(text_encoder.parameters()) if train_text else [])
     text_encoder.requires_grad_(train_text)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
@@ -175,11 +187,12 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch_size,), generator=g)
         zt = noise_sched.add_noise(z0, noise, t)
         pred = unet(zt, t, encoder_hidden_states=_text_per_frame(unet, text_encoder(ids)[0], zt.shape[2])).sample
+        target = _target(noise_sched, z0, noise, t)
         weight = 1.0 + (object_weight - 1.0) * pool["object"][idx]
         if high_noise_weight != 1.0:
             ab = noise_sched.alphas_cumprod[t]
             weight = weight * ((1 - ab) / ab).clamp(1.0, high_noise_weight).view(-1, 1, 1, 1, 1)
-        loss = (weight * (pred - noise).pow(2)).mean() / weight.mean()
+        loss = (weight * (pred - target).pow(2)).mean() / weight.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -208,13 +221,16 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
 
 @torch.no_grad()
 def caption_sensitivity(comps: dict[str, Any], clips: int = 96, timestep: int = 500, seed: int = 3,
-                        config: ClipConfig = ClipConfig()) -> dict[str, float]:
+                        config: ClipConfig = ClipConfig(),
+                        scheduler_config: dict[str, Any] = SCHEDULES["sd"]) -> dict[str, float]:
     """Does the denoiser listen to each word? Its error on held-out clips with one word of the caption swapped.
 
-    Held-out clips are noised to ``timestep``; the UNet predicts the noise once with the true caption
-    and once with the colour word (next colour) or the direction word (the opposite one) swapped. The
-    figure is the relative rise of the squared error on the object's latent cells: 0 means the word is
-    ignored, as the bundled model ignores the direction word.
+    Held-out clips are noised to ``timestep`` under ``scheduler_config`` (the model's schedule); the UNet
+    predicts its target (noise or v) once with the true caption and once with the colour word (next
+    colour) or the direction word (the opposite one) swapped. The figure is the relative rise of the
+    squared error on the object's latent cells: 0 means the word is ignored, as the bundled model
+    ignores the direction word. :func:`reference_sensitivity` gives what the best possible denoiser
+    would show at the last timestep of the ``zero-snr`` schedule.
 
     Returns:
         `dict[str, float]`: ``color`` and ``direction``.
@@ -227,14 +243,16 @@ def caption_sensitivity(comps: dict[str, Any], clips: int = 96, timestep: int = 
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(z0.shape, generator=g)
     t = torch.full((z0.shape[0],), timestep)
-    zt = DDPMScheduler.from_config(SCHEDULER_CONFIG).add_noise(z0, noise, t)
+    noise_sched = DDPMScheduler.from_config(scheduler_config)
+    zt = noise_sched.add_noise(z0, noise, t)
+    target = _target(noise_sched, z0, noise, t)
     colors, opposite = list(COLORS), {"left": "right", "right": "left", "up": "down", "down": "up"}
     swaps = {"color": (1, lambda w: colors[(colors.index(w) + 1) % len(colors)]), "direction": (4, opposite.get)}
 
     def error(captions: list[str]) -> float:
         text = text_encoder(_token_ids(tok, captions))[0]
         pred = unet(zt, t, encoder_hidden_states=_text_per_frame(unet, text, zt.shape[2])).sample
-        return float(((pred - noise).pow(2) * pool["object"]).sum() / pool["object"].sum())
+        return float(((pred - target).pow(2) * pool["object"]).sum() / pool["object"].sum())
 
     base = error(list(pool["captions"]))
     out = {}
@@ -242,6 +260,49 @@ def caption_sensitivity(comps: dict[str, Any], clips: int = 96, timestep: int = 
         swapped = [" ".join(swap(w) if i == pos else w for i, w in enumerate(c.split())) for c in pool["captions"]]
         out[name] = error(swapped) / base - 1.0
     return out
+
+
+@torch.no_grad()
+def reference_sensitivity(vae: torch.nn.Module, clips: int = 3000, heldout: int = 96, seed: int = 3,
+                          config: ClipConfig = ClipConfig()) -> dict[str, float]:
+    """What :func:`caption_sensitivity` at the last timestep of a zero-SNR schedule would show for the best
+    possible denoiser, one that knows the caption only.
+
+    There the input is pure noise and the best prediction of the clip is its mean given the caption. It is
+    estimated by the mean latent of ``clips`` training clips per colour, direction and background (the
+    shape is left out so that every group has clips). Returns the relative rise of the squared error on
+    the object's latent cells of ``heldout`` held-out clips when that mean is taken for the swapped
+    caption: a UNet that uses the word fully scores about this much at ``timestep=999``.
+
+    Returns:
+        `dict[str, float]`: ``color`` and ``direction``.
+    """
+    from .data import parse_caption
+
+    scaling = float(vae.config.scaling_factor)
+    train = encode_pool(vae, ToyVideoDataset("train", seed=seed, config=config), clips, start=0)
+    sums: dict[tuple[str, str, str], list[Any]] = {}
+    for z, caption in zip(train["mean"], train["captions"]):
+        s = parse_caption(caption)
+        acc = sums.setdefault((s.color, s.direction, s.background), [0.0, 0])
+        acc[0], acc[1] = acc[0] + z * scaling, acc[1] + 1
+    means = {k: total / n for k, (total, n) in sums.items()}
+    held = encode_pool(vae, ToyVideoDataset("heldout", seed=seed, config=config), heldout, start=0)
+    colors, opposite = list(COLORS), {"left": "right", "right": "left", "up": "down", "down": "up"}
+    err = {"true": 0.0, "color": 0.0, "direction": 0.0}
+    for z, obj, caption in zip(held["mean"], held["object"], held["captions"]):
+        s = parse_caption(caption)
+        x0 = z * scaling
+        keys = {"true": (s.color, s.direction, s.background),
+                "color": (colors[(colors.index(s.color) + 1) % len(colors)], s.direction, s.background),
+                "direction": (s.color, opposite[s.direction], s.background)}
+        if not all(k in means for k in keys.values()):
+            continue  # a group no training clip fell into (only with very few ``clips``)
+        for name, k in keys.items():
+            err[name] += float(((means[k] - x0).pow(2) * obj).sum())
+    if not err["true"]:
+        raise ValueError(f"no held-out clip has all its caption groups among {clips} training clips; use more")
+    return {name: err[name] / err["true"] - 1.0 for name in ("color", "direction")}
 
 
 def load_components(path: Path) -> dict[str, Any]:
@@ -260,15 +321,16 @@ def load_components(path: Path) -> dict[str, Any]:
     }
 
 
-def save_weights(out: Path, comps: dict[str, Any]) -> None:
-    """Write the components in the diffusers layout, fp16 safetensors (loaded back in any dtype)."""
+def save_weights(out: Path, comps: dict[str, Any], scheduler_config: dict[str, Any]) -> None:
+    """Write the components in the diffusers layout, fp16 safetensors (loaded back in any dtype), and the
+    DDIM sampler of ``scheduler_config``."""
     from diffusers import DDIMScheduler
 
     out.mkdir(parents=True, exist_ok=True)
     for name in ("unet", "vae", "text_encoder"):
         copy.deepcopy(comps[name]).half().save_pretrained(out / name, safe_serialization=True)
     comps["tokenizer"].save_pretrained(out / "tokenizer")
-    DDIMScheduler.from_config(SCHEDULER_CONFIG).save_pretrained(out / "scheduler")
+    DDIMScheduler.from_config(scheduler_config).save_pretrained(out / "scheduler")
 
 
 def _count(m: torch.nn.Module) -> int:
@@ -315,6 +377,15 @@ def model_card(info: dict[str, Any]) -> str:
             f"The same check on the training data itself (real clips of the held-out combinations) gives "
             f"{q['data_color_accuracy']:.0%} / {q['data_direction_accuracy']:.0%}."
         )
+        dc = q.get("direction_control")
+        if dc:
+            qtext += (
+                f"\n\nDoes the caption or the initial noise set the motion? Each of {dc['n']} held-out prompts, generated "
+                f"from one seed with each of the four direction words (`quality.direction_control`): the four clips "
+                f"move {dc['distinct_directions']:.2f} different ways on average, all the same way for "
+                f"{dc['same_direction']:.0%} of the prompts, and {dc['direction_accuracy']:.0%} of the "
+                f"{4 * dc['n']} clips move as their word says."
+            )
     cs = info.get("caption_sensitivity")
     if cs:
         qtext += (
@@ -354,7 +425,7 @@ on plain frames of 64 random colours is {info['vae'].get('vae_plain_color_error'
 | `AutoencoderKL` | blocks {s['vae_channels']}, 1 layer per block, 4 latent channels, 32x32 -> 8x8, scaling factor {info['scaling_factor']:.4f} | {info['params']['vae']:,} |
 {unet_row} {info['params']['unet']:,} |
 | `CLIPTextModel` | {s['text_layers']} layers, width {s['text_hidden']}, {s['max_length']} tokens, CLIP BPE vocabulary (49,408) | {info['params']['text_encoder']:,} |
-| scheduler | DDPM `scaled_linear` betas 0.00085-0.012, 1000 steps, epsilon prediction (sampled with DDIM) | - |
+| scheduler | {_schedule_row(info)} | - |
 
 Weights are stored in fp16 safetensors: {info['bytes'] / 1e6:.1f} MB in all.
 
@@ -364,7 +435,7 @@ Weights are stored in fp16 safetensors: {info['bytes'] / 1e6:.1f} MB in all.
 | --- | --- | --- | --- | --- |
 | VAE (frames) | {info['vae_steps']}{' (kept from stage 1)' if info.get('history') and not info['vae_steps'] else ''} | {info['vae_batch']} clips x 2 frames | object-weighted reconstruction MSE + L1 {info['vae']['vae_reconstruction_loss']:.4f} (pixels in [-1, 1]), KL/dim {info['vae']['vae_kl_per_dim']:.3f} | {info['vae_minutes']:.1f} min |
 | latent pool | {info['pool']} clips | - | - | {info['pool_minutes']:.1f} min |
-| {_stage2(info)} | {info['denoiser_steps']} (of {info['steps']} planned) | {info['batch_size']} clips | epsilon MSE{_weighting(info)} {info['denoiser_loss']:.4f} | {info['denoiser_minutes']:.1f} min |
+| {_stage2(info)} | {info['denoiser_steps']} (of {info['steps']} planned) | {info['batch_size']} clips | {'epsilon' if info.get('schedule', 'sd') == 'sd' else 'v'} MSE{_weighting(info)} {info['denoiser_loss']:.4f} | {info['denoiser_minutes']:.1f} min |
 
 {_history(info)}AdamW, learning rates {info['vae_lr']} (VAE, one-cycle) and {info['lr']} (denoiser, warm-up then cosine to 10%),
 gradient clipping at 1, 10% empty captions (classifier-free guidance), EMA {info['ema_decay']} of the trained
@@ -379,6 +450,13 @@ weights (what is saved). Seed {info['seed']}; torch {torch.__version__}, {info['
 32x32 pixels, 8 frames, one object, the vocabulary above only. {_direction_limit(q)} Shapes are not
 checked.
 """
+
+
+def _schedule_row(info: dict[str, Any]) -> str:
+    if info.get("schedule", "sd") == "sd":
+        return "DDPM `scaled_linear` betas 0.00085-0.012, 1000 steps, epsilon prediction (sampled with DDIM)"
+    return ("DDPM `scaled_linear` betas 0.00085-0.012 rescaled to zero terminal SNR, 1000 steps, v-prediction "
+            "(sampled with DDIM from the last timestep, `trailing` spacing)")
 
 
 def _speed(info: dict[str, Any]) -> str:
@@ -408,8 +486,8 @@ def _direction_limit(q: dict[str, Any] | None) -> str:
         return f"Objects move in the prompted direction in {q['direction_accuracy']:.0%} of held-out clips."
     return (f"Direction is NOT learnt yet: {q['direction_accuracy']:.0%} of held-out clips move the prompted way, "
             "about chance for four directions (25%), although objects do move (several pixels over a clip): the "
-            "UNet ignores the direction word (see the caption sensitivity above). Colour, which reward training "
-            "changes in the demo, is learnt.")
+            "initial noise, not the direction word, decides which way (see the caption sensitivity and the "
+            "direction control above). Colour, which reward training changes in the demo, is learnt.")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -430,6 +508,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--speed", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                    help="range of the objects' speed in pixels per frame (default: ClipConfig's)")
     p.add_argument("--steps", type=int, default=2000, help="denoiser steps")
+    p.add_argument("--schedule", default="sd", choices=sorted(SCHEDULES),
+                   help="noise schedule and prediction target of the denoiser: `sd` (Stable Diffusion's and the bundled "
+                        "model's: epsilon, non-zero terminal SNR) or `zero-snr` (v-prediction, zero terminal SNR, sampled "
+                        "from the last timestep)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--cfg-drop", type=float, default=0.1)
@@ -473,9 +555,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         prev = json.loads(prev_path.read_text()) if prev_path.is_file() else {}
         history = prev.get("history", []) + [{k: prev.get(k) for k in (
             "argv", "unet_class", "vae_steps", "denoiser_steps", "denoiser_loss", "wall_minutes", "quality",
-            "caption_sensitivity")}] if prev else []
+            "caption_sensitivity", "schedule")}] if prev else []
         # Continue on clips the earlier stages never drew.
         data_start = prev.get("data_end", 0)
+    schedule = SCHEDULES[a.schedule]
     speed = tuple(a.speed) if a.speed else ClipConfig().speed
     data = ToyVideoDataset("train", seed=a.seed, config=ClipConfig(speed=speed))
     # The VAE also sees clips in arbitrary colours, so that any colour a reward asks for can be decoded.
@@ -504,7 +587,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     _log(f"latent pool {tuple(pool['mean'].shape)}, scaling factor {scaling:.4f}")
 
     def checkpoint(ema_unet: Any, ema_text: Any, step: int, loss: float) -> None:
-        save_weights(out, {**comps, "unet": ema_unet, "text_encoder": ema_text})
+        save_weights(out, {**comps, "unet": ema_unet, "text_encoder": ema_text}, schedule)
         (out / "checkpoint.json").write_text(json.dumps({"denoiser_steps": step, "denoiser_loss": loss}))
         _log(f"checkpoint at step {step} written to {out}")
 
@@ -512,20 +595,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         comps["unet"], comps["text_encoder"], comps["tokenizer"], pool, scaling, a.steps, a.batch_size, a.lr,
         a.cfg_drop, a.ema_decay, a.log_every, a.max_minutes * 60 if a.max_minutes else None,
         on_checkpoint=checkpoint, checkpoint_every=a.checkpoint_every, object_weight=a.object_weight,
-        train_text=not a.freeze_text, high_noise_weight=a.high_noise_weight,
+        train_text=not a.freeze_text, high_noise_weight=a.high_noise_weight, scheduler_config=schedule,
     )
     final = {**comps, "unet": den["unet"], "text_encoder": den["text_encoder"]}
-    save_weights(out, final)
+    save_weights(out, final, schedule)
     (out / "checkpoint.json").unlink(missing_ok=True)
 
-    sensitivity = caption_sensitivity(final, config=data.config)
+    sensitivity = caption_sensitivity(final, config=data.config, scheduler_config=schedule)
     _log("caption sensitivity (rise of the error on the object when a word is swapped): "
          + ", ".join(f"{k} {v:+.1%}" for k, v in sensitivity.items()))
     quality = None
     if not a.no_quality:
         from .backbone import ToyBackbone, ToyOptions
         from .data import HELDOUT_SPECS, render
-        from .quality import evaluate, score
+        from .quality import direction_control, evaluate, score
 
         bb = ToyBackbone(ToyOptions(model=str(out)))
         bb.load("cpu", torch.float32)
@@ -536,7 +619,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         o = bb.options
         quality = {k: res[k] for k in ("n", "color_accuracy", "direction_accuracy", "both_accuracy")}
         quality.update(seeds=a.quality_seeds, sampling=f"DDIM {o.steps} steps, guidance {o.guidance}",
-                       data_color_accuracy=ref["color_accuracy"], data_direction_accuracy=ref["direction_accuracy"])
+                       data_color_accuracy=ref["color_accuracy"], data_direction_accuracy=ref["direction_accuracy"],
+                       direction_control=direction_control(bb, HELDOUT_CAPTIONS[:12], seeds=(0,)))
         _log(f"quality: {json.dumps(quality)}")
 
     info = {
@@ -546,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "params": {k: _count(comps[k]) for k in ("vae", "unet", "text_encoder")},
         "scaling_factor": scaling, "vae": vae_info, "vae_steps": a.vae_steps, "vae_batch": a.vae_batch,
         "vae_lr": a.vae_lr, "object_weight": a.object_weight, "speed": list(speed), "freeze_text": a.freeze_text,
-        "high_noise_weight": a.high_noise_weight, "vae_random_colors": a.vae_random_colors, "lr": a.lr, "pool": a.pool, "steps": a.steps, "batch_size": a.batch_size,
+        "high_noise_weight": a.high_noise_weight, "schedule": a.schedule, "vae_random_colors": a.vae_random_colors, "lr": a.lr, "pool": a.pool, "steps": a.steps, "batch_size": a.batch_size,
         "denoiser_steps": den["steps_done"], "denoiser_loss": den["denoiser_loss"], "ema_decay": a.ema_decay,
         "vae_minutes": vae_minutes, "pool_minutes": pool_minutes, "denoiser_minutes": den["seconds"] / 60,
         "threads": a.threads, "quality": quality, "caption_sensitivity": sensitivity, "init": a.init, "history": history,
