@@ -141,11 +141,12 @@ def test_training_script_tiny_budget(tmp_path):
     # A second stage continues from the first: same VAE and scaling, fresh clips, history in the card.
     more = main(["--out", str(tmp_path / "more"), "--init", str(tmp_path), "--size", "tiny", "--vae-steps", "0",
                  "--pool", "4", "--steps", "1", "--batch-size", "2", "--log-every", "0", "--no-quality",
-                 "--schedule", "zero-snr"])
+                 "--schedule", "zero-snr", "--terminal-share", "0.5"])
     sched = json.loads((tmp_path / "more" / "scheduler" / "scheduler_config.json").read_text())
     assert (sched["prediction_type"], sched["rescale_betas_zero_snr"], sched["timestep_spacing"]) == (
         "v_prediction", True, "trailing")
-    assert "| v MSE" in (tmp_path / "more" / "MODEL_CARD.md").read_text()
+    assert "| v MSE (50% of each batch at the last timestep against its caption's mean clip)" in (
+        tmp_path / "more" / "MODEL_CARD.md").read_text()
     bb = ToyBackbone(ToyOptions(model=str(tmp_path / "more"), frames=2, steps=2))
     bb.load("cpu", torch.float32)
     video = generate(bb, ["a red circle moving left on a gray background"], None, torch.Generator().manual_seed(0))
@@ -228,3 +229,31 @@ def test_reference_sensitivity_says_both_words_matter():
 
     ref = reference_sensitivity(load_components(WEIGHTS_DIR)["vae"], clips=600, heldout=24)
     assert ref["color"] > 0.3 and ref["direction"] > 0.2, ref
+
+
+def test_terminal_share_trains_the_last_timestep_on_caption_means():
+    """``terminal_share=1`` trains every clip at the last timestep (t=999); it refuses a schedule whose
+    terminal SNR is not zero, where the caption's mean clip is not the right target."""
+    from vader_plugins.toy.backbone import SCHEDULES, toy_components
+    from vader_plugins.toy.train import train_denoiser
+
+    comps = toy_components("tiny", 0)
+    g = torch.Generator().manual_seed(0)
+    captions = ["a red circle moving left on a gray background", "a blue square moving up on a black background"]
+    pool = {"mean": torch.randn(4, 4, 2, 8, 8, generator=g), "std": torch.zeros(4, 4, 2, 8, 8),
+            "object": torch.ones(4, 1, 2, 8, 8), "captions": captions * 2}
+    with pytest.raises(ValueError, match="zero-snr"):
+        train_denoiser(comps["unet"], comps["text_encoder"], comps["tokenizer"], pool, 1.0, 1, 2, 1e-3, 0.0, 0.9, 0,
+                       None, terminal_share=0.5, scheduler_config=SCHEDULES["sd"])
+    calls = []
+    unet = comps["unet"]
+    original = unet.forward
+
+    def spy(sample, timestep, **kw):
+        calls.append(timestep.clone())
+        return original(sample, timestep, **kw)
+
+    unet.forward = spy
+    train_denoiser(unet, comps["text_encoder"], comps["tokenizer"], pool, 1.0, 2, 4, 1e-3, 0.0, 0.9, 0, None,
+                   terminal_share=1.0, scheduler_config=SCHEDULES["zero-snr"])
+    assert all((t == 999).all() for t in calls) and len(calls) == 2
