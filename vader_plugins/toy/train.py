@@ -8,7 +8,8 @@ Two stages, both on :class:`~vader_plugins.toy.data.ToyVideoDataset`:
    and the CLIP text encoder jointly, with the DDPM loss of a noise schedule of
    :data:`~vader_plugins.toy.backbone.SCHEDULES` (``--schedule``, written to ``scheduler/``: Stable
    Diffusion's epsilon prediction by default, or v-prediction under zero terminal SNR), 10% empty
-   captions for classifier-free guidance, and an exponential moving average of both, which is what gets saved. The clips of this stage are encoded once into a
+   captions for classifier-free guidance, and an exponential moving average of both, which is what
+   gets saved. The clips of this stage are encoded once into a
    pool of latent distributions (a fresh latent is sampled from each every time it is drawn): the
    frozen encoder would otherwise cost a third of every step.
 
@@ -33,7 +34,17 @@ import numpy as np
 import torch
 
 from .backbone import SCHEDULES, SIZES, UNET_KINDS, toy_components
-from .data import BACKGROUNDS, COLORS, DIRECTIONS, HELDOUT_CAPTIONS, SHAPES, TRAIN_CAPTIONS, ClipConfig, ToyVideoDataset
+from .data import (
+    BACKGROUNDS, COLORS, DIRECTIONS, HELDOUT_CAPTIONS, SHAPES, TRAIN_CAPTIONS, ClipConfig, ToyVideoDataset,
+    parse_caption,
+)
+
+#: The word each caption word is swapped for when measuring whether the denoiser uses it: the next colour,
+#: the opposite direction.
+_SWAP: dict[str, dict[str, str]] = {
+    "color": {c: list(COLORS)[(i + 1) % len(COLORS)] for i, c in enumerate(COLORS)},
+    "direction": {"left": "right", "right": "left", "up": "down", "down": "up"},
+}
 
 
 def _log(msg: str) -> None:
@@ -130,6 +141,17 @@ def _target(noise_sched: Any, z0: torch.Tensor, noise: torch.Tensor, t: torch.Te
     raise ValueError(f"unsupported prediction_type {kind!r}")
 
 
+def _group_means(latents: torch.Tensor, keys: Sequence[Any]) -> tuple[list[Any], torch.Tensor, torch.Tensor]:
+    """Mean of ``latents`` rows per distinct key: the sorted keys, their means ``(K, ...)`` and each row's
+    index into them."""
+    names = sorted(set(keys))
+    position = {k: i for i, k in enumerate(names)}
+    index = torch.tensor([position[k] for k in keys])
+    sums = torch.zeros(len(names), *latents.shape[1:]).index_add_(0, index, latents)
+    counts = torch.bincount(index, minlength=len(names)).view(-1, *[1] * (latents.dim() - 1))
+    return names, sums / counts, index
+
+
 def _text_per_frame(unet: torch.nn.Module, text: torch.Tensor, frames: int) -> torch.Tensor:
     """The text as ``unet`` takes it: once per frame for ``UNetMotionModel``, once per clip for the UNet3D."""
     from vader_core.unet_t2v import takes_text_per_frame
@@ -184,11 +206,8 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
     if terminal_share > 0:
         if noise_sched.config.prediction_type != "v_prediction" or float(noise_sched.alphas_cumprod[last]) != 0.0:
             raise ValueError("terminal_share needs a zero-terminal-SNR v-prediction schedule (--schedule zero-snr)")
-        names = sorted(set(pool["captions"]))
-        cap_of = torch.tensor([names.index(c) for c in pool["captions"]])
         latents = pool["mean"] * scaling
-        cap_mean = torch.zeros(len(names), *latents.shape[1:]).index_add_(0, cap_of, latents)
-        cap_mean /= torch.bincount(cap_of, minlength=len(names)).view(-1, *[1] * (latents.dim() - 1))
+        _, cap_mean, cap_of = _group_means(latents, pool["captions"])
         all_mean = latents.mean(dim=0)
     unet.train()
     text_encoder.train(train_text)
@@ -269,8 +288,7 @@ def caption_sensitivity(comps: dict[str, Any], clips: int = 96, timestep: int = 
     noise_sched = DDPMScheduler.from_config(scheduler_config)
     zt = noise_sched.add_noise(z0, noise, t)
     target = _target(noise_sched, z0, noise, t)
-    colors, opposite = list(COLORS), {"left": "right", "right": "left", "up": "down", "down": "up"}
-    swaps = {"color": (1, lambda w: colors[(colors.index(w) + 1) % len(colors)]), "direction": (4, opposite.get)}
+    positions = {"color": 1, "direction": 4}  # word index in "a red circle moving left on a gray background"
 
     def error(captions: list[str]) -> float:
         text = text_encoder(_token_ids(tok, captions))[0]
@@ -279,8 +297,9 @@ def caption_sensitivity(comps: dict[str, Any], clips: int = 96, timestep: int = 
 
     base = error(list(pool["captions"]))
     out = {}
-    for name, (pos, swap) in swaps.items():
-        swapped = [" ".join(swap(w) if i == pos else w for i, w in enumerate(c.split())) for c in pool["captions"]]
+    for name, pos in positions.items():
+        swapped = [" ".join(_SWAP[name][w] if i == pos else w for i, w in enumerate(c.split()))
+                   for c in pool["captions"]]
         out[name] = error(swapped) / base - 1.0
     return out
 
@@ -300,25 +319,19 @@ def reference_sensitivity(vae: torch.nn.Module, clips: int = 3000, heldout: int 
     Returns:
         `dict[str, float]`: ``color`` and ``direction``.
     """
-    from .data import parse_caption
-
     scaling = float(vae.config.scaling_factor)
     train = encode_pool(vae, ToyVideoDataset("train", seed=seed, config=config), clips, start=0)
-    sums: dict[tuple[str, str, str], list[Any]] = {}
-    for z, caption in zip(train["mean"], train["captions"]):
-        s = parse_caption(caption)
-        acc = sums.setdefault((s.color, s.direction, s.background), [0.0, 0])
-        acc[0], acc[1] = acc[0] + z * scaling, acc[1] + 1
-    means = {k: total / n for k, (total, n) in sums.items()}
+    groups = [(s.color, s.direction, s.background) for s in map(parse_caption, train["captions"])]
+    names, group_means, _ = _group_means(train["mean"] * scaling, groups)
+    means = dict(zip(names, group_means))
     held = encode_pool(vae, ToyVideoDataset("heldout", seed=seed, config=config), heldout, start=0)
-    colors, opposite = list(COLORS), {"left": "right", "right": "left", "up": "down", "down": "up"}
     err = {"true": 0.0, "color": 0.0, "direction": 0.0}
     for z, obj, caption in zip(held["mean"], held["object"], held["captions"]):
         s = parse_caption(caption)
         x0 = z * scaling
         keys = {"true": (s.color, s.direction, s.background),
-                "color": (colors[(colors.index(s.color) + 1) % len(colors)], s.direction, s.background),
-                "direction": (s.color, opposite[s.direction], s.background)}
+                "color": (_SWAP["color"][s.color], s.direction, s.background),
+                "direction": (s.color, _SWAP["direction"][s.direction], s.background)}
         if not all(k in means for k in keys.values()):
             continue  # a group no training clip fell into (only with very few ``clips``)
         for name, k in keys.items():
