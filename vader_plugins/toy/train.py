@@ -1,4 +1,4 @@
-"""Train the bundled ``toy`` text-to-video model from scratch on procedural clips (CPU, under an hour).
+"""Train the bundled ``toy`` text-to-video model from scratch on procedural clips (CPU, about an hour a stage).
 
 Two stages, both on :class:`~vader_plugins.toy.data.ToyVideoDataset`:
 
@@ -9,14 +9,19 @@ Two stages, both on :class:`~vader_plugins.toy.data.ToyVideoDataset`:
    :data:`~vader_plugins.toy.backbone.SCHEDULES` (``--schedule``, written to ``scheduler/``: Stable
    Diffusion's epsilon prediction by default, or v-prediction under zero terminal SNR), 10% empty
    captions for classifier-free guidance, and an exponential moving average of both, which is what
-   gets saved. The clips of this stage are encoded once into a
-   pool of latent distributions (a fresh latent is sampled from each every time it is drawn): the
-   frozen encoder would otherwise cost a third of every step.
+   gets saved. Under zero terminal SNR, ``--terminal-steps`` and ``--terminal-share`` train the last
+   timestep against each caption's mean clip, which is how the bundled model learnt the direction
+   word. The clips of this stage are encoded once into a pool of latent distributions (a fresh latent
+   is sampled from each every time it is drawn): the frozen encoder would otherwise cost a third of
+   every step.
 
 Writes the diffusers layout (``unet/ vae/ text_encoder/ tokenizer/ scheduler/``, safetensors, fp16)
 and ``MODEL_CARD.md``, then measures prompt following with :mod:`vader_plugins.toy.quality`::
 
     python -m vader_plugins.toy.train --out vader_plugins/toy/weights --vae-steps 600 --steps 2000
+
+The bundled weights took four such runs, each continuing the last (``--init``); their model card lists
+the commands.
 """
 
 from __future__ import annotations
@@ -170,7 +175,8 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
                    log_every: int, max_seconds: float | None,
                    on_checkpoint: Any = None, checkpoint_every: int = 0, object_weight: float = 1.0,
                    train_text: bool = True, high_noise_weight: float = 1.0,
-                   scheduler_config: dict[str, Any] = SCHEDULES["sd"], terminal_share: float = 0.0) -> dict[str, Any]:
+                   scheduler_config: dict[str, Any] = SCHEDULES["sd"], terminal_share: float = 0.0,
+                   terminal_steps: int = 0) -> dict[str, Any]:
     """Stage 2: the DDPM loss of ``scheduler_config`` (a value of :data:`SCHEDULES`: the UNet predicts the
     noise or v, as its ``prediction_type`` says); returns the EMA modules and figures.
 
@@ -187,6 +193,8 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
     against that mean (over the pool's clips of the same caption; the mean of all clips for an empty
     caption) instead of one noisy clip: the same minimiser, with far less variance. A denoiser trained on
     such means alone learns the direction word after a plateau of about 1000 steps (see the README).
+    ``terminal_steps`` > 0 trains the whole batch that way for the first that many steps (then
+    ``terminal_share``): the plateau is crossed first, and the rest of the noise range trained after.
     """
     from diffusers import DDPMScheduler
 
@@ -203,9 +211,11 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
     ids_all = _token_ids(tokenizer, pool["captions"])
     empty = _token_ids(tokenizer, [""])[0]
     last = noise_sched.config.num_train_timesteps - 1
-    if terminal_share > 0:
+    terminal_on = terminal_share > 0 or terminal_steps > 0
+    if terminal_on:
         if noise_sched.config.prediction_type != "v_prediction" or float(noise_sched.alphas_cumprod[last]) != 0.0:
-            raise ValueError("terminal_share needs a zero-terminal-SNR v-prediction schedule (--schedule zero-snr)")
+            raise ValueError("terminal_share and terminal_steps need a zero-terminal-SNR v-prediction schedule "
+                             "(--schedule zero-snr)")
         latents = pool["mean"] * scaling
         _, cap_mean, cap_of = _group_means(latents, pool["captions"])
         all_mean = latents.mean(dim=0)
@@ -221,13 +231,13 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
         ids[dropped] = empty
         noise = torch.randn(z0.shape, generator=g)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch_size,), generator=g)
-        if terminal_share > 0:  # drawn only then, so runs without it keep their random stream
-            terminal = torch.rand(batch_size, generator=g) < terminal_share
+        if terminal_on:  # drawn only then, so runs without it keep their random stream
+            terminal = torch.rand(batch_size, generator=g) < (1.0 if step < terminal_steps else terminal_share)
             t = torch.where(terminal, torch.full_like(t, last), t)
         zt = noise_sched.add_noise(z0, noise, t)
         pred = unet(zt, t, encoder_hidden_states=_text_per_frame(unet, text_encoder(ids)[0], zt.shape[2])).sample
         target = _target(noise_sched, z0, noise, t)
-        if terminal_share > 0:
+        if terminal_on:
             mean = torch.where(dropped.view(-1, 1, 1, 1, 1), all_mean, cap_mean[cap_of[idx]])
             target = torch.where(terminal.view(-1, 1, 1, 1, 1), -mean, target)  # v = -x0 at zero SNR
         weight = 1.0 + (object_weight - 1.0) * pool["object"][idx]
@@ -270,9 +280,9 @@ def caption_sensitivity(comps: dict[str, Any], clips: int = 96, timestep: int = 
     Held-out clips are noised to ``timestep`` under ``scheduler_config`` (the model's schedule); the UNet
     predicts its target (noise or v) once with the true caption and once with the colour word (next
     colour) or the direction word (the opposite one) swapped. The figure is the relative rise of the
-    squared error on the object's latent cells: 0 means the word is ignored, as the bundled model
-    ignores the direction word. :func:`reference_sensitivity` gives what the best possible denoiser
-    would show at the last timestep of the ``zero-snr`` schedule.
+    squared error on the object's latent cells: 0 means the word is ignored, as the models trained
+    on Stable Diffusion's schedule ignored the direction word. :func:`reference_sensitivity` gives what
+    the best possible denoiser would show at the last timestep of the ``zero-snr`` schedule.
 
     Returns:
         `dict[str, float]`: ``color`` and ``direction``.
@@ -512,8 +522,11 @@ def _weighting(info: dict[str, Any]) -> str:
     w, h = info.get("object_weight", 1.0), info.get("high_noise_weight", 1.0)
     parts = ([f"object cells weighted {w:g}x"] if w != 1.0 else []) + (
         [f"clips weighted clamp(1/SNR(t), 1, {h:g})"] if h != 1.0 else [])
+    if info.get("terminal_steps"):
+        parts.append(f"the first {info['terminal_steps']} steps only at the last timestep against the caption's mean clip")
     if info.get("terminal_share"):
-        parts.append(f"{info['terminal_share']:.0%} of each batch at the last timestep against its caption's mean clip")
+        parts.append(("then " if info.get("terminal_steps") else "")
+                     + f"{info['terminal_share']:.0%} of each batch at the last timestep against its caption's mean clip")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -534,8 +547,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--size", default="full", choices=sorted(SIZES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--unet", default="3d", choices=UNET_KINDS,
-                   help="denoiser: `3d` (ModelScope's UNet3DConditionModel; the bundled model) or `motion` "
-                        "(AnimateDiff's UNetMotionModel: temporal attention with frame positions)")
+                   help="denoiser: `3d` (ModelScope's UNet3DConditionModel) or `motion` (AnimateDiff's UNetMotionModel: "
+                        "temporal attention with frame positions; the bundled model's)")
     p.add_argument("--vae-steps", type=int, default=600)
     p.add_argument("--vae-batch", type=int, default=32, help="clips per VAE step (two frames of each)")
     p.add_argument("--vae-lr", type=float, default=2e-3)
@@ -547,9 +560,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                    help="range of the objects' speed in pixels per frame (default: ClipConfig's)")
     p.add_argument("--steps", type=int, default=2000, help="denoiser steps")
     p.add_argument("--schedule", default="sd", choices=sorted(SCHEDULES),
-                   help="noise schedule and prediction target of the denoiser: `sd` (Stable Diffusion's and the bundled "
-                        "model's: epsilon, non-zero terminal SNR) or `zero-snr` (v-prediction, zero terminal SNR, sampled "
-                        "from the last timestep)")
+                   help="noise schedule and prediction target of the denoiser: `sd` (Stable Diffusion's: epsilon, "
+                        "non-zero terminal SNR) or `zero-snr` (the bundled model's: v-prediction, zero terminal SNR, "
+                        "sampled from the last timestep)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--cfg-drop", type=float, default=0.1)
@@ -559,6 +572,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--terminal-share", type=float, default=0.0,
                    help="with --schedule zero-snr: share of each batch trained at the last timestep against the mean "
                         "clip of its caption (a low-variance target for the caption-only prediction; 0: off)")
+    p.add_argument("--terminal-steps", type=int, default=0,
+                   help="with --schedule zero-snr: train only at the last timestep (against the captions' mean clips) "
+                        "for the first this many denoiser steps, then as --terminal-share says")
     p.add_argument("--freeze-text", action="store_true",
                    help="keep the text encoder as it is (with --fresh-denoiser: at its random initialisation) instead "
                         "of training it with the UNet")
@@ -579,8 +595,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                    help="with --init: keep its VAE (and latent scaling) but start the UNet (`--unet`) and the text "
                         "encoder, which stage 2 trains together, from scratch")
     a = p.parse_args(argv)
-    if a.terminal_share and a.schedule != "zero-snr":
-        p.error("--terminal-share needs --schedule zero-snr")
+    if (a.terminal_share or a.terminal_steps) and a.schedule != "zero-snr":
+        p.error("--terminal-share and --terminal-steps need --schedule zero-snr")
 
     t_start = time.perf_counter()
     torch.set_num_threads(a.threads)
@@ -639,7 +655,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         a.cfg_drop, a.ema_decay, a.log_every, a.max_minutes * 60 if a.max_minutes else None,
         on_checkpoint=checkpoint, checkpoint_every=a.checkpoint_every, object_weight=a.object_weight,
         train_text=not a.freeze_text, high_noise_weight=a.high_noise_weight, scheduler_config=schedule,
-        terminal_share=a.terminal_share,
+        terminal_share=a.terminal_share, terminal_steps=a.terminal_steps,
     )
     final = {**comps, "unet": den["unet"], "text_encoder": den["text_encoder"]}
     save_weights(out, final, schedule)
@@ -674,7 +690,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "params": {k: _count(comps[k]) for k in ("vae", "unet", "text_encoder")},
         "scaling_factor": scaling, "vae": vae_info, "vae_steps": a.vae_steps, "vae_batch": a.vae_batch,
         "vae_lr": a.vae_lr, "object_weight": a.object_weight, "speed": list(speed), "freeze_text": a.freeze_text,
-        "high_noise_weight": a.high_noise_weight, "schedule": a.schedule, "terminal_share": a.terminal_share, "vae_random_colors": a.vae_random_colors, "lr": a.lr, "pool": a.pool, "steps": a.steps, "batch_size": a.batch_size,
+        "high_noise_weight": a.high_noise_weight, "schedule": a.schedule, "terminal_share": a.terminal_share, "terminal_steps": a.terminal_steps, "vae_random_colors": a.vae_random_colors, "lr": a.lr, "pool": a.pool, "steps": a.steps, "batch_size": a.batch_size,
         "denoiser_steps": den["steps_done"], "denoiser_loss": den["denoiser_loss"], "ema_decay": a.ema_decay,
         "vae_minutes": vae_minutes, "pool_minutes": pool_minutes, "denoiser_minutes": den["seconds"] / 60,
         "threads": a.threads, "quality": quality, "caption_sensitivity": sensitivity, "init": a.init, "history": history,
