@@ -201,3 +201,26 @@ class BackboneContractTests:
         for bad in self.invalid_options:
             with pytest.raises(ValidationError):
                 self.backbone_cls.Options.model_validate({**self.options, **bad})
+
+
+def save_random_lora(denoiser: torch.nn.Module, directory: Any, *, prefix: str = "unet", rank: int = 4,
+                     alpha: float = 8.0, targets: Any = ("to_q", "to_k", "to_v", "to_out.0"), seed: int = 0,
+                     std: float = 0.2) -> Any:
+    """Add LoRA to ``denoiser`` with random B matrices (so that it changes the output; peft starts B at
+    zero) and save it in ``directory`` as vader's trainer does, for round-trip tests against diffusers'
+    ``load_lora_weights`` or another loader. Returns ``directory`` as a `pathlib.Path`; ``denoiser`` keeps
+    the LoRA."""
+    from pathlib import Path
+
+    from .lora import WEIGHTS_NAME, add_lora, config_metadata, lora_state_dict, save_lora
+
+    config = add_lora(denoiser, rank, alpha, 0.0, list(targets))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in denoiser.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    save_lora(d / WEIGHTS_NAME, lora_state_dict(denoiser, prefix), config_metadata(config, prefix))
+    return d

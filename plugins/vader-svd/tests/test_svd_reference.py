@@ -71,18 +71,9 @@ def test_lora_loads_into_the_stock_pipeline(tmp_path, tiny_dir, image_file, caps
     """A LoRA saved by vader gives the same frames in the stock pipeline (load_lora) and in vader generate."""
     from diffusers import UNetSpatioTemporalConditionModel
 
-    from vader_core.lora import WEIGHTS_NAME, add_lora, config_metadata, lora_state_dict, save_lora
+    from vader_core.testing import save_random_lora
 
-    unet = UNetSpatioTemporalConditionModel.from_pretrained(tiny_dir, subfolder="unet")
-    config = add_lora(unet, 4, 8, 0.0, ["to_q", "to_k", "to_v", "to_out.0"])
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for n, p in unet.named_parameters():
-            if "lora_B" in n:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    lora_dir = tmp_path / "lora"
-    lora_dir.mkdir()
-    save_lora(lora_dir / WEIGHTS_NAME, lora_state_dict(unet, "unet"), config_metadata(config, "unet"))
+    lora_dir = save_random_lora(UNetSpatioTemporalConditionModel.from_pretrained(tiny_dir, subfolder="unet"), tmp_path / "lora")
 
     seed = 0
     ours = _vader(tmp_path, tiny_dir, image_file, seed, "--lora", str(lora_dir))

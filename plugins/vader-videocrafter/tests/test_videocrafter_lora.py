@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from vader_core.errors import ConfigError
-from vader_core.lora import WEIGHTS_NAME, add_lora, config_metadata, load_lora, lora_state_dict, save_lora
+from vader_core.lora import add_lora, load_lora
+from vader_core.testing import save_random_lora
 from vader_videocrafter import export
 from vader_videocrafter.tiny import tiny_components
 
@@ -20,15 +21,7 @@ def _inputs():
 
 def _trained_lora_dir(tmp_path, rank=4, alpha=8.0, targets=TARGETS):
     unet = tiny_components(0)["unet"]
-    config = add_lora(unet, rank, alpha, 0.0, targets)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for n, p in unet.named_parameters():
-            if "lora_B" in n:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    d = tmp_path / "lora"
-    d.mkdir()
-    save_lora(d / WEIGHTS_NAME, lora_state_dict(unet, "unet"), config_metadata(config, "unet"))
+    d = save_random_lora(unet, tmp_path / "lora", rank=rank, alpha=alpha, targets=targets, seed=1)
     with torch.no_grad():
         out = unet(*_inputs(), fps=24)
     return d, out
