@@ -19,7 +19,7 @@ from vader_plugins.toy.data import (
     COLORS, DIRECTIONS, HELDOUT_CAPTIONS, HELDOUT_SPECS, TRAIN_CAPTIONS, TRAIN_SPECS, ToyVideoDataset, parse_caption,
     render,
 )
-from vader_plugins.toy.quality import analyze_clip, evaluate, score
+from vader_plugins.toy.quality import analyze_clip, direction_control, evaluate, score
 
 needs_weights = pytest.mark.skipif(not (WEIGHTS_DIR / "unet").is_dir(), reason="bundled toy weights not built")
 
@@ -93,9 +93,18 @@ def test_bundled_weights_generate_deterministically(toy):
 @needs_weights
 def test_bundled_model_follows_heldout_prompts(toy):
     res = evaluate(toy, HELDOUT_CAPTIONS[:12], seeds=(0,))
-    # Colour is the figure the model card promises (97.6% over all 82 held-out clips); direction is not
-    # learnt yet (about chance, see the model card), so it is measured there, not asserted here.
+    # The thresholds of the issue: the prompted colour in at least 80% of held-out clips, the prompted
+    # direction in most (chance is 25%); the model card gives both over all 82 held-out clips.
     assert res["color_accuracy"] >= 0.8, res
+    assert res["direction_accuracy"] > 0.5, res
+
+
+def test_bundled_model_moves_as_the_direction_word_says(toy):
+    """The direction word, not the initial noise, decides the motion: one seed, four direction words, and
+    the clips of most prompts move in more than one direction, most of them the prompted way."""
+    res = direction_control(toy, HELDOUT_CAPTIONS[:4], seeds=(0,))
+    assert res["same_direction"] < 0.5 and res["distinct_directions"] >= 3.0, res
+    assert res["direction_accuracy"] > 0.5, res
 
 
 @needs_weights
@@ -104,7 +113,7 @@ def test_short_alignment_raises_heldout_reward(tmp_path):
     sets = [
         f"output.dir={tmp_path}", "train.max_steps=6", "output.logger=none", "validation.every=0",
         "validation.save_videos=false", "validation.seeds=[0]", "backbone.steps=4", "output.checkpoint_every=0",
-        "optim.lr=3e-3",
+        "optim.lr=1e-2",
     ]
     demo = Path(__file__).resolve().parents[1] / "examples" / "demo-toy.yaml"
     cfg = build_config(demo, sets, {})
@@ -141,11 +150,12 @@ def test_training_script_tiny_budget(tmp_path):
     # A second stage continues from the first: same VAE and scaling, fresh clips, history in the card.
     more = main(["--out", str(tmp_path / "more"), "--init", str(tmp_path), "--size", "tiny", "--vae-steps", "0",
                  "--pool", "4", "--steps", "1", "--batch-size", "2", "--log-every", "0", "--no-quality",
-                 "--schedule", "zero-snr", "--terminal-share", "0.5"])
+                 "--schedule", "zero-snr", "--terminal-share", "0.5", "--terminal-steps", "1"])
     sched = json.loads((tmp_path / "more" / "scheduler" / "scheduler_config.json").read_text())
     assert (sched["prediction_type"], sched["rescale_betas_zero_snr"], sched["timestep_spacing"]) == (
         "v_prediction", True, "trailing")
-    assert "| v MSE (50% of each batch at the last timestep against its caption's mean clip)" in (
+    assert ("| v MSE (the first 1 steps only at the last timestep against the caption's mean clip; then 50% of each "
+            "batch at the last timestep against its caption's mean clip)") in (
         tmp_path / "more" / "MODEL_CARD.md").read_text()
     bb = ToyBackbone(ToyOptions(model=str(tmp_path / "more"), frames=2, steps=2))
     bb.load("cpu", torch.float32)
@@ -202,7 +212,6 @@ def test_direction_control_tells_word_from_noise(monkeypatch):
     """``direction_control`` on two fake models: one that draws what the caption says, one that always
     moves the object left whatever the word (as a model whose noise decides would, for one seed)."""
     import vader_core.sampling
-    from vader_plugins.toy.quality import direction_control
 
     def draw(caption, seed):
         return torch.from_numpy(render(parse_caption(caption), np.random.default_rng(seed)))[None]
@@ -232,7 +241,8 @@ def test_reference_sensitivity_says_both_words_matter():
 
 
 def test_terminal_share_trains_the_last_timestep_on_caption_means():
-    """``terminal_share=1`` trains every clip at the last timestep (t=999); it refuses a schedule whose
+    """``terminal_share=1`` trains every clip at the last timestep (t=999), ``terminal_steps`` does so for the
+    first steps only; both refuse a schedule whose
     terminal SNR is not zero, where the caption's mean clip is not the right target."""
     from vader_plugins.toy.backbone import SCHEDULES, toy_components
     from vader_plugins.toy.train import train_denoiser
@@ -257,3 +267,42 @@ def test_terminal_share_trains_the_last_timestep_on_caption_means():
     train_denoiser(unet, comps["text_encoder"], comps["tokenizer"], pool, 1.0, 2, 4, 1e-3, 0.0, 0.9, 0, None,
                    terminal_share=1.0, scheduler_config=SCHEDULES["zero-snr"])
     assert all((t == 999).all() for t in calls) and len(calls) == 2
+    # terminal_steps: the whole batch at t=999 for the first steps only, then terminal_share (0 here).
+    calls.clear()
+    train_denoiser(unet, comps["text_encoder"], comps["tokenizer"], pool, 1.0, 4, 8, 1e-3, 0.0, 0.9, 0, None,
+                   terminal_steps=2, scheduler_config=SCHEDULES["zero-snr"])
+    assert [bool((t == 999).all()) for t in calls] == [True, True, False, False]
+    with pytest.raises(ValueError, match="zero-snr"):
+        train_denoiser(comps["unet"], comps["text_encoder"], comps["tokenizer"], pool, 1.0, 1, 2, 1e-3, 0.0, 0.9, 0,
+                       None, terminal_steps=1, scheduler_config=SCHEDULES["sd"])
+
+
+def test_lora_on_the_toy_unet_loads_into_animatediff_pipeline(tmp_path):
+    """The toy UNet is AnimateDiff's ``UNetMotionModel``: a LoRA saved by vader loads into diffusers'
+    ``AnimateDiffPipeline`` with ``load_lora_weights`` and gives the UNet vader trained."""
+    from diffusers import AnimateDiffPipeline
+
+    from vader_core.testing import save_random_lora
+
+    bb = ToyBackbone(ToyOptions())
+    bb.load_tiny("cpu", torch.float32)
+    unet = bb.components["unet"]
+    assert type(unet).__name__ == "UNetMotionModel"
+    save_random_lora(unet, tmp_path)
+
+    fresh = ToyBackbone(ToyOptions())
+    fresh.load_tiny("cpu", torch.float32)
+    c = fresh.components
+    pipe = AnimateDiffPipeline(vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"],
+                               unet=c["unet"], motion_adapter=None, scheduler=c["scheduler"])
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 4, 2, 8, 8, generator=g)
+    t = torch.tensor(500)
+    text = torch.randn(2, 16, c["text_encoder"].config.hidden_size, generator=g)  # once per frame
+    with torch.no_grad():
+        plain = pipe.unet(x, t, encoder_hidden_states=text).sample
+        pipe.load_lora_weights(str(tmp_path))
+        theirs = pipe.unet(x, t, encoder_hidden_states=text).sample
+        ours = unet(x, t, encoder_hidden_states=text).sample
+    torch.testing.assert_close(theirs, ours)
+    assert (theirs - plain).abs().max() > 1e-3, "the LoRA had no effect"

@@ -1,12 +1,14 @@
 """``toy``: a small text-to-video model trained from scratch on procedural clips, bundled in the package.
 
-Same components as ModelScope T2V (diffusers ``UNet3DConditionModel`` in the latent space of an
-``AutoencoderKL``, CLIP text encoder, DDIM), only small: 32x32 pixels, 8 frames, 8x8x4 latents. The
-training script can also build diffusers' ``UNetMotionModel`` (AnimateDiff's layout, whose temporal
-attention carries frame positions), which loads through the same code. It
-was trained by :mod:`vader_plugins.toy.train` on :mod:`vader_plugins.toy.data`, so it follows prompts
-like ``"a red circle moving left on a gray background"``, and vader's reward training visibly changes
-its videos in minutes on a CPU. ``backbone.model`` may point at another directory written the same way.
+The components of a real text-to-video model, only small: diffusers' ``UNetMotionModel`` (AnimateDiff's
+layout: spatial blocks with cross-attention to the text and temporal attention with frame positions) in
+the latent space of an ``AutoencoderKL``, a CLIP text encoder and DDIM over a zero-terminal-SNR,
+v-prediction schedule; 32x32 pixels, 8 frames, 8x8x4 latents. The training script can also build
+ModelScope's ``UNet3DConditionModel``, which loads through the same code. It was trained by
+:mod:`vader_plugins.toy.train` on :mod:`vader_plugins.toy.data`, so it follows prompts like
+``"a red circle moving left on a gray background"`` (colour and direction), and vader's reward training
+visibly changes its videos in minutes on a CPU. ``backbone.model`` may point at another directory
+written the same way.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from vader_core.unet_t2v import UNetT2VBackbone, UNetT2VOptions
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 #: Architecture sizes. ``full`` is what the bundled weights use; ``tiny`` is for contract tests and the
-#: training script's smoke test. ``toy_components(unet="motion")`` builds AnimateDiff's UNetMotionModel instead.
+#: training script's smoke test. ``toy_components(unet="motion")`` builds AnimateDiff's UNetMotionModel (the
+#: bundled model's), ``unet="3d"`` ModelScope's UNet3DConditionModel.
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "vae_channels": (16, 32, 64), "vae_groups": 8,
@@ -56,7 +59,7 @@ SCHEDULES: dict[str, dict[str, Any]] = {
 }
 
 #: The schedule of the bundled weights (also what tiny test components are sampled with).
-SCHEDULER_CONFIG: dict[str, Any] = SCHEDULES["sd"]
+SCHEDULER_CONFIG: dict[str, Any] = SCHEDULES["zero-snr"]
 
 
 #: The denoisers ``toy_components`` can build.
@@ -70,7 +73,8 @@ def toy_components(size: str = "full", seed: int = 0, unet: str = "3d") -> dict[
         size (`str`, *optional*, defaults to `"full"`): a key of :data:`SIZES`.
         seed (`int`, *optional*, defaults to 0): seed of the initialisation.
         unet (`str`, *optional*, defaults to `"3d"`): ``"3d"`` for ModelScope's ``UNet3DConditionModel`` (the
-            bundled model), ``"motion"`` for AnimateDiff's ``UNetMotionModel``.
+            first training stages of the bundled model), ``"motion"`` for AnimateDiff's ``UNetMotionModel``
+            (the bundled model's).
 
     Returns:
         `dict[str, Any]`: ``unet``, ``vae``, ``text_encoder`` and ``tokenizer`` (no scheduler).
@@ -139,7 +143,7 @@ class ToyBackbone(UNetT2VBackbone):
         super().load(device, dtype)
 
     def load_tiny(self, device: Any, dtype: Any, seed: int = 0) -> None:
-        comps = toy_components("tiny", seed)
+        comps = toy_components("tiny", seed, unet="motion")  # the bundled model's kind of UNet
         comps["scheduler"] = self.make_scheduler(SCHEDULER_CONFIG)
         self.setup(comps, device, dtype)
 
