@@ -242,8 +242,8 @@ def test_reference_sensitivity_says_both_words_matter():
 
 def test_terminal_share_trains_the_last_timestep_on_caption_means():
     """``terminal_share=1`` trains every clip at the last timestep (t=999), ``terminal_steps`` does so for the
-    first steps only; both refuse a schedule whose
-    terminal SNR is not zero, where the caption's mean clip is not the right target."""
+    first steps only; both refuse a schedule whose terminal SNR is not zero, where the caption's mean clip
+    is not the right target."""
     from vader_plugins.toy.backbone import SCHEDULES, toy_components
     from vader_plugins.toy.train import train_denoiser
 

@@ -22,6 +22,8 @@ Every test builds tiny components on the CPU (``load_tiny``) and runs in seconds
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -203,15 +205,13 @@ class BackboneContractTests:
                 self.backbone_cls.Options.model_validate({**self.options, **bad})
 
 
-def save_random_lora(denoiser: torch.nn.Module, directory: Any, *, prefix: str = "unet", rank: int = 4,
-                     alpha: float = 8.0, targets: Any = ("to_q", "to_k", "to_v", "to_out.0"), seed: int = 0,
-                     std: float = 0.2) -> Any:
+def save_random_lora(denoiser: torch.nn.Module, directory: str | Path, *, prefix: str = "unet", rank: int = 4,
+                     alpha: float = 8.0, targets: Sequence[str] = ("to_q", "to_k", "to_v", "to_out.0"),
+                     seed: int = 0, std: float = 0.2) -> Path:
     """Add LoRA to ``denoiser`` with random B matrices (so that it changes the output; peft starts B at
     zero) and save it in ``directory`` as vader's trainer does, for round-trip tests against diffusers'
     ``load_lora_weights`` or another loader. Returns ``directory`` as a `pathlib.Path`; ``denoiser`` keeps
     the LoRA."""
-    from pathlib import Path
-
     from .lora import WEIGHTS_NAME, add_lora, config_metadata, lora_state_dict, save_lora
 
     config = add_lora(denoiser, rank, alpha, 0.0, list(targets))

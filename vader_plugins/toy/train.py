@@ -526,11 +526,12 @@ def _weighting(info: dict[str, Any]) -> str:
     w, h = info.get("object_weight", 1.0), info.get("high_noise_weight", 1.0)
     parts = ([f"object cells weighted {w:g}x"] if w != 1.0 else []) + (
         [f"clips weighted clamp(1/SNR(t), 1, {h:g})"] if h != 1.0 else [])
-    if info.get("terminal_steps"):
-        parts.append(f"the first {info['terminal_steps']} steps only at the last timestep against the caption's mean clip")
-    if info.get("terminal_share"):
-        parts.append(("then " if info.get("terminal_steps") else "")
-                     + f"{info['terminal_share']:.0%} of each batch at the last timestep against its caption's mean clip")
+    steps, share = info.get("terminal_steps"), info.get("terminal_share")
+    if steps:
+        parts.append(f"the first {steps} steps only at the last timestep against the caption's mean clip")
+    if share:
+        parts.append(f"{'then ' if steps else ''}{share:.0%} of each batch at the last timestep against its "
+                     "caption's mean clip")
     return f" ({'; '.join(parts)})" if parts else ""
 
 

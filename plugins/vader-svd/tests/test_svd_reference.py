@@ -73,7 +73,8 @@ def test_lora_loads_into_the_stock_pipeline(tmp_path, tiny_dir, image_file, caps
 
     from vader_core.testing import save_random_lora
 
-    lora_dir = save_random_lora(UNetSpatioTemporalConditionModel.from_pretrained(tiny_dir, subfolder="unet"), tmp_path / "lora")
+    unet = UNetSpatioTemporalConditionModel.from_pretrained(tiny_dir, subfolder="unet")
+    lora_dir = save_random_lora(unet, tmp_path / "lora")
 
     seed = 0
     ours = _vader(tmp_path, tiny_dir, image_file, seed, "--lora", str(lora_dir))
