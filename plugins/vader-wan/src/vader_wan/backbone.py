@@ -79,7 +79,7 @@ class WanOptions(FlowMatchOptions):
     def _four_k_plus_one(cls, v: int) -> int:
         if v % 4 != 1:
             lo, hi = nearest_frame_counts(v)
-            raise ValueError(f"must be 4k+1 for Wan (the VAE compresses time 4x), got {v}: use {lo} or {hi}")
+            raise ValueError(f"must be 4k+1 for Wan (the VAE compresses time 4x): use {lo} or {hi}")
         return v
 
 
