@@ -20,7 +20,7 @@ TOL = 1e-4
 
 
 def _stock(model_dir, prompt, seed, scheduler="unipc", lora=None, frames=FRAMES, guidance=GUIDANCE, h=H, w=W,
-           pipeline="WanPipeline", image=None, **kwargs):
+           pipeline="WanPipeline", image=None, lora_kwargs=None, **kwargs):
     import diffusers
     from diffusers import FlowMatchEulerDiscreteScheduler
 
@@ -29,12 +29,12 @@ def _stock(model_dir, prompt, seed, scheduler="unipc", lora=None, frames=FRAMES,
         pipe.scheduler = FlowMatchEulerDiscreteScheduler(shift=pipe.scheduler.config.flow_shift)
     pipe.set_progress_bar_config(disable=True)
     if lora is not None:
-        pipe.load_lora_weights(str(lora))
+        pipe.load_lora_weights(str(lora), **(lora_kwargs or {}))
     if image is not None:
         from PIL import Image
 
         kwargs["image"] = Image.open(image).convert("RGB")
-    out = pipe(prompt, height=h, width=w, num_frames=frames, num_inference_steps=STEPS, guidance_scale=guidance,
+    out = pipe(prompt=prompt, height=h, width=w, num_frames=frames, num_inference_steps=STEPS, guidance_scale=guidance,
                generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs).frames
     return out[0]  # (F, H, W, 3) in [0, 1]
 
@@ -104,3 +104,89 @@ def test_lora_loads_into_the_stock_pipeline(tmp_path, tiny_dir, capsys):
             diff)
     assert diff <= TOL
     assert np.abs(ref - plain).max() > 1e-3, "the LoRA had no effect"
+
+
+# ------------------------------------------------------------------ image-to-video, TI2V 5B, A14B
+def test_i2v_matches_stock_pipeline(tmp_path, image_file, capsys):
+    """Wan 2.1 I2V: CLIP image features, the first-frame mask and image latents as extra input channels."""
+    d = save_tiny(tmp_path / "i2v", pipeline="WanImageToVideoPipeline")
+    prompt, seed = "a red kite", 2
+    ours = _vader(tmp_path, d, prompt, seed, backbone="wan-i2v", image=image_file, h=32, w=32)
+    ref = _stock(d, prompt, seed, pipeline="WanImageToVideoPipeline", image=image_file, h=32, w=32)
+    assert ours.shape == ref.shape == (FRAMES, 32, 32, 3)
+    diff = float(np.abs(ours - ref).max())
+    _report(capsys, "wan-i2v (2.1, CLIP) vs WanImageToVideoPipeline", diff)
+    assert diff <= TOL
+
+
+@pytest.mark.parametrize("with_image", [False, True], ids=["text", "text+image"])
+def test_ti2v_5b_layout_matches_stock_pipeline(tmp_path, image_file, with_image, capsys):
+    """Wan 2.2 TI2V 5B: the Wan 2.2 VAE (16x, 2x2 patchified pixels), a timestep per token (expand_timesteps);
+    with an image the first latent frame is the image's, at timestep 0."""
+    pipeline = "WanImageToVideoPipeline" if with_image else "WanPipeline"
+    d = save_tiny(tmp_path / "ti2v", pipeline=pipeline, wan22_vae=True, extra={"expand_timesteps": True})
+    prompt, seed, h, w = "a boat at sea", 4, 32, 64
+    backbone, image = ("wan-i2v", image_file) if with_image else ("wan", None)
+    ours = _vader(tmp_path, d, prompt, seed, backbone=backbone, image=image, h=h, w=w)
+    ref = _stock(d, prompt, seed, pipeline=pipeline, image=image, h=h, w=w)
+    assert ours.shape == ref.shape == (FRAMES, h, w, 3)
+    diff = float(np.abs(ours - ref).max())
+    _report(capsys, f"wan TI2V layout ({'image' if with_image else 'text'}) vs {pipeline}", diff)
+    assert diff <= TOL
+
+
+def _count_expert_calls(monkeypatch):
+    from diffusers import WanTransformer3DModel
+
+    calls = []
+    forward = WanTransformer3DModel.forward
+
+    def counted(self, *args, **kwargs):
+        calls.append(id(self))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(WanTransformer3DModel, "forward", counted)
+    return calls
+
+
+@pytest.mark.parametrize("pipeline", ["WanPipeline", "WanImageToVideoPipeline"])
+def test_a14b_two_experts_match_stock_pipeline(tmp_path, image_file, pipeline, monkeypatch, capsys):
+    """Wan 2.2 A14B: `transformer` above boundary_ratio * 1000, `transformer_2` below, each with its guidance."""
+    i2v = pipeline == "WanImageToVideoPipeline"
+    comps = {"two_experts": True, **({"in_channels": 36} if i2v else {})}
+    d = save_tiny(tmp_path / "a14b", pipeline=pipeline, extra={"boundary_ratio": 0.9}, **comps)
+    prompt, seed = "a horse running", 6
+    kw = {"backbone": "wan-i2v", "image": image_file} if i2v else {}
+    calls = _count_expert_calls(monkeypatch)
+    ours = _vader(tmp_path, d, prompt, seed, "--set", "backbone.guidance_2=2.5", h=32, w=32, **kw)
+    assert len(set(calls)) == 2, "both experts must run"  # 3 UniPC steps, shift 3: timesteps 999 (high), 857, 600
+    ref = _stock(d, prompt, seed, pipeline=pipeline, guidance_scale_2=2.5, h=32, w=32, image=kw.get("image"))
+    diff = float(np.abs(ours - ref).max())
+    _report(capsys, f"wan A14B two experts vs {pipeline}", diff)
+    assert diff <= TOL
+    single = _stock(d, prompt, seed, pipeline=pipeline, guidance_scale_2=5.0, h=32, w=32, image=kw.get("image"))
+    assert np.abs(single - ref).max() > 1e-3  # guidance_2 acts: the low-noise expert ran
+
+
+def test_a14b_lora_goes_on_the_low_noise_expert(tmp_path, capsys):
+    """The default LoRA expert of A14B is `transformer_2`; its file loads with load_lora_weights(...,
+    load_into_transformer_2=True) and gives vader generate --lora's frames."""
+    from diffusers import WanTransformer3DModel
+
+    from vader_core.testing import save_random_lora
+    from vader_wan import WanBackbone, WanOptions
+
+    d = save_tiny(tmp_path / "a14b", extra={"boundary_ratio": 0.9}, two_experts=True)
+    bb = WanBackbone(WanOptions(model=str(d), frames=5))
+    bb.load("cpu", torch.float32)
+    assert bb.denoiser is bb.components["transformer_2"]
+    lora_dir = save_random_lora(WanTransformer3DModel.from_pretrained(d, subfolder="transformer_2"),
+                                tmp_path / "lora", prefix="transformer", std=0.5)
+    prompt, seed = "a cat", 1
+    ours = _vader(tmp_path, d, prompt, seed, "--lora", str(lora_dir))
+    ref = _stock(d, prompt, seed, lora=lora_dir, lora_kwargs={"load_into_transformer_2": True})
+    plain = _stock(d, prompt, seed)
+    diff = float(np.abs(ours - ref).max())
+    _report(capsys, f"wan A14B + low-expert LoRA vs load_lora_weights(load_into_transformer_2); LoRA changed "
+            f"frames by {np.abs(ref - plain).max():.3g}", diff)
+    assert diff <= TOL and np.abs(ref - plain).max() > 1e-3

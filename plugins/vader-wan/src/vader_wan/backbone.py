@@ -198,10 +198,14 @@ class WanBackbone(DiTT2VBackbone):
         self.boundary_ratio = boundary_ratio if "transformer_2" in components else None
         self.expand_timesteps = expand_timesteps
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_spatial)
-        if self.boundary_ratio is not None and o.lora_expert in ("auto", "low"):
-            self.denoiser_name = "transformer_2"
-        else:
-            self.denoiser_name = "transformer"
+        two = self.boundary_ratio is not None
+        self.lora_component = "transformer_2" if two and o.lora_expert in ("auto", "low") else "transformer"
+
+    @property
+    def denoiser(self) -> "torch.nn.Module":
+        """The expert that receives LoRA (``lora_expert``). Its LoRA keys keep the prefix ``transformer``, the one
+        diffusers' ``WanLoraLoaderMixin`` reads; the low-noise expert's load with ``load_into_transformer_2=True``."""
+        return self.components[getattr(self, "lora_component", "transformer")]
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the components with the stock pipeline's ``save_pretrained`` (loadable by both)."""
@@ -405,12 +409,23 @@ class WanI2VBackbone(WanBackbone):
         mask = mask.view(b, -1, self.vae_temporal, h, w).transpose(1, 2).to(lat.device)
         cond.condition = torch.concat([mask, lat], dim=1)
 
-    def final_latents(self, latents: "torch.Tensor", cond: WanCondition) -> "torch.Tensor":
-        """TI2V: the first latent frame is the image's, as the stock pipeline sets it before decoding."""
-        if self.expand_timesteps and cond.condition is not None:
-            mask = cond.first_frame_mask
-            return (1 - mask) * cond.condition + mask * latents
+    def prepare_latents(self, batch_size: int, generator: "torch.Generator | None",
+                        cond: WanCondition | None = None) -> "torch.Tensor":
+        latents = super().prepare_latents(batch_size, generator, cond)
+        # TI2V (expand_timesteps): the decoded first latent frame is the image's, as the stock pipeline sets it
+        # before decoding. The core's decode call does not carry the condition: the chain's is kept here.
+        self._first_frame = None
+        if self.expand_timesteps and cond is not None and cond.condition is not None:
+            self._first_frame = (cond.condition, cond.first_frame_mask)
         return latents
+
+    def decode(self, latents: "torch.Tensor", frames: Sequence[int] | None = None,
+               chunk_size: int | None = None) -> "torch.Tensor":
+        first = getattr(self, "_first_frame", None)
+        if first is not None and first[0].shape[0] == latents.shape[0]:
+            condition, mask = first
+            latents = (1 - mask) * condition + mask * latents
+        return super().decode(latents, frames, chunk_size)
 
 
 def scheduler_config(flow_shift: float = 3.0) -> dict[str, Any]:

@@ -114,15 +114,17 @@ def tiny_i2v_components(seed: int = 0, **transformer: Any) -> dict[str, Any]:
 
 def save_tiny(directory: Any, pipeline: str = "WanPipeline", seed: int = 0, flow_shift: float = 3.0,
               extra: dict | None = None, **components) -> Path:
-    """Tiny random Wan components saved by the stock pipeline (diffusers layout, model_index.json) with the
-    1.3B checkpoint's UniPC scheduler config."""
+    """Tiny random Wan components saved by the stock ``pipeline`` (diffusers layout, model_index.json) with the
+    1.3B checkpoint's UniPC scheduler config; ``extra`` goes to the pipeline (``boundary_ratio``,
+    ``expand_timesteps``), ``components`` to :func:`tiny_components`. ``WanImageToVideoPipeline`` gets Wan 2.1
+    I2V's CLIP image encoder unless the components say otherwise (the Wan 2.2 VAE, or ``in_channels``)."""
     import diffusers
     from diffusers import UniPCMultistepScheduler
 
     from .backbone import scheduler_config
 
-    make: Any = tiny_i2v_components if pipeline == "WanImageToVideoPipeline" else tiny_components
-    comps = make(seed, **components)
+    clip = pipeline == "WanImageToVideoPipeline" and not components.get("wan22_vae") and "in_channels" not in components
+    comps = (tiny_i2v_components if clip else tiny_components)(seed, **components)
     sched = UniPCMultistepScheduler.from_config(scheduler_config(flow_shift))
     getattr(diffusers, pipeline)(**comps, scheduler=sched, **(extra or {})).save_pretrained(directory)
     return directory
