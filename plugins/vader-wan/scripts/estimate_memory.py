@@ -6,8 +6,9 @@ backward (``vader_core.estimate``: attention counted as GPUs' flash kernels keep
 storages once). Measured on the meta device:
 
 * one transformer call with gradient, blocks stored (``call``) and the most one block saves (``block``);
-* decoding with gradient through the causal VAE: the first latent frame alone (the cheapest decoded
-  frame) and the whole latent video (the most expensive one, the last frame, needs every latent frame).
+* decoding one frame with gradient through the causal VAE: frame 0 (one latent frame); the last frame as
+  vader decodes it by default (every latent frame runs, only the last keeps autograd); and the last frame
+  with ``vae_history_gradient`` (every latent frame keeps autograd).
 
 With ``memory.gradient_checkpointing`` (the default, diffusers' per-block switch) a kept call keeps what
 lies outside its blocks plus each block's input (``tokens x dim`` in bf16) and recomputes one block at a
@@ -62,8 +63,10 @@ def estimate(model: str = "t2v-1.3b", height: int | None = None, width: int | No
     Returns:
         `dict[str, float]`: ``transformer_weights`` (one expert), ``weights`` (everything resident: all
         transformers, the VAE, the UMT5-XXL text encoder, CLIP for I2V), ``text_encoder_weights``,
-        ``transformer_call`` (one kept call as stored), ``block``, ``decoder`` (the cheapest frame),
-        ``decoder_all`` (the last frame), ``peak`` and ``peak_last_frame``.
+        ``transformer_call`` (one kept call as stored), ``block``, ``decoder`` (frame 0, one latent frame),
+        ``decoder_last`` (the last frame as vader decodes it by default: its latent frame with autograd, the
+        earlier ones without), ``decoder_all`` (the last frame with ``vae_history_gradient``: every latent
+        frame with autograd), ``peak`` (default) and ``peak_history_gradient``.
     """
     from diffusers import WanTransformer3DModel
     from diffusers.utils import logging
@@ -96,7 +99,13 @@ def estimate(model: str = "t2v-1.3b", height: int | None = None, width: int | No
                                 layers=list(dit.blocks))
         zl = torch.randn(1, z, lat_f, h, w, dtype=dtype, requires_grad=True)
         dec_one, _ = saved_gib(lambda: vae.decode(zl[:, :, :1]).sample)
-        dec_all, _ = saved_gib(lambda: vae.decode(zl).sample)
+        # vader's default: the chosen frame's latent frame with autograd, the earlier ones without.
+        from vader_wan import WanBackbone
+
+        bb = WanBackbone()
+        bb.components = {"vae": vae}
+        dec_last, _ = saved_gib(lambda: bb._decode_cut_history(zl, {lat_f - 1}))
+        dec_all, _ = saved_gib(lambda: vae.decode(zl).sample)  # vae_history_gradient: the whole prefix
     tokens = lat_f * (h // 2) * (w // 2)
     inner = cfg["num_attention_heads"] * 128
     n_blocks = cfg["num_layers"]
@@ -112,8 +121,9 @@ def estimate(model: str = "t2v-1.3b", height: int | None = None, width: int | No
     kept = 2 * stored  # guidance: conditional and unconditional calls, both kept
     return {
         "transformer_weights": transformer_weights, "weights": weights, "text_encoder_weights": n_text * size / GIB,
-        "transformer_call": stored, "block": block, "decoder": dec_one, "decoder_all": dec_all,
-        "peak": weights + kept + max(dec_one, recompute), "peak_last_frame": weights + kept + max(dec_all, recompute),
+        "transformer_call": stored, "block": block, "decoder": dec_one, "decoder_last": dec_last, "decoder_all": dec_all,
+        "peak": weights + kept + max(dec_last, recompute),
+        "peak_history_gradient": weights + kept + max(dec_all, recompute),
         "height": height, "width": width, "frames": frames,
     }
 
@@ -126,14 +136,14 @@ def main() -> None:
     parser.add_argument("--frames", type=int)
     parser.add_argument("--no-checkpointing", action="store_true")
     a = parser.parse_args()
-    print("| checkpoint | size | weights (transformer / all) | one kept call | one block | decode first / last frame "
-          "| peak, first / last frame decoded |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| checkpoint | size | weights (transformer / all) | one kept call | one block | decode frame 0 / last frame "
+          "/ last with history gradient | peak (default) | peak with history gradient |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for m in [a.model] if a.model else list(TRANSFORMERS):
         r = estimate(m, a.height, a.width, a.frames, not a.no_checkpointing)
         print(f"| {m} | {r['height']}x{r['width']}x{r['frames']} | {r['transformer_weights']:.1f} / {r['weights']:.1f} "
-              f"| {r['transformer_call']:.1f} | {r['block']:.1f} | {r['decoder']:.1f} / {r['decoder_all']:.0f} "
-              f"| {r['peak']:.0f} / {r['peak_last_frame']:.0f} |")
+              f"| {r['transformer_call']:.1f} | {r['block']:.1f} | {r['decoder']:.1f} / {r['decoder_last']:.1f} / "
+              f"{r['decoder_all']:.0f} | {r['peak']:.0f} | {r['peak_history_gradient']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -87,12 +87,24 @@ def test_decoded_subset_equals_the_same_frames_of_a_full_decode(wan22):
     assert full.shape == (2, 17, 3, 32, 32) and n_full == 5
 
 
-def test_decoded_frame_gradient_reaches_its_latent_prefix_only():
-    bb = _backbone(frames=13)
+@pytest.mark.parametrize("history", [False, True])
+def test_decoded_frame_gradient(history):
+    """With gradient the frames are the same; the gradient reaches the chosen frames' latent frames, and the
+    earlier ones only with vae_history_gradient."""
+    bb = _backbone(frames=13, vae_history_gradient=history)
     latents = bb.prepare_latents(1, torch.Generator().manual_seed(0)).requires_grad_(True)  # 4 latent frames
-    bb.decode(latents, [5]).mean().backward()  # frame 5 is in latent frame 2
+    with torch.no_grad():
+        full = bb.decode(latents, None)
+    calls = []
+    h = bb.components["vae"].decoder.register_forward_hook(lambda m, a, o: calls.append(torch.is_grad_enabled()))
+    sub = bb.decode(latents, [5, 2])  # latent frames 2 and 1
+    h.remove()
+    torch.testing.assert_close(sub.detach(), full[:, [5, 2]], rtol=0, atol=1e-6)
+    assert calls == ([True] * 3 if history else [False, True, True])
+    sub.mean().backward()
     per_frame = latents.grad.abs().sum(dim=(0, 1, 3, 4))
-    assert (per_frame[:3] > 0).all() and per_frame[3] == 0
+    assert (per_frame[1:3] > 0).all() and per_frame[3] == 0
+    assert (per_frame[0] > 0) == history
 
 
 def test_memory_estimator_runs_on_the_meta_device():
@@ -106,5 +118,5 @@ def test_memory_estimator_runs_on_the_meta_device():
     spec.loader.exec_module(module)
     small = module.estimate("t2v-1.3b", height=64, width=64, frames=5)
     assert 2.2 < small["transformer_weights"] < 2.8  # 1.42e9 parameters in bf16
-    assert small["transformer_call"] > 0 and small["decoder"] > 0
+    assert small["transformer_call"] > 0 and 0 < small["decoder"] < small["decoder_last"] < small["decoder_all"]
     assert module.estimate("t2v-1.3b", height=64, width=64, frames=9)["transformer_call"] > small["transformer_call"]

@@ -22,10 +22,14 @@ initial latents), so with the same seed and options ``vader generate`` gives the
 pixel frames 4k-3 .. 4k, and it is causal: a pixel frame depends on its latent frame and on every
 earlier one (through the convolutions' cached frames), on none after. The unit of frame subsampling is
 the pixel frame: :meth:`num_latent_frames` returns the frame count and ``decode(latents, frames)``
-decodes the latent prefix ``0 .. k`` that the last chosen frame needs (its own chunked cache, nothing
-else) and keeps the chosen frames, which equal the same frames of a full decode. A frame in latent
-frame k costs the decode of k + 1 latent frames (with gradient, the activations of all of them); the
-first frame is the cheapest, the last costs a full decode.
+decodes only the latent prefix ``0 .. k`` that the last chosen frame needs, one latent frame after the
+other through the VAE's own causal cache, and keeps the chosen frames: they equal the same frames of a
+full decode (tested). Cost of a decoded frame in latent frame k: the decoder runs on k + 1 latent frames
+(the last frame costs a full decode, frame 0 one latent frame). With gradient, by default only the
+latent frames that hold a chosen frame keep autograd; the earlier ones decode without it and reach the
+chosen ones as constant cached features, so the stored activations are those of one latent frame per
+chosen frame (``vae_history_gradient=true`` keeps the whole prefix in the graph: the exact gradient
+into earlier latent frames, at the memory of decoding all of them; see the README's estimates).
 """
 
 from __future__ import annotations
@@ -72,6 +76,13 @@ class WanOptions(FlowMatchOptions):
         "auto", description="Two-expert checkpoints (A14B): the expert that receives LoRA, `high` (`transformer`) "
         "or `low` (`transformer_2`); `auto`: the one that runs the last denoising step (`low`), the step "
         "vader's default truncation (mode last, K=1) backpropagates through.",
+    )
+
+    vae_history_gradient: bool = Field(
+        False, description="Backpropagate a decoded frame's reward into the earlier latent frames it depends on "
+        "through the causal VAE's cache (exact gradient, but the decode of every earlier latent frame is stored: "
+        "hundreds of GiB at 480x832x81). Off: the earlier latent frames decode without gradient; the frames "
+        "are the same either way.",
     )
 
     @field_validator("frames")
@@ -326,9 +337,36 @@ class WanBackbone(DiTT2VBackbone):
         z = latents[:, :, : self.latent_frame_of(max(idx)) + 1].to(vae.dtype)
         mean = torch.tensor(vae.config.latents_mean).view(1, vae.config.z_dim, 1, 1, 1).to(z.device, z.dtype)
         inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, vae.config.z_dim, 1, 1, 1).to(z.device, z.dtype)
-        video = vae.decode(z / inv_std + mean, return_dict=False)[0]  # (B, 3, f, H, W) in [-1, 1]
+        z = z / inv_std + mean
+        if torch.is_grad_enabled() and z.requires_grad and not self.options.vae_history_gradient and not vae.use_tiling:
+            video = self._decode_cut_history(z, {self.latent_frame_of(f) for f in idx})
+        else:
+            video = vae.decode(z, return_dict=False)[0]  # (B, 3, f, H, W) in [-1, 1]
         video = (video / 2 + 0.5).clamp(0, 1)  # the stock postprocess_video
         return video.permute(0, 2, 1, 3, 4)[:, idx].float()
+
+    def _decode_cut_history(self, z: "torch.Tensor", keep: set[int]) -> "torch.Tensor":
+        """``AutoencoderKLWan.decode`` of ``z`` (same loop over latent frames through the VAE's own causal cache, same
+        values), with autograd only for the latent frames in ``keep``: the others are decoded without gradient, so
+        their cached features enter the kept frames as constants."""
+        from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+
+        vae = self.components["vae"]
+        vae.clear_cache()
+        try:
+            x = vae.post_quant_conv(z)
+            outs = []
+            for i in range(z.shape[2]):
+                vae._conv_idx = [0]
+                with torch.set_grad_enabled(i in keep):
+                    outs.append(vae.decoder(x[:, :, i:i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx,
+                                            first_chunk=i == 0))
+            out = torch.cat(outs, 2)
+            if vae.config.patch_size is not None:
+                out = unpatchify(out, patch_size=vae.config.patch_size)
+            return torch.clamp(out, min=-1.0, max=1.0)
+        finally:
+            vae.clear_cache()
 
 
 class WanI2VBackbone(WanBackbone):
