@@ -121,7 +121,8 @@ def estimate(model: str = "t2v-1.3b", height: int | None = None, width: int | No
     kept = 2 * stored  # guidance: conditional and unconditional calls, both kept
     return {
         "transformer_weights": transformer_weights, "weights": weights, "text_encoder_weights": n_text * size / GIB,
-        "transformer_call": stored, "block": block, "decoder": dec_one, "decoder_last": dec_last, "decoder_all": dec_all,
+        "transformer_call": stored, "block": block,
+        "decoder": dec_one, "decoder_last": dec_last, "decoder_all": dec_all,
         "peak": weights + kept + max(dec_last, recompute),
         "peak_history_gradient": weights + kept + max(dec_all, recompute),
         "height": height, "width": width, "frames": frames,

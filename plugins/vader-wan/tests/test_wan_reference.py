@@ -100,8 +100,8 @@ def test_lora_loads_into_the_stock_pipeline(tmp_path, tiny_dir, capsys):
     ref = _stock(tiny_dir, prompt, seed, lora=lora_dir)
     plain = _stock(tiny_dir, prompt, seed)
     diff = float(np.abs(ours - ref).max())
-    _report(capsys, f"wan + LoRA vs WanPipeline.load_lora_weights; LoRA changed frames by {np.abs(ref - plain).max():.3g}",
-            diff)
+    changed = float(np.abs(ref - plain).max())
+    _report(capsys, f"wan + LoRA vs WanPipeline.load_lora_weights; LoRA changed frames by {changed:.3g}", diff)
     assert diff <= TOL
     assert np.abs(ref - plain).max() > 1e-3, "the LoRA had no effect"
 

@@ -61,6 +61,14 @@ def nearest_frame_counts(frames: int, temporal: int = 4) -> tuple[int, int]:
     return max(below, 1), below + temporal
 
 
+def latent_stats(vae: Any, device: Any, dtype: Any) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """The VAE's per-channel ``latents_mean`` and ``1 / latents_std``, ``(1, C, 1, 1, 1)``, computed as the stock
+    pipelines do (``latents / inv_std + mean`` decodes, ``(latents - mean) * inv_std`` encodes: same rounding)."""
+    shape = (1, vae.config.z_dim, 1, 1, 1)
+    mean = torch.tensor(vae.config.latents_mean).view(shape).to(device, dtype)
+    return mean, 1.0 / torch.tensor(vae.config.latents_std).view(shape).to(device, dtype)
+
+
 class WanOptions(FlowMatchOptions):
     model: str | None = Field(T2V_1_3B, description=f"Hub id or local diffusers directory (`{T2V_1_3B}`).")
     height: int = Field(480, ge=16, description="Frame height in pixels (a multiple of 16; 32 for TI2V 5B).")
@@ -110,7 +118,8 @@ class WanBackbone(DiTT2VBackbone):
     """Wan 2.1 / 2.2 text-to-video with the components of diffusers' ``WanPipeline``."""
 
     name = "wan"
-    summary = "Wan 2.1 / 2.2 text-to-video (Wan-AI/Wan2.1-T2V-1.3B-Diffusers; 480x832, 81 frames, UniPC, flow matching)."
+    summary = ("Wan 2.1 / 2.2 text-to-video (Wan-AI/Wan2.1-T2V-1.3B-Diffusers; 480x832, 81 frames, UniPC, "
+               "flow matching).")
     Options: ClassVar[type[BackboneOptions]] = WanOptions
     conditioning = "text"
     denoiser_names: ClassVar[tuple[str, ...]] = ("transformer", "transformer_2")
@@ -147,8 +156,9 @@ class WanBackbone(DiTT2VBackbone):
         if local.exists():
             missing = [s for s in ("vae", "text_encoder", "tokenizer", "scheduler") if not (local / s).is_dir()]
             if missing or not any((local / s).is_dir() for s in ("transformer", "transformer_2")):
+                absent = ", ".join(f"{m}/" for m in missing) or "transformer/"
                 raise MissingWeightsError(
-                    f"{local} is not a diffusers Wan directory (no {', '.join(f'{m}/' for m in missing) or 'transformer/'}); "
+                    f"{local} is not a diffusers Wan directory (no {absent}); "
                     f"point `{self.model_option}` at the folder written by {self.pipeline_class}.save_pretrained"
                 )
             source, kw = str(local), {}
@@ -178,7 +188,8 @@ class WanBackbone(DiTT2VBackbone):
         self.setup(comps, device, dtype, boundary_ratio=index.get("boundary_ratio"),
                    expand_timesteps=bool(index.get("expand_timesteps", False)))
 
-    def _load_image_components(self, source: str, index: dict[str, Any], dtype: Any, kw: dict[str, Any]) -> dict[str, Any]:
+    def _load_image_components(self, source: str, index: dict[str, Any], dtype: Any,
+                               kw: dict[str, Any]) -> dict[str, Any]:
         return {}
 
     def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
@@ -290,7 +301,7 @@ class WanBackbone(DiTT2VBackbone):
         return self.components["transformer_2"], o.guidance_2 if o.guidance_2 is not None else o.guidance
 
     def model_input(self, latents: "torch.Tensor", t: "torch.Tensor", cond: WanCondition) -> tuple[Any, Any]:
-        """The transformer's ``hidden_states`` and ``timestep`` for ``latents`` at ``t`` (as the pipelines build them)."""
+        """The transformer's ``hidden_states`` and ``timestep`` for ``latents`` at ``t``, as the pipelines build them."""
         b = latents.shape[0]
         if self.expand_timesteps:
             mask = cond.first_frame_mask
@@ -301,7 +312,8 @@ class WanBackbone(DiTT2VBackbone):
             return torch.cat([latents, cond.condition], dim=1).to(self.transformer_dtype), t.expand(b)
         return latents.to(self.transformer_dtype), t.expand(b)
 
-    def predict(self, latents: "torch.Tensor", t: "torch.Tensor", cond: WanCondition, step_index: int) -> "torch.Tensor":
+    def predict(self, latents: "torch.Tensor", t: "torch.Tensor", cond: WanCondition,
+                step_index: int) -> "torch.Tensor":
         model, guidance = self.expert(t)
         x, timestep = self.model_input(latents, t, cond)
         kw = {"encoder_hidden_states_image": cond.image_embeds} if cond.image_embeds is not None else {}
@@ -335,8 +347,7 @@ class WanBackbone(DiTT2VBackbone):
         if any(f < 0 or f >= n for f in idx):
             raise ConfigError(f"frames {idx} outside the {n} frames of these latents")
         z = latents[:, :, : self.latent_frame_of(max(idx)) + 1].to(vae.dtype)
-        mean = torch.tensor(vae.config.latents_mean).view(1, vae.config.z_dim, 1, 1, 1).to(z.device, z.dtype)
-        inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, vae.config.z_dim, 1, 1, 1).to(z.device, z.dtype)
+        mean, inv_std = latent_stats(vae, z.device, z.dtype)
         z = z / inv_std + mean
         if torch.is_grad_enabled() and z.requires_grad and not self.options.vae_history_gradient and not vae.use_tiling:
             video = self._decode_cut_history(z, {self.latent_frame_of(f) for f in idx})
@@ -378,13 +389,15 @@ class WanI2VBackbone(WanBackbone):
     conditioning = "text+image"
     pipeline_class: ClassVar[str] = "WanImageToVideoPipeline"
 
-    def _load_image_components(self, source: str, index: dict[str, Any], dtype: Any, kw: dict[str, Any]) -> dict[str, Any]:
+    def _load_image_components(self, source: str, index: dict[str, Any], dtype: Any,
+                               kw: dict[str, Any]) -> dict[str, Any]:
         entry = index.get("image_encoder")
         if entry is None or entry[0] is None:
             return {}  # Wan 2.2 (A14B, TI2V 5B): the image enters only through the VAE latents
         from transformers import CLIPImageProcessor, CLIPVisionModel
 
-        return {"image_encoder": CLIPVisionModel.from_pretrained(source, subfolder="image_encoder", torch_dtype=dtype, **kw),
+        encoder = CLIPVisionModel.from_pretrained(source, subfolder="image_encoder", torch_dtype=dtype, **kw)
+        return {"image_encoder": encoder,
                 "image_processor": CLIPImageProcessor.from_pretrained(source, subfolder="image_processor", **kw)}
 
     def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
@@ -414,7 +427,8 @@ class WanI2VBackbone(WanBackbone):
                 feats = []
                 for im in images:
                     x = self.components["image_processor"](images=im, return_tensors="pt").to(self.device)
-                    feats.append(enc(pixel_values=x.pixel_values.to(enc.dtype), output_hidden_states=True).hidden_states[-2])
+                    out = enc(pixel_values=x.pixel_values.to(enc.dtype), output_hidden_states=True)
+                    feats.append(out.hidden_states[-2])
                 cond.image_embeds = torch.cat(feats).to(self.transformer_dtype)
             cond.pixels = torch.cat([self.video_processor.preprocess(im, height=o.height, width=o.width)
                                      for im in images]).to(self.device, dtype=torch.float32)
@@ -431,9 +445,7 @@ class WanI2VBackbone(WanBackbone):
             video = image
         else:
             video = torch.cat([image, image.new_zeros(image.shape[0], image.shape[1], frames - 1, *image.shape[3:])], 2)
-        mean = torch.tensor(vae.config.latents_mean).view(1, vae.config.z_dim, 1, 1, 1).to(latents.device, latents.dtype)
-        inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, vae.config.z_dim, 1, 1, 1).to(latents.device,
-                                                                                                     latents.dtype)
+        mean, inv_std = latent_stats(vae, latents.device, latents.dtype)
         with torch.no_grad():
             lat = torch.cat([retrieve_latents(vae.encode(v[None].to(vae.dtype)), sample_mode="argmax") for v in video])
         lat = (lat.to(latents.device, latents.dtype) - mean) * inv_std
