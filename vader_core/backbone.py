@@ -30,7 +30,8 @@ class BackboneOptions(BaseModel):
     frames: int = Field(16, ge=1, description="Number of frames generated.")
     steps: int = Field(25, ge=1, description="Denoising steps.")
     guidance: float = Field(7.5, ge=0.0, description="Classifier-free guidance scale; 1 disables it.")
-    eta: float = Field(0.0, ge=0.0, description="Stochasticity of DDIM-like schedulers (0 = deterministic).")
+    eta: float = Field(0.0, ge=0.0, description="Stochasticity of the sampler (0 = deterministic): DDIM's eta, or the "
+                       "noise level of a flow-matching SDE step.")
 
 
 class BackbonePlugin:
@@ -109,6 +110,21 @@ class BackbonePlugin:
         import torch
 
         return {k: v for k, v in self.components.items() if isinstance(v, torch.nn.Module)}
+
+    # ------------------------------------------------------------------ memory
+    def checkpoint_blocks(self) -> "list[torch.nn.Module]":
+        """The denoiser's blocks the core may recompute one by one in backward; ``[]`` (the default)
+        means "no block list: recompute the whole denoiser call"."""
+        return []
+
+    def native_gradient_checkpointing(self, enabled: bool) -> bool:
+        """Switch the denoiser library's own per-block gradient checkpointing on or off.
+
+        Returns ``True`` when the backbone has such a switch (diffusers' DiT video models, e.g.
+        ``WanTransformer3DModel.enable_gradient_checkpointing``): the core then does not wrap the
+        denoiser call itself. The default has none and returns ``False``.
+        """
+        return False
 
     # ------------------------------------------------------------------ steps
     def encode_condition(self, prompts: Sequence[str], images: Sequence[Any] | None = None) -> Any:

@@ -81,7 +81,10 @@ class OptimSection(_Section):
 class SamplingSection(_Section):
     steps: int | None = Field(None, ge=1, description="Denoising steps; null: the backbone's default.")
     guidance: float | None = Field(None, ge=0, description="Guidance scale; null: the backbone's default.")
-    eta: float | None = Field(None, ge=0, description="Scheduler eta; null: the backbone's default.")
+    eta: float | None = Field(
+        None, ge=0, description="Sampler stochasticity (DDIM eta, or the noise level of a flow-matching SDE "
+        "step); null: the backbone's default."
+    )
 
 
 class TruncationSection(_Section):

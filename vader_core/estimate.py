@@ -77,13 +77,15 @@ def flash_attention_accounting() -> Iterator[None]:
     sdpa = F.scaled_dot_product_attention
     keep = _keep_like_flash()
 
-    def flash_like(q: Any, k: Any, v: Any, *args: Any, **kwargs: Any) -> Any:
+    def flash_like(*args: Any, **kwargs: Any) -> Any:
         _IN_SDPA[0] = True
         try:
-            out = sdpa(q, k, v, *args, **kwargs)
+            out = sdpa(*args, **kwargs)
         finally:
             _IN_SDPA[0] = False
-        return keep.apply(out, q, k, v) if torch.is_grad_enabled() else out
+        # Query, key and value come positionally or by name (diffusers' attention dispatcher names them).
+        qkv = list(args[:3]) + [kwargs[n] for n in ("query", "key", "value")[len(args[:3]):]]
+        return keep.apply(out, *qkv) if torch.is_grad_enabled() else out
 
     F.scaled_dot_product_attention = flash_like
     try:

@@ -70,6 +70,9 @@ def denoise(
     """Run the chain from ``latents`` over ``timesteps``; autograd only where described above."""
     kept_set = set(kept)
     first = min(kept_set) if kept_set else len(timesteps)
+    # A backbone whose library checkpoints per block (diffusers' DiTs) does it itself: no outer wrap.
+    if backbone.native_gradient_checkpointing(gradient_checkpointing):
+        gradient_checkpointing = False
     for i, t in enumerate(timesteps):
         in_graph = i >= first and torch.is_grad_enabled()
         if i in kept_set and in_graph:

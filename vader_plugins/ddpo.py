@@ -1,8 +1,9 @@
 """``ddpo``: the policy-gradient baseline (Black et al. 2023, "Training Diffusion Models with
 Reinforcement Learning"), on the same backbones, rewards, LoRA and trainer as ``vader``.
 
-Each *epoch* samples ``sample_batches`` micro-batches of trajectories with a stochastic DDIM
-sampler (no gradient), recording every step's latents and the log-probability of the step taken,
+Each *epoch* samples ``sample_batches`` micro-batches of trajectories with the backbone's stochastic
+sampler (no gradient): DDIM with ``eta > 0`` on the UNet backbones, the Flow-GRPO SDE step on
+flow-matching ones (``vader_core.dit_t2v``), recording every step's latents and the log-probability of the step taken,
 and scores the final videos once (these are the reward queries). Advantages are the rewards
 normalised per prompt (or over the epoch until a prompt has ``stat_min_count`` samples), clipped to
 ``adv_clip_max``. Each later micro-step trains on one stored micro-batch: for a random
