@@ -287,6 +287,12 @@ class OpenSoraBackbone(BackbonePlugin):
         dt = (ts[step_index] - ts[step_index + 1]) / NUM_TIMESTEPS
         return (latents.float() + model_output.float() * dt).to(latents.dtype)
 
+    def step_log_prob(self, model_output: Any, t: Any, latents: Any, prev_latents: Any, step_index: int) -> Any:
+        """None: the official rectified-flow sampler is a deterministic ODE, so a policy-gradient method has no
+        step density to work with."""
+        raise ConfigError("backbone `opensora` samples with the deterministic rectified-flow ODE (no stochastic "
+                          "step log-probability): `--method ddpo` cannot train it; use `--method vader`")
+
     def num_latent_frames(self, latents: Any) -> int:
         """Frame subsampling picks *pixel* frames: :meth:`decode` runs the temporal decoder on the chunks that
         hold them and the spatial decoder on them alone."""
