@@ -85,6 +85,10 @@ def _xformers_stand_in() -> None:
     fmha.BlockDiagonalMask = BlockDiagonalMask
     ops.fmha, ops.memory_efficient_attention = fmha, memory_efficient_attention
     xf.ops = ops
+    import importlib.machinery
+
+    for m in (xf, ops, fmha):  # a spec, so that libraries probing for xformers find a module (without kernels)
+        m.__spec__ = importlib.machinery.ModuleSpec(m.__name__, None)
     sys.modules.update({"xformers": xf, "xformers.ops": ops, "xformers.ops.fmha": fmha})
 
 
