@@ -193,7 +193,7 @@ class OpenSoraBackbone(BackbonePlugin):
             if isinstance(m, torch.nn.Module):
                 torch.nn.Module.to(m, dtype=dtype)
         self.install_components(components, device, dtype)
-        self.native_gradient_checkpointing(self.options.block_checkpointing)
+        self.native_gradient_checkpointing(False)  # i.e. as backbone.block_checkpointing says
 
     def make_scheduler(self) -> Any:
         """diffusers' ``FlowMatchEulerDiscreteScheduler`` with the official shift for this size and length."""
@@ -208,10 +208,14 @@ class OpenSoraBackbone(BackbonePlugin):
         return []
 
     def native_gradient_checkpointing(self, enabled: bool) -> bool:
+        """STDiT3 checkpoints block by block itself: on when the caller or ``backbone.block_checkpointing`` asks."""
         tr = self.components.get("transformer")
         if tr is None:
             return False
-        tr.enable_gradient_checkpointing() if enabled else tr.disable_gradient_checkpointing()
+        if enabled or self.options.block_checkpointing:
+            tr.enable_gradient_checkpointing()
+        else:
+            tr.disable_gradient_checkpointing()
         return True
 
     def save_pretrained(self, directory: str | Path) -> None:
@@ -285,7 +289,8 @@ class OpenSoraBackbone(BackbonePlugin):
     def scheduler_step(self, model_output: Any, t: Any, latents: Any, step_index: int, generator: Any) -> Any:
         ts = self._timesteps
         dt = (ts[step_index] - ts[step_index + 1]) / NUM_TIMESTEPS
-        return (latents.float() + model_output.float() * dt).to(latents.dtype)
+        # float32, as the official loop's latents become after its first step (bf16 z + float32 v * dt)
+        return latents.float() + model_output.float() * dt
 
     def step_log_prob(self, model_output: Any, t: Any, latents: Any, prev_latents: Any, step_index: int) -> Any:
         """None: the official rectified-flow sampler is a deterministic ODE, so a policy-gradient method has no
