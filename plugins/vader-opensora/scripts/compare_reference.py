@@ -2,13 +2,14 @@
 
     git -C <Open-Sora clone> archive v1.2.0 opensora | tar -x -C /tmp/opensora-v1.2
     pip install --target /tmp/osref --no-deps rotary-embedding-torch==0.5.3 timm==0.9.16 einops ftfy wcwidth \
-        mmengine==0.10.7 addict yapf termcolor platformdirs
+        mmengine==0.10.7 addict yapf termcolor platformdirs \
+        beartype beautifulsoup4 soupsieve
     python plugins/vader-opensora/scripts/compare_reference.py --official /tmp/opensora-v1.2 --ref-path /tmp/osref
 
 ``--official`` holds the ``opensora/`` package of hpcai-tech/Open-Sora at tag v1.2.0 (not part of this
 repository); ``--ref-path`` the packages only the official code needs, at the versions its
 ``requirements.txt`` pins where it pins one (rotary-embedding-torch 0.5.3, timm 0.9.16; mmengine for its
-registry, ftfy for its T5 module).
+registry, ftfy and beautifulsoup4 for its T5 module's text_preprocessing).
 
 The official module files are imported one by one (``opensora/models/stdit/stdit3.py``,
 ``layers/blocks.py``, ``vae/vae.py``, ``vae/vae_temporal.py``, ``text_encoder/t5.py``,
@@ -27,7 +28,8 @@ Both sides get the same tiny random weights (``vader_opensora.tiny``, non-square
 frames), saved in the released layout: the port loads them through its own loader (strict key check),
 the official modules through ``load_state_dict(strict=True)``, which also checks that the names agree.
 Printed: the largest absolute differences for one STDiT3 call (with a padded prompt mask and the null
-caption, as in guidance), the T5 encoding (official ``T5Encoder.encode``), a VAE decode (two temporal
+caption, as in guidance), the T5 encoding (VADER-Open-Sora's prompt pipeline, ``append_score_to_prompts``
+with ``aes`` 6.5 and ``text_preprocessing``, then the official ``T5Encoder.encode``), a VAE decode (two temporal
 chunks, the second a 3-frame remainder) and a full sample (official ``RFLOW.sample`` with
 ``use_timestep_transform=True``, cfg 7, then ``VideoAutoencoderPipeline.decode``, against vader's
 ``generate`` with a generator seeded alike), fp32 on CPU.
@@ -49,7 +51,8 @@ import torch  # noqa: E402
 
 SEED, STEPS, GUIDANCE, FPS = 0, 10, 7.0, 24
 H, W = 32, 48
-PROMPTS = ["a red robot walking in the city", "a dog surfing"]
+PROMPTS = ["A red robot walking in the City", "a dog  surfing",
+           "A woman in a stylish dress walking down a busy street, with high-end stores and neon lights."]
 
 
 def _xformers_stand_in() -> None:
@@ -126,6 +129,8 @@ def main() -> None:
     ap.add_argument("--official", type=Path, required=True, help="folder holding Open-Sora v1.2's opensora/ package")
     ap.add_argument("--ref-path", type=Path, help="folder with the packages only the official code needs")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--prompt-file", type=Path, help="also count the prompts of this file (one a line) whose text "
+                    "for T5 differs from the official pipeline's")
     a = ap.parse_args()
     if a.ref_path:
         sys.path.insert(0, str(a.ref_path))
@@ -174,7 +179,16 @@ def main() -> None:
 
         with torch.no_grad():
             # --- text encoding
-            enc = their_text.encode(PROMPTS)
+            # the official prompt pipeline of VADER-Open-Sora: append_score_to_prompts(aes=6.5), text_preprocessing
+            def official_prompt(p: str) -> str:
+                return t5.text_preprocessing(f"{p} aesthetic score: 6.5.")
+
+            results["prompt_texts_differing"] = float(sum(official_prompt(p) != ours.prompt_text(p) for p in PROMPTS))
+            if a.prompt_file:
+                lines = [ln.strip() for ln in a.prompt_file.read_text().splitlines() if ln.strip()]
+                results["prompt_file_lines"] = float(len(lines))
+                results["prompt_file_texts_differing"] = float(sum(official_prompt(p) != ours.prompt_text(p) for p in lines))
+            enc = their_text.encode([official_prompt(p) for p in PROMPTS])
             cond = ours.encode_condition(PROMPTS)
             n = len(PROMPTS)
             results["text_encoding"] = max_abs(cond["y"][:n], enc["y"][:, 0])
@@ -184,7 +198,7 @@ def main() -> None:
             # --- one STDiT3 call (text + null caption, the prompt mask repeated, as in guidance)
             g = torch.Generator().manual_seed(1)
             x = torch.randn(2 * n, 4, 5, H // 2, W // 2, generator=g)
-            t = torch.tensor([870.0, 870.0, 120.5, 120.5])
+            t = torch.tensor([870.0, 120.5, 500.0] * 2)
             margs = {k: torch.full((2 * n,), float(v)) for k, v in (("fps", FPS), ("height", H), ("width", W))}
             ref = theirs(x, t, torch.cat([enc["y"], their_text.null(n)]), mask=enc["mask"], **margs)
             port = ours.denoiser(x, t, cond["y"], mask=cond["mask"], **margs)
@@ -208,7 +222,7 @@ def main() -> None:
             z0 = torch.randn(shape, generator=torch.Generator().manual_seed(SEED))
             info = {"height": torch.full((n,), float(H)), "width": torch.full((n,), float(W)),
                     "num_frames": torch.full((n,), 17.0), "ar": torch.full((n,), H / W), "fps": torch.full((n,), float(FPS))}
-            ref_z = rflow.sample(theirs, their_text, z=z0.clone(), prompts=PROMPTS, device="cpu", additional_args=info,
+            ref_z = rflow.sample(theirs, their_text, z=z0.clone(), prompts=[official_prompt(p) for p in PROMPTS], device="cpu", additional_args=info,
                                  progress=False)
             ref_sample = (their_vae.decode(ref_z, num_frames=17).clamp(-1, 1) + 1) / 2
             port_sample = generate(ours, PROMPTS, None, torch.Generator().manual_seed(SEED))  # (B, F, 3, H, W)

@@ -97,8 +97,18 @@ def test_step_is_diffusers_flow_match_euler():
         torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
 
 
-def test_null_caption_uses_the_prompt_mask():
+def test_prompt_text_is_the_official_pipeline():
+    """append_score_to_prompts with the recipe's aes 6.5, then T5 text_preprocessing (lower case, one space)."""
     bb = OpenSoraBackbone(OpenSoraOptions(**TINY))
+    assert bb.prompt_text("A woman in a Red dress,  walking in Tokyo") == (
+        "a woman in a red dress, walking in tokyo aesthetic score: 6.5.")
+    assert bb.prompt_text("a cat aesthetic score: 5.0.") == "a cat aesthetic score: 5.0."
+    raw = OpenSoraBackbone(OpenSoraOptions(**TINY, aesthetic_score=None, prompt_preprocessing=False))
+    assert raw.prompt_text("A Cat") == "A Cat"
+
+
+def test_null_caption_uses_the_prompt_mask():
+    bb = OpenSoraBackbone(OpenSoraOptions(**TINY, aesthetic_score=None))
     bb.load_tiny("cpu", torch.float32)
     cond = bb.encode_condition(["a cat", "a red robot walking in the city"])
     y, mask = cond["y"], cond["mask"]

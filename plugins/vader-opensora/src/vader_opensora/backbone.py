@@ -102,6 +102,10 @@ class OpenSoraOptions(BackboneOptions):
     eta: float = Field(0.0, ge=0.0, le=0.0, description="Unused: the rectified-flow sampler is deterministic.")
     fps: int = Field(24, ge=1, description="Frame rate fed to STDiT3's fps embedding.")
     timestep_transform: bool = Field(True, description="The official resolution- and length-dependent shift.")
+    aesthetic_score: float | None = Field(6.5, description="Appended to every prompt as ` aesthetic score: 6.5.` "
+                                          "(the recipe's `aes`, as the official append_score_to_prompts); null: not.")
+    prompt_preprocessing: bool = Field(True, description="Lower-case the prompt and collapse its white space, which is "
+                                       "what the official T5 text_preprocessing does to plain prompts.")
     token_length: int = Field(300, ge=1, description="T5 token length (the official model_max_length).")
     block_checkpointing: bool = Field(True, description="Recompute each STDiT3 block of a kept call in backward "
                                       "(the official grad_checkpoint): less memory, more compute.")
@@ -233,9 +237,20 @@ class OpenSoraBackbone(BackbonePlugin):
     def token_length(self) -> int:
         return int(self.components["transformer"].config.model_max_length)
 
+    def prompt_text(self, prompt: str) -> str:
+        """The text T5 encodes: the official ``append_score_to_prompts`` (``aes``) then, for plain prompts, what
+        ``text_preprocessing`` gives (its ``clean_caption`` also strips URLs, HTML, brackets and special symbols,
+        which this does not)."""
+        o = self.options
+        if o.aesthetic_score is not None and "aesthetic score:" not in prompt:
+            prompt = f"{prompt} aesthetic score: {o.aesthetic_score:.1f}."
+        if o.prompt_preprocessing:
+            prompt = " ".join(prompt.lower().split())
+        return prompt
+
     def encode_condition(self, prompts: Sequence[str], images: Sequence[Any] | None = None) -> dict[str, Any]:
         tok = self.components["tokenizer"]
-        enc = tok(list(prompts), max_length=min(self.options.token_length, self.token_length), padding="max_length",
+        enc = tok([self.prompt_text(p) for p in prompts], max_length=min(self.options.token_length, self.token_length), padding="max_length",
                   truncation=True, return_attention_mask=True, add_special_tokens=True, return_tensors="pt")
         ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
         with torch.no_grad():
