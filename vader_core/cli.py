@@ -297,23 +297,34 @@ def main(argv: Optional[List[str]] = None) -> None:
             raise
         err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
         raise SystemExit(e.exit_code) from None
-    except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]")
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as e:
+        if debug:
+            raise
+        signame = getattr(e, "signame", None)
+        err_console.print(f"[bold red]error:[/] stopped by {signame}; no step had finished, nothing to save"
+                          if signame else "[bold red]interrupted[/]", soft_wrap=True)
+        raise SystemExit(getattr(e, "exit_code", 130)) from None
     except SystemExit:
         raise
-    except Exception as e:  # click usage errors etc.
-        import click
+    except Exception as e:  # usage errors (click's and typer's vendored ones), refused pickles
+        from .cli_errors import classify, refused_pickle, usage_line
 
-        if isinstance(e, click.exceptions.Exit):
-            raise SystemExit(e.exit_code) from None
-        if isinstance(e, click.ClickException):
-            e.show()
-            raise SystemExit(2) from None
-        if isinstance(e, click.exceptions.Abort):
+        kind = classify(e)
+        if kind == "exit":
+            raise SystemExit(e.exit_code) from None  # type: ignore[attr-defined]
+        if kind == "abort":
             raise SystemExit(130) from None
+        if kind == "usage" and type(e).__name__ == "NoArgsIsHelpError":
+            print(e.format_message())  # type: ignore[attr-defined]
+            raise SystemExit(2) from None
+        if kind == "usage" and not debug:
+            err_console.print(f"[bold red]error:[/] {escape(usage_line(e))}", soft_wrap=True)
+            raise SystemExit(2) from None
+        line = None if debug else refused_pickle(e)
+        if line:
+            err_console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+            raise SystemExit(2) from None
         raise
-
 
 if __name__ == "__main__":
     main()

@@ -49,6 +49,10 @@ class AestheticOptions(RewardOptions):
         description="Frame to 224x224: `shortest` side to 224 + centre crop (CLIP's preprocess, the predictor's "
         "reference), `longest` side + black padding, or `squash` (the VADER training code).",
     )
+    allow_pickle: bool = Field(
+        False, description="Unpickle Python objects in the weights file (weights_only=False) when it holds more "
+        "than tensors; the released files do not need it. Only for files you trust.",
+    )
     gradient_checkpointing: bool = Field(
         False, description="Recompute the CLIP vision tower in backward instead of storing its activations."
     )
@@ -95,7 +99,7 @@ class Aesthetic(RewardPlugin):
         # The MLP was fitted on OpenAI ViT-L/14 embeddings, whose towers use QuickGELU; a local file is
         # taken to hold those weights, a tag says itself.
         quick_gelu = bool(tag_cfg.get("quick_gelu", False)) if tag_cfg else True
-        state = read_state_dict(mlp_file, reward=self.name, what="LAION aesthetic MLP", allow_pickle=True)
+        state = read_state_dict(mlp_file, reward=self.name, what="LAION aesthetic MLP", allow_pickle=o.allow_pickle)
         weight = state.get("layers.0.weight")
         mlp = LaionAestheticMLP(int(weight.shape[1]) if weight is not None and weight.ndim == 2 else 768)
         load_strict(mlp, state, reward=self.name, what="LAION aesthetic MLP (layers.0/2/4/6/7)", path=mlp_file)
