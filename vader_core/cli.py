@@ -116,7 +116,7 @@ def train(
         "device": device, "train.seed": seed, "precision": precision,
     }
     cfg = _config_from_args(config, sets, flags)
-    trainer = Trainer(cfg, progress=not quiet, tiny=random_weights, log=lambda s: err_console.print(s))
+    trainer = Trainer(cfg, progress=not quiet, tiny=random_weights, log=lambda s: err_console.print(s, soft_wrap=True))
     summary = trainer.run(resume=resume)
     if trainer.is_main:
         _print_summary(summary)
