@@ -115,6 +115,10 @@ def train(
         "output.dir": str(output_dir) if output_dir else None, "train.max_steps": max_steps,
         "device": device, "train.seed": seed, "precision": precision,
     }
+    if random_weights:  # smoke-test sizes for what the user did not set
+        from .cli_errors import random_weight_sets
+
+        sets = [*random_weight_sets(backbone, config, list(sets or [])), *(sets or [])]
     cfg = _config_from_args(config, sets, flags)
     trainer = Trainer(cfg, progress=not quiet, tiny=random_weights, log=lambda s: err_console.print(s, soft_wrap=True))
     summary = trainer.run(resume=resume)
@@ -190,6 +194,15 @@ def generate(
                                                    "precision": precision}))
     if out.suffix.lower() not in (".mp4", ".gif", ".npy"):
         raise ConfigError(f"--out must end in .mp4, .gif or .npy, got {out.name}")
+    from .faults import check_output_file
+
+    check_output_file(out, "--out")
+    if image is not None and not image.is_file():
+        raise ConfigError(f"--image {image}: no such file; give an image file (.png, .jpg ...)")
+    if lora is not None:
+        from .lora import read_lora
+
+        read_lora(lora)  # a missing or corrupt file fails here, before the models load
     dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = _DTYPES[resolve_precision(cfg.precision, dev)]
     bcls = plugins.get_backbone(cfg.backbone.name)
@@ -210,7 +223,7 @@ def generate(
     if lora is not None:
         from .lora import load_lora
 
-        load_lora(bb.denoiser, lora, prefix=bb.denoiser_name)
+        load_lora(bb.denoiser, lora, prefix=bb.denoiser_name, backbone=bb.name)
         bb.denoiser.to(device=dev).eval()
     gen = torch.Generator().manual_seed(seed)
     video = run_generate(bb, prompts, images, gen, chunk_size=cfg.memory.decode_chunk_size)
@@ -249,10 +262,13 @@ def score(
     data: dict[str, Any] = {}
     for s in sets or []:
         apply_set(data, s)
+    from .sanity import check_finite
+
+    check_finite(data)
     try:
         opts = rcls.Options.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, reward)) from None
+        raise ConfigError(format_validation_error(e, reward, model=rcls.Options)) from None
     frames = read_video(video)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     r = rcls(opts)
@@ -287,6 +303,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of the ``vader`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("VADER_DEBUG") == "1"
+    from .cli_errors import install_warning_lines
+
+    install_warning_lines()
     if "train" in args and ("--help" in args or "-h" in args):
         train_cmd = next(c for c in app.registered_commands if c.callback is train)
         train_cmd.epilog = _plugin_options_help()

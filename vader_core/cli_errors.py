@@ -5,9 +5,11 @@ weight files a loader refused to unpickle."""
 from __future__ import annotations
 
 import difflib
+import logging
 import pickle
 import re
-from typing import Iterable
+import sys
+from typing import Any, Iterable
 
 
 def _usage_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
@@ -101,3 +103,63 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     """``; did you mean `x`?`` for the closest of ``choices``, or an empty string."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean `{close[0]}`?" if close else ""
+
+
+class _StderrLines(logging.Handler):
+    """Writes ``warning: message`` lines to whatever ``sys.stderr`` is at the time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = " ".join(record.getMessage().split())
+            sys.stderr.write(f"{record.levelname.lower()}: {msg}\n")
+        except Exception:  # noqa: BLE001 - a warning must never break a run
+            pass
+
+
+def install_warning_lines() -> None:
+    """Print the ``vader`` logger's warnings as one line each on stderr (once per process)."""
+    log = logging.getLogger("vader")
+    if not any(isinstance(h, _StderrLines) for h in log.handlers):
+        log.addHandler(_StderrLines(level=logging.WARNING))
+    log.setLevel(logging.WARNING)
+
+
+#: Backbone options ``--random-weights`` makes small unless the user set them (smoke tests, not results).
+SMOKE_SIZES = {"height": 64, "width": 64, "frames": 4, "steps": 4}
+
+
+def random_weight_sets(backbone: str | None, config_file: Any, sets: list[str]) -> list[str]:
+    """``--set backbone.X=V`` for each of :data:`SMOKE_SIZES` the user did not set, never above the
+    backbone's own default (the tiny models are smaller still)."""
+    from . import plugins
+    from .config import build_config, load_config_file
+
+    user: set[str] = set()
+    if config_file:
+        section = load_config_file(config_file).get("backbone") or {}
+        if isinstance(section, dict):
+            user |= set(section)
+        if "steps" in (load_config_file(config_file).get("sampling") or {}):
+            user.add("steps")
+    for s in sets:
+        key = s.split("=", 1)[0].strip()
+        if key.startswith("backbone."):
+            user.add(key.split(".", 1)[1])
+        if key == "sampling.steps":
+            user.add("steps")
+    name = backbone or build_config(config_file, [], {}).backbone.name
+    try:
+        cls = plugins.get_backbone(name)
+    except Exception:  # noqa: BLE001 - the real error comes later, from the config
+        return []
+    fields = cls.Options.model_fields
+    out = []
+    for k, small in SMOKE_SIZES.items():
+        if k in user or k not in fields:
+            continue
+        default = fields[k].default
+        if isinstance(default, int) and default > small:
+            m = int(getattr(cls, "size_multiple", 1) or 1)
+            v = small if k in ("frames", "steps") else max(m, (small // m) * m)
+            out.append(f"backbone.{k}={v}")
+    return out

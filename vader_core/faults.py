@@ -120,3 +120,40 @@ def check_output_dir(out: str | Path, resume: str | None) -> Path:
             "--output-dir, or delete those files to start over there"
         )
     return p
+
+
+def check_output_file(path: str | Path, option: str) -> Path:
+    """Fail in one line, before any model loads, if the file ``path`` cannot be written."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{option} {p} is a directory; give a file name, e.g. {p / 'video.mp4'}")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option} {p} lies under {parent}, which is a file; give another path")
+            break
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".vader-write-test-", dir=p.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(
+            f"{option} {p}: cannot write to {p.parent} ({e.strerror or type(e).__name__}); pick a writable place"
+        ) from None
+    return p
+
+
+def check_inputs(config: object, conditioning: str) -> None:
+    """The files a run reads (images, prompt file), checked before any model loads."""
+    train = config.train  # type: ignore[attr-defined]
+    if "image" in conditioning:
+        if train.images and not Path(train.images).exists():
+            raise ConfigError(f"`train.images`: no such folder or file: {train.images}; give a folder of images "
+                              "or a text file listing image paths")
+        return
+    if not train.prompts and train.prompt_file:
+        p = Path(train.prompt_file)
+        if not p.is_file():
+            raise ConfigError(f"prompt file not found: {p}; give a text file with one prompt per line "
+                              "(`train.prompt_file`), or prompts with `train.prompts`")

@@ -244,7 +244,11 @@ class Trainer:
         totals: list[torch.Tensor] = []
         per: dict[str, list[torch.Tensor]] = {t.name: [] for t in self.objective.terms}
         videos = []
-        for seed in self.config.validation.seeds:
+        seeds = self.config.validation.seeds
+        for i, seed in enumerate(seeds):
+            if step == 0:  # the first thing a run does; on a large model it takes minutes
+                self.log(f"validation before training: seed {seed} ({i + 1}/{len(seeds)}), "
+                         f"{len(self.val_prompts)} prompt(s)")
             gen = torch.Generator().manual_seed(seed)
             video = generate(self.backbone, self.val_prompts, self.val_images, gen, autocast=self._autocast,
                              chunk_size=self.config.memory.decode_chunk_size)
@@ -397,6 +401,9 @@ class Trainer:
         from .faults import check_output_dir, preemption_signals
 
         check_output_dir(self.out, resume)
+        from .faults import check_inputs
+
+        check_inputs(self.config, plugins.get_backbone(self.config.backbone.name).conditioning)
         with preemption_signals():
             return self._run(resume)
 
