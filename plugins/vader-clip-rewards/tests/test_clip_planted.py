@@ -1,4 +1,5 @@
-"""Planted pickles in every weight option of the CLIP rewards run no code without `allow_pickle`."""
+"""Untrusted and degenerate input to the CLIP rewards: planted pickles in every weight option run no
+code without `allow_pickle`; an all-zero embedding scores finite."""
 
 import numpy as np
 import pytest
@@ -69,3 +70,27 @@ def test_pickscore_model_directory(tmp_path, video):
     res = _score(video, "pickscore", f"model={d}")
     assert not marker.exists()
     assert_one_line_error(res, "not unpickled")
+
+
+def test_aesthetic_zero_embedding_scores_the_mlp_at_zero():
+    """An all-zero CLIP embedding has no direction: the score is the MLP's value at 0 (the LAION
+    reference), finite, with a finite gradient, instead of the NaN of dividing by a zero norm."""
+    import torch
+
+    from vader_clip_rewards import Aesthetic
+
+    r = Aesthetic()
+    r.load_tiny("cpu", torch.float32)
+    width = r.mlp.layers[0].in_features
+
+    class Zero(torch.nn.Module):
+        def forward(self, x):
+            return x.mean() * torch.zeros(x.shape[0], width)
+
+    r.visual = Zero()
+    video = torch.rand(1, 2, 3, 32, 32, requires_grad=True)
+    score = r(video, ["a cat"])
+    expected = r.mlp(torch.zeros(1, width)).squeeze()
+    assert torch.isfinite(score).all() and torch.allclose(score[0], expected)
+    score.sum().backward()
+    assert torch.isfinite(video.grad).all()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 from pydantic import Field
 
 from vader_core.errors import CheckpointError
+from vader_core.lazy import torch as _torch
 from vader_core.modules import freeze, seeded
 from vader_core.reward import RewardOptions, RewardPlugin
 
@@ -129,5 +130,7 @@ class Aesthetic(RewardPlugin):
         """Aesthetic score of each frame ``(N, 3, H, W)`` in [0, 1]; prompts are ignored. Returns ``(N,)``."""
         x = preprocess(frames, self.spec).to(device=self.device, dtype=self.dtype)
         emb = self.visual(x)
-        emb = emb / emb.norm(dim=-1, keepdim=True)
+        # an all-zero embedding (a degenerate image through a random or broken tower) has no direction:
+        # it stays zero and scores the MLP's value at 0, as the LAION reference does, instead of NaN
+        emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(_torch.finfo(emb.dtype).tiny)
         return self.mlp(emb)
