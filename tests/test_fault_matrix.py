@@ -59,7 +59,8 @@ E, W = "error", "warning"
 #: (id, arguments ({w} = the world folder), exit code, kind of the one line, words it must hold)
 CASES = [
     # ------------------------------------------------------------------ usage errors (typer/click)
-    ("flag-typo", ["train", "--max-step", "3"], 2, E, ["--max-step", "did you mean `--max-steps`", "vader train --help"]),
+    ("flag-typo", ["train", "--max-step", "3"], 2, E,
+     ["--max-step", "did you mean `--max-steps`", "vader train --help"]),
     ("flag-typo-random", ["train", "--random-weight"], 2, E, ["did you mean `--random-weights`"]),
     ("bad-int", ["train", "--max-steps", "ten"], 2, E, ["Invalid value for '--max-steps'", "vader train --help"]),
     ("bad-int-generate", ["generate", "--seed", "abc", "--out", "{w}/o.npy"], 2, E, ["Invalid value for '--seed'"]),
@@ -85,16 +86,19 @@ CASES = [
     ("out-is-dir", ["generate", "--prompt", "a", "--out", "{w}/adir.npy", *GEN], 2, E, ["is a directory"]),
     ("out-not-writable", ["generate", "--prompt", "a", "--out", "/sys/vader-matrix/x.npy", *GEN], 2, E,
      ["cannot write"]),
-    ("out-bad-suffix", ["generate", "--prompt", "a", "--out", "{w}/x.avi", *GEN], 2, E, ["must end in .mp4, .gif or .npy"]),
+    ("out-bad-suffix", ["generate", "--prompt", "a", "--out", "{w}/x.avi", *GEN], 2, E,
+     ["must end in .mp4, .gif or .npy"]),
     # ------------------------------------------------------------------ configuration values
     ("inf-lr", ["config", "--set", "optim.lr=.inf"], 2, E, ["`optim.lr` must be a finite number, got inf"]),
     ("neg-inf-lr", ["config", "--set", "optim.lr=-.inf"], 2, E, ["`optim.lr` must be a finite number"]),
     ("nan-lr", ["config", "--set", "optim.lr=.nan"], 2, E, ["`optim.lr` must be a finite number, got nan"]),
-    ("inf-plugin-option", ["config", "--set", "backbone.guidance=.inf"], 2, E, ["`backbone.guidance` must be a finite"]),
+    ("inf-plugin-option", ["config", "--set", "backbone.guidance=.inf"], 2, E,
+     ["`backbone.guidance` must be a finite"]),
     ("inf-train", ["train", "--set", "optim.lr=.inf", "--output-dir", "{w}/new-inf", *FAST], 2, E, ["finite number"]),
     ("inf-score-option", ["score", "{w}/v.npy", "-r", "target_color", "--set", "color=[.inf, 0, 0]"], 2, E,
      ["must be a finite number"]),
-    ("unknown-key", ["config", "--set", "optim.lrr=1"], 2, E, ["unknown option `optim.lrr`", "did you mean `optim.lr`"]),
+    ("unknown-key", ["config", "--set", "optim.lrr=1"], 2, E,
+     ["unknown option `optim.lrr`", "did you mean `optim.lr`"]),
     ("unknown-section", ["config", "--set", "optimm.lr=1"], 2, E, ["unknown option `optimm`", "did you mean `optim`"]),
     ("unknown-backbone-key", ["config", "--set", "backbone.heigth=32"], 2, E, ["did you mean `backbone.height`"]),
     ("unknown-reward-key", ["config", "--reward", "target_color", "--set", "rewards.0.colr=red"], 2, E,
@@ -124,7 +128,8 @@ CASES = [
     ("decoded-frames-warns", ["config", "--set", "memory.decoded_frames=9"], 0, W,
      ["`memory.decoded_frames` is 9, above the 4 frames"]),
     # ------------------------------------------------------------------ configuration files
-    ("config-missing", ["config", "--config", "{w}/nope.yaml"], 2, E, ["config file not found", "vader config > run.yaml"]),
+    ("config-missing", ["config", "--config", "{w}/nope.yaml"], 2, E,
+     ["config file not found", "vader config > run.yaml"]),
     ("config-is-dir", ["config", "--config", "{w}/adir.npy"], 2, E, ["that is a directory"]),
     ("config-binary", ["config", "--config", "{w}/binary.yaml"], 2, E, ["not a text file"]),
     ("config-bad-yaml", ["config", "--config", "{w}/bad.yaml"], 2, E, ["cannot parse"]),

@@ -120,7 +120,8 @@ def train(
 
         sets = [*random_weight_sets(backbone, config, list(sets or [])), *(sets or [])]
     cfg = _config_from_args(config, sets, flags)
-    trainer = Trainer(cfg, progress=not quiet, tiny=random_weights, log=lambda s: err_console.print(s, soft_wrap=True))
+    trainer = Trainer(cfg, progress=not quiet, tiny=random_weights,
+                      log=lambda s: err_console.print(s, soft_wrap=True))
     summary = trainer.run(resume=resume)
     if trainer.is_main:
         _print_summary(summary)
@@ -320,7 +321,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         if debug:
             raise
         signame = getattr(e, "signame", None)
-        err_console.print(f"[bold red]error:[/] stopped by {signame}; no step had finished, nothing to save"
+        err_console.print(f"[bold red]error:[/] stopped by {signame} outside a training step; the checkpoints "
+                          "saved so far are kept"
                           if signame else "[bold red]interrupted[/]", soft_wrap=True)
         raise SystemExit(getattr(e, "exit_code", 130)) from None
     except SystemExit:

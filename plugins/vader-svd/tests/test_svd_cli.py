@@ -82,3 +82,13 @@ def test_generate_needs_an_image(tiny_dir, tmp_path, capsys):
                str(tmp_path / "x.npy"), "--device", "cpu"])
     assert exit_.value.code == 2
     assert "--image" in capsys.readouterr().err
+
+
+def test_missing_image_folder_is_reported_before_weights(tmp_path):
+    """A wrong `train.images` says so in one line before the weights load (offline, no weights here)."""
+    from vader_core.testing import assert_one_line_error, run_cli
+
+    res = run_cli(["train", "--backbone", "svd", "--set", f"train.images={tmp_path / 'no-such-folder'}",
+                   "--output-dir", tmp_path / "run", "--device", "cpu", "-q"])
+    line = assert_one_line_error(res, "`train.images`: no such folder or file", "folder of images")
+    assert "weights" not in line

@@ -53,7 +53,8 @@ class SVDOptions(BackboneOptions):
     height: int = Field(576, ge=8, description="Frame height in pixels (multiple of 8; 576 for the released models).")
     width: int = Field(1024, ge=8, description="Frame width in pixels (multiple of 8; 1024 for the released models).")
     frames: int = Field(
-        14, ge=1, description="Frames generated: 14 (img2vid) or 25 (img2vid-xt) as released; other counts warn when the weights load.",
+        14, ge=1, description="Frames generated: 14 (img2vid) or 25 (img2vid-xt) as released; other counts warn "
+        "when the weights load.",
     )
     steps: int = Field(25, ge=1, description="Euler (EDM) denoising steps.")
     guidance: float = Field(
