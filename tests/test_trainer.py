@@ -120,10 +120,10 @@ def test_ctrl_c_saves_checkpoint_and_resumes(tmp_path, scripted):
 def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
     _train(tmp_path, 2, ["output.checkpoint_every=1"])
     ck = tmp_path / "checkpoints" / "step-2"
-    (ck / "optimizer.pt").write_bytes(b"garbage")
+    (ck / "optimizer.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="corrupt"):
         _train(tmp_path, 4, ["output.checkpoint_every=1"], resume="latest")
-    assert (tmp_path / "checkpoints" / "step-1" / "optimizer.pt").stat().st_size > 100
+    assert (tmp_path / "checkpoints" / "step-1" / "optimizer.safetensors").stat().st_size > 100
     assert (ck / "pytorch_lora_weights.safetensors").is_file()
 
 

@@ -45,6 +45,8 @@ class BackbonePlugin:
         denoiser_name (`str`): key of the denoiser in :attr:`components`; also the prefix of the LoRA
             keys in saved weights (``unet`` or ``transformer``, as diffusers' loaders expect).
         default_lora_targets (`tuple[str, ...]`): module name suffixes that receive LoRA by default.
+        size_multiple (`int`): frame height and width must be multiples of it (8: the VAE factor of the
+            diffusers pipelines); checked when the configuration is resolved, before weights load.
 
     Instance attributes set by :meth:`load` / :meth:`load_tiny`:
         components (`dict[str, Any]`): every module, tokenizer and the scheduler.
@@ -57,6 +59,8 @@ class BackbonePlugin:
     conditioning: ClassVar[Literal["text", "image", "text+image"]] = "text"
     denoiser_name: ClassVar[str] = "unet"
     default_lora_targets: ClassVar[tuple[str, ...]] = ("to_q", "to_k", "to_v", "to_out.0")
+    #: ``height`` and ``width`` must be multiples of this (checked when the configuration is resolved).
+    size_multiple: ClassVar[int] = 8
 
     def __init__(self, options: BackboneOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()

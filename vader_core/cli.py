@@ -115,8 +115,13 @@ def train(
         "output.dir": str(output_dir) if output_dir else None, "train.max_steps": max_steps,
         "device": device, "train.seed": seed, "precision": precision,
     }
+    if random_weights:  # smoke-test sizes for what the user did not set
+        from .cli_errors import random_weight_sets
+
+        sets = [*random_weight_sets(backbone, config, list(sets or [])), *(sets or [])]
     cfg = _config_from_args(config, sets, flags)
-    trainer = Trainer(cfg, progress=not quiet, tiny=random_weights, log=lambda s: err_console.print(s))
+    trainer = Trainer(cfg, progress=not quiet, tiny=random_weights,
+                      log=lambda s: err_console.print(s, soft_wrap=True))
     summary = trainer.run(resume=resume)
     if trainer.is_main:
         _print_summary(summary)
@@ -190,6 +195,15 @@ def generate(
                                                    "precision": precision}))
     if out.suffix.lower() not in (".mp4", ".gif", ".npy"):
         raise ConfigError(f"--out must end in .mp4, .gif or .npy, got {out.name}")
+    from .faults import check_output_file
+
+    check_output_file(out, "--out")
+    if image is not None and not image.is_file():
+        raise ConfigError(f"--image {image}: no such file; give an image file (.png, .jpg ...)")
+    if lora is not None:
+        from .lora import read_lora
+
+        read_lora(lora)  # a missing or corrupt file fails here, before the models load
     dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = _DTYPES[resolve_precision(cfg.precision, dev)]
     bcls = plugins.get_backbone(cfg.backbone.name)
@@ -210,7 +224,7 @@ def generate(
     if lora is not None:
         from .lora import load_lora
 
-        load_lora(bb.denoiser, lora, prefix=bb.denoiser_name)
+        load_lora(bb.denoiser, lora, prefix=bb.denoiser_name, backbone=bb.name)
         bb.denoiser.to(device=dev).eval()
     gen = torch.Generator().manual_seed(seed)
     video = run_generate(bb, prompts, images, gen, chunk_size=cfg.memory.decode_chunk_size)
@@ -249,10 +263,13 @@ def score(
     data: dict[str, Any] = {}
     for s in sets or []:
         apply_set(data, s)
+    from .sanity import check_finite
+
+    check_finite(data)
     try:
         opts = rcls.Options.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, reward)) from None
+        raise ConfigError(format_validation_error(e, reward, model=rcls.Options)) from None
     frames = read_video(video)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     r = rcls(opts)
@@ -287,6 +304,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of the ``vader`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("VADER_DEBUG") == "1"
+    from .cli_errors import install_warning_lines
+
+    install_warning_lines()
     if "train" in args and ("--help" in args or "-h" in args):
         train_cmd = next(c for c in app.registered_commands if c.callback is train)
         train_cmd.epilog = _plugin_options_help()
@@ -297,23 +317,35 @@ def main(argv: Optional[List[str]] = None) -> None:
             raise
         err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
         raise SystemExit(e.exit_code) from None
-    except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]")
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as e:
+        if debug:
+            raise
+        signame = getattr(e, "signame", None)
+        err_console.print(f"[bold red]error:[/] stopped by {signame} outside a training step; the checkpoints "
+                          "saved so far are kept"
+                          if signame else "[bold red]interrupted[/]", soft_wrap=True)
+        raise SystemExit(getattr(e, "exit_code", 130)) from None
     except SystemExit:
         raise
-    except Exception as e:  # click usage errors etc.
-        import click
+    except Exception as e:  # usage errors (click's and typer's vendored ones), refused pickles
+        from .cli_errors import classify, refused_pickle, usage_line
 
-        if isinstance(e, click.exceptions.Exit):
-            raise SystemExit(e.exit_code) from None
-        if isinstance(e, click.ClickException):
-            e.show()
-            raise SystemExit(2) from None
-        if isinstance(e, click.exceptions.Abort):
+        kind = classify(e)
+        if kind == "exit":
+            raise SystemExit(e.exit_code) from None  # type: ignore[attr-defined]
+        if kind == "abort":
             raise SystemExit(130) from None
+        if kind == "usage" and type(e).__name__ == "NoArgsIsHelpError":
+            print(e.format_message())  # type: ignore[attr-defined]
+            raise SystemExit(2) from None
+        if kind == "usage" and not debug:
+            err_console.print(f"[bold red]error:[/] {escape(usage_line(e))}", soft_wrap=True)
+            raise SystemExit(2) from None
+        line = None if debug else refused_pickle(e)
+        if line:
+            err_console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+            raise SystemExit(2) from None
         raise
-
 
 if __name__ == "__main__":
     main()

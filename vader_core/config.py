@@ -187,14 +187,39 @@ class VaderConfig(_Section):
 
 
 # ---------------------------------------------------------------------- building
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """One line naming each bad field and the value it got."""
+def _known_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (nested) model where ``loc`` ends, for did-you-mean suggestions."""
+    import typing
+
+    for part in loc[:-1]:
+        if model is None or isinstance(part, int):
+            continue
+        f = model.model_fields.get(str(part))
+        if f is None:
+            return []
+        ann = f.annotation
+        candidates = [ann, *typing.get_args(ann)]
+        candidates += [a for c in list(candidates) for a in typing.get_args(c)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return list(model.model_fields) if model is not None else []
+
+
+def format_validation_error(err: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
+    """One line naming each bad field and the value it got (did-you-mean for unknown keys of ``model``)."""
+    import difflib
+
     parts = []
     for e in err.errors():
         loc = ".".join(str(x) for x in (prefix, *e["loc"]) if x != "")
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            parts.append(f"unknown option `{loc}`")
+            known = _known_keys(model, tuple(e["loc"]))
+            close = difflib.get_close_matches(str(e["loc"][-1]), known, n=1, cutoff=0.6)
+            where = loc.rsplit(".", 1)[0] + "." if "." in loc else ""
+            hint = f"; did you mean `{where}{close[0]}`?" if close else (
+                f" (valid: {', '.join(known)})" if known and len(known) <= 12 else
+                "; `vader config` prints every valid key")
+            parts.append(f"unknown option `{loc}`{hint}")
             continue
         if "input" in e and e["type"] != "missing":
             parts.append(f"`{loc}`: {msg}, got {e['input']!r}")
@@ -206,8 +231,16 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
 def load_config_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    text = p.read_text()
+        what = " (that is a directory)" if p.is_dir() else ""
+        raise ConfigError(f"config file not found: {p}{what}; check the path, or write one with "
+                          f"`vader config > run.yaml` and edit it")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot parse {p}: not a text file; give a YAML (.yaml) or TOML (.toml) "
+                          "configuration, e.g. from `vader config > run.yaml`") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror or type(e).__name__}") from None
     try:
         if p.suffix == ".toml":
             data = tomllib.loads(text)
@@ -301,10 +334,13 @@ def build_config(
         apply_set(data, s)
     for key, value in flags.items():
         apply_set(data, f"{key}={json.dumps(value)}")
+    from .sanity import check_finite
+
+    check_finite(data)
     try:
         return VaderConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e)) from None
+        raise ConfigError(format_validation_error(e, model=VaderConfig)) from None
 
 
 def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> None:
@@ -349,6 +385,9 @@ def resolve(config: VaderConfig) -> VaderConfig:
     names = [r.name for r in config.rewards]
     if len(set(names)) != len(names):
         raise ConfigError(f"each reward may appear once, got {names}")
+    from .sanity import check_resolved
+
+    check_resolved(config, backbone_cls, bopts)
     return VaderConfig.model_validate(data)
 
 
@@ -356,4 +395,4 @@ def _validate_options(model: type[BaseModel], data: dict[str, Any], prefix: str)
     try:
         return model.model_validate(data or {})
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, prefix)) from None
+        raise ConfigError(format_validation_error(e, prefix, model=model)) from None

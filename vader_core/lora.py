@@ -125,8 +125,30 @@ def read_lora(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
             meta = f.metadata() or {}
             sd = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # noqa: BLE001 - corrupt file
-        raise CheckpointError(f"cannot read LoRA weights {p}: {str(e).splitlines()[0]}; the file is corrupt") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise CheckpointError(
+            f"cannot read LoRA weights {p}{_origin(p)}: {first}; the file is corrupt or not safetensors: use "
+            "another checkpoint of that run (an earlier checkpoints/step-N), or train again"
+        ) from None
     return sd, json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
+
+
+def _origin(p: Path) -> str:
+    """`` (step N of run DIR)`` for a file inside ``DIR/checkpoints/step-N/``, else empty."""
+    step = p.parent
+    if re.fullmatch(r"step-\d+", step.name) and step.parent.name == "checkpoints":
+        return f" (step {step.name.split('-')[1]} of run {step.parent.parent})"
+    return ""
+
+
+def trained_backbone(path: str | Path) -> str | None:
+    """The backbone a checkpoint's ``state.json`` names (None for a bare LoRA file)."""
+    p = Path(path)
+    state = (p if p.is_dir() else p.parent) / "state.json"
+    try:
+        return json.loads(state.read_text()).get("backbone")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _infer_config(sd: dict[str, torch.Tensor], meta: dict[str, Any], prefix: str) -> Any:
@@ -147,7 +169,8 @@ def _infer_config(sd: dict[str, torch.Tensor], meta: dict[str, Any], prefix: str
     )
 
 
-def load_lora(target: Any, path: str | Path, prefix: str | None = None, adapter_name: str = ADAPTER) -> torch.nn.Module:
+def load_lora(target: Any, path: str | Path, prefix: str | None = None, adapter_name: str = ADAPTER,
+              backbone: str | None = None) -> torch.nn.Module:
     """Load a vader LoRA into a diffusers pipeline or a bare denoiser module.
 
     Works on the stock pipelines whose denoiser diffusers cannot load LoRA into (e.g.
@@ -170,15 +193,28 @@ def load_lora(target: Any, path: str | Path, prefix: str | None = None, adapter_
         module = getattr(target, prefix, None)
         if module is None:
             raise CheckpointError(f"the pipeline has no `{prefix}` component for this LoRA")
+    origin = trained_backbone(path)
+
+    def mismatch(detail: str) -> CheckpointError:
+        was = f"; it was trained with backbone `{origin}`" if origin and origin != backbone else ""
+        want = f" with --backbone {backbone}" if backbone else " for this model"
+        return CheckpointError(f"the LoRA {path} does not fit {f'backbone `{backbone}`' if backbone else 'the model'} "
+                               f"({detail}){was}; give a LoRA trained{want}")
+
     sub = {k[len(prefix) + 1:]: v for k, v in sd.items() if k.startswith(prefix + ".")}
     if not sub:
-        raise CheckpointError(f"the LoRA file has no `{prefix}.` weights")
+        raise mismatch(f"no `{prefix}.` weights")
     config = _infer_config(sd, meta, prefix)
-    inject_adapter_in_model(config, module, adapter_name=adapter_name)
-    result = set_peft_model_state_dict(module, sub, adapter_name=adapter_name)
+    try:
+        inject_adapter_in_model(config, module, adapter_name=adapter_name)
+        result = set_peft_model_state_dict(module, sub, adapter_name=adapter_name)
+    except (ValueError, RuntimeError, KeyError) as e:
+        text = " ".join(str(e).split())
+        m = re.search(r"size mismatch for ([\w.]+)", text)
+        raise mismatch(f"shape of {m.group(1)} differs" if m else text[:160]) from None
     unexpected = getattr(result, "unexpected_keys", None) or []
     if unexpected:
-        raise CheckpointError(f"LoRA keys do not match the model: {unexpected[:3]} ...")
+        raise mismatch(f"keys the model lacks: {unexpected[:2]}")
     ref = next(module.parameters())
     module.to(device=ref.device)
     return module

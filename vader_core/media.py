@@ -67,6 +67,10 @@ def read_video(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise MediaError(f"video file not found: {path}")
     suffix = path.suffix.lower()
+    if suffix not in (".npy", ".gif", ".mp4", ".avi", ".mov", ".mkv", ".webm"):
+        raise MediaError(
+            f"unsupported video format `{suffix or path.name}` of {path}; give an .mp4, .gif or .npy file"
+        )
     try:
         if suffix == ".npy":
             arr = _as_numpy(np.load(path))

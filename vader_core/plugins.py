@@ -120,7 +120,9 @@ def _build() -> Registry:
         seen.add(key)
         try:
             module = ep.load()
-        except Exception as e:  # noqa: BLE001 - a broken plugin must not break vader
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # noqa: BLE001 - a broken plugin (even one calling sys.exit) must not break vader
             reg.broken.append(BrokenPlugin(ep.name, dist, version, f"import failed: {_one_line(e)}"))
             continue
         _register_module(reg, module, ep.name, dist, version)
@@ -154,7 +156,9 @@ def _register_module(reg: Registry, module: Any, plugin_name: str, dist: str, ve
                     collected.append(info)
 
                 impl.function(**{a: register for a in impl.argnames if a == "register"})
-    except Exception as e:  # noqa: BLE001
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # noqa: BLE001 - SystemExit in a hook too
         pm.unregister(module)
         reg.broken.append(BrokenPlugin(plugin_name, dist, version, f"registration failed: {_one_line(e)}"))
         return

@@ -224,3 +224,69 @@ def save_random_lora(denoiser: torch.nn.Module, directory: str | Path, *, prefix
     d.mkdir(parents=True, exist_ok=True)
     save_lora(d / WEIGHTS_NAME, lora_state_dict(denoiser, prefix), config_metadata(config, prefix))
     return d
+
+
+class _CreatesFile:
+    """An object whose unpickling creates a file (what a planted pickle could do, harmlessly)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (open, (self.marker, "w"))
+
+
+def plant_pickle(path: str | Path, marker: str | Path, *, tensors: bool = True) -> Path:
+    """Write a torch pickle at ``path`` whose unpickling (``weights_only=False``) creates ``marker``.
+
+    Tests of every option that takes a file give this file and assert ``marker`` never appears without
+    the explicit opt-in. ``tensors`` adds a tensor beside the payload, like a real checkpoint.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    obj: dict[str, Any] = {"payload": _CreatesFile(str(marker))}
+    if tensors:
+        obj["weight"] = torch.zeros(2, 2)
+    torch.save(obj, path)
+    return path
+
+
+def planted_pickle_works(tmp_path: str | Path) -> bool:
+    """Check the payload really runs on a full unpickle (so a test of the refusal can fail)."""
+    tmp_path = Path(tmp_path)
+    marker = tmp_path / "control-marker"
+    f = plant_pickle(tmp_path / "control.pt", marker)
+    torch.load(f, weights_only=False)
+    ok = marker.exists()
+    marker.unlink(missing_ok=True)
+    f.unlink()
+    return ok
+
+
+def run_cli(args: Sequence[str]) -> tuple[int, str, str]:
+    """Run the real ``vader`` entry point in-process: (exit code, stdout, stderr) as a user sees them."""
+    import contextlib
+    import io
+
+    from .cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return code, out.getvalue(), err.getvalue()
+
+
+def assert_one_line_error(result: tuple[int, str, str], *needles: str, code: int = 2) -> str:
+    """The CLI failed with ``code``, printed one line on stderr (no traceback) holding every needle."""
+    rc, _, err = result
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == code, (rc, err)
+    assert "Traceback" not in err, err
+    assert len(lines) == 1, err
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]

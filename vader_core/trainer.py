@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from . import plugins
-from .checkpoint import find_resume, list_checkpoints, load_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import (clean_temporaries, find_resume, list_checkpoints, load_checkpoint, save_checkpoint,
+                         set_rng_state)
 from .config import VaderConfig, resolve
 from .data import training_source, validation_prompts
 from .errors import CheckpointError, ConfigError, InterruptedRun, MissingDependencyError, NonFiniteLossError
@@ -194,7 +195,8 @@ class Trainer:
                 self.lr_scheduler,
                 {"consecutive_nonfinite": self.state.consecutive_nonfinite,
                  "reward_queries": self.state.reward_queries,
-                 "backbone": self.config.backbone.name, "rewards": [r.name for r in self.config.rewards]},
+                 "backbone": self.config.backbone.name, "rewards": [r.name for r in self.config.rewards],
+                 "max_steps": self.config.train.max_steps},
                 keep=self.config.output.keep_checkpoints,
             )
         self.accelerator.wait_for_everyone()
@@ -229,6 +231,9 @@ class Trainer:
             _write_jsonl(self.out / "metrics.jsonl", self.state.history)
             _write_jsonl(self.out / "validation.jsonl", self.state.validation)
         self.log(f"resumed from {path} at step {self.state.step}")
+        note = schedule_change_note(st, self.config)
+        if note:
+            self.log(note)
 
     # ------------------------------------------------------------------ validation
     def validate(self, step: int) -> dict[str, Any]:
@@ -239,7 +244,11 @@ class Trainer:
         totals: list[torch.Tensor] = []
         per: dict[str, list[torch.Tensor]] = {t.name: [] for t in self.objective.terms}
         videos = []
-        for seed in self.config.validation.seeds:
+        seeds = self.config.validation.seeds
+        for i, seed in enumerate(seeds):
+            if step == 0:  # the first thing a run does; on a large model it takes minutes
+                self.log(f"validation before training: seed {seed} ({i + 1}/{len(seeds)}), "
+                         f"{len(self.val_prompts)} prompt(s)")
             gen = torch.Generator().manual_seed(seed)
             video = generate(self.backbone, self.val_prompts, self.val_images, gen, autocast=self._autocast,
                              chunk_size=self.config.memory.decode_chunk_size)
@@ -385,10 +394,25 @@ class Trainer:
         return rec
 
     def run(self, resume: str | None = None) -> dict[str, Any]:
-        """Train; returns the summary (also written to ``summary.json``)."""
+        """Train; returns the summary (also written to ``summary.json``).
+
+        The output directory is checked before any model loads; SIGTERM and SIGUSR1 are handled like
+        Ctrl-C (see :mod:`vader_core.faults`)."""
+        from .faults import check_output_dir, preemption_signals
+
+        check_output_dir(self.out, resume)
+        from .faults import check_inputs
+
+        check_inputs(self.config, plugins.get_backbone(self.config.backbone.name).conditioning)
+        with preemption_signals():
+            return self._run(resume)
+
+    def _run(self, resume: str | None) -> dict[str, Any]:
         cfg = self.config
         self._setup()
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.is_main and clean_temporaries(self.out / "checkpoints"):
+            self.log("removed temporary checkpoint folders an interrupted save left behind")
         if resume:
             self._resume(resume)
         else:
@@ -436,15 +460,19 @@ class Trainer:
                     if cfg.output.checkpoint_every and step % cfg.output.checkpoint_every == 0:
                         self.save(step)
                         last_saved = step
-        except KeyboardInterrupt:
-            if step > (last_saved or 0) or last_saved is None:
-                path = self.save(step)
-            else:
-                path = self.out / "checkpoints" / f"step-{step}"
-            self.plot()
-            raise InterruptedRun(
-                f"interrupted at step {step}; checkpoint saved to {path}; continue with --resume latest"
-            ) from None
+        except KeyboardInterrupt as stop:
+            from .faults import deferred_signals
+
+            with deferred_signals():
+                if step > (last_saved or 0) or last_saved is None:
+                    path = self.save(step)
+                else:
+                    path = self.out / "checkpoints" / f"step-{step}"
+                self.plot()
+            why = f"stopped by {stop.signame}" if hasattr(stop, "signame") else "interrupted"
+            err = InterruptedRun(f"{why} at step {step}; checkpoint saved to {path}; continue with --resume latest")
+            err.exit_code = getattr(stop, "exit_code", InterruptedRun.exit_code)
+            raise err from None
         if last_saved != step:
             self.save(step)
         if not any(v["step"] == step for v in self.state.validation):
@@ -539,6 +567,17 @@ def _rich_progress() -> Any:
         TextColumn("reward {task.fields[reward]:.4f}"),
         TextColumn("{task.fields[step_time]:.2f} s/step"), TimeRemainingColumn(),
     )
+
+
+def schedule_change_note(state: dict[str, Any], config: VaderConfig) -> str | None:
+    """The one line said when a resumed run's ``train.max_steps`` differs from the checkpoint's and the
+    learning-rate schedule depends on it (``linear``, ``cosine``): the schedule follows the new length."""
+    before = state.get("max_steps")
+    now = config.train.max_steps
+    if before is None or int(before) == now or config.optim.schedule not in ("linear", "cosine"):
+        return None
+    return (f"note: resuming with train.max_steps {now} (the run started with {before}): the "
+            f"`{config.optim.schedule}` learning-rate schedule now spans {now} steps from step {state['step']} on")
 
 
 def _finite_or_none(x: float) -> float | None:

@@ -57,6 +57,7 @@ class TinyBackbone(UNetT2VBackbone):
     name = "tiny"
     summary = "Tiny random text-to-video model (real diffusers architecture) for tests and debugging."
     Options: ClassVar = TinyOptions
+    size_multiple: ClassVar[int] = 2  # one VAE downsampling
 
     def load(self, device: Any, dtype: Any) -> None:
         if self.options.model:

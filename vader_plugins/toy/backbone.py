@@ -132,6 +132,7 @@ class ToyBackbone(UNetT2VBackbone):
     name = "toy"
     summary = "Small pre-trained text-to-video model of moving coloured shapes (bundled, 32x32, runs on CPU)."
     Options: ClassVar = ToyOptions
+    size_multiple: ClassVar[int] = 4  # two VAE downsamplings (8x8 latents at 32x32)
     default_model: ClassVar[str | None] = str(WEIGHTS_DIR)
 
     def load(self, device: Any, dtype: Any) -> None:

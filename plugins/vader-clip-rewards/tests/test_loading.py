@@ -94,7 +94,12 @@ def test_hps_loads_the_checkpoint_layouts(tmp_path, layout):
     }[layout]
     path = tmp_path / "HPS_v2.1_compressed.pt"
     torch.save(obj, path)
-    _same(_loaded(HPS, checkpoint=str(path), clip_model=TINY_CLIP), _in_memory(HPS))
+    opts = {}
+    if layout == "extra_objects":  # Python objects besides tensors: unpickled only with the opt-in
+        with pytest.raises(CheckpointError, match="allow_pickle"):
+            _loaded(HPS, checkpoint=str(path), clip_model=TINY_CLIP)
+        opts = {"allow_pickle": True}
+    _same(_loaded(HPS, checkpoint=str(path), clip_model=TINY_CLIP, **opts), _in_memory(HPS))
 
 
 @pytest.mark.parametrize("version,filename", [("v2", "HPS_v2_compressed.pt"), ("v2.1", "HPS_v2.1_compressed.pt")])

@@ -18,7 +18,7 @@ ids = [f"{h}x{w}" for h, w in SIZES]
 MEAN = torch.tensor(CLIP_MEAN).view(3, 1, 1)
 STD = torch.tensor(CLIP_STD).view(3, 1, 1)
 TOL = 1e-2  # mean absolute difference, [0, 1] units
-MEASURED = {}
+MEASURED = {}  # filled by the comparison tests (for -s printing)
 
 
 def _mad(a, b):
@@ -70,20 +70,63 @@ def test_matches_transformers_clip_image_processor(hw, image_tools):
         assert mad < TOL, proc_cls.__name__
 
 
-def _hpsv2_reference(im):
-    """HPSv2's scorer transform: ToTensor, resize the long side to 224 (bicubic) keeping the ratio
-    (round(dim * 224 / max)), pad left/top by half the deficit (floor) with 0, then normalise."""
-    import torchvision.transforms.functional as TF
+def _resample_matrix(n_in, n_out, kernel, support):
+    """Weights (n_out, n_in) of PIL's separable antialiased resampling (what torchvision's tensor
+    ``resize(..., antialias=True)`` implements), written from its published algorithm in float64: each
+    output pixel centre (i + 0.5) * n_in / n_out, the kernel stretched by the downscale factor, taps cut
+    at the border and the weights renormalised."""
+    import numpy as np
 
-    x = TF.to_tensor(im)
+    scale = n_in / n_out
+    fs = max(scale, 1.0)
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        center = (i + 0.5) * scale
+        lo, hi = max(int(center - support * fs + 0.5), 0), min(int(center + support * fs + 0.5), n_in)
+        w = np.array([kernel((j - center + 0.5) / fs) for j in range(lo, hi)])
+        m[i, lo:hi] = w / w.sum()
+    return m
+
+
+def _cubic(x, a=-0.5):  # PIL's bicubic (Keys, a = -0.5)
+    x = abs(x)
+    if x < 1:
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+    if x < 2:
+        return (((x - 5) * x + 8) * x - 4) * a
+    return 0.0
+
+
+def _triangle(x):  # bilinear
+    x = abs(x)
+    return 1.0 - x if x < 1 else 0.0
+
+
+def _formula_resize(x, size, how):
+    import numpy as np
+
+    kernel, support = (_cubic, 2.0) if how == "bicubic" else (_triangle, 1.0)
+    a = np.asarray(x, dtype=np.float64)
+    mh = _resample_matrix(a.shape[-2], size[0], kernel, support)
+    mw = _resample_matrix(a.shape[-1], size[1], kernel, support)
+    return torch.from_numpy(mh @ a @ mw.T).float()  # (c, h, w): rows, then columns
+
+
+def _hpsv2_reference(im):
+    """HPSv2's scorer transform from its published steps, by formula: ToTensor, resize the long side to
+    224 (bicubic, antialiased) keeping the ratio (round(dim * 224 / max)), pad left/top by half the
+    deficit (floor) with 0. No torchvision call: the resize is :func:`_formula_resize`."""
+    import numpy as np
+
+    x = np.asarray(im, dtype=np.float64).transpose(2, 0, 1) / 255.0
     h, w = x.shape[-2:]
     scale = 224 / float(max(h, w))
-    if scale != 1.0:
-        nh, nw = round(h * scale), round(w * scale)
-        x = TF.resize(x, [nh, nw], TF.InterpolationMode.BICUBIC, antialias=True)
-        ph, pw = 224 - nh, 224 - nw
-        x = TF.pad(x, [pw // 2, ph // 2, pw - pw // 2, ph - ph // 2], fill=0)
-    return x
+    if scale == 1.0:
+        return torch.from_numpy(x).float()
+    nh, nw = round(h * scale), round(w * scale)
+    y = _formula_resize(x, (nh, nw), "bicubic")
+    ph, pw = 224 - nh, 224 - nw
+    return torch.nn.functional.pad(y, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
 
 
 @pytest.mark.parametrize("hw", SIZES, ids=ids)
@@ -93,7 +136,27 @@ def test_matches_hpsv2_scorer_transform(hw, image_tools):
     ours = resize_to_input(to_tensor(im), ImageSpec(resize_mode="longest", clamp=False))[0]
     mad = _mad(ours, _hpsv2_reference(im))
     MEASURED[("hpsv2", "longest", hw)] = mad
-    assert mad < 1e-5  # the same float resize on the same tensor
+    assert mad < 1e-5  # float32 against the float64 formula
+
+
+@pytest.mark.parametrize("hw", [(320, 512), (576, 1024), (32, 48)], ids=["320x512", "576x1024", "32x48"])
+def test_squash_is_vaders_bilinear_resize(hw, image_tools):
+    """VADER's aesthetic/HPS losses: ``torchvision.transforms.Resize((224, 224))`` on float frames, whose
+    default filter is bilinear (antialiased on tensors); the rewards' `squash` follows that formula."""
+    from vader_clip_rewards import HPS, Aesthetic, PickScore
+
+    draw, to_tensor = image_tools
+    im = draw(*hw, seed=11)
+    x = to_tensor(im)
+    ref = _formula_resize(x[0].double().numpy(), (224, 224), "bilinear")
+    for cls in (Aesthetic, HPS, PickScore):
+        r = cls(cls.Options(resize_mode="squash"))
+        r.load_tiny("cpu", torch.float32)
+        assert r.spec.interpolation == "bilinear", cls.name
+        ours = resize_to_input(x, r.spec)[0]
+        assert _mad(ours, ref) < 1e-5, cls.name
+    bicubic = resize_to_input(x, ImageSpec(resize_mode="squash", interpolation="bicubic"))[0]
+    assert _mad(bicubic, ref) > 1e-4  # the filter matters: the old bicubic squash is measurably off
 
 
 def test_crop_offset_conventions_are_real(image_tools):
@@ -146,12 +209,43 @@ def test_reward_specs_follow_their_references():
     assert specs["clip_score"] == ImageSpec(resize_mode="shortest", crop_offset="round", clamp=True)
 
 
-def test_report_measured_differences():
-    """Prints the measured mean absolute differences (run with -s); the README quotes them."""
-    if not MEASURED:
-        pytest.skip("run with the comparison tests")
-    by_ref = {}
-    for (ref, mode, _), mad in MEASURED.items():
-        by_ref.setdefault((ref, mode), []).append(mad)
-    for (ref, mode), vals in sorted(by_ref.items()):
-        print(f"{ref:24s} {mode:9s} mean {sum(vals) / len(vals):.2e} max {max(vals):.2e} over {len(vals)} images")
+#: Mean and worst mean-absolute differences per reference, as measured when the preprocessing was
+#: written and quoted in the README (stored, not recomputed: a change in ours or in a reference shows).
+STORED = {
+    ("open_clip", "shortest"): (6.3e-4, 1.0e-3),
+    ("open_clip", "longest"): (5.4e-4, 7.6e-4),
+    ("open_clip", "squash"): (7.3e-4, 1.1e-3),
+    ("transformers", "shortest"): (7.0e-4, 1.1e-3),
+    ("hpsv2", "longest"): (0.0, 0.0),
+}
+
+
+def test_measured_differences_match_the_stored_ones(image_tools):
+    """Measures every reference on every size in this test (not from the other tests' side effects,
+    which pytest-xdist spreads over processes) and compares with :data:`STORED` (the README's table)."""
+    from open_clip.transform import image_transform
+
+    draw, to_tensor = image_tools
+    got = {}
+    for hw in SIZES:
+        for mode in ("shortest", "longest", "squash"):
+            im = draw(*hw, seed=hash(hw) % 1000)
+            ref = _unnorm(image_transform(224, is_train=False, resize_mode=mode)(im))
+            ours = resize_to_input(to_tensor(im), ImageSpec(resize_mode=mode))[0]
+            got.setdefault(("open_clip", mode), []).append(_mad(ours, ref))
+        im = draw(*hw, seed=1 + hash(hw) % 1000)
+        ours = resize_to_input(to_tensor(im), ImageSpec(crop_offset="floor"))[0]
+        proc = _transformers_processors()[0](size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224},
+                                             resample=3, image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
+        got.setdefault(("transformers", "shortest"), []).append(
+            _mad(ours, _unnorm(proc(images=im, return_tensors="pt")["pixel_values"][0])))
+        im = draw(*hw, seed=2 + hash(hw) % 1000)
+        ours = resize_to_input(to_tensor(im), ImageSpec(resize_mode="longest", clamp=False))[0]
+        got.setdefault(("hpsv2", "longest"), []).append(_mad(ours, _hpsv2_reference(im)))
+    for key, (mean, worst) in STORED.items():
+        vals = got[key]
+        m, w = sum(vals) / len(vals), max(vals)
+        print(f"{key[0]:14s} {key[1]:9s} mean {m:.2e} (stored {mean:.1e}) worst {w:.2e} (stored {worst:.1e})")
+        # two significant digits stored; the float64 formula reference leaves float32 rounding only
+        assert abs(m - mean) <= max(0.06 * mean, 2e-6), (key, m, mean)
+        assert abs(w - worst) <= max(0.06 * worst, 2e-6), (key, w, worst)

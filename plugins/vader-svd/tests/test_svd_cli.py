@@ -8,7 +8,7 @@ import torch
 from safetensors import safe_open
 
 from vader_core.cli import main as vader
-from vader_core.errors import ConfigError, MissingWeightsError
+from vader_core.errors import MissingWeightsError
 from vader_svd import SVDBackbone, SVDOptions
 
 HUB_ID = "stabilityai/stable-video-diffusion-img2vid"
@@ -61,11 +61,18 @@ def test_not_a_diffusers_directory(tmp_path):
         SVDBackbone(SVDOptions(model=str(tmp_path))).load("cpu", torch.float32)
 
 
-def test_frames_checked_against_the_released_models(tiny_dir):
-    with pytest.raises(ConfigError, match=r"`backbone.frames` must be 14 or 25.*got 16"):
+def test_frames_other_than_the_released_ones_warn(tiny_dir, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="vader"):
         SVDBackbone(SVDOptions(model=str(tiny_dir), frames=16, height=32, width=32)).load("cpu", torch.float32)
+    warned = [r.getMessage() for r in caplog.records if r.name == "vader"]
+    assert len(warned) == 1 and "`backbone.frames` is 16" in warned[0] and "14" in warned[0] and "25" in warned[0]
+    caplog.clear()
     bb = SVDBackbone(SVDOptions(model=str(tiny_dir), frames=25, height=32, width=32))
-    bb.load("cpu", torch.float32)
+    with caplog.at_level(logging.WARNING, logger="vader"):
+        bb.load("cpu", torch.float32)
+    assert not [r for r in caplog.records if r.name == "vader"]
     assert not any(p.requires_grad for m in bb.modules().values() for p in m.parameters())
 
 
@@ -75,3 +82,13 @@ def test_generate_needs_an_image(tiny_dir, tmp_path, capsys):
                str(tmp_path / "x.npy"), "--device", "cpu"])
     assert exit_.value.code == 2
     assert "--image" in capsys.readouterr().err
+
+
+def test_missing_image_folder_is_reported_before_weights(tmp_path):
+    """A wrong `train.images` says so in one line before the weights load (offline, no weights here)."""
+    from vader_core.testing import assert_one_line_error, run_cli
+
+    res = run_cli(["train", "--backbone", "svd", "--set", f"train.images={tmp_path / 'no-such-folder'}",
+                   "--output-dir", tmp_path / "run", "--device", "cpu", "-q"])
+    line = assert_one_line_error(res, "`train.images`: no such folder or file", "folder of images")
+    assert "weights" not in line

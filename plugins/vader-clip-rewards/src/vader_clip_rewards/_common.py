@@ -158,6 +158,8 @@ def open_clip_spec(
     std = tuple(std) if isinstance(std, (tuple, list)) else (float(std),) * 3
     interpolation = "bilinear" if cfg.get("interpolation") == "bilinear" else "bicubic"
     mode = resize_mode or cfg.get("resize_mode", "shortest")
+    if mode == "squash":  # the VADER training code: torchvision's Resize((224, 224)), bilinear, antialiased
+        interpolation = "bilinear"
     return ImageSpec(size=size, mean=mean, std=std, resize_mode=mode, interpolation=interpolation,
                      crop_offset="round", clamp=clamp, fill=0.0)
 

@@ -95,9 +95,17 @@ def read_state_dict(path: str, *, reward: str, what: str, allow_pickle: bool = F
             try:
                 obj = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as e:  # noqa: BLE001
-                if not allow_pickle or ("weights_only" not in str(e) and "Unpickl" not in type(e).__name__):
+                if "weights_only" not in str(e) and "Unpickl" not in type(e).__name__:
                     raise
+                if not allow_pickle:
+                    raise CheckpointError(
+                        f"{reward}: {path} holds Python objects besides tensors, which are not unpickled (a file "
+                        f"that is not the released {what}, or a planted one); if you trust it, set the reward "
+                        f"option `allow_pickle: true`, or convert the file to safetensors"
+                    ) from None
                 obj = torch.load(path, map_location="cpu", weights_only=False)
+    except CheckpointError:
+        raise
     except Exception as e:  # noqa: BLE001
         first = (str(e).strip().splitlines() or [""])[0][:160]
         raise CheckpointError(f"{reward}: cannot read {what} from {path}: {type(e).__name__}: {first}") from None

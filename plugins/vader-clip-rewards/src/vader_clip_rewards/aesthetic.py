@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 from pydantic import Field
 
 from vader_core.errors import CheckpointError
+from vader_core.lazy import torch as _torch
 from vader_core.modules import freeze, seeded
 from vader_core.reward import RewardOptions, RewardPlugin
 
@@ -48,6 +49,10 @@ class AestheticOptions(RewardOptions):
         "shortest",
         description="Frame to 224x224: `shortest` side to 224 + centre crop (CLIP's preprocess, the predictor's "
         "reference), `longest` side + black padding, or `squash` (the VADER training code).",
+    )
+    allow_pickle: bool = Field(
+        False, description="Unpickle Python objects in the weights file (weights_only=False) when it holds more "
+        "than tensors; the released files do not need it. Only for files you trust.",
     )
     gradient_checkpointing: bool = Field(
         False, description="Recompute the CLIP vision tower in backward instead of storing its activations."
@@ -95,7 +100,7 @@ class Aesthetic(RewardPlugin):
         # The MLP was fitted on OpenAI ViT-L/14 embeddings, whose towers use QuickGELU; a local file is
         # taken to hold those weights, a tag says itself.
         quick_gelu = bool(tag_cfg.get("quick_gelu", False)) if tag_cfg else True
-        state = read_state_dict(mlp_file, reward=self.name, what="LAION aesthetic MLP", allow_pickle=True)
+        state = read_state_dict(mlp_file, reward=self.name, what="LAION aesthetic MLP", allow_pickle=o.allow_pickle)
         weight = state.get("layers.0.weight")
         mlp = LaionAestheticMLP(int(weight.shape[1]) if weight is not None and weight.ndim == 2 else 768)
         load_strict(mlp, state, reward=self.name, what="LAION aesthetic MLP (layers.0/2/4/6/7)", path=mlp_file)
@@ -125,5 +130,7 @@ class Aesthetic(RewardPlugin):
         """Aesthetic score of each frame ``(N, 3, H, W)`` in [0, 1]; prompts are ignored. Returns ``(N,)``."""
         x = preprocess(frames, self.spec).to(device=self.device, dtype=self.dtype)
         emb = self.visual(x)
-        emb = emb / emb.norm(dim=-1, keepdim=True)
+        # an all-zero embedding (a degenerate image through a random or broken tower) has no direction:
+        # it stays zero and scores the MLP's value at 0, as the LAION reference does, instead of NaN
+        emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(_torch.finfo(emb.dtype).tiny)
         return self.mlp(emb)

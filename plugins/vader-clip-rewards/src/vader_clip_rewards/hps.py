@@ -43,6 +43,10 @@ class HPSOptions(RewardOptions):
         description="Frame to 224x224: `longest` side to 224 + black padding (the HPSv2 scorer's preprocessing), "
         "`shortest` side + centre crop (open_clip's default), or `squash` (the VADER training code).",
     )
+    allow_pickle: bool = Field(
+        False, description="Unpickle Python objects in the weights file (weights_only=False) when it holds more "
+        "than tensors; the released files do not need it. Only for files you trust.",
+    )
     gradient_checkpointing: bool = Field(
         False, description="Recompute the vision tower in backward instead of storing its activations."
     )
@@ -86,7 +90,7 @@ class HPS(RewardPlugin):
             path = hub_file(HPS_REPO, [filename], **where)
         # The published files hold {"state_dict": ...} of the whole CLIP model (hpsv2's loader reads
         # checkpoint["state_dict"] into a strict load_state_dict); a bare state dict loads too.
-        state = read_state_dict(path, reward=self.name, what=f"HPS {o.version} weights", allow_pickle=True)
+        state = read_state_dict(path, reward=self.name, what=f"HPS {o.version} weights", allow_pickle=o.allow_pickle)
         model = create_open_clip(o.clip_model, quick_gelu=False, reward=self.name)
         load_strict(model, state, reward=self.name, what=f"`{o.clip_model}` model", path=path)
         self._setup(model, device, dtype)

@@ -102,7 +102,10 @@ class PickScore(RewardPlugin):
         from vader_core.tokenizers import clip_tokenizer
 
         size = int(model.config.vision_config.image_size)
-        self.spec = ImageSpec(size=(size, size), resize_mode=self.options.resize_mode, crop_offset="floor")
+        mode = self.options.resize_mode
+        # `squash` is the VADER training code's resize: torchvision's bilinear default
+        self.spec = ImageSpec(size=(size, size), resize_mode=mode, crop_offset="floor",
+                              interpolation="bilinear" if mode == "squash" else "bicubic")
         # The processor's tokenizer is CLIP's BPE (49,408 tokens); vader builds it offline from
         # open_clip's vocabulary file, so scoring never needs the processor repo.
         self.tokenizer = clip_tokenizer(int(model.config.text_config.max_position_embeddings))

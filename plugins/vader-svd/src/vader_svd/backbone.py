@@ -53,7 +53,8 @@ class SVDOptions(BackboneOptions):
     height: int = Field(576, ge=8, description="Frame height in pixels (multiple of 8; 576 for the released models).")
     width: int = Field(1024, ge=8, description="Frame width in pixels (multiple of 8; 1024 for the released models).")
     frames: int = Field(
-        14, ge=1, description="Frames generated: 14 (img2vid) or 25 (img2vid-xt), checked when the weights load.",
+        14, ge=1, description="Frames generated: 14 (img2vid) or 25 (img2vid-xt) as released; other counts warn "
+        "when the weights load.",
     )
     steps: int = Field(25, ge=1, description="Euler (EDM) denoising steps.")
     guidance: float = Field(
@@ -143,8 +144,8 @@ class SVDBackbone(BackbonePlugin):
         """Load the five components from ``options.model`` (hub id or local diffusers directory).
 
         Honours ``HF_HUB_OFFLINE``; raises :class:`~vader_core.errors.MissingWeightsError` with the hub id
-        and how to point ``backbone.model`` at a local copy when the weights are not available, and
-        :class:`~vader_core.errors.ConfigError` when ``frames`` does not suit the checkpoint.
+        and how to point ``backbone.model`` at a local copy when the weights are not available; warns
+        when ``frames`` is not a count the checkpoint was trained on.
         """
         from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
         from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
@@ -182,14 +183,15 @@ class SVDBackbone(BackbonePlugin):
                     "feature_extractor": feature_extractor, "scheduler": scheduler}, device, dtype)
 
     def _check_frames(self, trained_frames: int, source: str) -> None:
-        """``frames`` must be a released model's frame count, or the one this checkpoint's UNet config names."""
+        """Warn (one line) when ``frames`` is neither a released model's frame count nor the one this
+        checkpoint's UNet config names: the stock pipeline accepts any count, and fewer frames save memory."""
         if self.options.frames in RELEASED_FRAMES or self.options.frames == trained_frames:
             return
+        from vader_core.sanity import warn
+
         own = f"; `{source}` names {trained_frames}" if trained_frames and trained_frames not in RELEASED_FRAMES else ""
-        raise ConfigError(
-            f"`backbone.frames` must be 14 or 25 for Stable Video Diffusion (img2vid was trained on 14 frames, "
-            f"img2vid-xt on 25{own}), got {self.options.frames}"
-        )
+        warn(f"`backbone.frames` is {self.options.frames}: the released Stable Video Diffusion models were trained "
+             f"on 14 (img2vid) and 25 frames (img2vid-xt{own}); other counts run but may move less well")
 
     def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
         """Tiny random components of the real architecture (any frame count), for tests."""
