@@ -128,6 +128,20 @@ def install_warning_lines() -> None:
 SMOKE_SIZES = {"height": 64, "width": 64, "frames": 4, "steps": 4}
 
 
+def _first_valid(options: Any, key: str, value: int, step: int, default: int) -> int:
+    """``value``, or the next larger one (by ``step``, at most 16 tries, never past ``default``) that the
+    backbone's own validators accept: Wan takes 4k+1 frames only, so a 4-frame smoke run becomes 5."""
+    from pydantic import ValidationError
+
+    for v in range(value, min(default, value + 16 * step) + 1, step):
+        try:
+            options.__pydantic_validator__.validate_assignment(options.model_construct(), key, v)
+            return v
+        except ValidationError:
+            continue
+    return value
+
+
 def random_weight_sets(backbone: str | None, config_file: Any, sets: list[str]) -> list[str]:
     """``--set backbone.X=V`` for each of :data:`SMOKE_SIZES` the user did not set, never above the
     backbone's own default (the tiny models are smaller still)."""
@@ -161,5 +175,6 @@ def random_weight_sets(backbone: str | None, config_file: Any, sets: list[str]) 
         if isinstance(default, int) and default > small:
             m = int(getattr(cls, "size_multiple", 1) or 1)
             v = small if k in ("frames", "steps") else max(m, (small // m) * m)
+            v = _first_valid(cls.Options, k, v, m if k in ("height", "width") else 1, default)
             out.append(f"backbone.{k}={v}")
     return out

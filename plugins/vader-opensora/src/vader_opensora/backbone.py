@@ -130,6 +130,9 @@ class OpenSoraBackbone(BackbonePlugin):
     """Open-Sora 1.2 (STDiT3-XL/2 + Open-Sora VAE 1.2 + T5 v1.1 XXL) with the official rectified-flow sampler."""
 
     name = "opensora"
+    #: The official aspect tables hold sizes such as 276x368 and 370x278 (not multiples of 8): the VAE and
+    #: STDiT3 take any even size, as the official pipeline does.
+    size_multiple: ClassVar[int] = 2
     summary = "Open-Sora 1.2 text-to-video (STDiT3-XL/2, VAE 1.2, T5-XXL; 240p 3:4, 51 frames, rflow 30 steps)."
     Options: ClassVar[type[BackboneOptions]] = OpenSoraOptions
     conditioning = "text"

@@ -126,6 +126,8 @@ class WanBackbone(DiTT2VBackbone):
     default_lora_targets = ("to_q", "to_k", "to_v", "to_out.0")
     model_option: ClassVar[str] = "backbone.model"
     pipeline_class: ClassVar[str] = "WanPipeline"
+    #: VAE 8x times the transformer's 2x2 patch (TI2V 5B's 16x VAE needs 32: checked when it loads).
+    size_multiple: ClassVar[int] = 16
 
     def __init__(self, options: BackboneOptions | None = None) -> None:
         super().__init__(options)
