@@ -94,3 +94,16 @@ def test_local_directory_loads(tiny_dir):
     bb = WanBackbone(WanOptions(model=str(tiny_dir), frames=5, scheduler="euler", flow_shift=5.0))
     bb.load("cpu", torch.float32)
     assert isinstance(bb.scheduler, FlowMatchEulerDiscreteScheduler) and bb.scheduler.config.shift == 5.0
+
+
+def test_default_and_smoke_sizes_pass_the_config_checks():
+    """The released defaults pass the config-time size check, and --random-weights picks 4k+1 frames."""
+    from vader_core.cli_errors import random_weight_sets
+    from vader_core.config import build_config, resolve
+    from vader_core.errors import ConfigError
+
+    cfg = resolve(build_config(None, [], {"backbone.name": "wan", "rewards": ["brightness"]}))
+    assert (cfg.backbone.options["height"], cfg.backbone.options["frames"]) == (480, 81)
+    assert "backbone.frames=5" in random_weight_sets("wan", None, [])
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        resolve(build_config(None, ["backbone.height=472"], {"backbone.name": "wan", "rewards": ["brightness"]}))
