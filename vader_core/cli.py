@@ -169,6 +169,10 @@ def generate(
     prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Text prompt (repeat for a batch)."),
     image: Optional[Path] = typer.Option(None, "--image", help="Conditioning image for image-to-video backbones."),
     lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA checkpoint directory or .safetensors file."),
+    lora_scale: float = typer.Option(
+        1.0, "--lora-scale", help="Scale of the LoRA update: 0 is the base model, 1 the trained LoRA, between "
+        "interpolates."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial noise."),
     out: Path = typer.Option(..., "--out", help="Output file: .mp4, .gif, or .npy (raw float frames (F, H, W, 3))."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Configuration file (its backbone section is used)."),
@@ -212,6 +216,12 @@ def generate(
 
         load_lora(bb.denoiser, lora, prefix=bb.denoiser_name)
         bb.denoiser.to(device=dev).eval()
+        if lora_scale != 1.0:
+            from .lora import set_lora_scale
+
+            set_lora_scale(bb.denoiser, lora_scale)
+    elif lora_scale != 1.0:
+        raise ConfigError("--lora-scale needs --lora DIR")
     gen = torch.Generator().manual_seed(seed)
     video = run_generate(bb, prompts, images, gen, chunk_size=cfg.memory.decode_chunk_size)
     if len(prompts) == 1:
