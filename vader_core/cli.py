@@ -140,7 +140,7 @@ def plugins_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of objects (name, kind, package, "
                                  "version, summary, status)."),
 ) -> None:
-    """List installed backbones, rewards and methods, and any broken plugin with its reason."""
+    """List installed backbones, rewards, methods and guard metrics, and any broken plugin with its reason."""
     from . import plugins
 
     infos, broken = plugins.list_plugins()
