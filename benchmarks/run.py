@@ -299,7 +299,7 @@ def b6(quick: bool) -> dict[str, Any]:
 
     seeds = [0] if quick else [0, 1, 2]
     kls = [0.0, 1.0] if quick else B6_KLS
-    scales = [0.5] if quick else [0.25, 0.5, 0.75]
+    scales = [0.5] if quick else [0.25, 0.5, 0.6, 0.75]
     prompts = list(HELDOUT_CAPTIONS[:4] if quick else HELDOUT_CAPTIONS)
     demo = ROOT / "examples" / "demo-toy.yaml"
     common = ["output.logger=none", "validation.save_videos=false", "output.checkpoint_every=0", "validation.every=0",
@@ -321,12 +321,18 @@ def b6(quick: bool) -> dict[str, Any]:
         return {m["model"].split("@")[-1] if m["lora"] else "base": {k: v["mean"] for k, v in m["scores"].items()}
                 for m in data["models"]}
 
-    base = held_out([], [], [1.0], True)["base"]
+    base_file = cache.parent / "base.json"
+    if not quick and base_file.is_file():
+        base = json.loads(base_file.read_text())
+    else:
+        base = held_out([], [], [1.0], True)["base"]
+        if not quick:
+            base_file.write_text(json.dumps(base))
     print(f"B6 base: {base}", flush=True)
     # Seed-major order: a sweep cut short still compares every setting on the first seeds.
     for seed in seeds:
         for kl in kls:
-            if (kl, seed) in done:
+            if (kl, seed) in done or B6_CACHED_ONLY:
                 continue
             with tempfile.TemporaryDirectory() as tmp:
                 cfg = build_config(demo, [f"output.dir={tmp}", *common, f"regularization.kl={kl}"],
@@ -337,6 +343,13 @@ def b6(quick: bool) -> dict[str, Any]:
                 rows = [json.loads(x) for x in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
                 ck = sorted((Path(tmp) / "checkpoints").glob("step-*"), key=lambda p: int(p.name[5:]))[-1]
                 ev = held_out([], [ck], [1.0, *scales] if kl == 0 else [1.0], False)
+                if not quick:  # the LoRA itself, so that other scales can be evaluated later
+                    import shutil
+
+                    keep = cache.parent / f"lora-kl{kl:g}-seed{seed}"
+                    shutil.rmtree(keep, ignore_errors=True)
+                    keep.mkdir(parents=True)
+                    shutil.copy(ck / "pytorch_lora_weights.safetensors", keep)
             rec = {"kl": kl, "seed": seed, "wall_s": wall, "train_s": sum(r["step_time"] for r in rows),
                    "final_kl": (rows[-1].get("extras") or {}).get("kl"), "scales": ev}
             done[(kl, seed)] = rec
@@ -358,14 +371,15 @@ def b6(quick: bool) -> dict[str, Any]:
                 "final_kl": statistics.mean(r["final_kl"] for r in recs) if all(r["final_kl"] is not None for r in recs) else None}
 
     rows = []
-    for kl in kls:
+    for kl in sorted(kls):
         recs = [r for r in runs if r["kl"] == kl]
         if recs:
             rows.append(setting("unguarded" if kl == 0 else f"KL weight {kl:g}", "kl", kl, recs, "1"))
     unguarded = [r for r in runs if r["kl"] == 0]
     for sc in scales:
-        if unguarded:
-            rows.append(setting(f"unguarded, LoRA scale {sc:g}", "scale", sc, unguarded, f"{sc:g}"))
+        have = [r for r in unguarded if f"{sc:g}" in r["scales"]]
+        if have:
+            rows.append(setting(f"unguarded, LoRA scale {sc:g}", "scale", sc, have, f"{sc:g}"))
     ref = rows[0]["gain"] if rows and rows[0]["setting"] == "unguarded" else None
     for r in rows:
         r["gain_share"] = r["gain"] / ref if ref else None
@@ -378,8 +392,10 @@ def b6(quick: bool) -> dict[str, Any]:
             "rows": rows, "unguarded_gain": ref, "goal_setting": best[0]["setting"] if best else None}
 
 
+#: ``--b6-cached``: report the runs cached so far and start no new one.
+B6_CACHED_ONLY = False
 #: KL weights of B6's sweep (the unguarded run is weight 0).
-B6_KLS = [0.0, 1.0, 3.0]
+B6_KLS = [0.0, 0.3, 0.1, 1.0]
 
 
 # ---------------------------------------------------------------------------- report
@@ -577,12 +593,12 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
             f"objective minus the base model's ({b['base']['objective']:.4f}; colour {b['base']['toy_color']:.0%}, "
             f"direction {b['base']['toy_direction']:.0%}); mean of the seeds, ± their standard deviation.",
             "",
-            "| setting | gain | share of the unguarded gain | brightness | colour | direction | final KL term | Pareto | goal |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| setting | seeds | gain | share of the unguarded gain | brightness | colour | direction | final KL term | Pareto | goal |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for r in b["rows"]:
             share = f"{r['gain_share']:.0%}" if r.get("gain_share") is not None else "n/a"
-            lines.append(f"| {r['setting']} | {r['gain']:+.4f} ± {r['gain_sd']:.4f} | {share} | {r['brightness']:.3f} | "
+            lines.append(f"| {r['setting']} | {len(r['seeds'])} | {r['gain']:+.4f} ± {r['gain_sd']:.4f} | {share} | {r['brightness']:.3f} | "
                          f"{r['color']:.1%} | {r['direction']:.1%} | {_fmt(r['final_kl'], 4)} | "
                          f"{'yes' if r['pareto'] else ''} | {'**yes**' if r['meets_goal'] else 'no'} |")
         goal = b.get("goal_setting")
@@ -601,7 +617,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(ROOT / "docs"), help="directory of benchmarks.md/.json and img/")
     ap.add_argument("--merge", action="store_true",
                     help="keep the results of benchmarks not run now from the existing benchmarks.json")
+    ap.add_argument("--b6-cached", action="store_true",
+                    help="B6: report the runs cached in runs/bench-b6/ so far, start no new run")
     args = ap.parse_args(argv)
+    global B6_CACHED_ONLY
+    B6_CACHED_ONLY = args.b6_cached
     os.environ.setdefault("VADER_PLUGINS", "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
