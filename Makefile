@@ -29,6 +29,9 @@ demo: install
 	rm -rf runs/demo-toy
 	$(VENV)/bin/vader train --config examples/demo-toy.yaml
 	$(PY) -m vader_plugins.toy.quality --run runs/demo-toy
+	$(VENV)/bin/vader eval --config runs/demo-toy/config.yaml --lora runs/demo-toy/checkpoints/step-30 \
+		--lora-scale 0.75 --lora-scale 1 --metric toy_color --metric toy_direction --max-prompts 41 \
+		--batch-size 41 --grid-rows 4 --frames 0,2,4,6 --out runs/demo-toy/eval
 
 # Two workers of one thread each: more torch threads than cores slows the suite tenfold.
 test: install

@@ -6,7 +6,9 @@ and plots (``docs/img/bench-*.png``).
 
 B1 memory ablation and B3 scaling run each configuration in a fresh process (peak memory is a
 per-process high-water mark). B2 times the trainer against a hand-written loop in one process,
-interleaved. B4 compares reward queries of ``vader`` and ``ddpo`` on the same model and reward.
+interleaved. B4 compares reward queries of ``vader`` and ``ddpo`` on the same model and reward. B6
+measures the KL guard and LoRA scaling against over-optimisation on ``toy`` (``--only b6 --merge``; each
+finished run is cached in ``runs/bench-b6/results.jsonl``, so an interrupted sweep continues).
 """
 
 from __future__ import annotations
@@ -279,6 +281,125 @@ def b4(quick: bool) -> dict[str, Any]:
             "vader_queries": vader_q, "ddpo_query_ratio": ratio, "ratio_is_lower_bound": lower_bound}
 
 
+# ---------------------------------------------------------------------------- B6
+def _pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points (x, y) no other point beats on both (higher is better on each)."""
+    return [i for i, (x, y) in enumerate(points)
+            if not any((x2 >= x and y2 >= y) and (x2 > x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i)]
+
+
+def b6(quick: bool) -> dict[str, Any]:
+    """Over-optimisation on `toy` with the demo's objective: KL weights and LoRA scales against colour fidelity."""
+    import tempfile
+
+    from vader_core.config import build_config, resolve
+    from vader_core.evaluate import model_specs, run_eval
+    from vader_core.trainer import Trainer
+    from vader_plugins.toy.data import HELDOUT_CAPTIONS
+
+    seeds = [0] if quick else [0, 1, 2]
+    kls = [0.0, 1.0] if quick else B6_KLS
+    scales = [0.5] if quick else [0.25, 0.5, 0.6, 0.75]
+    prompts = list(HELDOUT_CAPTIONS[:4] if quick else HELDOUT_CAPTIONS)
+    demo = ROOT / "examples" / "demo-toy.yaml"
+    common = ["output.logger=none", "validation.save_videos=false", "output.checkpoint_every=0", "validation.every=0",
+              *(["train.max_steps=2", "backbone.steps=4", "validation.max_prompts=2"] if quick else [])]
+    cache = ROOT / "runs" / "bench-b6" / "results.jsonl"
+    done = {}
+    if not quick:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        for line in cache.read_text().splitlines() if cache.is_file() else []:
+            r = json.loads(line)
+            done[(r["kl"], r["seed"])] = r
+    eval_sets = ["validation.metrics=[{name: toy_color}, {name: toy_direction}]"]
+
+    def held_out(cfg_sets: list[str], loras: list[Path], sc: list[float], base: bool) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = resolve(build_config(demo, [*common, *eval_sets, *cfg_sets], {"device": "cpu"}))
+            data = run_eval(cfg, model_specs(loras, sc, base=base), prompts, None, [0], Path(tmp),
+                            batch_size=len(prompts), grid_rows=1)
+        return {m["model"].split("@")[-1] if m["lora"] else "base": {k: v["mean"] for k, v in m["scores"].items()}
+                for m in data["models"]}
+
+    base_file = cache.parent / "base.json"
+    if not quick and base_file.is_file():
+        base = json.loads(base_file.read_text())
+    else:
+        base = held_out([], [], [1.0], True)["base"]
+        if not quick:
+            base_file.write_text(json.dumps(base))
+    print(f"B6 base: {base}", flush=True)
+    # The unguarded run and the first KL weight on every seed first, then the other weights: a sweep cut
+    # short still has the main comparison on every seed.
+    order = [(seed, kl) for group in (kls[:2], kls[2:]) for seed in seeds for kl in group]
+    for seed, kl in order:
+        if (kl, seed) in done or B6_CACHED_ONLY:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = build_config(demo, [f"output.dir={tmp}", *common, f"regularization.kl={kl}"],
+                               {"device": "cpu", "train.seed": seed})
+            t0 = time.perf_counter()
+            Trainer(cfg, progress=False).run()
+            wall = time.perf_counter() - t0
+            rows = [json.loads(x) for x in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
+            ck = sorted((Path(tmp) / "checkpoints").glob("step-*"), key=lambda p: int(p.name[5:]))[-1]
+            ev = held_out([], [ck], [1.0, *scales] if kl == 0 else [1.0], False)
+            if not quick:  # the LoRA itself, so that other scales can be evaluated later
+                import shutil
+
+                keep = cache.parent / f"lora-kl{kl:g}-seed{seed}"
+                shutil.rmtree(keep, ignore_errors=True)
+                keep.mkdir(parents=True)
+                shutil.copy(ck / "pytorch_lora_weights.safetensors", keep)
+        rec = {"kl": kl, "seed": seed, "wall_s": wall, "train_s": sum(r["step_time"] for r in rows),
+               "final_kl": (rows[-1].get("extras") or {}).get("kl"), "scales": ev}
+        done[(kl, seed)] = rec
+        if not quick:
+            with cache.open("a") as f:
+                f.write(json.dumps(rec) + "\n")
+        print(f"B6 kl={kl} seed={seed}: {ev['1']} in {wall:.0f}s", flush=True)
+    runs = [done[(kl, s)] for s in seeds for kl in kls if (kl, s) in done]
+
+    def setting(label: str, kind: str, value: float, recs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+        objective = [r["scales"][key]["objective"] for r in recs]
+        gains = [o - base["objective"] for o in objective]
+        return {"setting": label, "kind": kind, "value": value, "seeds": [r["seed"] for r in recs],
+                "objective": statistics.mean(objective), "gain": statistics.mean(gains),
+                "gain_sd": statistics.stdev(gains) if len(gains) > 1 else 0.0,
+                "brightness": statistics.mean(r["scales"][key]["brightness"] for r in recs),
+                "color": statistics.mean(r["scales"][key]["toy_color"] for r in recs),
+                "color_per_seed": [r["scales"][key]["toy_color"] for r in recs],
+                "direction": statistics.mean(r["scales"][key]["toy_direction"] for r in recs),
+                "final_kl": statistics.mean(r["final_kl"] for r in recs) if all(r["final_kl"] is not None for r in recs) else None}
+
+    rows = []
+    for kl in sorted(kls):
+        recs = [r for r in runs if r["kl"] == kl]
+        if recs:
+            rows.append(setting("unguarded" if kl == 0 else f"KL weight {kl:g}", "kl", kl, recs, "1"))
+    unguarded = [r for r in runs if r["kl"] == 0]
+    for sc in scales:
+        have = [r for r in unguarded if f"{sc:g}" in r["scales"]]
+        if have:
+            rows.append(setting(f"unguarded, LoRA scale {sc:g}", "scale", sc, have, f"{sc:g}"))
+    ref = rows[0]["gain"] if rows and rows[0]["setting"] == "unguarded" else None
+    for r in rows:
+        r["gain_share"] = r["gain"] / ref if ref else None
+        r["meets_goal"] = bool(ref and r["color"] >= 0.95 and r["gain"] >= 0.9 * ref)
+    front = _pareto([(r["gain"], r["color"]) for r in rows])
+    for i, r in enumerate(rows):
+        r["pareto"] = i in front
+    best = [r for r in rows if r["meets_goal"] and r["kind"] == "kl"] or [r for r in rows if r["meets_goal"]]
+    return {"seeds": seeds, "prompts": len(prompts), "kls": kls, "scales": scales, "base": base, "runs": runs,
+            "rows": rows, "unguarded_gain": ref, "goal_setting": best[0]["setting"] if best else None}
+
+
+#: ``--b6-cached``: report the runs cached so far and start no new one.
+B6_CACHED_ONLY = False
+#: KL weights of B6's sweep (the unguarded run is weight 0).
+B6_KLS = [0.0, 0.3, 0.1, 1.0]
+
+
 # ---------------------------------------------------------------------------- report
 def _plots(results: dict[str, Any], img: Path, prefix: str) -> dict[str, str]:
     import matplotlib
@@ -333,6 +454,29 @@ def _plots(results: dict[str, Any], img: Path, prefix: str) -> dict[str, str]:
         fig.tight_layout()
         files["b4"] = f"{prefix}b4-sample-efficiency.png"
         fig.savefig(img / files["b4"])
+        plt.close(fig)
+    if "b6" in results:
+        b = results["b6"]
+        fig, ax = plt.subplots(figsize=(6.4, 4), dpi=110)
+        for kind, marker, color in (("kl", "o", "#4c72b0"), ("scale", "s", "#dd8452")):
+            pts = [r for r in b["rows"] if r["kind"] == kind]
+            ax.scatter([r["gain"] for r in pts], [100 * r["color"] for r in pts], marker=marker, color=color,
+                       label="KL weight (0 = unguarded)" if kind == "kl" else "LoRA scale of the unguarded run")
+            for r in pts:
+                ax.annotate(f"{r['value']:g}", (r["gain"], 100 * r["color"]), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
+        front = sorted((r["gain"], 100 * r["color"]) for r in b["rows"] if r["pareto"])
+        ax.plot(*zip(*front), "k--", lw=1, alpha=0.6, label="Pareto front")
+        if b.get("unguarded_gain"):
+            ax.axvline(0.9 * b["unguarded_gain"], color="gray", lw=0.8, ls=":")
+        ax.axhline(95, color="gray", lw=0.8, ls=":")
+        ax.set_xlabel("held-out reward gain over the base model")
+        ax.set_ylabel("held-out clips with the prompted colour (%)")
+        ax.set_title(f"B6: over-optimisation guards on `toy`, mean of seeds {b['seeds']}", fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+        fig.tight_layout()
+        files["b6"] = f"{prefix}b6-guards.png"
+        fig.savefig(img / files["b6"])
         plt.close(fig)
     return files
 
@@ -436,6 +580,39 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
                   f"queries and vader {_fmt(b['vader_queries'])}: ratio **{_fmt(b['ddpo_query_ratio'])}x**{bound}.", ""]
         if "b4" in files:
             lines += [f"![B4](img/{files['b4']})", ""]
+    if "b6" in results:
+        b = results["b6"]
+        ref = b.get("unguarded_gain")
+        lines += [
+            "## B6. Guarding against over-optimisation",
+            "",
+            f"`toy` with the demo's configuration (`examples/demo-toy.yaml`: brightness towards 0.85, 30 steps), "
+            f"trained with the KL guard (`regularization.kl`) at weights {[k for k in b['kls'] if k]} and without "
+            f"(weight 0), seeds {b['seeds']}; the unguarded runs' LoRAs are also evaluated at scales {b['scales']} "
+            f"(`vader eval --lora-scale`). Every setting is scored on all {b['prompts']} held-out prompts, seed 0 "
+            "(the prompt-following check of the toy model card: colour and direction of the object), with "
+            "`vader eval` (`toy_color`, `toy_direction`, objective `-|brightness - 0.85|`). Gain = held-out "
+            f"objective minus the base model's ({b['base']['objective']:.4f}; colour {b['base']['toy_color']:.0%}, "
+            f"direction {b['base']['toy_direction']:.0%}); mean of the seeds, ± their standard deviation.",
+            "",
+            "| setting | seeds | gain | share of the unguarded gain | brightness | colour | colour per seed | direction | final KL term | Pareto | goal |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in b["rows"]:
+            share = f"{r['gain_share']:.0%}" if r.get("gain_share") is not None else "n/a"
+            lines.append(f"| {r['setting']} | {len(r['seeds'])} | {r['gain']:+.4f} ± {r['gain_sd']:.4f} | {share} | {r['brightness']:.3f} | "
+                         f"{r['color']:.1%} | {' / '.join(f'{c:.1%}' for c in r.get('color_per_seed', []))} | {r['direction']:.1%} | {_fmt(r['final_kl'], 4)} | "
+                         f"{'yes' if r['pareto'] else ''} | {'**yes**' if r['meets_goal'] else 'no'} |")
+        goal = b.get("goal_setting")
+        few = [r["setting"] for r in b["rows"] if len(r["seeds"]) < len(b["seeds"])]
+        if few:
+            lines += ["", f"{', '.join(few)}: fewer seeds than the others (the sweep is sized to about 40 minutes of "
+                      "a shared 2-core CPU; the unguarded run and the first KL weight run on every seed first)."]
+        lines += ["", "Goal: colour on at least 95% of held-out clips with at least 90% of the unguarded gain "
+                  f"({_fmt(0.9 * ref if ref else None, 4)}). " + (f"Met by: **{goal}**." if goal else
+                  "**Not met** by any setting measured."), ""]
+        if "b6" in files:
+            lines += [f"![B6](img/{files['b6']})", ""]
     return "\n".join(lines)
 
 
@@ -446,7 +623,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(ROOT / "docs"), help="directory of benchmarks.md/.json and img/")
     ap.add_argument("--merge", action="store_true",
                     help="keep the results of benchmarks not run now from the existing benchmarks.json")
+    ap.add_argument("--b6-cached", action="store_true",
+                    help="B6: report the runs cached in runs/bench-b6/ so far, start no new run")
     args = ap.parse_args(argv)
+    global B6_CACHED_ONLY
+    B6_CACHED_ONLY = args.b6_cached
     os.environ.setdefault("VADER_PLUGINS", "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -456,7 +637,7 @@ def main(argv: list[str] | None = None) -> None:
         results.update({k: v for k, v in json.loads(old.read_text())["details"].items() if k.startswith("b")})
     t0 = time.perf_counter()
     for name in [n for n in args.only.split(",") if n]:
-        results[name] = {"b1": b1, "b2": b2, "b3": b3, "b4": b4}[name](args.quick)
+        results[name] = {"b1": b1, "b2": b2, "b3": b3, "b4": b4, "b6": b6}[name](args.quick)
     results["wall_s"] = time.perf_counter() - t0
     files = _plots(results, out / "img", "bench-quick-" if args.quick else "bench-")
     summary = {

@@ -27,3 +27,17 @@ def test_quick_benchmarks_write_report(tmp_path):
         assert section in md
     for png in ("bench-quick-b1-memory.png", "bench-quick-b3-scaling.png", "bench-quick-b4-sample-efficiency.png"):
         assert (tmp_path / "img" / png).stat().st_size > 1000
+
+
+def test_quick_b6_guards_report(tmp_path):
+    env = {**os.environ, "VADER_PLUGINS": ""}
+    res = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--only", "b6", "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    b = json.loads((tmp_path / "benchmarks.json").read_text())["details"]["b6"]
+    assert [r["setting"] for r in b["rows"]] == ["unguarded", "KL weight 1", "unguarded, LoRA scale 0.5"]
+    assert all(0 <= r["color"] <= 1 and r["gain"] == r["gain"] for r in b["rows"])
+    assert b["runs"][1]["final_kl"] is not None and b["runs"][0]["final_kl"] is None
+    assert any(r["pareto"] for r in b["rows"])
+    assert "B6. Guarding against over-optimisation" in (tmp_path / "benchmarks.md").read_text()
+    assert (tmp_path / "img" / "bench-quick-b6-guards.png").stat().st_size > 1000

@@ -8,7 +8,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 def test_every_hook_documented():
     text = (DOCS / "plugins.md").read_text()
     hooks = [n for n in dir(hookspecs) if n.startswith("register_")]
-    assert hooks == ["register_backbones", "register_methods", "register_rewards"]
+    assert hooks == ["register_backbones", "register_methods", "register_metrics", "register_rewards"]
     for h in hooks:
         assert f"`{h}(register)`" in text, h
 

@@ -10,13 +10,15 @@ from .backbone import BackboneOptions, BackbonePlugin
 from .errors import VaderError
 from .hookspecs import hookimpl
 from .method import Batch, MethodOptions, MethodPlugin, StepOutput, TrainContext
-from .plugins import get_backbone, get_method, get_reward, list_plugins
+from .metric import MetricOptions, MetricPlugin
+from .plugins import get_backbone, get_method, get_metric, get_reward, list_plugins
 from .reward import RewardOptions, RewardPlugin
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackboneOptions", "BackbonePlugin", "Batch", "MethodOptions", "MethodPlugin", "RewardOptions",
-    "RewardPlugin", "StepOutput", "TrainContext", "VaderError", "get_backbone", "get_method", "get_reward",
+    "BackboneOptions", "BackbonePlugin", "Batch", "MethodOptions", "MethodPlugin", "MetricOptions", "MetricPlugin",
+    "RewardOptions",
+    "RewardPlugin", "StepOutput", "TrainContext", "VaderError", "get_backbone", "get_method", "get_metric", "get_reward",
     "hookimpl", "list_plugins", "__version__",
 ]

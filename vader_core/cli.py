@@ -145,7 +145,7 @@ def plugins_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of objects (name, kind, package, "
                                  "version, summary, status)."),
 ) -> None:
-    """List installed backbones, rewards and methods, and any broken plugin with its reason."""
+    """List installed backbones, rewards, methods and guard metrics, and any broken plugin with its reason."""
     from . import plugins
 
     infos, broken = plugins.list_plugins()
@@ -174,6 +174,10 @@ def generate(
     prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Text prompt (repeat for a batch)."),
     image: Optional[Path] = typer.Option(None, "--image", help="Conditioning image for image-to-video backbones."),
     lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA checkpoint directory or .safetensors file."),
+    lora_scale: float = typer.Option(
+        1.0, "--lora-scale", help="Scale of the LoRA update: 0 is the base model, 1 the trained LoRA, between "
+        "interpolates."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial noise."),
     out: Path = typer.Option(..., "--out", help="Output file: .mp4, .gif, or .npy (raw float frames (F, H, W, 3))."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Configuration file (its backbone section is used)."),
@@ -226,6 +230,12 @@ def generate(
 
         load_lora(bb.denoiser, lora, prefix=bb.denoiser_name, backbone=bb.name)
         bb.denoiser.to(device=dev).eval()
+        if lora_scale != 1.0:
+            from .lora import set_lora_scale
+
+            set_lora_scale(bb.denoiser, lora_scale)
+    elif lora_scale != 1.0:
+        raise ConfigError("--lora-scale needs --lora DIR")
     gen = torch.Generator().manual_seed(seed)
     video = run_generate(bb, prompts, images, gen, chunk_size=cfg.memory.decode_chunk_size)
     if len(prompts) == 1:
@@ -281,6 +291,86 @@ def score(
     with torch.no_grad():
         value = float(r(x, [prompt])[0])
     console.print(f"{reward}: {value:.6f}")
+
+
+# --------------------------------------------------------------------------- eval
+@app.command("eval")
+def eval_cmd(
+    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone plugin (default: the config's)."),
+    lora: Optional[List[Path]] = typer.Option(None, "--lora", help="LoRA checkpoint directory or .safetensors file; "
+                                               "repeat to compare several."),
+    lora_scale: Optional[List[float]] = typer.Option(None, "--lora-scale", help="Scale(s) every LoRA is evaluated at; "
+                                                     "repeat for several (default 1)."),
+    no_base: bool = typer.Option(False, "--no-base", help="Leave out the base model (LoRA off)."),
+    reward: Optional[List[str]] = typer.Option(None, "--reward", "-r", help="Reward to score with, NAME or NAME=WEIGHT "
+                                               "(repeat; default: the config's rewards)."),
+    metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="Guard metric (or reward) to score with, "
+                                               "added to the config's validation.metrics (repeat)."),
+    prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompt (repeat; default: the held-out "
+                                               "prompts of the config or the backbone)."),
+    prompt_file: Optional[Path] = typer.Option(None, "--prompt-file", help="Text file with one prompt per line."),
+    max_prompts: int = typer.Option(8, "--max-prompts", help="At most this many default held-out prompts."),
+    seed: Optional[List[int]] = typer.Option(None, "--seed", help="Seed (repeat; default 0): the same noise for every model."),
+    out: Path = typer.Option(Path("eval"), "--out", "-o", help="Output directory (eval.json, eval.md, grid.png, grid.mp4)."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Frames shown in grid.png, e.g. 0,3,7 (default: 4 spread)."),
+    grid_rows: int = typer.Option(4, "--grid-rows", help="Prompt/seed pairs shown in the grid."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Videos generated at once."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Configuration file, e.g. a run's config.yaml "
+                                          "(backbone, rewards, validation.metrics and prompts are used)."),
+    sets: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override keys, e.g. --set backbone.steps=10."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="Tiny random models (smoke tests)."),
+) -> None:
+    """Compare the base model and LoRAs (at one or more scales) on fixed prompts and seeds.
+
+    Scores every video with rewards and guard metrics, prints mean and spread per model, and writes
+    eval.json, eval.md, grid.png, grid.mp4 and every video as .npy (which `vader score` reads back).
+
+    Examples:
+
+      vader eval --config runs/demo-toy/config.yaml --lora runs/demo-toy/checkpoints/step-30 --lora-scale 0.5 --lora-scale 1 --metric toy_color
+
+      vader eval --backbone tiny --random-weights --reward saturation --prompt "a cat" --seed 0 --seed 1
+    """
+    import torch
+
+    from .config import build_config, resolve
+    from .data import _read_lines, training_source, validation_prompts
+    from .evaluate import model_specs, print_table, run_eval
+    from .trainer import _DTYPES, resolve_precision
+
+    cfg = build_config(config, sets or [], {"backbone.name": backbone, "rewards": reward, "device": device,
+                                             "precision": precision})
+    if metric:
+        cfg.validation.metrics = [*cfg.validation.metrics, *({"name": m} for m in metric)]
+    if batch_size < 1 or grid_rows < 1 or max_prompts < 1:
+        raise ConfigError("--batch-size, --grid-rows and --max-prompts must be at least 1")
+    cfg.validation.max_prompts = max_prompts
+    cfg = resolve(cfg)
+    try:
+        chosen = [int(x) for x in frames.split(",")] if frames else None
+    except ValueError:
+        raise ConfigError(f"--frames takes comma-separated frame indices, e.g. 0,3,7; got {frames!r}") from None
+    from . import plugins
+
+    bcls = plugins.get_backbone(cfg.backbone.name)
+    probe = bcls(bcls.Options.model_validate(cfg.backbone.options))
+    images = None
+    if prompt or prompt_file:
+        prompts = list(prompt or []) + (_read_lines(str(prompt_file)) if prompt_file else [])
+        if "image" in probe.conditioning:
+            raise ConfigError(f"backbone `{probe.name}` is image-to-video: give images with --set train.images=DIR")
+    else:
+        source = training_source(cfg.train, probe.conditioning, probe)
+        prompts, images = validation_prompts(cfg, source, probe)
+    specs = model_specs(lora or [], lora_scale or [1.0], base=not no_base)
+    dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = _DTYPES[resolve_precision(cfg.precision, dev)]
+    data = run_eval(cfg, specs, prompts, images, seed or [0], out, tiny=random_weights, device=dev, dtype=dtype,
+                    batch_size=batch_size, frames=chosen, grid_rows=grid_rows, log=lambda s: err_console.print(s))
+    print_table(data, console)
+    console.print(f"wrote {out / 'eval.json'}, {out / 'eval.md'}, {out / 'grid.png'}, {out / 'grid.mp4'}")
 
 
 # --------------------------------------------------------------------------- config

@@ -146,6 +146,46 @@ class ValidationSection(_Section):
     seeds: list[int] = Field([0, 1], description="Seeds; every prompt is sampled once per seed.")
     max_prompts: int = Field(2, ge=1, description="At most this many held-out prompts (from the prompt set).")
     save_videos: bool = Field(True, description="Write mp4 and gif samples under `samples/`.")
+    metrics: list[MetricSection] = Field(
+        default_factory=list, description="Guard metrics: metric or reward plugins scored on the validation "
+        "videos (held-out prompts, fixed seeds), never trained on.",
+    )
+    select: dict[str, float] = Field(
+        default_factory=lambda: {"reward": 1.0},
+        description="The quantity the best checkpoint (`best/`) maximises: weights of `reward` (the held-out "
+        "objective) and of `validation.metrics` names, summed; e.g. {reward: 1.0, toy_color: 0.5}.",
+    )
+    early_stop: EarlyStopSection | None = Field(
+        None, description="Stop when a guard metric falls by more than `margin` from its step-0 value; null: never.",
+    )
+
+
+class RegularizationSection(_Section):
+    kl: float = Field(
+        0.0, ge=0.0,
+        description="Weight of the KL guard to the base model: at each kept step, the squared distance "
+        "between the step's mean under the LoRA model and under the base model (LoRA off) on the same "
+        "input, per latent element, summed over kept steps (the per-step KL of Gaussian steps up to a "
+        "factor); added to the loss and logged as `extras.kl`. 0 disables it (no extra denoiser call).",
+    )
+
+
+class MetricSection(_PluginSection):
+    name: str = Field(
+        ..., description="A metric plugin (e.g. `toy_color`) or any reward plugin, evaluated on the held-out "
+        "prompts and seeds, logged and plotted, never trained on; its options sit beside it.",
+    )
+    kind: Literal["auto", "metric", "reward"] = Field(
+        "auto", description="Which registry `name` is looked up in; `auto`: metric if one has that name, else reward."
+    )
+
+
+class EarlyStopSection(_Section):
+    metric: str = Field(..., description="A `validation.metrics` name, or `reward` (the held-out objective).")
+    margin: float = Field(
+        ..., ge=0.0, description="Stop when the value falls more than this below its value at step 0 "
+        "(absolute, in the metric's units; 0.05 = five points of a share).",
+    )
 
 
 class OutputSection(_Section):
@@ -173,6 +213,7 @@ class VaderConfig(_Section):
     device: str | None = Field(None, description="`cpu`, `cuda`, `cuda:1`, `mps` ...; null: accelerate's choice.")
     train: TrainSection = Field(default_factory=TrainSection)
     validation: ValidationSection = Field(default_factory=ValidationSection)
+    regularization: RegularizationSection = Field(default_factory=RegularizationSection)
     output: OutputSection = Field(default_factory=OutputSection)
 
     @field_validator("rewards")
@@ -388,6 +429,9 @@ def resolve(config: VaderConfig) -> VaderConfig:
     from .sanity import check_resolved
 
     check_resolved(config, backbone_cls, bopts)
+    from .guard import resolve_validation
+
+    data["validation"] = resolve_validation(config.validation)
     return VaderConfig.model_validate(data)
 
 

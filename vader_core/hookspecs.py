@@ -90,3 +90,13 @@ def register_methods(register: Callable[[type], None]) -> None:
     Args:
         register (`Callable[[type], None]`): call once per method class.
     """
+
+
+@hookspec
+def register_metrics(register: Callable[[type], None]) -> None:
+    """Register guard metrics (subclasses of :class:`vader_core.MetricPlugin`): non-differentiable scores
+    per video, higher is better, evaluated in validation and ``vader eval``, never trained on.
+
+    Args:
+        register (`Callable[[type], None]`): call once per metric class.
+    """

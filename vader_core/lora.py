@@ -218,3 +218,22 @@ def load_lora(target: Any, path: str | Path, prefix: str | None = None, adapter_
     ref = next(module.parameters())
     module.to(device=ref.device)
     return module
+
+
+def set_lora_scale(model: torch.nn.Module, scale: float, adapter_name: str = ADAPTER) -> int:
+    """Scale the LoRA ``adapter_name`` of ``model`` at inference: ``W + scale * (alpha / r) * B A``.
+
+    0 gives the base model, 1 the trained LoRA; values between interpolate between the two (peft's
+    ``LoraLayer.set_scale``, absolute, so calling it twice does not compound). Returns the number of
+    layers scaled.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    n = 0
+    for m in model.modules():
+        if isinstance(m, LoraLayer) and adapter_name in m.lora_A:
+            m.set_scale(adapter_name, scale)
+            n += 1
+    if n == 0:
+        raise CheckpointError(f"the model has no LoRA adapter `{adapter_name}` to scale")
+    return n

@@ -84,6 +84,9 @@ class MethodPlugin:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     Options: ClassVar[type[MethodOptions]] = MethodOptions
+    #: Whether the method applies ``regularization.kl`` (the KL guard of :mod:`vader_core.regularization`);
+    #: the trainer refuses a KL weight for methods that do not.
+    supports_kl_guard: ClassVar[bool] = False
 
     def __init__(self, options: MethodOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()

@@ -20,9 +20,10 @@ import pluggy
 from . import hookspecs
 from .errors import PluginConflictError, PluginNotFoundError
 
-Kind = Literal["backbone", "reward", "method"]
-KINDS: tuple[Kind, ...] = ("backbone", "reward", "method")
-_HOOKS = {"backbone": "register_backbones", "reward": "register_rewards", "method": "register_methods"}
+Kind = Literal["backbone", "reward", "method", "metric"]
+KINDS: tuple[Kind, ...] = ("backbone", "reward", "method", "metric")
+_HOOKS = {"backbone": "register_backbones", "reward": "register_rewards", "method": "register_methods",
+          "metric": "register_metrics"}
 BUILTIN_DIST = "vader"
 
 #: Official plugins that live in their own distributions: name -> pip requirement.
@@ -173,9 +174,10 @@ def _register_module(reg: Registry, module: Any, plugin_name: str, dist: str, ve
 def _info(cls: type, kind: Kind, dist: str, version: str) -> PluginInfo:
     from .backbone import BackbonePlugin
     from .method import MethodPlugin
+    from .metric import MetricPlugin
     from .reward import RewardPlugin
 
-    base = {"backbone": BackbonePlugin, "reward": RewardPlugin, "method": MethodPlugin}[kind]
+    base = {"backbone": BackbonePlugin, "reward": RewardPlugin, "method": MethodPlugin, "metric": MetricPlugin}[kind]
     if not isinstance(cls, type) or not issubclass(cls, base):
         raise TypeError(f"{kind} hooks must register subclasses of {base.__name__}, got {cls!r}")
     if not getattr(cls, "name", ""):
@@ -278,6 +280,16 @@ def get_reward(name: str) -> type:
 def get_method(name: str) -> type:
     """The training method class registered as ``name``."""
     return _get("method", name)
+
+
+def get_metric(name: str) -> type:
+    """The metric class registered as ``name``."""
+    return _get("metric", name)
+
+
+def has(kind: Kind, name: str) -> bool:
+    """Whether a plugin of ``kind`` is registered as ``name`` (no error either way)."""
+    return name in registry().entries[kind]
 
 
 def list_plugins() -> tuple[list[PluginInfo], list[BrokenPlugin]]:

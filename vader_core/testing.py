@@ -16,6 +16,9 @@ Use them in a plugin's tests::
         backbone_cls = MyBackbone
         options = {"height": 32, "width": 32, "frames": 2, "steps": 2}
 
+    class TestMyMetric(MetricContractTests):
+        metric_cls = MyMetric
+
 Every test builds tiny components on the CPU (``load_tiny``) and runs in seconds.
 """
 
@@ -110,6 +113,70 @@ class RewardContractTests:
         for bad in self.invalid_options:
             with pytest.raises(ValidationError):
                 self.reward_cls.Options.model_validate(bad)
+
+
+class MetricContractTests:
+    """Guard metrics: shape, dtype, range, determinism, batch independence, no autograd, options validation.
+
+    ``prompts`` are the prompts the metric understands (override for domain metrics such as ``toy_color``).
+    """
+
+    metric_cls: ClassVar[type]
+    video_size: ClassVar[tuple[int, int, int, int]] = (2, 3, 32, 32)
+    prompts: ClassVar[list[str]] = ["a cat playing chess", "a dog surfing a wave"]
+    invalid_options: ClassVar[list[dict[str, Any]]] = [{"no_such_option_xyz": 1}]
+
+    def make_metric(self) -> Any:
+        m = self.metric_cls()
+        m.load_tiny("cpu", torch.float32, seed=0)
+        return m
+
+    def make_video(self, seed: int = 0) -> torch.Tensor:
+        b, f, h, w = self.video_size
+        g = torch.Generator().manual_seed(seed)
+        return torch.rand(b, f, 3, h, w, generator=g)
+
+    def _prompts(self) -> list[str]:
+        return [self.prompts[i % len(self.prompts)] for i in range(self.video_size[0])]
+
+    def test_contract_attributes(self) -> None:
+        from .metric import MetricPlugin
+
+        cls = self.metric_cls
+        assert issubclass(cls, MetricPlugin)
+        assert isinstance(cls.name, str) and cls.name and cls.summary
+        cls.Options()
+
+    def test_output_shape_dtype_finite(self) -> None:
+        out = self.make_metric()(self.make_video(), self._prompts())
+        assert out.shape == (self.video_size[0],) and out.dtype == torch.float32
+        assert torch.isfinite(out).all()
+
+    def test_value_range(self) -> None:
+        m = self.make_metric()
+        if m.value_range is None:
+            pytest.skip("unbounded metric")
+        lo, hi = m.value_range
+        out = m(self.make_video(1), self._prompts())
+        assert (out >= lo).all() and (out <= hi).all()
+
+    def test_deterministic_and_batch_independent(self) -> None:
+        m = self.make_metric()
+        v = self.make_video(2)
+        full = m(v, self._prompts())
+        torch.testing.assert_close(full, m(v.clone(), self._prompts()))
+        torch.testing.assert_close(full[:1], m(v[:1], self._prompts()[:1]), atol=1e-4, rtol=1e-4)
+
+    def test_no_autograd(self) -> None:
+        """A guard metric never enters a loss: its output carries no graph even for inputs that do."""
+        v = self.make_video(3).requires_grad_(True)
+        out = self.make_metric()(v, self._prompts())
+        assert not out.requires_grad and out.grad_fn is None
+
+    def test_invalid_options_rejected(self) -> None:
+        for bad in self.invalid_options:
+            with pytest.raises(ValidationError):
+                self.metric_cls.Options.model_validate(bad)
 
 
 class BackboneContractTests:

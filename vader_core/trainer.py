@@ -131,6 +131,14 @@ class Trainer:
         self.objective.load(self.device, self.weight_dtype, tiny=self.tiny, seed=cfg.train.seed)
         mcls = plugins.get_method(cfg.method.name)
         self.method = mcls(mcls.Options.model_validate(cfg.method.options))
+        if cfg.regularization.kl > 0 and not getattr(mcls, "supports_kl_guard", False):
+            raise ConfigError(f"method `{cfg.method.name}` does not apply the KL guard; set regularization.kl=0 "
+                              "or use --method vader")
+        from .guard import ValidationGuard, build_metrics
+
+        self.guard = ValidationGuard(cfg.validation, build_metrics(
+            cfg.validation.metrics, self.device, self.weight_dtype, tiny=self.tiny, seed=cfg.train.seed))
+        self._stop_requested = False
         self.source = training_source(cfg.train, self.backbone.conditioning, self.backbone)
         self.val_prompts, self.val_images = validation_prompts(cfg, self.source, self.backbone)
 
@@ -264,14 +272,43 @@ class Trainer:
             "reward": float(torch.cat(totals).mean()),
             "rewards": {k: float(torch.cat(v).mean()) for k, v in per.items()},
         }
+        # Guard metrics: scored on these held-out videos only, never on training samples (no loss).
+        if self.guard.metrics:
+            rec["metrics"] = self.guard.score([v for _, v in videos], self.val_prompts)
         parts = ", ".join(f"{k} {v:.4f}" for k, v in rec["rewards"].items())
-        self.log(f"step {step}: held-out reward {rec['reward']:.4f} ({parts})")
+        guards = "".join(f"; {k} {v:.4f}" for k, v in rec.get("metrics", {}).items())
+        self.log(f"step {step}: held-out reward {rec['reward']:.4f} ({parts}{guards})")
+        improved, stop = self.guard.update(rec)
+        if improved:
+            self._save_best(step)
+        if stop:
+            s = self.guard.stopper
+            self.log(f"step {step}: early stop, `{s.metric}` fell from {s.start:.4f} to {s.last:.4f} "
+                     f"(margin {s.margin})")
+            self._stop_requested = True
         if self.is_main:
             self.state.validation.append(rec)
             _append_jsonl(self.out / "validation.jsonl", rec)
             if self.config.validation.save_videos:
                 self._save_samples(step, videos)
         return rec
+
+    def _save_best(self, step: int) -> None:
+        """The LoRA of the best validation so far to ``best/`` (written aside, then renamed into place)."""
+        import shutil
+
+        from .lora import WEIGHTS_NAME, save_lora
+
+        if not self.is_main:
+            return
+        d, tmp = self.out / "best", self.out / ".best.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_lora(tmp / WEIGHTS_NAME, self._lora_sd(), self._lora_meta())
+        (tmp / "best.json").write_text(json.dumps(
+            {"step": step, "value": self.guard.best.value, "select": self.guard.best.weights}, indent=2))
+        shutil.rmtree(d, ignore_errors=True)
+        tmp.rename(d)
 
     def _save_samples(self, step: int, videos: list[tuple[int, torch.Tensor]]) -> None:
         from .media import write_video
@@ -320,6 +357,14 @@ class Trainer:
         if self.state.validation:
             ax.plot([r["step"] for r in self.state.validation], [r["reward"] for r in self.state.validation],
                     "o-", lw=2, label="held-out validation reward")
+        guarded = [r for r in self.state.validation if r.get("metrics")]
+        if guarded:
+            ax2 = ax.twinx()
+            for name in guarded[0]["metrics"]:
+                pts = [(r["step"], r["metrics"][name]) for r in guarded if name in r["metrics"]]
+                ax2.plot(*zip(*pts), "s--", lw=1.5, color=None, label=f"guard: {name} (right axis)")
+            ax2.set_ylabel("guard metric (held-out)")
+            ax2.legend(fontsize=8, loc="lower right")
         ax.set_xlabel("optimiser step")
         ax.set_ylabel("weighted reward")
         ax.set_title(f"{self.config.backbone.name}: " + " + ".join(r.name for r in self.config.rewards))
@@ -429,6 +474,9 @@ class Trainer:
             (self.out / "config.yaml").write_text(cfg.to_yaml())
         writer = self._make_logger()
         start = self.state.step
+        for v in self.state.validation:  # a resumed run's best and early-stop state
+            self.guard.update(v)
+        self._stop_requested = False
         if not any(v["step"] == 0 for v in self.state.validation) and start == 0:
             self.validate(0)
         progress = self._progress(start)
@@ -460,6 +508,8 @@ class Trainer:
                     if cfg.output.checkpoint_every and step % cfg.output.checkpoint_every == 0:
                         self.save(step)
                         last_saved = step
+                    if self._stop_requested:
+                        break
         except KeyboardInterrupt as stop:
             from .faults import deferred_signals
 
@@ -501,6 +551,10 @@ class Trainer:
             "precision": self.precision,
             "processes": self.accelerator.num_processes,
         }
+        if self.state.validation and self.state.validation[-1].get("metrics"):
+            summary["heldout_metrics_before"] = first.get("metrics") if first else None
+            summary["heldout_metrics_after"] = last.get("metrics") if last else None
+        summary.update(self.guard.summary(str(self.out / "best")))
         if self.is_main:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
@@ -523,6 +577,9 @@ class Trainer:
                 for k, v in rec["rewards"].items():
                     if v is not None:
                         tb.add_scalar(f"reward/{k}", v, rec["step"])
+                for k, v in rec.get("extras", {}).items():
+                    if v is not None:
+                        tb.add_scalar(f"extras/{k}", v, rec["step"])
                 tb.flush()
 
             return log_tb

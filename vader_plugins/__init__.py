@@ -12,6 +12,7 @@ from .methods import VaderMethod
 from .rewards import REWARDS
 from .tiny import TinyBackbone
 from .toy import ToyBackbone
+from .toy.metric import METRICS as TOY_METRICS
 
 
 @hookimpl
@@ -30,3 +31,9 @@ def register_rewards(register):  # noqa: ANN001, ANN201
 def register_methods(register):  # noqa: ANN001, ANN201
     register(VaderMethod)
     register(DDPOMethod)
+
+
+@hookimpl
+def register_metrics(register):  # noqa: ANN001, ANN201
+    for cls in TOY_METRICS:
+        register(cls)

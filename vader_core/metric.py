@@ -1,0 +1,72 @@
+"""The metric contract: videos in, one score per video out, higher is better, *not* differentiable.
+
+A metric is a guard: ``validation.metrics`` scores the held-out validation videos with it (beside the
+trained reward, which it never enters), ``validation.early_stop`` can stop a run when it falls, and
+``vader eval`` reports it. Any reward can serve as a metric too; a metric plugin is for checks that
+have no gradient (counting, classification by rules, detectors' decisions), e.g. the bundled toy
+model's ``toy_color`` and ``toy_direction``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+class MetricOptions(BaseModel):
+    """Base of metric options; subclasses add fields with ``Field(description=...)``."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class MetricPlugin:
+    """Base class of metric plugins.
+
+    Class attributes:
+        name (`str`): registry name, e.g. ``"toy_color"``.
+        summary (`str`): one line shown by ``vader plugins``.
+        Options (`type[MetricOptions]`): the pydantic options model.
+        value_range (`tuple[float, float] | None`): the possible range of the score if bounded.
+
+    Subclasses implement :meth:`compute` and override :meth:`load` when they need a model.
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Options: ClassVar[type[MetricOptions]] = MetricOptions
+    value_range: ClassVar[tuple[float, float] | None] = None
+
+    def __init__(self, options: MetricOptions | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+        self.device: "torch.device | str" = "cpu"
+        self.loaded = False
+
+    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+        """Load whatever the metric needs onto ``device``; frozen, eval mode."""
+        self.device, self.loaded = device, True
+
+    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+        """Tiny random model of the real architecture, for tests. Model-free metrics just load."""
+        self.load(device, dtype)
+
+    def compute(self, video: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+        """Score videos ``(B, F, 3, H, W)`` in [0, 1] with one prompt each; returns ``(B,)``."""
+        raise NotImplementedError
+
+    def __call__(self, video: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+        """Score of each video ``(B, F, 3, H, W)`` in [0, 1]; float32 ``(B,)`` on the CPU, no autograd."""
+        import torch
+
+        if video.ndim != 5 or video.shape[2] != 3:
+            raise ValueError(f"metric `{self.name}` expects video of shape (B, F, 3, H, W), got {tuple(video.shape)}")
+        if len(prompts) != video.shape[0]:
+            raise ValueError(f"metric `{self.name}` got {len(prompts)} prompts for {video.shape[0]} videos")
+        if not self.loaded:
+            raise RuntimeError(f"metric `{self.name}` used before load(); call load(device, dtype) first")
+        with torch.no_grad():
+            out = self.compute(video.detach(), list(prompts))
+        return out.detach().float().cpu()
