@@ -28,7 +28,7 @@ def _lora_grads(gradient_checkpointing: bool, scheduler: str):
         cond = bb.encode_condition(["a panda riding a bike"])
     video, kept, frames = sample_with_grad(
         bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0), TruncationSection(mode="last", k=2),
-        MemorySection(gradient_checkpointing=gradient_checkpointing, decoded_frames=2),
+        MemorySection(gradient_checkpointing=gradient_checkpointing, decoded_frames=2, split_guidance=False),
     )
     video.mean().backward()
     grads = {n: p.grad.clone() for n, p in bb.denoiser.named_parameters() if "lora_" in n}
