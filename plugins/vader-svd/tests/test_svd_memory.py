@@ -128,5 +128,6 @@ def test_memory_estimator_runs_on_the_meta_device():
     spec.loader.exec_module(module)
     whole, chunked = module.estimate(64, 128, 4, None), module.estimate(64, 128, 4, 2)
     assert 4.0 < whole["weights"] < 4.5  # 2.26e9 parameters in bf16
-    assert 0 < whole["unet_ckpt"] < whole["unet"] and 0 < whole["decoder_ckpt"] < whole["decoder"]
+    assert 0 < whole["unet_block"] < whole["unet_call"] < whole["unet"] and 0 < whole["decoder_block"] < whole["decoder"]
+    assert whole["peak"] == whole["peak_block"] < whole["peak_call"] < whole["peak_off"]
     assert chunked["decoder"] < whole["decoder"] and chunked["unet"] == whole["unet"]
