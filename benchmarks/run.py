@@ -72,12 +72,16 @@ ABLATION = [
 ]
 
 
-def b1(quick: bool) -> dict[str, Any]:
+def b1(quick: bool, keep: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The memory ablation; ``keep``: rows of an earlier run with the same settings, used for the first rows."""
     base = ({"width": 32, "size": 32, "frames": 2, "steps": 2} if quick
             else {"width": 8, "size": 64, "frames": 16, "steps": 25})
-    rows, cfg = [], {**base, "precise_rss": True}
-    for label, change in ABLATION:
+    rows, cfg = [], dict(base)
+    for i, (label, change) in enumerate(ABLATION):
         cfg.update(change)
+        if i < len(keep):  # --b1-from: an earlier run's row, same settings
+            rows.append(keep[i])
+            continue
         r = _worker(cfg)
         rows.append({"config": label, **r})
         print(f"B1 {label}: {r}", flush=True)
@@ -455,6 +459,15 @@ def _queries(cell: dict[str, Any]) -> str:
 
 def b4_report(b: dict[str, Any]) -> list[str]:
     """The B4 section of docs/benchmarks.md."""
+    if "levels" not in b:  # a result of the earlier B4 (one lr each, DDPO 4x vader's queries)
+        lines = ["## B4. Sample efficiency against DDPO (earlier form, not yet rerun)", "",
+                 "From the earlier B4, before the lr sweep and the 30x budget: DDPO moved the held-out reward by "
+                 f"0.005 in its whole budget, so its ratio ({_fmt(b.get('ddpo_query_ratio'))}x) was measured within "
+                 "noise of the start. `python -m benchmarks.run --only b4 --merge` runs the fair form.", "",
+                 "| method | queries | held-out reward |", "| --- | --- | --- |"]
+        for m in ("vader", "ddpo"):
+            lines += [f"| {m} | {q} | {r:.4f} |" for q, r in b[f"{m}_mean"]]
+        return lines + [""]
     lv = b["levels"]
     lines = [
         "## B4. Sample efficiency against DDPO",
@@ -526,12 +539,17 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
             else:
                 lines.append(f"| {r['config']} | {r['peak_rss_mb']:.0f} | {r['step_added_mb']:.0f} | "
                              f"{r['step_time_s']:.2f} | {r['trainable_params']:,} |")
+        if b.get("rows_from_earlier_run"):
+            lines += ["", f"The first {b['rows_from_earlier_run']} rows are from an earlier run with the same "
+                      "settings (`--b1-from`); the others were measured side by side in this one."]
         lines += ["", f"Peak memory, full over all savers: **{_fmt(b['memory_reduction_ratio'])}x**; memory the step "
                   f"adds: **{_fmt(b['step_memory_reduction_ratio'])}x** (the paper: 276.3 GB -> 32.5 GB, 8.5x, on GPU "
                   "at full size). With all savers the peak is mostly the process itself (Python, torch and the "
                   "weights: the `model` part), so the peak ratio grows with the model's activations, not with "
-                  "vader. Gradient checkpointing pays off when several steps are kept (K > 1, see B3): with K=1 "
-                  "the one kept call is recomputed in backward with the same activations, so the peak stays.", ""]
+                  "vader. Recomputing the whole kept call pays off when several steps are kept (K > 1, see B3): with "
+                  "K=1 it is recomputed in backward with the same activations, so the peak stays; block "
+                  "checkpointing lowers the one call's activations themselves (B5 measures it where they "
+                  "dominate the process floor).", ""]
         if "b1" in files:
             lines += [f"![B1](img/{files['b1']})", ""]
     if "b2" in results:
@@ -611,6 +629,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(ROOT / "docs"), help="directory of benchmarks.md/.json and img/")
     ap.add_argument("--merge", action="store_true",
                     help="keep the results of benchmarks not run now from the existing benchmarks.json")
+    ap.add_argument("--b1-from", type=int, default=1,
+                    help="with --merge: rerun B1 from this row (1-based), keeping the earlier rows")
     args = ap.parse_args(argv)
     os.environ.setdefault("VADER_PLUGINS", "")
     out = Path(args.out)
@@ -621,7 +641,14 @@ def main(argv: list[str] | None = None) -> None:
         results.update({k: v for k, v in json.loads(old.read_text())["details"].items() if k.startswith("b")})
     t0 = time.perf_counter()
     for name in [n for n in args.only.split(",") if n]:
-        if name == "b4":  # long: its runs are also written as they finish, and reused if it is started again
+        if name == "b1" and args.b1_from > 1:
+            prev = results.get("b1", {})
+            if not args.merge or len(prev.get("rows", [])) < args.b1_from - 1:
+                raise SystemExit("error: --b1-from N needs --merge and an earlier B1 with at least N-1 rows")
+            kept = prev["rows"][: args.b1_from - 1]
+            results[name] = b1(args.quick, kept)
+            results[name]["rows_from_earlier_run"] = len(kept)
+        elif name == "b4":  # long: its runs are also written as they finish, and reused if it is started again
             results[name] = b4(args.quick, out / "b4-partial.json")
             (out / "b4-partial.json").unlink(missing_ok=True)
         else:

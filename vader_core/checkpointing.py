@@ -213,8 +213,8 @@ def layers_of(*blocks: torch.nn.Module | None) -> list[torch.nn.Module]:
     ``downsamplers``, ``upsamplers``), in order; a block without such lists counts as one layer.
 
     The unit a UNet backbone hands to :meth:`~vader_core.backbone.BackbonePlugin.checkpoint_blocks`:
-    a whole down or up block at full resolution holds most of a call's activations by itself, its
-    layers a few percent each.
+    a whole full-resolution up block holds a third of a call's activations by itself (4.7 of 14.7 GiB
+    for ModelScope at 384x384x16), its layers a few percent each.
     """
     out: list[torch.nn.Module] = []
     for block in blocks:

@@ -133,8 +133,8 @@ class UNetT2VBackbone(BackbonePlugin):
     def checkpoint_blocks(self) -> list[torch.nn.Module]:
         """Every layer (resnet, temporal convolution, spatial / temporal / motion transformer, down- and
         upsampler) of the UNet's down, mid and up blocks, and ``UNet3DConditionModel``'s input temporal
-        transformer: each a few percent of a call's activations (a whole full-resolution block is a
-        quarter of them)."""
+        transformer: each a few percent of a call's activations (ModelScope's full-resolution up block
+        alone holds a third of them)."""
         from .checkpointing import layers_of
 
         unet = self.denoiser
