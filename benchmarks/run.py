@@ -4,9 +4,10 @@ and plots (``docs/img/bench-*.png``).
     python -m benchmarks.run            # full suite on this machine (CPU: well under 30 minutes)
     python -m benchmarks.run --quick    # a few minutes; used by the test suite (well-formed output only)
 
-B1 memory ablation and B3 scaling run each configuration in a fresh process (peak memory is a
-per-process high-water mark). B2 times the trainer against a hand-written loop in one process,
-interleaved. B4 compares reward queries of ``vader`` and ``ddpo`` on the same model and reward. B6
+B1 memory ablation, B3 scaling and B5 (whole-call against block checkpointing) run each configuration
+in a fresh process (peak memory is a per-process high-water mark). B2 times the trainer against a
+hand-written loop in one process, interleaved. B4 compares reward queries of ``vader`` and ``ddpo`` on
+the same model and reward (an lr sweep for each, DDPO with 30x vader's budget). B6
 measures the KL guard and LoRA scaling against over-optimisation on ``toy`` (``--only b6 --merge``; each
 finished run is cached in ``runs/bench-b6/results.jsonl``, so an interrupted sweep continues).
 """
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Torch threads per measurement: OMP_NUM_THREADS if set (the test suite sets 1 per worker), else every core.
@@ -49,6 +50,10 @@ def machine() -> dict[str, Any]:
 def _worker(cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = {"threads": THREADS, **cfg}
     env = {**os.environ, "VADER_PLUGINS": "", "OMP_NUM_THREADS": str(cfg["threads"])}
+    if cfg.get("precise_rss"):
+        # Allocations above 64 KiB get their own pages, returned to the system when freed: the process's
+        # resident high-water mark then follows the live tensors instead of the C allocator's caches.
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
     res = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(cfg)], capture_output=True,
                          text=True, cwd=ROOT, env=env, timeout=3600)
     if res.returncode != 0:
@@ -63,16 +68,22 @@ ABLATION = [
     ("+ mixed precision (bf16)", {"precision": "bf16"}),
     ("+ frame subsampling (1 frame decoded)", {"decoded_frames": 1}),
     ("+ truncated backprop (K=1)", {"k": 1}),
-    ("+ gradient checkpointing", {"checkpointing": True}),
+    ("+ gradient checkpointing (whole call)", {"checkpointing": "call", "split_guidance": False}),
+    ("+ block checkpointing, guidance halves one after the other (default)", {"checkpointing": True,
+                                                                             "split_guidance": True}),
 ]
 
 
-def b1(quick: bool) -> dict[str, Any]:
+def b1(quick: bool, keep: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The memory ablation; ``keep``: rows of an earlier run with the same settings, used for the first rows."""
     base = ({"width": 32, "size": 32, "frames": 2, "steps": 2} if quick
             else {"width": 8, "size": 64, "frames": 16, "steps": 25})
     rows, cfg = [], dict(base)
-    for label, change in ABLATION:
+    for i, (label, change) in enumerate(ABLATION):
         cfg.update(change)
+        if i < len(keep):  # --b1-from: an earlier run's row, same settings
+            rows.append(keep[i])
+            continue
         r = _worker(cfg)
         rows.append({"config": label, **r})
         print(f"B1 {label}: {r}", flush=True)
@@ -80,6 +91,41 @@ def b1(quick: bool) -> dict[str, Any]:
     ratio = rows[0]["peak_rss_mb"] / rows[-1]["peak_rss_mb"] if len(ok) == len(rows) else None
     step_ratio = rows[0]["step_added_mb"] / max(rows[-1]["step_added_mb"], 1e-9) if len(ok) == len(rows) else None
     return {"settings": base, "rows": rows, "memory_reduction_ratio": ratio, "step_memory_reduction_ratio": step_ratio}
+
+
+# ---------------------------------------------------------------------------- B5
+B5_ROWS = [
+    ("whole call recomputed", {"checkpointing": "call", "split_guidance": False}),
+    ("whole call, guidance halves one after the other", {"checkpointing": "call", "split_guidance": True}),
+    ("block by block", {"checkpointing": True, "split_guidance": False}),
+    ("block by block, guidance halves one after the other (default)", {"checkpointing": True, "split_guidance": True}),
+    ("no checkpointing (reference)", {"checkpointing": False, "split_guidance": False}),
+]
+
+
+def b5(quick: bool) -> dict[str, Any]:
+    """Step memory of whole-call against block checkpointing, side by side, at a size where the kept call's
+    activations are most of what a step adds."""
+    base = ({"width": 32, "size": 32, "frames": 2, "steps": 2} if quick
+            else {"width": 8, "size": 128, "frames": 16, "steps": 2})
+    base = {**base, "lora": True, "precision": "fp32", "k": 1, "decoded_frames": 1, "precise_rss": True}
+    rows = []
+    for label, change in B5_ROWS:
+        r = _worker({**base, **change})
+        rows.append({"config": label, **change, **r})
+        print(f"B5 {label}: {r}", flush=True)
+    by = {r["config"]: r for r in rows}
+
+    def ratio(a: str, b: str) -> float | None:
+        ra, rb = by[a], by[b]
+        if "error" in ra or "error" in rb:
+            return None
+        return ra["step_added_mb"] / max(rb["step_added_mb"], 1e-9)
+
+    return {"settings": base, "rows": rows,
+            "call_over_block": ratio(B5_ROWS[0][0], B5_ROWS[2][0]),
+            "call_over_block_split": ratio(B5_ROWS[1][0], B5_ROWS[3][0]),
+            "old_default_over_new": ratio(B5_ROWS[0][0], B5_ROWS[3][0])}
 
 
 # ---------------------------------------------------------------------------- B3
@@ -198,13 +244,76 @@ def b2(quick: bool) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- B4
-def b4(quick: bool) -> dict[str, Any]:
+#: Fractions of vader's final held-out gain at which both methods' query counts are compared.
+B4_LEVELS = (0.25, 0.5, 0.9)
+
+
+def _b4_run(backbone: str, base: Any, reward_flag: Any, common: list[str], sets: list[str], method: str,
+            seed: int) -> dict[str, Any]:
     import tempfile
 
-    from vader_core import plugins
     from vader_core.config import build_config
-    from vader_core.errors import PluginNotFoundError
     from vader_core.trainer import Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = build_config(base, [f"output.dir={tmp}", *common, *sets],
+                           {"backbone.name": backbone, "rewards": reward_flag, "device": "cpu",
+                            "method.name": method, "train.seed": seed})
+        t0 = time.perf_counter()
+        Trainer(cfg, progress=False).run()
+        wall = time.perf_counter() - t0
+        rows = [json.loads(x) for x in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
+        queries = {0: 0, **{r["step"]: r["reward_queries"] for r in rows}}
+        # Training time only (validation excluded): the sum of the optimiser steps' times so far.
+        train_s, total = {0: 0.0}, 0.0
+        for r in rows:
+            total += r["step_time"]
+            train_s[r["step"]] = total
+        val = [json.loads(x) for x in (Path(tmp) / "validation.jsonl").read_text().splitlines()]
+    return {"seed": seed, "wall_s": wall, "points": [
+        {"step": v["step"], "queries": queries.get(v["step"], 0), "train_s": train_s.get(v["step"], 0.0),
+         "heldout_reward": v["reward"]} for v in val]}
+
+
+def _first_reaching(points: list[dict[str, Any]], target: float) -> int | None:
+    return next((p["queries"] for p in points if p["heldout_reward"] >= target), None)
+
+
+def b4_levels(curves: dict[str, list[dict[str, Any]]], levels: Sequence[float] = B4_LEVELS) -> dict[str, Any]:
+    """Queries each method needs to reach ``start + f * gain`` for each ``f`` in ``levels``, where ``gain`` is
+    vader's final held-out gain (mean over its seeds); per seed the first validation at or above the target.
+
+    A seed that never reaches a target counts as its method's whole budget, so the mean is then a lower
+    bound ("not reached in N queries" when no seed reaches it), and so is any ratio built on it.
+    """
+    start = statistics.mean(c["points"][0]["heldout_reward"] for m in curves.values() for c in m)
+    gain = statistics.mean(c["points"][-1]["heldout_reward"] for c in curves["vader"]) - start
+    out: dict[str, Any] = {"start": start, "vader_final_gain": gain, "levels": []}
+    for f in levels:
+        target = start + f * gain
+        row: dict[str, Any] = {"fraction": f, "target": target}
+        for m, runs in curves.items():
+            budget = max(p["queries"] for c in runs for p in c["points"])
+            per_seed = [_first_reaching(c["points"], target) for c in runs]
+            reached = [q for q in per_seed if q is not None]
+            filled = [q if q is not None else budget for q in per_seed]
+            row[m] = {"per_seed": per_seed, "reached": len(reached), "seeds": len(per_seed), "budget": budget,
+                      "mean": statistics.mean(filled), "min": min(filled), "max": max(filled),
+                      "lower_bound": len(reached) < len(per_seed)}
+        v, d = row["vader"], row["ddpo"]
+        row["ratio"] = d["mean"] / v["mean"] if v["mean"] else None
+        # Censored DDPO seeds make the ratio a lower bound; censored vader seeds make it meaningless.
+        row["ratio_is_lower_bound"] = d["lower_bound"]
+        row["ratio_valid"] = not v["lower_bound"] and gain > 0
+        out["levels"].append(row)
+    return out
+
+
+def b4(quick: bool, partial: Path | None = None) -> dict[str, Any]:
+    """vader against DDPO on the same model and reward: an lr sweep for each (seed 0, best final held-out reward
+    kept), then the best lr on every seed; DDPO gets ``DDPO_BUDGET`` times vader's reward queries."""
+    from vader_core import plugins
+    from vader_core.errors import PluginNotFoundError
 
     try:
         plugins.get_backbone("toy")
@@ -212,73 +321,71 @@ def b4(quick: bool) -> dict[str, Any]:
     except PluginNotFoundError:
         backbone = "tiny"
     seeds = [0] if quick else [0, 1, 2]
-    steps = {"vader": 3 if quick else 20, "ddpo": 2 if quick else 20}
-    every = 1 if quick else 4
-    # On `toy`: the demo's configuration (examples/demo-toy.yaml: brightness towards 0.85, LoRA on attention,
-    # 10 DDIM steps), for both methods. On the random `tiny` fallback: saturation.
+    # vader: 2 videos per optimiser step; DDPO: 16 trajectories per epoch (4 micro-batches of 4), each trained
+    # over 2 optimiser steps (2 micro-batches each), every denoising step trained (REFERENCE.md).
+    vader_steps = 2 if quick else 3
+    vader_queries = 2 * vader_steps
+    ddpo_epochs = 1 if quick else -(-30 * vader_queries // 16)  # at least 30x vader's queries
+    sweep = {"vader": [2e-3] if quick else [2e-3, 5e-3], "ddpo": [3e-3] if quick else [3e-3, 1e-2]}
     demo = ROOT / "examples" / "demo-toy.yaml"
     base, reward_flag, reward_desc = (demo, None, "brightness towards 0.85 (the demo's objective)") \
         if backbone == "toy" else (None, ["saturation"], "saturation")
     common = [
         "output.logger=none", "validation.save_videos=false", "validation.seeds=[0, 1]", "output.checkpoint_every=0",
-        "sampling.eta=1.0", "backbone.scheduler=ddim", f"validation.every={every}",
+        "sampling.eta=1.0", "backbone.scheduler=ddim", "optim.schedule=constant", "optim.warmup_steps=0",
         # --quick checks the report's form only: fewer denoising steps and held-out prompts.
         *(["backbone.steps=4", "validation.max_prompts=2"] if quick else []),
     ]
     runs = {
-        # vader: the demo's optimiser; K=2 of the 10 steps backpropagated, 2 videos per step.
-        "vader": ["optim.grad_accum=1", "train.batch_size=2", "truncation.k=2", f"train.max_steps={steps['vader']}"],
-        # DDPO (REFERENCE.md): 16 trajectories per epoch (4 x 4), every step of each trained, 2 gradient steps
-        # per epoch; its learning rate 3x vader's, as in DDPO's own aesthetic runs against its base config.
-        "ddpo": ["optim.grad_accum=2", "train.batch_size=4", "optim.lr=3e-3", "method.sample_batches=4",
-                 "method.stat_min_count=8", f"train.max_steps={steps['ddpo']}"],
+        # vader: the demo's set-up; K=2 of the 10 steps backpropagated, 2 videos per step, validated every step.
+        "vader": ["optim.grad_accum=1", "train.batch_size=2", "truncation.k=2", f"train.max_steps={vader_steps}",
+                  "validation.every=1"],
+        "ddpo": ["optim.grad_accum=2", "train.batch_size=4", "method.sample_batches=4", "method.stat_min_count=8",
+                 f"train.max_steps={2 * ddpo_epochs}", f"validation.every={1 if quick else 4}"],
     }
-    curves: dict[str, list[dict[str, Any]]] = {m: [] for m in runs}
-    for method, sets in runs.items():
-        for seed in seeds:
-            with tempfile.TemporaryDirectory() as tmp:
-                cfg = build_config(base, [f"output.dir={tmp}", *common, *sets],
-                                   {"backbone.name": backbone, "rewards": reward_flag, "device": "cpu",
-                                    "method.name": method, "train.seed": seed})
-                t0 = time.perf_counter()
-                tr = Trainer(cfg, progress=False)
-                tr.run()
-                wall = time.perf_counter() - t0
-                rows = [json.loads(x) for x in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
-                queries = {0: 0, **{r["step"]: r["reward_queries"] for r in rows}}
-                # Training time only (validation excluded): the sum of the optimiser steps' times so far.
-                train_s, total = {0: 0.0}, 0.0
-                for r in rows:
-                    total += r["step_time"]
-                    train_s[r["step"]] = total
-                val = [json.loads(x) for x in (Path(tmp) / "validation.jsonl").read_text().splitlines()]
-                curves[method].append({"seed": seed, "wall_s": wall, "points": [
-                    {"step": v["step"], "queries": queries.get(v["step"], 0), "train_s": train_s.get(v["step"], 0.0),
-                     "heldout_reward": v["reward"]} for v in val]})
-                print(f"B4 {method} seed {seed}: {curves[method][-1]['points'][-1]} in {wall:.0f}s", flush=True)
+    # Every finished run is written to `partial` (keyed method:lr:seed) and taken from there when the
+    # benchmark is started again, so an interrupted B4 continues where it stopped.
+    key = f"{backbone}:{vader_steps}:{ddpo_epochs}:{int(quick)}"
+    done: dict[str, Any] = {"key": key, "runs": {}}
+    if partial is not None and partial.is_file():
+        old = json.loads(partial.read_text())
+        if old.get("key") == key:
+            done = old
+
+    def run(method: str, lr: float, seed: int) -> dict[str, Any]:
+        name = f"{method}:{lr}:{seed}"
+        if name not in done["runs"]:
+            done["runs"][name] = _b4_run(backbone, base, reward_flag, common, [*runs[method], f"optim.lr={lr}"],
+                                         method, seed)
+            if partial is not None:
+                partial.write_text(json.dumps(done, indent=1))
+            c = done["runs"][name]
+            print(f"B4 {method} lr {lr} seed {seed}: {c['points'][-1]} in {c['wall_s']:.0f}s", flush=True)
+        return done["runs"][name]
+
+    best: dict[str, float] = {}
+    results_sweep: dict[str, dict[str, Any]] = {}
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for method in runs:  # vader first (cheap), then DDPO
+        results_sweep[method] = {str(lr): run(method, lr, seeds[0]) for lr in sweep[method]}
+        best[method] = max(sweep[method], key=lambda lr: results_sweep[method][str(lr)]["points"][-1]["heldout_reward"])
+        curves[method] = [results_sweep[method][str(best[method])], *(run(method, best[method], s) for s in seeds[1:])]
+    done["sweep"] = results_sweep
 
     def mean_curve(method: str, x: str = "queries") -> list[tuple[Any, float]]:
         pts = [c["points"] for c in curves[method]]
         return [(statistics.mean(q[x] for q in p) if x == "train_s" else p[0][x],
                  statistics.mean(c[i]["heldout_reward"] for c in pts)) for i, p in enumerate(zip(*pts))]
 
-    v, d = mean_curve("vader"), mean_curve("ddpo")
-    start = d[0][1]
-    best = max(r for _, r in d)
-    lower_bound = best <= start
-    if lower_bound:
-        # DDPO never beat its starting point: compare all its queries with what vader needed to improve at all.
-        target, ddpo_q = start, d[-1][0]
-        vader_q = next((q for q, r in v if r > start), None)
-    else:
-        target = best
-        ddpo_q = next(q for q, r in d if r >= target)
-        vader_q = next((q for q, r in v if r >= target), None)
-    ratio = (ddpo_q / vader_q) if vader_q else None
-    return {"backbone": backbone, "reward": reward_desc, "seeds": seeds, "curves": curves, "vader_mean": v,
-            "ddpo_mean": d, "vader_mean_time": mean_curve("vader", "train_s"), "ddpo_mean_time": mean_curve("ddpo", "train_s"),
-            "target_heldout_reward": target, "start_heldout_reward": start, "ddpo_queries": ddpo_q,
-            "vader_queries": vader_q, "ddpo_query_ratio": ratio, "ratio_is_lower_bound": lower_bound}
+    levels = b4_levels(curves)
+    half = next(r for r in levels["levels"] if r["fraction"] == 0.5)
+    return {"backbone": backbone, "reward": reward_desc, "seeds": seeds, "lr_sweep": sweep, "best_lr": best,
+            "sweep": results_sweep, "curves": curves,
+            "budgets": {"vader": vader_queries, "ddpo": 16 * ddpo_epochs},
+            "vader_mean": mean_curve("vader"), "ddpo_mean": mean_curve("ddpo"),
+            "vader_mean_time": mean_curve("vader", "train_s"), "ddpo_mean_time": mean_curve("ddpo", "train_s"),
+            "levels": levels, "ddpo_query_ratio": half["ratio"] if half["ratio_valid"] else None,
+            "ratio_is_lower_bound": half["ratio_is_lower_bound"]}
 
 
 # ---------------------------------------------------------------------------- B6
@@ -485,6 +592,66 @@ def _fmt(x: Any, nd: int = 2) -> str:
     return "n/a" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
 
 
+def _queries(cell: dict[str, Any]) -> str:
+    if cell["reached"] == 0:
+        return f"not reached in {cell['budget']} queries"
+    txt = f"{cell['mean']:.1f} ({cell['min']}-{cell['max']})"
+    if cell["lower_bound"]:
+        txt += f", >= : {cell['seeds'] - cell['reached']} of {cell['seeds']} seeds not reached in {cell['budget']}"
+    return txt
+
+
+def b4_report(b: dict[str, Any]) -> list[str]:
+    """The B4 section of docs/benchmarks.md."""
+    if "levels" not in b:  # a result of the earlier B4 (one lr each, DDPO 4x vader's queries)
+        lines = ["## B4. Sample efficiency against DDPO (earlier form, not yet rerun)", "",
+                 "From the earlier B4, before the lr sweep and the 30x budget: DDPO moved the held-out reward by "
+                 f"0.005 in its whole budget, so its ratio ({_fmt(b.get('ddpo_query_ratio'))}x) was measured within "
+                 "noise of the start. `python -m benchmarks.run --only b4 --merge` runs the fair form.", "",
+                 "| method | queries | held-out reward |", "| --- | --- | --- |"]
+        for m in ("vader", "ddpo"):
+            lines += [f"| {m} | {q} | {r:.4f} |" for q, r in b[f"{m}_mean"]]
+        return lines + [""]
+    lv = b["levels"]
+    lines = [
+        "## B4. Sample efficiency against DDPO",
+        "",
+        f"`vader` and `ddpo` on `{b['backbone']}`, reward {b.get('reward', 'saturation')}, the same LoRA, sampler "
+        f"(DDIM, eta 1) and held-out prompts and seeds. Budgets: vader {b['budgets']['vader']} reward queries "
+        f"(videos scored), DDPO {b['budgets']['ddpo']} ({b['budgets']['ddpo'] / b['budgets']['vader']:.0f}x). "
+        f"Learning rates swept on seed 0 (vader {b['lr_sweep']['vader']}, DDPO {b['lr_sweep']['ddpo']}; the one "
+        f"with the best final held-out reward kept: vader {b['best_lr']['vader']}, DDPO {b['best_lr']['ddpo']}), "
+        f"then run on seeds {b['seeds']}.",
+        "",
+        f"Definition: vader's final gain G is its mean held-out reward at the end of its budget minus the start "
+        f"({lv['start']:.4f}): G = {lv['vader_final_gain']:.4f}. For each fraction f the table gives the reward "
+        "queries each method needs before its held-out reward first reaches start + f G (mean over seeds, range "
+        "in brackets; a seed that never reaches it counts as its whole budget, which makes the mean and the "
+        "ratio lower bounds). Ratio = DDPO's queries / vader's.",
+        "",
+        "| fraction of vader's final gain | target | vader queries | DDPO queries | ratio |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in lv["levels"]:
+        ratio = "n/a" if not r["ratio_valid"] or r["ratio"] is None else (
+            (">= " if r["ratio_is_lower_bound"] else "") + f"{r['ratio']:.0f}x")
+        lines.append(f"| {r['fraction']:.0%} | {r['target']:.4f} | {_queries(r['vader'])} | {_queries(r['ddpo'])} "
+                     f"| {ratio} |")
+    lines += ["", "Learning-rate sweep (seed 0, final held-out reward):", "",
+              "| method | lr | final held-out reward | queries |", "| --- | --- | --- | --- |"]
+    for m, runs in b["sweep"].items():
+        for lr, c in runs.items():
+            lines.append(f"| {m} | {lr} | {c['points'][-1]['heldout_reward']:.4f} | {c['points'][-1]['queries']} |")
+    lines += ["", "Mean curves (best learning rates):", "",
+              "| method | queries | training time (s) | held-out reward |", "| --- | --- | --- | --- |"]
+    for m in ("vader", "ddpo"):
+        times = [t for t, _ in b.get(f"{m}_mean_time", [])] or [None] * len(b[f"{m}_mean"])
+        for (q, r), t in zip(b[f"{m}_mean"], times):
+            lines.append(f"| {m} | {q} | {_fmt(t, 1)} | {r:.4f} |")
+    lines.append("")
+    return lines
+
+
 def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
     m = results["machine"]
     lines = [
@@ -516,12 +683,17 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
             else:
                 lines.append(f"| {r['config']} | {r['peak_rss_mb']:.0f} | {r['step_added_mb']:.0f} | "
                              f"{r['step_time_s']:.2f} | {r['trainable_params']:,} |")
+        if b.get("rows_from_earlier_run"):
+            lines += ["", f"The first {b['rows_from_earlier_run']} rows are from an earlier run with the same "
+                      "settings (`--b1-from`); the others were measured side by side in this one."]
         lines += ["", f"Peak memory, full over all savers: **{_fmt(b['memory_reduction_ratio'])}x**; memory the step "
                   f"adds: **{_fmt(b['step_memory_reduction_ratio'])}x** (the paper: 276.3 GB -> 32.5 GB, 8.5x, on GPU "
                   "at full size). With all savers the peak is mostly the process itself (Python, torch and the "
                   "weights: the `model` part), so the peak ratio grows with the model's activations, not with "
-                  "vader. Gradient checkpointing pays off when several steps are kept (K > 1, see B3): with K=1 "
-                  "the one kept call is recomputed in backward with the same activations, so the peak stays.", ""]
+                  "vader. Recomputing the whole kept call pays off when several steps are kept (K > 1, see B3): with "
+                  "K=1 it is recomputed in backward with the same activations, so the peak stays; block "
+                  "checkpointing lowers the one call's activations themselves (B5 measures it where they "
+                  "dominate the process floor).", ""]
         if "b1" in files:
             lines += [f"![B1](img/{files['b1']})", ""]
     if "b2" in results:
@@ -559,25 +731,36 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
             lines.append("")
         if "b3" in files:
             lines += [f"![B3](img/{files['b3']})", ""]
+    if "b5" in results:
+        b = results["b5"]
+        st = b["settings"]
+        lines += [
+            "## B5. Whole-call against block checkpointing",
+            "",
+            f"One training step per configuration, each in a fresh process, side by side in one run: ModelScope "
+            f"architecture / {st['width']}, {st['size']}x{st['size']}, {st['frames']} frames, {st['steps']} DDIM "
+            f"steps, K={st['k']}, guidance 9, 1 decoded frame, LoRA, fp32. Step = the process's peak resident "
+            "memory above the loaded model, with the C allocator returning freed blocks to the system "
+            "(`MALLOC_MMAP_THRESHOLD_=65536`), so that it follows the live tensors.",
+            "",
+            "| `memory.gradient_checkpointing` | `split_guidance` | configuration | step (MiB) | peak (MiB) | step time (s) |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in b["rows"]:
+            lvl = {True: "`true` (block)", False: "`false`", "call": "`call`"}[r["checkpointing"]]
+            if "error" in r:
+                lines.append(f"| {lvl} | {r['split_guidance']} | {r['config']} | failed: {r['error']} | | |")
+            else:
+                lines.append(f"| {lvl} | {r['split_guidance']} | {r['config']} | {r['step_added_mb']:.0f} | "
+                             f"{r['peak_rss_mb']:.0f} | {r['step_time_s']:.2f} |")
+        lines += ["", f"Step memory, whole call over block by block: **{_fmt(b['call_over_block'])}x** (guidance "
+                  f"halves together), **{_fmt(b['call_over_block_split'])}x** (halves one after the other); the "
+                  f"earlier default (whole call) over the new one (block, halves one after the other): "
+                  f"**{_fmt(b['old_default_over_new'])}x**. Step times of separate processes on a shared machine "
+                  "are context only; block checkpointing runs each kept call's forward three times instead of two.", ""]
     if "b4" in results:
         b = results["b4"]
-        lines += [
-            "## B4. Sample efficiency against DDPO",
-            "",
-            f"`vader` and `ddpo` on `{b['backbone']}`, reward {b.get('reward', 'saturation')}, seeds {b['seeds']}, "
-            "held-out reward (mean over seeds) against reward queries (videos scored) and training time "
-            "(sum of optimiser-step times, validation excluded; mean over seeds).",
-            "",
-            "| method | queries | training time (s) | held-out reward |",
-            "| --- | --- | --- | --- |",
-        ]
-        for m in ("vader", "ddpo"):
-            times = [t for t, _ in b.get(f"{m}_mean_time", [])] or [None] * len(b[f"{m}_mean"])
-            for (q, r), t in zip(b[f"{m}_mean"], times):
-                lines.append(f"| {m} | {q} | {_fmt(t, 1)} | {r:.4f} |")
-        bound = " (lower bound: DDPO never beat its start)" if b["ratio_is_lower_bound"] else ""
-        lines += ["", f"To reach held-out reward {b['target_heldout_reward']:.4f}, DDPO used {b['ddpo_queries']} "
-                  f"queries and vader {_fmt(b['vader_queries'])}: ratio **{_fmt(b['ddpo_query_ratio'])}x**{bound}.", ""]
+        lines += b4_report(b)
         if "b4" in files:
             lines += [f"![B4](img/{files['b4']})", ""]
     if "b6" in results:
@@ -619,12 +802,14 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes, a few minutes (format check)")
-    ap.add_argument("--only", default="b1,b2,b3,b4", help="comma list of benchmarks to run")
+    ap.add_argument("--only", default="b1,b2,b3,b4,b5", help="comma list of benchmarks to run")
     ap.add_argument("--out", default=str(ROOT / "docs"), help="directory of benchmarks.md/.json and img/")
     ap.add_argument("--merge", action="store_true",
                     help="keep the results of benchmarks not run now from the existing benchmarks.json")
     ap.add_argument("--b6-cached", action="store_true",
                     help="B6: report the runs cached in runs/bench-b6/ so far, start no new run")
+    ap.add_argument("--b1-from", type=int, default=1,
+                    help="with --merge: rerun B1 from this row (1-based), keeping the earlier rows")
     args = ap.parse_args(argv)
     global B6_CACHED_ONLY
     B6_CACHED_ONLY = args.b6_cached
@@ -637,16 +822,31 @@ def main(argv: list[str] | None = None) -> None:
         results.update({k: v for k, v in json.loads(old.read_text())["details"].items() if k.startswith("b")})
     t0 = time.perf_counter()
     for name in [n for n in args.only.split(",") if n]:
-        results[name] = {"b1": b1, "b2": b2, "b3": b3, "b4": b4, "b6": b6}[name](args.quick)
+        if name == "b1" and args.b1_from > 1:
+            prev = results.get("b1", {})
+            if not args.merge or len(prev.get("rows", [])) < args.b1_from - 1:
+                raise SystemExit("error: --b1-from N needs --merge and an earlier B1 with at least N-1 rows")
+            kept = prev["rows"][: args.b1_from - 1]
+            results[name] = b1(args.quick, kept)
+            results[name]["rows_from_earlier_run"] = len(kept)
+        elif name == "b4":  # long: its runs are also written as they finish, and reused if it is started again
+            results[name] = b4(args.quick, out / "b4-partial.json")
+            (out / "b4-partial.json").unlink(missing_ok=True)
+        else:
+            results[name] = {"b1": b1, "b2": b2, "b3": b3, "b5": b5, "b6": b6}[name](args.quick)
     results["wall_s"] = time.perf_counter() - t0
     files = _plots(results, out / "img", "bench-quick-" if args.quick else "bench-")
     summary = {
         "memory_reduction_ratio": results.get("b1", {}).get("memory_reduction_ratio"),
         "overhead_ratio": results.get("b2", {}).get("overhead_ratio"),
-        "ddpo_query_ratio": results.get("b4", {}).get("ddpo_query_ratio"),
+        # only the fair form's (the earlier B4's ratio was measured within noise of the start)
+        "ddpo_query_ratio": results.get("b4", {}).get("ddpo_query_ratio") if "levels" in results.get("b4", {}) else None,
+        "block_checkpointing_memory_ratio": results.get("b5", {}).get("call_over_block"),
         "machine": results["machine"],
     }
-    (out / "benchmarks.json").write_text(json.dumps({**summary, "details": results}, indent=2))
+    gpu = json.loads(old.read_text()).get("gpu") if old.is_file() else None  # benchmarks.gpu's, kept
+    (out / "benchmarks.json").write_text(json.dumps({**summary, "details": results,
+                                                     **({"gpu": gpu} if gpu else {})}, indent=2))
     (out / "benchmarks.md").write_text(report(results, files, args.quick))
     print(json.dumps(summary, indent=2))
 

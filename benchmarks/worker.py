@@ -53,7 +53,7 @@ def run(cfg: dict) -> dict:
     k = cfg["steps"] if cfg["k"] == "all" else cfg["k"]
     trunc = TruncationSection(mode="last", k=k)
     mem = MemorySection(gradient_checkpointing=cfg["checkpointing"], decoded_frames=cfg["decoded_frames"],
-                        decode_chunk_size=cfg.get("decode_chunk"))
+                        decode_chunk_size=cfg.get("decode_chunk"), split_guidance=cfg.get("split_guidance", True))
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

@@ -15,15 +15,23 @@ def test_quick_benchmarks_write_report(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=1500, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     data = json.loads((tmp_path / "benchmarks.json").read_text())
-    for key in ("memory_reduction_ratio", "overhead_ratio", "ddpo_query_ratio", "machine"):
+    for key in ("memory_reduction_ratio", "overhead_ratio", "ddpo_query_ratio", "block_checkpointing_memory_ratio",
+                "machine"):
         assert key in data
     assert isinstance(data["memory_reduction_ratio"], float) and data["memory_reduction_ratio"] > 0
     assert isinstance(data["overhead_ratio"], float) and data["overhead_ratio"] > 0
     assert data["machine"]["cpus"] >= 1
     rows = data["details"]["b1"]["rows"]
-    assert len(rows) == 6 and all("error" not in r for r in rows)
+    assert len(rows) == 7 and all("error" not in r for r in rows)
+    b5 = data["details"]["b5"]
+    assert len(b5["rows"]) == 5 and all("error" not in r for r in b5["rows"])
+    assert isinstance(b5["call_over_block"], float) and b5["call_over_block"] > 0
+    levels = data["details"]["b4"]["levels"]["levels"]
+    assert [r["fraction"] for r in levels] == [0.25, 0.5, 0.9]
+    assert all({"vader", "ddpo", "ratio", "target"} <= set(r) for r in levels)
     md = (tmp_path / "benchmarks.md").read_text()
-    for section in ("B1. Memory ablation", "B2. Framework overhead", "B3. Scaling", "B4. Sample efficiency"):
+    for section in ("B1. Memory ablation", "B2. Framework overhead", "B3. Scaling", "B4. Sample efficiency",
+                    "B5. Whole-call against block checkpointing", "fraction of vader's final gain"):
         assert section in md
     for png in ("bench-quick-b1-memory.png", "bench-quick-b3-scaling.png", "bench-quick-b4-sample-efficiency.png"):
         assert (tmp_path / "img" / png).stat().st_size > 1000
@@ -41,3 +49,21 @@ def test_quick_b6_guards_report(tmp_path):
     assert any(r["pareto"] for r in b["rows"])
     assert "B6. Guarding against over-optimisation" in (tmp_path / "benchmarks.md").read_text()
     assert (tmp_path / "img" / "bench-quick-b6-guards.png").stat().st_size > 1000
+
+
+def test_b4_levels_definition():
+    """Queries to reach start + f * (vader's final gain), first validation at or above it, censored at the budget."""
+    from benchmarks.run import b4_levels
+
+    def curve(pairs):
+        return {"points": [{"queries": q, "heldout_reward": r} for q, r in pairs]}
+
+    curves = {"vader": [curve([(0, 0.0), (2, 0.5), (4, 1.0)]), curve([(0, 0.0), (2, 0.2), (4, 1.0)])],
+              "ddpo": [curve([(0, 0.0), (64, 0.3), (128, 0.6)]), curve([(0, 0.0), (64, 0.1), (128, 0.2)])]}
+    out = b4_levels(curves)
+    assert out["start"] == 0.0 and out["vader_final_gain"] == 1.0
+    quarter, half, most = out["levels"]
+    assert quarter["vader"]["per_seed"] == [2, 4] and quarter["ddpo"]["per_seed"] == [64, None]
+    assert quarter["ddpo"]["mean"] == 96 and quarter["ratio"] == 32 and quarter["ratio_is_lower_bound"]
+    assert half["ddpo"]["per_seed"] == [128, None] and most["ddpo"]["reached"] == 0
+    assert most["vader"]["mean"] == 4 and most["ratio"] == 32 and most["ratio_valid"]

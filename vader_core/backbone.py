@@ -2,8 +2,8 @@
 
 A backbone supplies components (denoiser, VAE, condition encoders, a diffusers scheduler) and five
 steps. It never owns a training loop: :mod:`vader_core.sampling` runs the denoising chain, decides
-which steps keep autograd, checkpoints the denoiser call and picks which frames to decode, for every
-backbone alike. Nothing here assumes a UNet, epsilon prediction or DDPM: ``predict`` returns
+which steps keep autograd, checkpoints the denoiser call (block by block, with the blocks the backbone
+names: :mod:`vader_core.checkpointing`) and picks which frames to decode, for every backbone alike. Nothing here assumes a UNet, epsilon prediction or DDPM: ``predict`` returns
 whatever the backbone's scheduler consumes (noise, velocity, flow), and ``scheduler_step`` applies it.
 """
 
@@ -117,18 +117,36 @@ class BackbonePlugin:
 
     # ------------------------------------------------------------------ memory
     def checkpoint_blocks(self) -> "list[torch.nn.Module]":
-        """The denoiser's blocks the core may recompute one by one in backward; ``[]`` (the default)
-        means "no block list: recompute the whole denoiser call"."""
+        """The denoiser's blocks that the core recomputes one by one in backward at a kept step
+        (``memory.gradient_checkpointing: block``; see :mod:`vader_core.checkpointing`).
+
+        Modules inside the denoiser, none inside another, each small enough that recomputing one is
+        cheap in memory: the layers of a UNet's down, mid and up blocks
+        (:func:`vader_core.checkpointing.layers_of`), the transformer blocks of a DiT. Default: ``[]``,
+        no block list: the core recomputes the whole call.
+        """
         return []
 
     def native_gradient_checkpointing(self, enabled: bool) -> bool:
-        """Switch the denoiser library's own per-block gradient checkpointing on or off.
+        """Switch the denoiser library's own per-block checkpointing on or off; return whether it has one.
 
-        Returns ``True`` when the backbone has such a switch (diffusers' DiT video models, e.g.
-        ``WanTransformer3DModel.enable_gradient_checkpointing``): the core then does not wrap the
-        denoiser call itself. The default has none and returns ``False``.
+        Only for a library switch that truly checkpoints every block (diffusers' DiT video models such
+        as ``WanTransformer3DModel``: ``enable_gradient_checkpointing()`` /
+        ``disable_gradient_checkpointing()``); the core then does not wrap blocks itself. Default:
+        ``False`` (the core uses :meth:`checkpoint_blocks`).
         """
         return False
+
+    def decoder_checkpoint_blocks(self) -> "list[torch.nn.Module]":
+        """The VAE decoder's blocks the core recomputes in backward while frames are decoded with
+        gradient (block level), e.g. the resnets and upsamplers of its up blocks. Default: ``[]``."""
+        return []
+
+    def condition_encoders(self) -> "dict[str, torch.nn.Module]":
+        """The frozen condition encoders (text, image) used only by :meth:`encode_condition`: with
+        ``memory.offload_encoders`` the core keeps them off the accelerator between encodings.
+        Default: none."""
+        return {}
 
     # ------------------------------------------------------------------ steps
     def encode_condition(self, prompts: Sequence[str], images: Sequence[Any] | None = None) -> Any:
@@ -160,6 +178,9 @@ class BackbonePlugin:
         Must be a pure function of its arguments and the frozen components: with gradient
         checkpointing the core calls it again during backward, after the scheduler has moved on, so
         read per-step scheduler values (sigmas) by ``step_index``, not from the scheduler's counter.
+        A denoiser call on a batch doubled for guidance goes through
+        :func:`vader_core.checkpointing.run_guided`, so that under checkpointing the core can run its
+        two halves one after the other.
         """
         raise NotImplementedError
 

@@ -107,8 +107,18 @@ class TruncationSection(_Section):
 
 
 class MemorySection(_Section):
-    gradient_checkpointing: bool = Field(
-        True, description="Recompute each kept denoiser call during backward instead of storing activations."
+    gradient_checkpointing: bool | Literal["call"] = Field(
+        True, description="Recompute kept denoiser calls during backward instead of storing activations: "
+        "`true` (or `block`, least memory): each kept call block by block, and the VAE decoder's blocks; "
+        "`call`: each kept call whole; `false` (or `off`): store everything.",
+    )
+    split_guidance: bool = Field(
+        True, description="Under gradient checkpointing, run the unconditional and conditional halves of a "
+        "guided kept call one after the other (half the recomputed activations, same result).",
+    )
+    offload_encoders: bool | None = Field(
+        None, description="Keep the frozen text/image encoders off the accelerator between encodings; "
+        "null: on for GPU runs, off on CPU.",
     )
     decoded_frames: int | None = Field(
         1, ge=1, description="Latent frames decoded with gradient for frame rewards; null decodes all."
@@ -119,6 +129,12 @@ class MemorySection(_Section):
     decode_chunk_size: int | None = Field(
         None, ge=1, description="Frames the VAE decodes at once (VAE slicing); null: all at once."
     )
+
+    @field_validator("gradient_checkpointing", mode="before")
+    @classmethod
+    def _level(cls, v: Any) -> Any:
+        # `block` and `off` are the names of the levels `true` and `false` (see vader_core.checkpointing).
+        return {"block": True, "on": True, "off": False}.get(v, v) if isinstance(v, str) else v
 
 
 class TrainSection(_Section):

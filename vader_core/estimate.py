@@ -123,3 +123,66 @@ def saved_gib(fn: Callable[[], object], layers: Sequence["torch.nn.Module"] = ()
         for h in handles:
             h.remove()
     return saved.total / GIB, largest[0] / GIB
+
+
+def saved_gib_checkpointed(fn: Callable[[], object], blocks: Sequence["torch.nn.Module"]) -> float:
+    """GiB a call keeps for backward while each of ``blocks`` is checkpointed by the core
+    (:func:`vader_core.checkpointing.checkpointed_modules`): what autograd saves outside the blocks plus the
+    inputs each block's checkpoint holds for its recomputation (each storage once)."""
+    from .checkpointing import INPUT_OBSERVERS, checkpointed_modules
+
+    saved = SavedTensors()
+    INPUT_OBSERVERS.append(saved.pack)
+    try:
+        with checkpointed_modules(list(blocks)), saved.counting():
+            fn()
+    finally:
+        INPUT_OBSERVERS.remove(saved.pack)
+    return saved.total / GIB
+
+
+def kept_call_gib(call: Callable[[int], object], blocks: Sequence["torch.nn.Module"], batch: int = 2,
+                  split_guidance: bool = True) -> dict[str, float]:
+    """Activation memory in GiB of one kept denoiser call at each level of ``memory.gradient_checkpointing``.
+
+    Args:
+        call (`Callable[[int], object]`): runs the denoiser on a batch of the given size (``batch`` is the
+            guidance-doubled batch; ``batch // 2`` one half of it).
+        blocks (`Sequence[torch.nn.Module]`): the backbone's :meth:`checkpoint_blocks`.
+        batch (`int`, *optional*, defaults to 2): the batch of a guided call.
+        split_guidance (`bool`, *optional*, defaults to `True`): ``memory.split_guidance``.
+
+    Returns:
+        `dict[str, float]`: ``off`` (everything stored), ``call`` (one call, or with the split one half,
+        recomputed whole), ``block`` (one call's block boundaries plus the largest block recomputed, with the
+        split one half of it), and the parts ``boundaries`` and ``largest_block``.
+    """
+    split = split_guidance and batch % 2 == 0 and batch > 1
+    full, largest = saved_gib(lambda: call(batch), blocks)
+    boundaries = saved_gib_checkpointed(lambda: call(batch), blocks)
+    if split:
+        half, largest = saved_gib(lambda: call(batch // 2), blocks)
+    else:
+        half = full
+    return {"off": full, "call": half, "block": boundaries + largest, "boundaries": boundaries,
+            "largest_block": largest}
+
+
+def blocks_gib(fn: Callable[[], object], blocks: Sequence["torch.nn.Module"]) -> dict[str, float]:
+    """Activation GiB of ``fn`` stored whole (``off``) and with ``blocks`` checkpointed (``block``: the
+    boundaries kept plus the largest block recomputed), e.g. for a VAE decoder's blocks."""
+    full, largest = saved_gib(fn, blocks)
+    boundaries = saved_gib_checkpointed(fn, blocks) if blocks else full
+    return {"off": full, "block": boundaries + (largest if blocks else 0.0), "boundaries": boundaries,
+            "largest_block": largest}
+
+
+def step_peak(weights: float, denoiser: dict[str, float], decoder: dict[str, float], level: str, k: int = 1) -> float:
+    """Peak GiB of a training step at ``level`` (``off``/``call``/``block``) from :func:`kept_call_gib` and
+    :func:`blocks_gib` figures: without checkpointing all K kept calls and the decoder are stored at once;
+    with it the decoder's activations are freed before the kept calls are recomputed one at a time (their
+    inputs, kept meanwhile, are small), and only the ``block`` level checkpoints the decoder's blocks."""
+    if level == "off":
+        return weights + k * denoiser["off"] + decoder["off"]
+    dec = decoder["block"] if level == "block" else decoder["off"]
+    return weights + max(denoiser[level], dec)

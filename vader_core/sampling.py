@@ -2,7 +2,8 @@
 
 Truncated backpropagation: steps before the first kept step run without autograd. From the first
 kept step on, the latents stay in the graph; the denoiser calls of *kept* steps are differentiated
-(optionally recomputed in backward: gradient checkpointing), those of other later steps are
+(optionally recomputed in backward, whole or block by block: :mod:`vader_core.checkpointing`), those
+of other later steps are
 evaluated without autograd and enter the scheduler update as constants, so the gradient still flows
 through the cheap scheduler arithmetic but no denoiser activations are stored for them.
 
@@ -16,7 +17,8 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Sequence
 
 import torch
-from torch.utils.checkpoint import checkpoint as _checkpoint
+
+from .checkpointing import CheckpointPlan, decoder_checkpointing
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backbone import BackbonePlugin
@@ -63,24 +65,27 @@ def denoise(
     timesteps: Sequence[torch.Tensor],
     generator: torch.Generator | None,
     kept: Sequence[int] = (),
-    gradient_checkpointing: bool = False,
+    gradient_checkpointing: bool | str = False,
     autocast: Callable[[], ContextManager[Any]] = nullcontext,
     on_step: Callable[[int], None] | None = None,
+    split_guidance: bool = True,
 ) -> torch.Tensor:
-    """Run the chain from ``latents`` over ``timesteps``; autograd only where described above."""
+    """Run the chain from ``latents`` over ``timesteps``; autograd only where described above.
+
+    ``gradient_checkpointing`` is a level of :mod:`vader_core.checkpointing` (``off``/``call``/``block``,
+    or ``False``/``True``); ``split_guidance`` lets a checkpointed kept call run its guidance halves one
+    after the other.
+    """
     kept_set = set(kept)
     first = min(kept_set) if kept_set else len(timesteps)
-    # A backbone whose library checkpoints per block (diffusers' DiTs) does it itself: no outer wrap.
-    if backbone.native_gradient_checkpointing(gradient_checkpointing):
-        gradient_checkpointing = False
+    plan: CheckpointPlan | None = None
     for i, t in enumerate(timesteps):
         in_graph = i >= first and torch.is_grad_enabled()
         if i in kept_set and in_graph:
+            if plan is None:
+                plan = CheckpointPlan.for_backbone(backbone, gradient_checkpointing, split_guidance)
             with autocast():
-                if gradient_checkpointing:
-                    out = _checkpoint(backbone.predict, latents, t, cond, i, use_reentrant=False)
-                else:
-                    out = backbone.predict(latents, t, cond, i)
+                out = plan.call(backbone.predict, latents, t, cond, i)
         else:
             with torch.no_grad(), autocast():
                 out = backbone.predict(latents, t, cond, i)
@@ -134,9 +139,10 @@ def sample_with_grad(
     latents = denoise(
         backbone, cond, latents, timesteps, generator, kept=kept,
         gradient_checkpointing=memory.gradient_checkpointing, autocast=autocast,
+        split_guidance=memory.split_guidance,
     )
     n = backbone.num_latent_frames(latents)
     frames = select_frames(n, None if decode_all else memory.decoded_frames, memory.frame_selection, rng)
-    with autocast():
+    with autocast(), decoder_checkpointing(backbone, memory.gradient_checkpointing):
         video = backbone.decode(latents, frames, chunk_size=memory.decode_chunk_size)
     return video.float(), kept, frames

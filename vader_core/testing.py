@@ -266,6 +266,91 @@ class BackboneContractTests:
                 if "lora_" not in n:
                     assert p.grad is None, f"frozen parameter {name}.{n} got a gradient"
 
+    def _lora_gradients(self, bb: Any, level: bool | str, split_guidance: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        from .config import MemorySection
+        from .sampling import sample_with_grad
+
+        with torch.no_grad():
+            cond = bb.encode_condition(self.prompts[:1], self.make_images(1))
+        video, _, _ = sample_with_grad(
+            bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0), TruncationSection(mode="last", k=2),
+            MemorySection(gradient_checkpointing=level, split_guidance=split_guidance, decoded_frames=1,
+                          frame_selection="uniform"),
+        )
+        video.mean().backward()
+        grads = [p.grad.clone() for n, p in bb.denoiser.named_parameters() if "lora_" in n]
+        bb.denoiser.zero_grad(set_to_none=True)
+        return video.detach(), grads
+
+    def test_checkpointing_levels_give_the_same_gradients(self) -> None:
+        """``memory.gradient_checkpointing`` off, ``call`` and ``block`` (with and without running the guidance
+        halves one after the other): the same frames and LoRA gradients, up to float rounding."""
+        from .lora import add_lora
+
+        bb = self.make_backbone()
+        add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
+        g = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for n, p in bb.denoiser.named_parameters():
+                if "lora_B" in n:
+                    p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+        video, ref = self._lora_gradients(bb, False, False)
+        assert ref and all(r.abs().sum() > 0 for r in ref), "some LoRA weight got no gradient"
+        # Relative to the largest gradient: some are zero up to rounding (cross-attention to a single token).
+        scale = max(float(r.abs().max()) for r in ref)
+        for level, split in (("call", False), ("call", True), (True, False), (True, True)):
+            v, grads = self._lora_gradients(bb, level, split)
+            torch.testing.assert_close(v, video, rtol=0, atol=1e-4)
+            for a, b in zip(grads, ref):
+                torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * scale, msg=f"level {level}, split {split}")
+
+    def test_checkpoint_blocks_are_recomputed(self) -> None:
+        """The blocks the backbone names lie inside its denoiser (decoder blocks inside a component), none
+        inside another; at ``block`` level each runs once more in backward than at ``call`` level."""
+        from .config import MemorySection
+        from .lora import add_lora
+        from .sampling import sample_with_grad
+
+        bb = self.make_backbone()
+        if bb.native_gradient_checkpointing(True):
+            bb.native_gradient_checkpointing(False)
+            pytest.skip("the denoiser's library checkpoints its blocks itself")
+        blocks = bb.checkpoint_blocks()
+        assert blocks, "name the denoiser's blocks in checkpoint_blocks() (or use native_gradient_checkpointing)"
+        inside = {id(m) for m in bb.denoiser.modules()}
+        assert all(id(b) in inside for b in blocks), "a checkpoint block is not a module of the denoiser"
+        for group in (blocks, bb.decoder_checkpoint_blocks()):
+            ids = {id(b) for b in group}
+            assert len(ids) == len(group), "a block is named twice"
+            for b in group:
+                assert not any(id(m) in ids for m in list(b.modules())[1:]), f"{type(b).__name__} holds another block"
+        add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
+        # A recomputed block runs its layers again (the block's own forward hooks do not fire then): count the
+        # calls of all its leaf modules.
+        watched = [*blocks, *bb.decoder_checkpoint_blocks()]
+        counts: dict[str, list[int]] = {}
+        for level in ("call", True):
+            calls = [0] * len(watched)
+            hooks = [leaf.register_forward_pre_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
+                     for i, m in enumerate(watched) for leaf in m.modules() if not list(leaf.children())]
+            try:
+                with torch.no_grad():
+                    cond = bb.encode_condition(self.prompts[:1], self.make_images(1))
+                video, _, _ = sample_with_grad(
+                    bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0),
+                    # K=2: the second kept call's input requires grad, so backward passes every one of its layers
+                    TruncationSection(mode="last", k=min(2, bb.options.steps)),
+                    MemorySection(gradient_checkpointing=level, split_guidance=False, decoded_frames=1))
+                video.mean().backward()
+            finally:
+                for h in hooks:
+                    h.remove()
+            counts[str(level)] = calls
+        assert sum(counts["call"][len(blocks):]) > 0 or not bb.decoder_checkpoint_blocks(), "no decoder block ran"
+        for m, c, b in zip(watched, counts["call"], counts["True"]):
+            # (a layer the model never calls, like an attention diffusers skips with one mid-block layer, runs 0 times)
+            assert b > c or c == 0, f"{type(m).__name__} ran {b} times at block level, {c} at call level"
+
     def test_invalid_options_rejected(self) -> None:
         for bad in self.invalid_options:
             with pytest.raises(ValidationError):

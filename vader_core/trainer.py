@@ -119,6 +119,9 @@ class Trainer:
             self.backbone.load(self.device, self.weight_dtype)
         for m in self.backbone.modules().values():
             m.requires_grad_(False).eval()
+        from .offload import offload_encoders
+
+        self.encoder_offload = offload_encoders(self.backbone, cfg.memory, self.device)
         denoiser = self.backbone.denoiser
         targets = cfg.lora.target_modules or list(self.backbone.default_lora_targets)
         self.lora_config = add_lora(denoiser, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout, targets)

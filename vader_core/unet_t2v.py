@@ -129,6 +129,28 @@ class UNetT2VBackbone(BackbonePlugin):
         for name in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
             self.components[name].save_pretrained(d / name)
 
+    # -------------------------------------------------------------- memory
+    def checkpoint_blocks(self) -> list[torch.nn.Module]:
+        """Every layer (resnet, temporal convolution, spatial / temporal / motion transformer, down- and
+        upsampler) of the UNet's down, mid and up blocks, and ``UNet3DConditionModel``'s input temporal
+        transformer: each a few percent of a call's activations (ModelScope's full-resolution up block
+        alone holds a third of them)."""
+        from .checkpointing import layers_of
+
+        unet = self.denoiser
+        extra = [unet.transformer_in] if isinstance(getattr(unet, "transformer_in", None), torch.nn.Module) else []
+        return extra + layers_of(*unet.down_blocks, unet.mid_block, *unet.up_blocks)
+
+    def decoder_checkpoint_blocks(self) -> list[torch.nn.Module]:
+        """The resnets, attention and upsamplers of the VAE decoder's mid and up blocks."""
+        from .checkpointing import layers_of
+
+        dec = self.components["vae"].decoder
+        return layers_of(dec.mid_block, *dec.up_blocks)
+
+    def condition_encoders(self) -> dict[str, torch.nn.Module]:
+        return {"text_encoder": self.components["text_encoder"]}
+
     # -------------------------------------------------------------- steps
     @property
     def do_cfg(self) -> bool:
@@ -160,12 +182,18 @@ class UNetT2VBackbone(BackbonePlugin):
         return latents * self.scheduler.init_noise_sigma
 
     def predict(self, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], step_index: int) -> torch.Tensor:
+        from .checkpointing import run_guided
+
         x = torch.cat([latents] * 2) if self.do_cfg else latents
         x = self.scheduler.scale_model_input(x, t)
         text = cond["encoder_hidden_states"]
         if self.text_per_frame:
             text = text.repeat_interleave(x.shape[2], dim=0)
-        out = self.denoiser(x, t, encoder_hidden_states=text, return_dict=False)[0]
+
+        def unet(x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+            return self.denoiser(x, t, encoder_hidden_states=text, return_dict=False)[0]
+
+        out = run_guided(unet, x, text) if self.do_cfg else unet(x, text)
         if self.do_cfg:
             uncond, text = out.chunk(2)
             out = uncond + self.options.guidance * (text - uncond)

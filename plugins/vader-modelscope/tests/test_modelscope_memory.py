@@ -28,7 +28,7 @@ def _lora_grads(gradient_checkpointing: bool, scheduler: str):
         cond = bb.encode_condition(["a panda riding a bike"])
     video, kept, frames = sample_with_grad(
         bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0), TruncationSection(mode="last", k=2),
-        MemorySection(gradient_checkpointing=gradient_checkpointing, decoded_frames=2),
+        MemorySection(gradient_checkpointing=gradient_checkpointing, decoded_frames=2, split_guidance=False),
     )
     video.mean().backward()
     grads = {n: p.grad.clone() for n, p in bb.denoiser.named_parameters() if "lora_" in n}
@@ -71,3 +71,6 @@ def test_memory_estimator_runs_on_the_meta_device():
     assert 3.0 < one["weights"] < 3.6  # 1.84e9 parameters in bf16
     assert one["unet"] > one["decoder"] > 0
     assert two["peak"] > one["peak"]
+    # block by block < whole call recomputed (half of it: guidance halves one after the other) < stored
+    assert 0 < one["unet_block"] < one["unet_call"] < one["unet"] and one["decoder_block"] < one["decoder"]
+    assert one["weights_gpu"] < one["weights"]  # the text encoder offloaded

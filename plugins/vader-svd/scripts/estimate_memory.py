@@ -4,17 +4,21 @@ The real architectures (``stabilityai/stable-video-diffusion-img2vid`` configura
 ``meta`` device: no weights are allocated and no arithmetic runs, but autograd records every tensor
 it would keep for backward. Summing those bytes gives the activation memory of the parts of a step:
 
-* one kept UNet call (classifier-free guidance doubles the batch), as recomputed in backward by
-  vader's gradient checkpointing; with the UNet's own resnet checkpointing (option
-  ``unet_gradient_checkpointing``) the stored part plus the largest recomputed resnet;
-* the temporal decoder decoding one chunk with gradient, with and without its block checkpointing
-  (option ``vae_gradient_checkpointing``).
+* one kept UNet call (classifier-free guidance doubles the batch) at each level of
+  ``memory.gradient_checkpointing``: stored (``false``), recomputed whole in backward (``call``), or
+  recomputed layer by layer (``true``/``block``: the resnets, transformers and down/upsamplers the
+  backbone names in ``checkpoint_blocks()``, only their inputs kept), with ``memory.split_guidance``
+  (the two guidance halves recomputed one after the other);
+* the temporal decoder decoding one chunk with gradient, stored or with its layers recomputed
+  (``block`` level).
 
-The peak of a step with truncation K=1 is about the weights plus the larger of the two, since the
-decoder's activations are freed before the UNet call is recomputed. What is counted (attention as
-GPUs' flash kernels keep it, weights once, shared storages once) is described in
-``vader_core.estimate``, which all the backbone plugins' estimates share. The CUDA allocator, kernel
-workspaces and fragmentation add to these figures: they are estimates, not measurements.
+The peak of a K=1 step is about the weights on the GPU (the CLIP image encoder is off it with
+``memory.offload_encoders``, on for GPU runs) plus the larger of the two, since the decoder's
+activations are freed before the UNet call is recomputed. What is counted (attention as GPUs' flash
+kernels keep it, weights once, shared storages once, the inputs block checkpoints hold) is described
+in ``vader_core.estimate``, which all the backbone plugins' estimates share. The CUDA allocator, kernel
+workspaces, gradients in flight and fragmentation add to these figures: they are estimates, not
+measurements.
 
 Usage::
 
@@ -24,29 +28,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
-from typing import Callable
 
 import torch
 
-from vader_core.estimate import GIB, saved_gib
+from vader_core.estimate import GIB, blocks_gib, kept_call_gib, step_peak
 
-
-def _profile(
-    model: torch.nn.Module, blocks: list[torch.nn.Module], fn: Callable[[], object]
-) -> tuple[float, float, float]:
-    """(saved without checkpointing, saved with the model's own checkpointing, largest block) in GiB."""
-    model.disable_gradient_checkpointing()
-    full, largest = saved_gib(fn, blocks)
-    model.enable_gradient_checkpointing()
-    try:
-        stored, _ = saved_gib(fn)
-    finally:
-        model.disable_gradient_checkpointing()
-    return full, stored, largest
+LEVELS = ("off", "call", "block")
 
 
 def estimate(height: int = 576, width: int = 1024, frames: int = 14, chunk: int | None = None,
-             dtype: torch.dtype = torch.bfloat16) -> dict[str, float]:
+             dtype: torch.dtype = torch.bfloat16, split_guidance: bool = True,
+             offload_encoders: bool = True) -> dict[str, float]:
     """Memory figures in GiB for one training step (batch 1, K=1, guidance on).
 
     Args:
@@ -55,16 +47,20 @@ def estimate(height: int = 576, width: int = 1024, frames: int = 14, chunk: int 
         frames (`int`, *optional*, defaults to `14`): frames per video.
         chunk (`int`, *optional*): frames the temporal decoder decodes together (`None`: all).
         dtype (`torch.dtype`, *optional*, defaults to `torch.bfloat16`): weights and activations.
+        split_guidance (`bool`, *optional*, defaults to `True`): ``memory.split_guidance``.
+        offload_encoders (`bool`, *optional*, defaults to `True`): ``memory.offload_encoders``.
 
     Returns:
-        `dict[str, float]`: ``weights``, ``unet`` / ``unet_ckpt`` (one kept UNet call without / with
-        resnet checkpointing), ``decoder`` / ``decoder_ckpt`` (one chunk with gradient, without / with
-        block checkpointing), and ``peak`` (weights + the larger of ``unet_ckpt`` and ``decoder_ckpt``).
+        `dict[str, float]`: ``weights`` (all), ``weights_gpu`` (on the GPU during the step), ``unet`` /
+        ``unet_call`` / ``unet_block`` (one kept call stored / recomputed whole / layer by layer),
+        ``decoder`` / ``decoder_block`` (one chunk with gradient, stored / layer by layer), and ``peak``
+        (block level, the default) with ``peak_off`` / ``peak_call`` / ``peak_block``.
     """
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
-    from diffusers.models.resnet import SpatioTemporalResBlock
     from diffusers.utils import logging
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from vader_svd import SVDBackbone
 
     logging.set_verbosity_error()  # casting meta modules is harmless
 
@@ -80,23 +76,25 @@ def estimate(height: int = 576, width: int = 1024, frames: int = 14, chunk: int 
             hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16, image_size=224,
             patch_size=14, projection_dim=1024, hidden_act="gelu",
         ))
-        n_params = sum(p.numel() for m in (unet, vae, encoder) for p in m.parameters())
-        x = torch.randn(2, frames, 8, h, w, dtype=dtype, requires_grad=True)
-        emb, ids = torch.randn(2, 1, 1024, dtype=dtype), torch.randn(2, 3, dtype=dtype)
-        resnets = [m for m in unet.modules() if isinstance(m, SpatioTemporalResBlock)]
-        unet_full, unet_stored, unet_block = _profile(
-            unet, resnets, lambda: unet(x, torch.tensor(1.0), emb, ids).sample)
+        bb = SVDBackbone()
+        bb.components = {"unet": unet, "vae": vae, "image_encoder": encoder}
+
+        def call(b: int) -> object:
+            x = torch.randn(b, frames, 8, h, w, dtype=dtype, requires_grad=True)
+            emb, ids = torch.randn(b, 1, 1024, dtype=dtype), torch.randn(b, 3, dtype=dtype)
+            return unet(x, torch.tensor(1.0), emb, ids).sample
+
+        den = kept_call_gib(call, bb.checkpoint_blocks(), 2, split_guidance)
         z = torch.randn(chunk, 4, h, w, dtype=dtype, requires_grad=True)
-        blocks = [vae.decoder.mid_block, *vae.decoder.up_blocks]
-        dec_full, dec_stored, dec_block = _profile(vae, blocks, lambda: vae.decode(z, num_frames=chunk).sample)
-    weights = n_params * torch.empty((), dtype=dtype).element_size() / GIB
-    out = {
-        "weights": weights,
-        "unet": unet_full, "unet_ckpt": unet_stored + unet_block,
-        "decoder": dec_full, "decoder_ckpt": dec_stored + dec_block,
-    }
-    out["peak"] = weights + max(out["unet_ckpt"], out["decoder_ckpt"])
-    return out
+        dec = blocks_gib(lambda: vae.decode(z, num_frames=chunk).sample, bb.decoder_checkpoint_blocks())
+    size_of = torch.empty((), dtype=dtype).element_size() / GIB
+    weights = sum(p.numel() for m in (unet, vae, encoder) for p in m.parameters()) * size_of
+    on_gpu = weights - (sum(p.numel() for p in encoder.parameters()) * size_of if offload_encoders else 0.0)
+    peaks = {lv: step_peak(on_gpu, den, dec, lv) for lv in LEVELS}
+    return {"weights": weights, "weights_gpu": on_gpu, "unet": den["off"], "unet_call": den["call"],
+            "unet_block": den["block"], "unet_boundaries": den["boundaries"], "unet_largest_block": den["largest_block"],
+            "decoder": dec["off"], "decoder_block": dec["block"], "peak": peaks["block"],
+            **{f"peak_{lv}": v for lv, v in peaks.items()}}
 
 
 def main() -> None:
@@ -105,13 +103,15 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--frames", type=int, default=14)
     parser.add_argument("--chunk", type=int, default=None, help="decode chunk size (default: all frames)")
+    parser.add_argument("--no-split-guidance", action="store_true")
     a = parser.parse_args()
-    r = estimate(a.height, a.width, a.frames, a.chunk)
+    r = estimate(a.height, a.width, a.frames, a.chunk, split_guidance=not a.no_split_guidance)
     print(f"SVD {a.frames} frames {a.height}x{a.width}, decode chunk {a.chunk or a.frames}, bf16 (GiB, estimated):")
-    print(f"  weights {r['weights']:.1f}")
-    print(f"  one kept UNet call: {r['unet']:.1f}; with resnet checkpointing {r['unet_ckpt']:.1f}")
-    print(f"  decoder chunk with gradient: {r['decoder']:.1f}; with block checkpointing {r['decoder_ckpt']:.1f}")
-    print(f"  peak of a K=1 step (both checkpointing options on): about {r['peak']:.0f}")
+    print(f"  weights {r['weights']:.1f}, on the GPU during the step {r['weights_gpu']:.1f}")
+    print(f"  one kept UNet call: stored {r['unet']:.1f}; recomputed whole {r['unet_call']:.1f}; layer by layer "
+          f"{r['unet_block']:.1f} (boundaries {r['unet_boundaries']:.1f} + largest layer {r['unet_largest_block']:.1f})")
+    print(f"  decoder chunk with gradient: stored {r['decoder']:.1f}; layer by layer {r['decoder_block']:.1f}")
+    print(f"  peak of a K=1 step: off {r['peak_off']:.0f}, call {r['peak_call']:.0f}, block (default) {r['peak_block']:.1f}")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ def _backbone(**options):
 
 def _lora_grads(gradient_checkpointing: bool, image, **options):
     bb = _backbone(**options)
-    assert bb.components["vae"].decoder.gradient_checkpointing == options.get("vae_gradient_checkpointing", True)
-    assert bb.denoiser.down_blocks[0].gradient_checkpointing == options.get("unet_gradient_checkpointing", True)
     add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -31,7 +29,7 @@ def _lora_grads(gradient_checkpointing: bool, image, **options):
         cond = bb.encode_condition(["a kite"], [image])
     video, kept, frames = sample_with_grad(
         bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0), TruncationSection(mode="last", k=2),
-        MemorySection(gradient_checkpointing=gradient_checkpointing, decoded_frames=2),
+        MemorySection(gradient_checkpointing=gradient_checkpointing, decoded_frames=2, split_guidance=False),
     )
     video.mean().backward()
     named = {n: p for n, p in bb.denoiser.named_parameters() if "lora_" in n}
@@ -50,15 +48,23 @@ def test_gradient_checkpointing_gives_the_same_lora_gradients(make_image):
         torch.testing.assert_close(g2[n], g1[n], rtol=1e-4, atol=1e-7, msg=f"gradient of {n} differs")
 
 
-@pytest.mark.parametrize("option", ["unet_gradient_checkpointing", "vae_gradient_checkpointing"])
-def test_block_checkpointing_gives_the_same_lora_gradients(make_image, option):
-    """diffusers' own checkpointing inside the UNet (resnets) and the temporal decoder (blocks), on or off."""
+@pytest.mark.parametrize("level", ["call", "block"])
+def test_checkpointing_levels_give_the_same_lora_gradients(make_image, level):
+    """The core's whole-call and block-by-block recomputation (UNet layers and temporal decoder blocks)."""
     image = make_image(32, 32, seed=3)
-    v1, g1, _, _ = _lora_grads(True, image, **{option: False})
-    v2, g2, _, _ = _lora_grads(True, image, **{option: True})
+    v1, g1, _, _ = _lora_grads(False, image)
+    v2, g2, _, _ = _lora_grads(level, image)
     torch.testing.assert_close(v1, v2, rtol=0, atol=1e-6)
     for n in g1:
         torch.testing.assert_close(g2[n], g1[n], rtol=1e-4, atol=1e-7, msg=f"gradient of {n} differs")
+
+
+def test_folded_checkpointing_options_are_rejected_with_a_hint():
+    from pydantic import ValidationError
+
+    for name in ("unet_gradient_checkpointing", "vae_gradient_checkpointing"):
+        with pytest.raises(ValidationError, match="memory.gradient_checkpointing"):
+            SVDOptions.model_validate({name: True})
 
 
 @pytest.mark.parametrize("chunk", [None, 1, 3])
@@ -122,5 +128,6 @@ def test_memory_estimator_runs_on_the_meta_device():
     spec.loader.exec_module(module)
     whole, chunked = module.estimate(64, 128, 4, None), module.estimate(64, 128, 4, 2)
     assert 4.0 < whole["weights"] < 4.5  # 2.26e9 parameters in bf16
-    assert 0 < whole["unet_ckpt"] < whole["unet"] and 0 < whole["decoder_ckpt"] < whole["decoder"]
+    assert 0 < whole["unet_block"] < whole["unet_call"] < whole["unet"] and 0 < whole["decoder_block"] < whole["decoder"]
+    assert whole["peak"] == whole["peak_block"] < whole["peak_call"] < whole["peak_off"]
     assert chunked["decoder"] < whole["decoder"] and chunked["unet"] == whole["unet"]

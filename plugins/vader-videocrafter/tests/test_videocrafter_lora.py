@@ -79,6 +79,9 @@ def test_export_refuses_targets_the_official_code_lacks(tmp_path, capsys):
 
 
 def test_block_gradient_checkpointing_gives_the_same_gradients():
+    """The core recomputing every layer the UNet names (checkpoint_layers, the official use_checkpoint's)."""
+    from vader_core.checkpointing import checkpointed_modules
+
     grads = []
     for checkpointing in (False, True):
         unet = tiny_components(0)["unet"]
@@ -87,9 +90,8 @@ def test_block_gradient_checkpointing_gives_the_same_gradients():
             for n, p in unet.named_parameters():
                 if "lora_B" in n:
                     p.copy_(torch.full(p.shape, 0.01))
-        if checkpointing:
-            unet.enable_gradient_checkpointing()
-        unet(*_inputs(), fps=24).square().mean().backward()
+        with checkpointed_modules(unet.checkpoint_layers() if checkpointing else []):
+            unet(*_inputs(), fps=24).square().mean().backward()
         grads.append({n: p.grad for n, p in unet.named_parameters() if p.requires_grad})
     assert grads[0] and all(g.abs().sum() > 0 for g in grads[0].values())
     for n, g in grads[0].items():
@@ -103,9 +105,16 @@ def test_fps_conditioning_matters():
     assert (a - b).abs().max() > 1e-4
 
 
-def test_block_checkpointing_option():
+def test_block_checkpointing_option_folded_into_the_core():
+    """`block_checkpointing` is now the core's `memory.gradient_checkpointing`; the backbone names its layers."""
+    from pydantic import ValidationError
+
     from vader_videocrafter import VideoCrafterBackbone, VideoCrafterOptions
 
-    bb = VideoCrafterBackbone(VideoCrafterOptions(height=32, width=32, frames=2, steps=2, block_checkpointing=True))
+    with pytest.raises(ValidationError, match="memory.gradient_checkpointing"):
+        VideoCrafterOptions(block_checkpointing=True)
+    bb = VideoCrafterBackbone(VideoCrafterOptions(height=32, width=32, frames=2, steps=2))
     bb.load_tiny("cpu", torch.float32)
-    assert bb.denoiser.gradient_checkpointing
+    layers = bb.checkpoint_blocks()
+    n_res = sum(type(m).__name__ == "ResBlock" for m in bb.denoiser.modules())
+    assert n_res and sum(type(m).__name__ == "ResBlock" for m in layers) == n_res

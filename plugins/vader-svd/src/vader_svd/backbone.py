@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from vader_core.backbone import BackboneOptions, BackbonePlugin
+from vader_core.checkpointing import layers_of, reject_folded_options, run_guided
 from vader_core.errors import ConfigError, MissingWeightsError
 from vader_core.hub import hub_offline
 from vader_core.lazy import torch
@@ -77,18 +78,13 @@ class SVDOptions(BackboneOptions):
         "Smaller chunks use less memory but change the frames (the decoder mixes frames within a chunk); "
         "`memory.decode_chunk_size` overrides it when set.",
     )
-    unet_gradient_checkpointing: bool = Field(
-        True, description="Also recompute the UNet's resnets inside a kept step's backward (diffusers' own "
-        "checkpointing; only under gradient; same results). Cuts the UNet's activation memory by about 40% "
-        "(estimated) for one more resnet forward per kept step.",
-    )
-    vae_gradient_checkpointing: bool = Field(
-        True, description="Recompute the temporal decoder's blocks during backward instead of storing their "
-        "activations (only when decoding with gradient; same results). The decoder decodes whole chunks, so "
-        "this saves most of its memory in training.",
-    )
     variant: str | None = Field(None, description="Weight file variant, e.g. `fp16` (half the download).")
     revision: str | None = Field(None, description="Hub revision of the weights.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _folded(cls, data: Any) -> Any:
+        return reject_folded_options(data, ("unet_gradient_checkpointing", "vae_gradient_checkpointing"))
 
     @field_validator("height", "width")
     @classmethod
@@ -215,13 +211,25 @@ class SVDBackbone(BackbonePlugin):
                 f"give {unet.config.addition_time_embed_dim * 3}: not a Stable Video Diffusion UNet"
             )
         vae = components["vae"]
-        # Both act only while grad is enabled (the kept steps and the decode with gradient).
-        for module, on in ((unet, self.options.unet_gradient_checkpointing),
-                           (vae, self.options.vae_gradient_checkpointing)):
-            module.enable_gradient_checkpointing() if on else module.disable_gradient_checkpointing()
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.video_processor = VideoProcessor(do_resize=True, vae_scale_factor=self.vae_scale_factor)
         self._pending = None
+
+    # -------------------------------------------------------------- memory
+    def checkpoint_blocks(self) -> list["torch.nn.Module"]:
+        """Every spatio-temporal resnet, transformer and down/upsampler of the UNet's down, mid and up
+        blocks (diffusers' own switch on this UNet recomputes only the resnets)."""
+        unet = self.denoiser
+        return layers_of(*unet.down_blocks, unet.mid_block, *unet.up_blocks)
+
+    def decoder_checkpoint_blocks(self) -> list["torch.nn.Module"]:
+        """The resnets, attention and upsamplers of the temporal decoder's mid and up blocks."""
+        dec = self.components["vae"].decoder
+        return layers_of(dec.mid_block, *dec.up_blocks)
+
+    def condition_encoders(self) -> dict[str, "torch.nn.Module"]:
+        # The VAE also encodes the conditioning image (prepare_latents), but it decodes too: it stays.
+        return {"image_encoder": self.components["image_encoder"]}
 
     # -------------------------------------------------------------- options
     @property
@@ -358,8 +366,12 @@ class SVDBackbone(BackbonePlugin):
         sigma = self.scheduler.sigmas[step_index]
         x = x / ((sigma**2 + 1) ** 0.5)
         x = torch.cat([x, cond.image_latents], dim=2)
-        out = self.denoiser(x, t, encoder_hidden_states=cond.image_embeddings, added_time_ids=cond.added_time_ids,
-                            return_dict=False)[0]
+
+        def unet(x: "torch.Tensor", emb: "torch.Tensor", ids: "torch.Tensor") -> "torch.Tensor":
+            return self.denoiser(x, t, encoder_hidden_states=emb, added_time_ids=ids, return_dict=False)[0]
+
+        args = (x, cond.image_embeddings, cond.added_time_ids)
+        out = run_guided(unet, *args) if self.do_cfg else unet(*args)
         if self.do_cfg:
             uncond, image = out.chunk(2)
             out = uncond + cond.guidance * (image - uncond)

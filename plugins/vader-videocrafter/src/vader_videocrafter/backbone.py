@@ -21,9 +21,10 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Sequence
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vader_core.backbone import BackboneOptions
+from vader_core.checkpointing import reject_folded_options, run_guided
 from vader_core.errors import ConfigError, MissingWeightsError
 from vader_core.hub import hub_offline
 from vader_core.lazy import torch
@@ -62,13 +63,15 @@ class VideoCrafterOptions(UNetT2VOptions):
     eta: float = Field(1.0, ge=0.0, description="DDIM stochasticity (1.0, the official; 0 = deterministic).")
     fps: int = Field(24, ge=1, description="Frame rate fed to the UNet's fps conditioning.")
     scheduler: Literal["ddim"] = Field("ddim", description="Sampler: `ddim` (the official DDIM sampler).")
-    block_checkpointing: bool = Field(
-        True, description="Recompute each residual block and transformer of a kept UNet call in backward (the "
-        "official use_checkpoint): less memory, more compute.",
-    )
     allow_pickle: bool = Field(
         False, description="Unpickle Python objects in a .ckpt (weights_only=False); only for files you trust.",
     )
+
+
+    @model_validator(mode="before")
+    @classmethod
+    def _folded(cls, data: Any) -> Any:
+        return reject_folded_options(data, ("block_checkpointing",))
 
 
 def lvdm_alphas_cumprod(schedule: dict[str, Any] = SCHEDULE) -> "torch.Tensor":
@@ -188,8 +191,14 @@ class VideoCrafterBackbone(UNetT2VBackbone):
             if isinstance(m, torch.nn.Module):
                 torch.nn.Module.to(m, dtype=dtype)
         super().setup(components, device, dtype)
-        if self.options.block_checkpointing:
-            components["unet"].enable_gradient_checkpointing()
+
+    def checkpoint_blocks(self) -> list[torch.nn.Module]:
+        """Every residual block, spatial and temporal transformer and down/upsampler of the LVDM UNet (the
+        layers the official ``use_checkpoint`` recomputes), recomputed by the core."""
+        return self.denoiser.checkpoint_layers()
+
+    def condition_encoders(self) -> dict[str, torch.nn.Module]:
+        return {"text_encoder": self.components["text_encoder"]}
 
     def make_scheduler(self, config: dict[str, Any] | None = None) -> Any:
         """diffusers' ``DDIMScheduler`` configured like the official schedule (the container of its
@@ -240,7 +249,12 @@ class VideoCrafterBackbone(UNetT2VBackbone):
     def predict(self, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], step_index: int) -> torch.Tensor:
         x = torch.cat([latents] * 2) if self.do_cfg else latents
         ts = t.reshape(-1).expand(x.shape[0]).to(self.device)
-        out = self.denoiser(x, ts, cond["encoder_hidden_states"], fps=cond["fps"])
+
+        def unet(x: torch.Tensor, ts: torch.Tensor, text: torch.Tensor, fps: torch.Tensor) -> torch.Tensor:
+            return self.denoiser(x, ts, text, fps=fps)
+
+        args = (x, ts, cond["encoder_hidden_states"], cond["fps"])
+        out = run_guided(unet, *args) if self.do_cfg else unet(*args)
         if self.do_cfg:
             uncond, text = out.chunk(2)
             out = uncond + self.options.guidance * (text - uncond)

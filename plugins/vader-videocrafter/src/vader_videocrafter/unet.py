@@ -9,8 +9,9 @@ the input convolution; the timestep embedding is added to an embedding of the fr
 Module and parameter names are those of the official code, so ``state_dict()`` has exactly the
 keys of the official checkpoint under ``model.diffusion_model.`` (the official spelling
 ``temopral_conv`` included) and loads without renaming. Attention runs through
-``torch.nn.functional.scaled_dot_product_attention``; ``enable_gradient_checkpointing()`` checkpoints
-every residual block and transformer, as the official ``use_checkpoint`` does; peft LoRA targets the
+``torch.nn.functional.scaled_dot_product_attention``; :meth:`LVDMUNet3DModel.checkpoint_layers` names
+every residual block and transformer, which vader's core recomputes one by one in backward (as the
+official ``use_checkpoint`` does); peft LoRA targets the
 ``to_q`` / ``to_k`` / ``to_v`` linear layers of every attention, as the VADER code does.
 
 The default configuration is that of the official ``configs/inference_t2v_512_v2.0.yaml``.
@@ -246,8 +247,6 @@ class LVDMUNet3DModel(ModelMixin, ConfigMixin):
         dropout (`float`, *optional*, defaults to `0.0`): dropout in the residual blocks.
     """
 
-    _supports_gradient_checkpointing = True
-
     @register_to_config
     def __init__(
         self,
@@ -268,7 +267,6 @@ class LVDMUNet3DModel(ModelMixin, ConfigMixin):
         dropout: float = 0.0,
     ):
         super().__init__()
-        self.gradient_checkpointing = False
         emb_dim = model_channels * 4
         self.time_embed = nn.Sequential(nn.Linear(model_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         if fps_cond:
@@ -315,11 +313,15 @@ class LVDMUNet3DModel(ModelMixin, ConfigMixin):
     def _run(self, block: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor,
              num_frames: int) -> torch.Tensor:
         for layer in block:
-            if torch.is_grad_enabled() and self.gradient_checkpointing and not isinstance(layer, InputConv):
-                h = self._gradient_checkpointing_func(layer, h, emb, context, num_frames)
-            else:
-                h = layer(h, emb, context, num_frames)
+            h = layer(h, emb, context, num_frames)
         return h
+
+    def checkpoint_layers(self) -> list[nn.Module]:
+        """Every layer of the input, middle and output blocks and ``init_attn`` except the input convolution:
+        the units the official ``use_checkpoint`` recomputes in backward."""
+        blocks = [*self.input_blocks, *([self.init_attn] if self.config.addition_attention else []),
+                  self.middle_block, *self.output_blocks]
+        return [layer for block in blocks for layer in block if not isinstance(layer, InputConv)]
 
     def forward(
         self,

@@ -1,0 +1,311 @@
+"""GPU benchmark: one K=1 bf16 training step of each real-size backbone, measured next to its estimate.
+
+    python -m benchmarks.gpu                     # every installed backbone (make bench-gpu)
+    python -m benchmarks.gpu --only modelscope,svd --steps 25
+
+Real-size architectures with random weights (memory and time do not depend on the values; nothing is
+downloaded): ModelScope T2V 384x384x16, VideoCrafter2 320x512x12, Stable Video Diffusion img2vid
+576x1024x14 (decode chunk 2) and, when the ``vader_wan`` plugin imports, Wan 2.1 1.3B 480x832x81. Each
+model takes one warm-up step (2 denoising steps: the same kept-step shapes) and one timed training step
+through vader's own code (LoRA rank 16, the default memory settings: block checkpointing, guidance
+halves one after the other, encoders offloaded, one decoded frame), printing the peak of
+``torch.cuda.max_memory_allocated`` over that step, seconds per step and the plugin's estimate
+(``scripts/estimate_memory.py``, meta device) side by side, and writes them into
+``docs/benchmarks.json`` under ``gpu``. Needs a CUDA GPU; on a CPU it refuses with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+GIB = 2**30
+
+
+@dataclass
+class Model:
+    """One row of the benchmark: which backbone, at which size, built how, estimated how."""
+
+    name: str
+    package: str
+    backbone: str
+    options: dict[str, Any]
+    setting: str
+    build: Callable[[Any, Any, Any], None]  # (backbone, device, dtype): install real-size random components
+    estimate: Callable[[], float | None]
+    memory: dict[str, Any]
+    images: bool = False
+
+
+def _script(package: str) -> Any:
+    """The plugin's ``scripts/estimate_memory.py`` as a module (``None`` if the plugin has none)."""
+    mod = importlib.import_module(package)
+    path = Path(mod.__file__).resolve().parents[2] / "scripts" / "estimate_memory.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(f"{package}_estimate_memory", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _build_modelscope(bb: Any, device: Any, dtype: Any) -> None:
+    import torch
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from vader_core.tokenizers import clip_tokenizer
+    from vader_modelscope.backbone import scheduler_config
+
+    with torch.device(device):
+        unet = UNet3DConditionModel(
+            block_out_channels=(320, 640, 1280, 1280), attention_head_dim=64, cross_attention_dim=1024,
+            down_block_types=("CrossAttnDownBlock3D",) * 3 + ("DownBlock3D",),
+            up_block_types=("UpBlock3D",) + ("CrossAttnUpBlock3D",) * 3, layers_per_block=2, norm_num_groups=32)
+        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+                            up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4)
+        text = CLIPTextModel(CLIPTextConfig(
+            vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_attention_heads=16, num_hidden_layers=23,
+            max_position_embeddings=77, hidden_act="gelu", projection_dim=512))
+    bb.setup({"unet": unet, "vae": vae, "text_encoder": text, "tokenizer": clip_tokenizer(),
+              "scheduler": bb.make_scheduler(scheduler_config())}, device, dtype)
+
+
+def _build_videocrafter(bb: Any, device: Any, dtype: Any) -> None:
+    import open_clip
+    import torch
+    from diffusers import AutoencoderKL
+
+    from vader_videocrafter.backbone import VAE_CONFIG
+    from vader_videocrafter.text_encoder import ARCH, OpenCLIPTextEncoder, build_openclip_text_model, tokenizer
+    from vader_videocrafter.unet import LVDMUNet3DModel
+
+    with torch.device(device):
+        unet = LVDMUNet3DModel()
+        vae = AutoencoderKL(**VAE_CONFIG)
+    text = OpenCLIPTextEncoder(build_openclip_text_model(open_clip.get_model_config(ARCH), str(device)))
+    bb.setup({"unet": unet, "vae": vae, "text_encoder": text, "tokenizer": tokenizer(),
+              "scheduler": bb.make_scheduler()}, device, dtype)
+
+
+def _build_svd(bb: Any, device: Any, dtype: Any) -> None:
+    import torch
+    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from vader_svd.tiny import scheduler_config
+
+    with torch.device(device):
+        unet = UNetSpatioTemporalConditionModel()
+        vae = AutoencoderKLTemporalDecoder(block_out_channels=(128, 256, 512, 512),
+                                           down_block_types=("DownEncoderBlock2D",) * 4, layers_per_block=2,
+                                           latent_channels=4)
+        encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+            hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16, image_size=224,
+            patch_size=14, projection_dim=1024, hidden_act="gelu"))
+    bb.setup({"unet": unet, "vae": vae, "image_encoder": encoder,
+              "feature_extractor": CLIPImageProcessor(crop_size=224, size=224),
+              "scheduler": EulerDiscreteScheduler(**scheduler_config())}, device, dtype)
+
+
+def _build_wan(bb: Any, device: Any, dtype: Any) -> None:
+    """Wan 2.1 T2V 1.3B: the plugin's tiny components for tokenizer and scheduler, then the real-size
+    transformer and VAE of diffusers' ``WanPipeline`` and a 2-layer UMT5 of the real width (4096) as text
+    encoder (offloaded during the step; its size changes neither the step's peak nor much of its time).
+    A plugin that knows better provides ``build_real_size(backbone, device, dtype)`` in its package."""
+    import torch
+
+    plugin = importlib.import_module("vader_wan")
+    if hasattr(plugin, "build_real_size"):
+        plugin.build_real_size(bb, device, dtype)
+        return
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    bb.load_tiny("cpu", dtype)
+    comps = dict(bb.components)
+    with torch.device(device):
+        comps["transformer"] = WanTransformer3DModel(num_attention_heads=12, attention_head_dim=128, ffn_dim=8960,
+                                                     num_layers=30)
+        comps["vae"] = AutoencoderKLWan()
+    comps["text_encoder"] = UMT5EncoderModel(UMT5Config(d_model=4096, d_ff=10240, num_layers=2, num_heads=64,
+                                                        d_kv=64, vocab_size=256384))
+    (bb.setup if hasattr(bb, "setup") else bb.install_components)(comps, device, dtype)
+
+
+def _estimate(package: str, **kwargs: Any) -> Callable[[], float | None]:
+    def run() -> float | None:
+        module = _script(package)
+        if module is None or not hasattr(module, "estimate"):
+            return None
+        return float(module.estimate(**kwargs)["peak"])
+
+    return run
+
+
+MODELS: dict[str, Model] = {m.name: m for m in (
+    Model("modelscope", "vader_modelscope", "modelscope",
+          {"height": 384, "width": 384, "frames": 16, "steps": 25}, "384x384, 16 frames, K=1, 1 decoded frame",
+          _build_modelscope, _estimate("vader_modelscope", size=384, frames=16), {}),
+    Model("videocrafter2", "vader_videocrafter", "videocrafter2",
+          {"height": 320, "width": 512, "frames": 12, "steps": 25}, "320x512, 12 frames, K=1, 1 decoded frame",
+          _build_videocrafter, _estimate("vader_videocrafter", height=320, width=512, frames=12), {}),
+    Model("svd", "vader_svd", "svd", {"height": 576, "width": 1024, "frames": 14, "steps": 25},
+          "img2vid 576x1024, 14 frames, K=1, decode chunk 2", _build_svd,
+          _estimate("vader_svd", height=576, width=1024, frames=14, chunk=2), {"decode_chunk_size": 2}, images=True),
+    # Wan 2.1 1.3B (the `vader-wan` plugin's backbone `wan`); its estimate is the plugin's
+    # scripts/estimate_memory.py `estimate(...)["peak"]` if it has one.
+    Model("wan", "vader_wan", "wan", {"height": 480, "width": 832, "frames": 81, "steps": 25},
+          "T2V 1.3B 480x832, 81 frames, K=1, 1 decoded frame", _build_wan,
+          _estimate("vader_wan", height=480, width=832, frames=81), {}),
+)}
+
+
+def installed(names: list[str]) -> list[str]:
+    """The names whose plugin package imports."""
+    out = []
+    for n in names:
+        try:
+            importlib.import_module(MODELS[n].package)
+        except ImportError:
+            continue
+        out.append(n)
+    return out
+
+
+def step(model: Model, denoise_steps: int, device: Any) -> dict[str, Any]:
+    """Build ``model`` on ``device`` and time one training step; returns the measured figures."""
+    import torch
+
+    from vader_core import plugins
+    from vader_core.config import MemorySection, TruncationSection
+    from vader_core.lora import add_lora, lora_parameters
+    from vader_core.offload import offload_encoders
+    from vader_core.sampling import sample_with_grad
+
+    dtype = torch.bfloat16
+    torch.manual_seed(0)
+    cls = plugins.get_backbone(model.backbone)
+    bb = cls(cls.Options.model_validate({**model.options, "steps": denoise_steps}))
+    t0 = time.perf_counter()
+    model.build(bb, device, dtype)
+    memory = MemorySection(**model.memory)
+    offload_encoders(bb, memory, device)
+    add_lora(bb.denoiser, 16, 16, 0.0, bb.default_lora_targets)
+    params = lora_parameters(bb.denoiser)
+    opt = torch.optim.AdamW(params, lr=1e-5)
+    build_s = time.perf_counter() - t0
+    autocast = lambda: torch.autocast("cuda", dtype=dtype)  # noqa: E731
+    o = bb.options
+    images = [torch.rand(3, o.height, o.width)] if model.images else None
+
+    def train_step(steps: int, seed: int) -> None:
+        bb.options.steps = steps
+        with torch.no_grad(), autocast():
+            cond = bb.encode_condition(["a panda riding a bike"], images)
+        video, _, _ = sample_with_grad(bb, cond, 1, torch.Generator().manual_seed(seed), random.Random(seed),
+                                       TruncationSection(mode="last", k=1), memory, autocast=autocast)
+        f = video.float()
+        (-(f.amax(dim=2) - f.amin(dim=2)).mean()).backward()  # saturation: no reward model in the peak
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    train_step(2, 0)  # warm-up: the same kept-step shapes, kernels chosen
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    resident = torch.cuda.memory_allocated() / GIB
+    t0 = time.perf_counter()
+    train_step(denoise_steps, 1)
+    torch.cuda.synchronize()
+    return {"peak_gib": torch.cuda.max_memory_allocated() / GIB, "resident_gib": resident,
+            "step_s": time.perf_counter() - t0, "build_s": build_s, "denoise_steps": denoise_steps}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The markdown table of measured rows (also printed)."""
+    lines = ["| model | setting | peak allocated (GiB) | estimate (GiB) | measured / estimate | s/step |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['setting']} | failed: {r['error']} | | | |")
+            continue
+        est = r.get("estimate_gib")
+        ratio = f"{r['peak_gib'] / est:.2f}" if est else "n/a"
+        lines.append(f"| {r['model']} | {r['setting']} | {r['peak_gib']:.1f} | "
+                     f"{'n/a' if est is None else f'{est:.1f}'} | {ratio} | {r['step_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def write(out: Path, result: dict[str, Any]) -> None:
+    """Put ``result`` under ``gpu`` in ``out/benchmarks.json`` (the CPU benchmarks' figures are kept)."""
+    path = out / "benchmarks.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data["gpu"] = result
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default=",".join(MODELS), help=f"comma list of {', '.join(MODELS)}")
+    ap.add_argument("--steps", type=int, default=25, help="denoising steps of the timed training step")
+    ap.add_argument("--out", default=str(ROOT / "docs"), help="directory of benchmarks.json")
+    ap.add_argument("--no-estimate", action="store_true", help="skip the meta-device estimates")
+    args = ap.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    bad = [n for n in names if n not in MODELS]
+    if bad or not names:
+        raise SystemExit(f"error: --only takes names from {', '.join(MODELS)}; got {', '.join(bad) or 'none'}")
+    if args.steps < 2:
+        raise SystemExit(f"error: --steps must be at least 2, got {args.steps}")
+    args.names = names
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    import torch
+
+    if not torch.cuda.is_available():
+        print("error: benchmarks.gpu needs a CUDA GPU and torch sees none; run it on a GPU machine "
+              "(the CPU benchmarks are `python -m benchmarks.run`)", file=sys.stderr)
+        return 2
+    from benchmarks.run import machine
+
+    device = torch.device("cuda")
+    names = installed(args.names)
+    t0 = time.perf_counter()
+    rows = []
+    for n in names:
+        m = MODELS[n]
+        row: dict[str, Any] = {"model": n, "setting": m.setting}
+        try:
+            row.update(step(m, args.steps, device))
+        except Exception as e:  # noqa: BLE001 - one model failing must not lose the others' rows
+            row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        torch.cuda.empty_cache()
+        if not args.no_estimate:
+            try:
+                row["estimate_gib"] = m.estimate()
+            except Exception as e:  # noqa: BLE001
+                row["estimate_error"] = f"{type(e).__name__}: {str(e)[:200]}"
+        rows.append(row)
+        print(table([row]).splitlines()[-1], flush=True)
+    result = {"device": torch.cuda.get_device_name(0), "machine": machine(), "rows": rows,
+              "skipped": [n for n in args.names if n not in names], "wall_s": time.perf_counter() - t0}
+    write(Path(args.out), result)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
