@@ -153,7 +153,7 @@ def main() -> None:
         OpenSoraBackbone.architecture = {"spatial_vae": TINY_SPATIAL_VAE, "temporal_vae": TINY_TEMPORAL_VAE}
         ours = OpenSoraBackbone(OpenSoraOptions(height=H, width=W, frames=17, steps=STEPS, guidance=GUIDANCE, fps=FPS,
                                                 model=str(paths["model"]), vae=str(paths["vae"]),
-                                                text_encoder=str(paths["text_encoder"]), block_checkpointing=False))
+                                                text_encoder=str(paths["text_encoder"])))
         ours.load("cpu", torch.float32)
         from safetensors.torch import load_file
 

@@ -100,10 +100,16 @@ def test_text_mask_and_fps_matter():
     assert (base - fps).abs().max() > 1e-4
 
 
-def test_block_checkpointing_option():
+def test_block_checkpointing_follows_the_core_level():
+    """STDiT3's own per-block switch is on only for the core's block level; the old option is one line."""
+    from vader_core.checkpointing import CheckpointPlan
     from vader_opensora import OpenSoraBackbone, OpenSoraOptions
 
-    for on in (True, False):
-        bb = OpenSoraBackbone(OpenSoraOptions(height=32, width=32, frames=17, steps=2, block_checkpointing=on))
-        bb.load_tiny("cpu", torch.float32)
-        assert bb.denoiser.gradient_checkpointing is on
+    bb = OpenSoraBackbone(OpenSoraOptions(height=32, width=32, frames=17, steps=2))
+    bb.load_tiny("cpu", torch.float32)
+    assert bb.denoiser.gradient_checkpointing is False
+    for level, on in ((True, True), ("call", False), (False, False)):
+        CheckpointPlan.for_backbone(bb, level, True)
+        assert bb.denoiser.gradient_checkpointing is on, level
+    with pytest.raises(ValueError, match="memory.gradient_checkpointing"):
+        OpenSoraOptions(block_checkpointing=True)

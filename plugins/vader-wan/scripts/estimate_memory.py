@@ -57,8 +57,14 @@ def _vae(wan22: bool) -> Any:
 
 
 def estimate(model: str = "t2v-1.3b", height: int | None = None, width: int | None = None,
-             frames: int | None = None, checkpointing: bool = True) -> dict[str, float]:
+             frames: int | None = None, checkpointing: bool = True,
+             offload_encoders: bool = True) -> dict[str, float]:
     """Memory figures in GiB for one K=1 bf16 training step (batch 1, guidance on).
+
+    As the core runs it at ``memory.gradient_checkpointing: true``: the kept call is recomputed whole in
+    backward, one guidance half at a time (``memory.split_guidance``), with the transformer's own per-block
+    checkpointing inside; the decoder's activations are freed before that. With ``offload_encoders`` (on
+    for GPU runs) UMT5 and CLIP wait on the CPU. ``checkpointing=False``: everything stored, both halves.
 
     Returns:
         `dict[str, float]`: ``transformer_weights`` (one expert), ``weights`` (everything resident: all
@@ -117,14 +123,16 @@ def estimate(model: str = "t2v-1.3b", height: int | None = None, width: int | No
         stored, recompute = call, 0.0
     experts = 2 if model == "a14b" else 1
     transformer_weights = n_dit * size / GIB
-    weights = (experts * n_dit + n_vae + n_text + n_clip) * size / GIB
-    kept = 2 * stored  # guidance: conditional and unconditional calls, both kept
+    weights = (experts * n_dit + n_vae + (0 if offload_encoders else n_text + n_clip)) * size / GIB
+    # Block level: nothing of the kept call stays between forward and backward but its inputs; backward
+    # recomputes one guidance half at a time (its block inputs, then one block). Off: both halves stored.
+    kept = stored if checkpointing else 2 * stored
     return {
         "transformer_weights": transformer_weights, "weights": weights, "text_encoder_weights": n_text * size / GIB,
         "transformer_call": stored, "block": block,
         "decoder": dec_one, "decoder_last": dec_last, "decoder_all": dec_all,
-        "peak": weights + kept + max(dec_last, recompute),
-        "peak_history_gradient": weights + kept + max(dec_all, recompute),
+        "peak": weights + (max(dec_last, kept + recompute) if checkpointing else kept + dec_last),
+        "peak_history_gradient": weights + (max(dec_all, kept + recompute) if checkpointing else kept + dec_all),
         "height": height, "width": width, "frames": frames,
     }
 
@@ -136,12 +144,13 @@ def main() -> None:
     parser.add_argument("--width", type=int)
     parser.add_argument("--frames", type=int)
     parser.add_argument("--no-checkpointing", action="store_true")
+    parser.add_argument("--encoders-on-gpu", action="store_true", help="memory.offload_encoders=false")
     a = parser.parse_args()
     print("| checkpoint | size | weights (transformer / all) | one kept call | one block | decode frame 0 / last frame "
           "/ last with history gradient | peak (default) | peak with history gradient |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for m in [a.model] if a.model else list(TRANSFORMERS):
-        r = estimate(m, a.height, a.width, a.frames, not a.no_checkpointing)
+        r = estimate(m, a.height, a.width, a.frames, not a.no_checkpointing, not a.encoders_on_gpu)
         print(f"| {m} | {r['height']}x{r['width']}x{r['frames']} | {r['transformer_weights']:.1f} / {r['weights']:.1f} "
               f"| {r['transformer_call']:.1f} | {r['block']:.1f} | {r['decoder']:.1f} / {r['decoder_last']:.1f} / "
               f"{r['decoder_all']:.0f} | {r['peak']:.0f} | {r['peak_history_gradient']:.0f} |")

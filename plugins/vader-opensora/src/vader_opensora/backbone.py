@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Sequence
 from pydantic import Field, model_validator
 
 from vader_core.backbone import BackboneOptions, BackbonePlugin
+from vader_core.checkpointing import reject_folded_options
 from vader_core.errors import CheckpointError, ConfigError, MissingWeightsError
 from vader_core.hub import hub_offline
 from vader_core.lazy import torch
@@ -107,8 +108,11 @@ class OpenSoraOptions(BackboneOptions):
     prompt_preprocessing: bool = Field(True, description="Lower-case the prompt and collapse its white space, which is "
                                        "what the official T5 text_preprocessing does to plain prompts.")
     token_length: int = Field(300, ge=1, description="T5 token length (the official model_max_length).")
-    block_checkpointing: bool = Field(True, description="Recompute each STDiT3 block of a kept call in backward "
-                                      "(the official grad_checkpoint): less memory, more compute.")
+    @model_validator(mode="before")
+    @classmethod
+    def _folded(cls, data: Any) -> Any:
+        # Block recomputation is the core's `memory.gradient_checkpointing` now, as for every backbone.
+        return reject_folded_options(data, ("block_checkpointing",))
 
     @model_validator(mode="after")
     def _official_sizes(self) -> "OpenSoraOptions":
@@ -200,7 +204,7 @@ class OpenSoraBackbone(BackbonePlugin):
             if isinstance(m, torch.nn.Module):
                 torch.nn.Module.to(m, dtype=dtype)
         self.install_components(components, device, dtype)
-        self.native_gradient_checkpointing(False)  # i.e. as backbone.block_checkpointing says
+        self.native_gradient_checkpointing(False)  # the core switches it on for the kept calls
 
     def make_scheduler(self) -> Any:
         """diffusers' ``FlowMatchEulerDiscreteScheduler`` with the official shift for this size and length."""
@@ -215,15 +219,18 @@ class OpenSoraBackbone(BackbonePlugin):
         return []
 
     def native_gradient_checkpointing(self, enabled: bool) -> bool:
-        """STDiT3 checkpoints block by block itself: on when the caller or ``backbone.block_checkpointing`` asks."""
+        """STDiT3 recomputes block by block itself (the official ``grad_checkpoint``): the core turns it on at
+        ``memory.gradient_checkpointing: true`` (block level) and off otherwise."""
         tr = self.components.get("transformer")
         if tr is None:
             return False
-        if enabled or self.options.block_checkpointing:
-            tr.enable_gradient_checkpointing()
-        else:
-            tr.disable_gradient_checkpointing()
+        tr.enable_gradient_checkpointing() if enabled else tr.disable_gradient_checkpointing()
         return True
+
+    def condition_encoders(self) -> dict[str, Any]:
+        """T5 v1.1 XXL (three quarters of the weights) waits off the GPU between encodings with
+        ``memory.offload_encoders``."""
+        return {"text_encoder": self.components["text_encoder"]}
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the components in the released layout (``stdit3/``, ``vae/``, ``t5/``)."""
