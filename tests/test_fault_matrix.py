@@ -40,6 +40,8 @@ def world(tmp_path_factory):
     np.save(w / "v.npy", np.random.default_rng(0).random((3, 16, 16, 3), dtype=np.float32))
     (w / "garbage.npy").write_bytes(b"\x93NUMPY garbage")
     (w / "v.xyz").write_bytes(b"x")
+    (w / "an_eval").mkdir()
+    (w / "an_eval" / "eval.json").write_text("{}\n")
     (w / "metrics_only").mkdir()
     (w / "metrics_only" / "metrics.jsonl").write_text('{"step": 1}\n')
     (w / "metrics_only" / "summary.json").write_text("{}\n")
@@ -172,6 +174,26 @@ CASES = [
     ("score-unknown-option", ["score", "{w}/v.npy", "-r", "brightness", "--set", "gain=2"], 2, E,
      ["unknown option `brightness.gain`"]),
     ("score-unknown-reward", ["score", "{w}/v.npy", "-r", "nope"], 2, E, ["unknown reward `nope`"]),
+    # ------------------------------------------------------------------ eval inputs
+    ("eval-out-is-file", ["eval", "--prompt", "a", "--out", "{w}/afile", *GEN], 2, E,
+     ["--out {w}/afile is a file"]),
+    ("eval-out-under-file", ["eval", "--prompt", "a", "--out", "{w}/afile/sub", *GEN], 2, E,
+     ["lies under", "which is a file"]),
+    ("eval-earlier-eval", ["eval", "--prompt", "a", "--out", "{w}/an_eval", *GEN], 2, E,
+     ["holds an earlier evaluation", "pick another --out"]),
+    ("eval-lora-missing", ["eval", "--prompt", "a", "--lora", "{w}/nolora", "--out", "{w}/e1", *GEN], 2, E,
+     ["no LoRA weights at"]),
+    ("eval-lora-corrupt", ["eval", "--prompt", "a", "--lora", "{w}/corrupt_lora/checkpoints/step-1", "--out",
+                           "{w}/e2", *GEN], 2, E, ["cannot read LoRA weights", "corrupt"]),
+    ("eval-bad-scale", ["eval", "--lora-scale", "half"], 2, E, ["Invalid value for '--lora-scale'"]),
+    ("eval-unknown-metric", ["eval", "--prompt", "a", "--metric", "nope", "--out", "{w}/e3", *GEN], 2, E,
+     ["unknown metric or reward `nope`"]),
+    ("eval-nothing", ["eval", "--prompt", "a", "--no-base", "--out", "{w}/e4", *GEN], 2, E,
+     ["nothing to evaluate"]),
+    ("eval-bad-frames", ["eval", "--prompt", "a", "--frames", "x", "--out", "{w}/e5", *GEN], 2, E,
+     ["--frames takes comma-separated frame indices"]),
+    ("eval-missing-prompt-file", ["eval", "--prompt-file", "{w}/nope.txt", "--out", "{w}/e6", *GEN], 2, E,
+     ["prompt file not found"]),
 ]
 
 
@@ -266,4 +288,4 @@ def test_random_weights_picks_small_sizes_unless_set(monkeypatch):
 
 def test_the_matrix_is_large_enough():
     commands = {c[1][0] for c in CASES}
-    assert len(CASES) >= 60 and {"train", "generate", "score", "config", "plugins"} <= commands
+    assert len(CASES) >= 60 and {"train", "generate", "score", "config", "plugins", "eval"} <= commands

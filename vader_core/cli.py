@@ -365,6 +365,9 @@ def eval_cmd(
         source = training_source(cfg.train, probe.conditioning, probe)
         prompts, images = validation_prompts(cfg, source, probe)
     specs = model_specs(lora or [], lora_scale or [1.0], base=not no_base)
+    from .faults import check_eval_dir
+
+    check_eval_dir(out)
     dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = _DTYPES[resolve_precision(cfg.precision, dev)]
     data = run_eval(cfg, specs, prompts, images, seed or [0], out, tiny=random_weights, device=dev, dtype=dtype,

@@ -79,21 +79,15 @@ def deferred_signals() -> Iterator[list[int]]:
 RUN_FILES = ("metrics.jsonl", "validation.jsonl", "summary.json")
 
 
-def check_output_dir(out: str | Path, resume: str | None) -> Path:
-    """Fail in one line, before any model loads, if ``out`` cannot hold this run.
-
-    Creates ``out`` if needed. Raises :class:`ConfigError` for a path that is a file, lies under a
-    file or is not writable, and :class:`CheckpointError` for a new run (no ``resume``) into a
-    directory holding an earlier run's checkpoints or, without a complete checkpoint, its metrics.
-    """
-    from .checkpoint import list_checkpoints
-
-    p = Path(out)
+def check_writable_dir(path: str | Path, option: str) -> Path:
+    """Create the directory ``path`` if needed; one line (:class:`ConfigError`) if it is a file, lies under
+    a file or cannot be written. ``option`` names the flag in the message."""
+    p = Path(path)
     if p.exists() and not p.is_dir():
-        raise ConfigError(f"--output-dir {p} is a file; give a directory (a new or an earlier run's one)")
+        raise ConfigError(f"{option} {p} is a file; give a directory (a new or an earlier run's one)")
     for parent in p.parents:
         if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"--output-dir {p} lies under {parent}, which is a file; give a directory path")
+            raise ConfigError(f"{option} {p} lies under {parent}, which is a file; give a directory path")
         if parent.exists():
             break
     try:
@@ -103,8 +97,30 @@ def check_output_dir(out: str | Path, resume: str | None) -> Path:
         os.unlink(probe)
     except OSError as e:
         raise ConfigError(
-            f"--output-dir {p} is not writable ({e.strerror or type(e).__name__}); pick a directory you can write"
+            f"{option} {p} is not writable ({e.strerror or type(e).__name__}); pick a directory you can write"
         ) from None
+    return p
+
+
+def check_eval_dir(out: str | Path) -> Path:
+    """``vader eval --out``: writable, and not holding an earlier evaluation (which it would overwrite)."""
+    p = check_writable_dir(out, "--out")
+    if (p / "eval.json").is_file():
+        raise ConfigError(f"--out {p} holds an earlier evaluation (eval.json); pick another --out, or delete "
+                          "that folder to evaluate again there")
+    return p
+
+
+def check_output_dir(out: str | Path, resume: str | None) -> Path:
+    """Fail in one line, before any model loads, if ``out`` cannot hold this run.
+
+    Creates ``out`` if needed. Raises :class:`ConfigError` for a path that is a file, lies under a
+    file or is not writable, and :class:`CheckpointError` for a new run (no ``resume``) into a
+    directory holding an earlier run's checkpoints or, without a complete checkpoint, its metrics.
+    """
+    from .checkpoint import list_checkpoints
+
+    p = check_writable_dir(out, "--output-dir")
     if resume:
         return p
     existing = list_checkpoints(p / "checkpoints")
