@@ -107,3 +107,20 @@ def test_default_and_smoke_sizes_pass_the_config_checks():
     assert "backbone.frames=5" in random_weight_sets("wan", None, [])
     with pytest.raises(ConfigError, match="multiple of 16"):
         resolve(build_config(None, ["backbone.height=472"], {"backbone.name": "wan", "rewards": ["brightness"]}))
+
+
+def test_train_both_experts_from_the_cli(tmp_path):
+    """A14B with `lora_expert=both` and both steps kept: the reward trains both experts' LoRA (one file)."""
+    from vader_wan.tiny import save_tiny
+
+    d = save_tiny(tmp_path / "a14b", extra={"boundary_ratio": 0.9}, two_experts=True)
+    out = tmp_path / "run"
+    vader(["train", "--backbone", "wan", "--set", f"backbone.model={d}", "--set", "backbone.lora_expert=both",
+           "--set", "truncation.k=2", "--reward", "brightness", "--max-steps", "2", *QUIET, *TINY,
+           "--output-dir", str(out), "--device", "cpu", "--precision", "fp32", "-q"])
+    assert all(math.isfinite(r["loss"]) for r in _rows(out))
+    with safe_open(str(out / "checkpoints" / "step-2" / "pytorch_lora_weights.safetensors"), "pt") as f:
+        b = {k: f.get_tensor(k) for k in f.keys() if "lora_B" in k}
+    for expert in ("transformer.transformer.", "transformer.transformer_2."):
+        mine = [t for k, t in b.items() if k.startswith(expert)]
+        assert mine and any(t.abs().sum() > 0 for t in mine), f"{expert} LoRA did not train"

@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from vader_core.cli import main as vader
+from vader_core.errors import ConfigError
+from vader_core.lora import read_lora
 from vader_wan.tiny import save_tiny
 
 H, W = 32, 48
@@ -190,3 +192,46 @@ def test_a14b_lora_goes_on_the_low_noise_expert(tmp_path, capsys):
     _report(capsys, f"wan A14B + low-expert LoRA vs load_lora_weights(load_into_transformer_2); LoRA changed "
             f"frames by {np.abs(ref - plain).max():.3g}", diff)
     assert diff <= TOL and np.abs(ref - plain).max() > 1e-3
+
+
+def test_a14b_lora_on_both_experts(tmp_path, capsys):
+    """`lora_expert=both`: one file with both experts' LoRA; vader generate --lora reads it as it is, and
+    `vader_wan.export` splits it into the two files stock diffusers loads (the low one with
+    load_into_transformer_2=True), which give the same frames."""
+    import diffusers
+
+    from vader_core.testing import save_random_lora
+    from vader_wan import WanBackbone, WanOptions
+    from vader_wan.export import HIGH_NAME, LOW_NAME, main as export_main
+
+    d = save_tiny(tmp_path / "a14b", extra={"boundary_ratio": 0.9}, two_experts=True)
+    bb = WanBackbone(WanOptions(model=str(d), frames=5, lora_expert="both"))
+    bb.load("cpu", torch.float32)
+    assert set(bb.denoiser) == {"transformer", "transformer_2"}
+    lora_dir = save_random_lora(bb.denoiser, tmp_path / "lora", prefix="transformer", std=0.5)
+    sd, _ = read_lora(lora_dir)
+    assert any(k.startswith("transformer.transformer.") for k in sd)
+    assert any(k.startswith("transformer.transformer_2.") for k in sd)
+    assert export_main([str(lora_dir), "--out", str(tmp_path / "split")]) == 0
+    prompt, seed = "a cat", 1
+    ours = _vader(tmp_path, d, prompt, seed, "--lora", str(lora_dir), "--set", "backbone.lora_expert=both")
+    pipe = diffusers.WanPipeline.from_pretrained(d)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(str(tmp_path / "split"), weight_name=HIGH_NAME, adapter_name="high")
+    pipe.load_lora_weights(str(tmp_path / "split"), weight_name=LOW_NAME, adapter_name="low",
+                           load_into_transformer_2=True)
+    ref = pipe(prompt=prompt, height=H, width=W, num_frames=FRAMES, num_inference_steps=STEPS,
+               guidance_scale=GUIDANCE, generator=torch.Generator().manual_seed(seed), output_type="np").frames[0]
+    low_only = _stock(d, prompt, seed, lora=tmp_path / "split", lora_kwargs={"weight_name": LOW_NAME,
+                                                                             "load_into_transformer_2": True})
+    diff = float(np.abs(ours - ref).max())
+    _report(capsys, f"wan A14B + LoRA on both experts vs the two split files in load_lora_weights; the high "
+            f"expert's LoRA changed frames by {np.abs(ref - low_only).max():.3g}", diff)
+    assert diff <= TOL and np.abs(ref - low_only).max() > 1e-3
+    # A one-expert LoRA is not split, and `both` needs two experts.
+    one = save_random_lora(diffusers.WanTransformer3DModel.from_pretrained(d, subfolder="transformer_2"),
+                           tmp_path / "one", prefix="transformer")
+    assert export_main([str(one), "--out", str(tmp_path / "x")]) == 2
+    single = save_tiny(tmp_path / "single")
+    with pytest.raises(ConfigError, match="two-expert"):
+        WanBackbone(WanOptions(model=str(single), frames=5, lora_expert="both")).load("cpu", torch.float32)

@@ -80,10 +80,11 @@ class WanOptions(FlowMatchOptions):
     guidance_2: float | None = Field(None, ge=0.0, description="Guidance of the low-noise expert (`transformer_2`, "
                                      "Wan 2.2 A14B); null: `guidance`.")
     max_sequence_length: int = Field(512, ge=1, description="Text tokens (UMT5), as the stock pipeline's default.")
-    lora_expert: Literal["auto", "high", "low"] = Field(
-        "auto", description="Two-expert checkpoints (A14B): the expert that receives LoRA, `high` (`transformer`) "
-        "or `low` (`transformer_2`); `auto`: the one that runs the last denoising step (`low`), the step "
-        "vader's default truncation (mode last, K=1) backpropagates through.",
+    lora_expert: Literal["auto", "high", "low", "both"] = Field(
+        "auto", description="Two-expert checkpoints (A14B): the expert that receives LoRA, `high` (`transformer`), "
+        "`low` (`transformer_2`) or `both` (one LoRA file holding both; `python -m vader_wan.export DIR` splits "
+        "it into the two files diffusers' loader reads); `auto`: the one that runs the last denoising step "
+        "(`low`), the step vader's default truncation (mode last, K=1) backpropagates through.",
     )
 
     vae_history_gradient: bool = Field(
@@ -224,11 +225,20 @@ class WanBackbone(DiTT2VBackbone):
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_spatial)
         two = self.boundary_ratio is not None
         self.lora_component = "transformer_2" if two and o.lora_expert in ("auto", "low") else "transformer"
+        self._experts = None
+        if two and o.lora_expert == "both":
+            # One module for the trainer: LoRA keys `transformer.transformer.…` and `transformer.transformer_2.…`.
+            self._experts = torch.nn.ModuleDict({n: components[n] for n in ("transformer", "transformer_2")})
+        elif o.lora_expert == "both":
+            raise ConfigError("`backbone.lora_expert=both` needs a two-expert checkpoint (Wan 2.2 A14B); this one "
+                              "has one transformer: use auto")
 
     @property
     def denoiser(self) -> "torch.nn.Module":
         """The expert that receives LoRA (``lora_expert``). Its LoRA keys keep the prefix ``transformer``, the one
         diffusers' ``WanLoraLoaderMixin`` reads; the low-noise expert's load with ``load_into_transformer_2=True``."""
+        if getattr(self, "_experts", None) is not None:
+            return self._experts
         return self.components[getattr(self, "lora_component", "transformer")]
 
     def condition_encoders(self) -> dict[str, "torch.nn.Module"]:
