@@ -289,3 +289,17 @@ def test_random_weights_picks_small_sizes_unless_set(monkeypatch):
 def test_the_matrix_is_large_enough():
     commands = {c[1][0] for c in CASES}
     assert len(CASES) >= 60 and {"train", "generate", "score", "config", "plugins", "eval"} <= commands
+
+
+@pytest.mark.parametrize("meta", ["{not json", "[1, 2]"])
+def test_lora_with_bad_metadata_is_one_line(tmp_path, meta):
+    """A .safetensors LoRA whose adapter metadata is not a JSON object: one line, not a JSONDecodeError."""
+    import torch
+    from safetensors.torch import save_file
+
+    bad = tmp_path / "bad.safetensors"
+    save_file({"unet.x.lora_A.weight": torch.zeros(2, 2)}, str(bad), metadata={"lora_adapter_metadata": meta})
+    rc, out, err = run_cli(["generate", "--prompt", "a", "--lora", str(bad), "--out", str(tmp_path / "o.npy"), *GEN])
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and "Traceback" not in err and len(lines) == 1, err
+    assert "metadata is not a JSON object" in lines[0]

@@ -199,5 +199,12 @@ def test_early_stop_and_best_checkpoint_in_a_run(tmp_path):
         assert (tmp_path / "best" / "pytorch_lora_weights.safetensors").is_file()
         assert json.loads((tmp_path / "summary.json").read_text())["early_stop"]["stopped"] is True
         assert (tmp_path / "checkpoints" / f"step-{es['step']}").is_dir()
+        # Resuming a run that stopped early does not train past its own stop (a requeued job resumes).
+        rows = (tmp_path / "metrics.jsonl").read_text()
+        again = Trainer(build_config(None, _sets(tmp_path, 6, extra), {"rewards": ["saturation=-1"],
+                                                                       "device": "cpu"}), progress=False)
+        resumed = again.run(resume="latest")
+        assert resumed["steps"] == es["step"] and (tmp_path / "metrics.jsonl").read_text() == rows
+        assert resumed["early_stop"]["stopped"] is True
     finally:
         plugins.unregister_plugin(_Plugin)

@@ -180,7 +180,9 @@ def test_kl_on_real_backbones_with_checkpointing(name):
                          TruncationSection(mode="last", k=2), MemorySection(gradient_checkpointing=True))
         return guard
 
-    assert float(run().value().detach().sum()) == 0.0
+    # Zero up to float rounding: the kept call runs its guidance halves one after the other
+    # (memory.split_guidance), the base call the doubled batch at once.
+    assert float(run().value().detach().sum()) < 1e-10
     for n, p in bb.denoiser.named_parameters():
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.05)

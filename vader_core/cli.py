@@ -366,8 +366,11 @@ def eval_cmd(
         prompts, images = validation_prompts(cfg, source, probe)
     specs = model_specs(lora or [], lora_scale or [1.0], base=not no_base)
     from .faults import check_eval_dir
+    from .lora import read_lora
 
     check_eval_dir(out)
+    for path in lora or []:  # a mistyped or corrupt LoRA is one line before any model loads
+        read_lora(path)
     dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = _DTYPES[resolve_precision(cfg.precision, dev)]
     data = run_eval(cfg, specs, prompts, images, seed or [0], out, tiny=random_weights, device=dev, dtype=dtype,

@@ -139,9 +139,13 @@ def run_eval(config: Any, specs: Sequence[ModelSpec], prompts: Sequence[str], im
         if s.adapter is not None and s.adapter not in loaded:
             with warnings.catch_warnings():  # several adapters in one model is what eval means to do
                 warnings.filterwarnings("ignore", message=".*multiple adapters.*")
-                load_lora(bb.denoiser, s.lora, prefix=bb.denoiser_name, adapter_name=s.adapter)
+                load_lora(bb.denoiser, s.lora, prefix=bb.denoiser_name, adapter_name=s.adapter, backbone=bb.name)
             loaded.add(s.adapter)
     bb.denoiser.eval()
+    from .offload import offload_encoders
+
+    # As in training: frozen text / image encoders wait on the CPU between encodings (memory.offload_encoders).
+    offload_encoders(bb, config.memory, device)
     scorers = _scorers(config.rewards if config.rewards else [], config.validation.metrics, device, dtype, tiny,
                        config.train.seed)
     out_dir.mkdir(parents=True, exist_ok=True)

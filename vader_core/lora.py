@@ -130,7 +130,18 @@ def read_lora(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
             f"cannot read LoRA weights {p}{_origin(p)}: {first}; the file is corrupt or not safetensors: use "
             "another checkpoint of that run (an earlier checkpoints/step-N), or train again"
         ) from None
-    return sd, json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
+    adapter: Any = {}
+    if METADATA_KEY in meta:
+        try:
+            adapter = json.loads(meta[METADATA_KEY])
+        except ValueError:
+            adapter = None
+        if not isinstance(adapter, dict):
+            raise CheckpointError(
+                f"cannot read LoRA weights {p}{_origin(p)}: its `{METADATA_KEY}` metadata is not a JSON object; the "
+                "file is corrupt or was not written by vader or diffusers: use another checkpoint, or train again"
+            )
+    return sd, adapter
 
 
 def _origin(p: Path) -> str:

@@ -282,6 +282,10 @@ class Trainer:
         guards = "".join(f"; {k} {v:.4f}" for k, v in rec.get("metrics", {}).items())
         self.log(f"step {step}: held-out reward {rec['reward']:.4f} ({parts}{guards})")
         improved, stop = self.guard.update(rec)
+        if self.is_main:
+            # The record first: a resumed run replays it, so best/ never holds a step the records do not name.
+            self.state.validation.append(rec)
+            _append_jsonl(self.out / "validation.jsonl", rec)
         if improved:
             self._save_best(step)
         if stop:
@@ -289,11 +293,8 @@ class Trainer:
             self.log(f"step {step}: early stop, `{s.metric}` fell from {s.start:.4f} to {s.last:.4f} "
                      f"(margin {s.margin})")
             self._stop_requested = True
-        if self.is_main:
-            self.state.validation.append(rec)
-            _append_jsonl(self.out / "validation.jsonl", rec)
-            if self.config.validation.save_videos:
-                self._save_samples(step, videos)
+        if self.is_main and self.config.validation.save_videos:
+            self._save_samples(step, videos)
         return rec
 
     def _save_best(self, step: int) -> None:
@@ -310,8 +311,15 @@ class Trainer:
         save_lora(tmp / WEIGHTS_NAME, self._lora_sd(), self._lora_meta())
         (tmp / "best.json").write_text(json.dumps(
             {"step": step, "value": self.guard.best.value, "select": self.guard.best.weights}, indent=2))
-        shutil.rmtree(d, ignore_errors=True)
-        tmp.rename(d)
+        from .faults import deferred_signals
+
+        old = self.out / ".best.old"
+        with deferred_signals():  # never a moment without best/ once there was one
+            shutil.rmtree(old, ignore_errors=True)
+            if d.exists():
+                d.rename(old)
+            tmp.rename(d)
+            shutil.rmtree(old, ignore_errors=True)
 
     def _save_samples(self, step: int, videos: list[tuple[int, torch.Tensor]]) -> None:
         from .media import write_video
@@ -477,19 +485,25 @@ class Trainer:
             (self.out / "config.yaml").write_text(cfg.to_yaml())
         writer = self._make_logger()
         start = self.state.step
-        for v in self.state.validation:  # a resumed run's best and early-stop state
-            self.guard.update(v)
         self._stop_requested = False
-        if not any(v["step"] == 0 for v in self.state.validation) and start == 0:
-            self.validate(0)
+        for v in self.state.validation:  # a resumed run's best and early-stop state
+            _, stopped = self.guard.update(v)
+            if stopped:  # it stopped early before: resuming does not train past its own stop
+                s = self.guard.stopper
+                self.log(f"this run stopped early at step {v['step']} (`{s.metric}` fell by more than {s.margin}); "
+                         "not training further: raise validation.early_stop.margin in a new run to go on")
+                self._stop_requested = True
         progress = self._progress(start)
         step = start
         last_saved = start if resume else None
         try:
+            # Inside the try: a signal during the step-0 validation still leaves a checkpoint (step-0).
+            if not any(v["step"] == 0 for v in self.state.validation) and start == 0:
+                self.validate(0)
             with progress as bar:
                 task = bar.add_task("train", total=cfg.train.max_steps, completed=start, reward=float("nan"),
                                     step_time=float("nan"))
-                while step < cfg.train.max_steps:
+                while step < cfg.train.max_steps and not self._stop_requested:
                     rec = self.train_step(step + 1)
                     step += 1
                     self.state.step = step

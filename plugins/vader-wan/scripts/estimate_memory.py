@@ -61,9 +61,9 @@ def estimate(model: str = "t2v-1.3b", height: int | None = None, width: int | No
              offload_encoders: bool = True) -> dict[str, float]:
     """Memory figures in GiB for one K=1 bf16 training step (batch 1, guidance on).
 
-    As the core runs it at ``memory.gradient_checkpointing: true``: the kept call is recomputed whole in
-    backward, one guidance half at a time (``memory.split_guidance``), with the transformer's own per-block
-    checkpointing inside; the decoder's activations are freed before that. With ``offload_encoders`` (on
+    As the core runs it at ``memory.gradient_checkpointing: true``: the kept call (both guidance calls) is
+    recomputed whole in backward, with the transformer's own per-block checkpointing inside; the decoder's
+    activations are freed before that. With ``offload_encoders`` (on
     for GPU runs) UMT5 and CLIP wait on the CPU. ``checkpointing=False``: everything stored, both halves.
 
     Returns:
@@ -125,8 +125,9 @@ def estimate(model: str = "t2v-1.3b", height: int | None = None, width: int | No
     transformer_weights = n_dit * size / GIB
     weights = (experts * n_dit + n_vae + (0 if offload_encoders else n_text + n_clip)) * size / GIB
     # Block level: nothing of the kept call stays between forward and backward but its inputs; backward
-    # recomputes one guidance half at a time (its block inputs, then one block). Off: both halves stored.
-    kept = stored if checkpointing else 2 * stored
+    # recomputes the call, which stores the block inputs of both guidance calls, then one block at a time.
+    # Off: both calls' activations stored.
+    kept = 2 * stored
     return {
         "transformer_weights": transformer_weights, "weights": weights, "text_encoder_weights": n_text * size / GIB,
         "transformer_call": stored, "block": block,
