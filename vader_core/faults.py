@@ -79,6 +79,14 @@ def deferred_signals() -> Iterator[list[int]]:
 RUN_FILES = ("metrics.jsonl", "validation.jsonl", "summary.json")
 
 
+def _probe_writable(directory: Path) -> None:
+    """Create ``directory`` if needed and write and remove a file in it; raises ``OSError`` where that fails."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".vader-write-test-", dir=directory)
+    os.close(fd)
+    os.unlink(probe)
+
+
 def check_writable_dir(path: str | Path, option: str) -> Path:
     """Create the directory ``path`` if needed; one line (:class:`ConfigError`) if it is a file, lies under
     a file or cannot be written. ``option`` names the flag in the message."""
@@ -91,10 +99,7 @@ def check_writable_dir(path: str | Path, option: str) -> Path:
         if parent.exists():
             break
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".vader-write-test-", dir=p)
-        os.close(fd)
-        os.unlink(probe)
+        _probe_writable(p)
     except OSError as e:
         raise ConfigError(
             f"{option} {p} is not writable ({e.strerror or type(e).__name__}); pick a directory you can write"
@@ -149,10 +154,7 @@ def check_output_file(path: str | Path, option: str) -> Path:
                 raise ConfigError(f"{option} {p} lies under {parent}, which is a file; give another path")
             break
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".vader-write-test-", dir=p.parent)
-        os.close(fd)
-        os.unlink(probe)
+        _probe_writable(p.parent)
     except OSError as e:
         raise ConfigError(
             f"{option} {p}: cannot write to {p.parent} ({e.strerror or type(e).__name__}); pick a writable place"
