@@ -294,6 +294,30 @@ def score(
 
 
 # --------------------------------------------------------------------------- eval
+def _eval_images(given: List[Path], prompts: List[str], train_images: Optional[str],
+                 backbone: str) -> tuple[List[str], List[str]]:
+    """Images and prompts of `vader eval` on an image-to-video backbone when prompts or images are given:
+    --image once for every prompt or once per prompt, else train.images' images in turn; --image alone
+    takes each image's name as its prompt."""
+    from .data import image_source
+
+    if given:
+        paths = [str(p) for p in given]
+        if not prompts:
+            return paths, [p.stem.replace("_", " ") for p in given]
+        if len(paths) == 1:
+            return paths * len(prompts), prompts
+        if len(paths) != len(prompts):
+            raise ConfigError(f"{len(paths)} --image for {len(prompts)} prompts: give one image for every prompt, "
+                              "or one per prompt")
+        return paths, prompts
+    if not train_images:
+        raise ConfigError(f"backbone `{backbone}` is image-to-video: pass --image PATH (one, or one per prompt) "
+                          "or --set train.images=DIR")
+    paths = image_source(train_images).images
+    return [paths[i % len(paths)] for i in range(len(prompts))], prompts
+
+
 @app.command("eval")
 def eval_cmd(
     backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone plugin (default: the config's)."),
@@ -309,6 +333,9 @@ def eval_cmd(
     prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompt (repeat; default: the held-out "
                                                "prompts of the config or the backbone)."),
     prompt_file: Optional[Path] = typer.Option(None, "--prompt-file", help="Text file with one prompt per line."),
+    image: Optional[List[Path]] = typer.Option(None, "--image", help="Conditioning image for image-to-video "
+                                               "backbones (repeat: one per prompt, or one for every prompt; default: "
+                                               "the images of train.images, in turn)."),
     max_prompts: int = typer.Option(8, "--max-prompts", help="At most this many default held-out prompts."),
     seed: Optional[List[int]] = typer.Option(None, "--seed", help="Seed (repeat; default 0): the same noise for every model."),
     out: Path = typer.Option(Path("eval"), "--out", "-o", help="Output directory (eval.json, eval.md, grid.png, grid.mp4)."),
@@ -332,6 +359,8 @@ def eval_cmd(
       vader eval --config runs/demo-toy/config.yaml --lora runs/demo-toy/checkpoints/step-30 --lora-scale 0.5 --lora-scale 1 --metric toy_color
 
       vader eval --backbone tiny --random-weights --reward saturation --prompt "a cat" --seed 0 --seed 1
+
+      vader eval --backbone svd --lora runs/svd/checkpoints/step-100 --image kite.png --image boat.png --reward aesthetic
     """
     import torch
 
@@ -357,10 +386,15 @@ def eval_cmd(
     bcls = plugins.get_backbone(cfg.backbone.name)
     probe = bcls(bcls.Options.model_validate(cfg.backbone.options))
     images = None
-    if prompt or prompt_file:
+    if image and "image" not in probe.conditioning:
+        raise ConfigError(f"backbone `{probe.name}` takes no conditioning image: leave out --image")
+    for path in image or []:
+        if not path.is_file():
+            raise ConfigError(f"--image {path}: no such file; give an image file (.png, .jpg ...)")
+    if prompt or prompt_file or image:
         prompts = list(prompt or []) + (_read_lines(str(prompt_file)) if prompt_file else [])
         if "image" in probe.conditioning:
-            raise ConfigError(f"backbone `{probe.name}` is image-to-video: give images with --set train.images=DIR")
+            images, prompts = _eval_images(image or [], prompts, cfg.train.images, probe.name)
     else:
         source = training_source(cfg.train, probe.conditioning, probe)
         prompts, images = validation_prompts(cfg, source, probe)

@@ -183,7 +183,8 @@ def run_eval(config: Any, specs: Sequence[ModelSpec], prompts: Sequence[str], im
     pairs = [(r["prompt"], r["seed"]) for r in results[0]["videos"][:grid_rows]]
     data = {
         "backbone": config.backbone.name, "backbone_options": config.backbone.options,
-        "prompts": list(prompts), "seeds": list(seeds), "batch_size": batch_size,
+        "prompts": list(prompts), **({"images": [str(x) for x in images]} if images is not None else {}),
+        "seeds": list(seeds), "batch_size": batch_size,
         "rewards": [r.model_dump(mode="json") for r in config.rewards],
         "metrics": [m.model_dump(mode="json") for m in config.validation.metrics],
         "models": results,

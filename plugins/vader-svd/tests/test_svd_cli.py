@@ -92,3 +92,47 @@ def test_missing_image_folder_is_reported_before_weights(tmp_path):
                    "--output-dir", tmp_path / "run", "--device", "cpu", "-q"])
     line = assert_one_line_error(res, "`train.images`: no such folder or file", "folder of images")
     assert "weights" not in line
+
+
+def test_eval_with_images_from_the_cli(tiny_dir, tmp_path, make_image):
+    """`vader eval --image` on an image-to-video backbone: each image conditions its own videos, named after it."""
+    import numpy as np
+
+    paths = []
+    for i, name in enumerate(["a_red_kite", "a_boat_at_sea"]):
+        paths.append(tmp_path / f"{name}.png")
+        make_image(40, 48, seed=i).save(paths[-1])
+    out = tmp_path / "eval"
+    vader(["eval", "--backbone", "svd", "--set", f"backbone.model={tiny_dir}", "--set", "backbone.height=32",
+           "--set", "backbone.width=32", "--set", "backbone.frames=3", "--set", "backbone.steps=2",
+           "--reward", "brightness", "--image", str(paths[0]), "--image", str(paths[1]), "--out", str(out),
+           "--device", "cpu"])
+    data = json.loads((out / "eval.json").read_text())
+    rows = data["models"][0]["videos"]
+    assert [r["prompt"] for r in rows] == ["a red kite", "a boat at sea"]
+    a, b = (np.load(out / r["file"]) for r in rows)
+    assert a.shape == b.shape and np.abs(a - b).max() > 1e-3, "both videos came out the same: the image was not used"
+    assert data["images"] == [str(p) for p in paths]
+    assert (out / "grid.png").is_file() and (out / "eval.md").is_file()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--prompt", "a", "--prompt", "b", "--prompt", "c", "--image", "{img}", "--image", "{img}"],
+     "2 --image for 3 prompts"),
+    (["--prompt", "a"], "is image-to-video: pass --image PATH"),
+    (["--image", "{tmp}/nope.png"], "no such file"),
+])
+def test_eval_image_errors_are_one_line(tmp_path, image_file, args, expected):
+    from vader_core.testing import assert_one_line_error, run_cli
+
+    args = [a.format(img=image_file, tmp=tmp_path) for a in args]
+    res = run_cli(["eval", "--backbone", "svd", *args, "--out", tmp_path / "e", "--device", "cpu"])
+    assert_one_line_error(res, expected)
+
+
+def test_eval_image_on_a_text_backbone_is_one_line(tmp_path, image_file):
+    from vader_core.testing import assert_one_line_error, run_cli
+
+    res = run_cli(["eval", "--backbone", "tiny", "--prompt", "a", "--image", image_file, "--out", tmp_path / "e",
+                   "--device", "cpu"])
+    assert_one_line_error(res, "takes no conditioning image")
