@@ -304,6 +304,36 @@ class BackboneContractTests:
             for a, b in zip(grads, ref):
                 torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * scale, msg=f"level {level}, split {split}")
 
+    def test_guidance_halves_run_one_after_the_other(self) -> None:
+        """With ``memory.split_guidance`` at a kept step under checkpointing, no denoiser call with gradient sees
+        more videos than were sampled: a batch that guidance doubles goes through ``run_guided`` (or the
+        backbone calls the two branches apart, as the stock Wan pipelines do)."""
+        from .config import MemorySection
+        from .lora import add_lora
+        from .sampling import sample_with_grad
+
+        bb = self.make_backbone()
+        add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
+        seen: list[int] = []
+
+        def first_batch(_m: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            if torch.is_grad_enabled():
+                x = next(v for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor))
+                seen.append(int(x.shape[0]))
+
+        handle = bb.denoiser.register_forward_pre_hook(first_batch, with_kwargs=True)
+        try:
+            with torch.no_grad():
+                cond = bb.encode_condition(self.prompts[:1], self.make_images(1))
+            video, _, _ = sample_with_grad(
+                bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0), TruncationSection(mode="last", k=1),
+                MemorySection(gradient_checkpointing=True, split_guidance=True, decoded_frames=1))
+            video.float().mean().backward()
+        finally:
+            handle.remove()
+        assert seen, "no denoiser call ran with gradient at the kept step"
+        assert max(seen) == 1, f"a denoiser call with gradient saw batches of {sorted(set(seen))} for 1 video"
+
     def test_checkpoint_blocks_are_recomputed(self) -> None:
         """The blocks the backbone names lie inside its denoiser (decoder blocks inside a component), none
         inside another; at ``block`` level each runs once more in backward than at ``call`` level."""

@@ -31,8 +31,11 @@ from vader_core.estimate import GIB, saved_gib
 
 def estimate(height: int = 276, width: int = 368, frames: int = 51, decoded_frames: int = 1,
              block_checkpointing: bool = False, dtype: torch.dtype = torch.bfloat16,
-             text_encoder: bool = True) -> dict[str, float]:
+             text_encoder: bool = True, split_guidance: bool = True) -> dict[str, float]:
     """Memory figures in GiB for one training step (batch 1, guidance on, vader's gradient checkpointing on).
+
+    With ``split_guidance`` (``memory.split_guidance``, the default) the kept call's text and null halves are
+    recomputed one after the other, so one kept call holds what a batch of 1 keeps; else the doubled batch's.
 
     Returns:
         `dict[str, float]`: ``weights`` (all frozen weights), ``transformer`` (one kept STDiT3 call),
@@ -59,13 +62,14 @@ def estimate(height: int = 276, width: int = 368, frames: int = 51, decoded_fram
             modules.append(T5EncoderModel(cfg))
     n_params = {type(m).__name__: sum(p.numel() for p in m.parameters()) for m in modules}
     lat_t, h, w = vae.latent_frames(frames), height // 8, width // 8
-    hw = {"height": torch.full((2,), float(height)), "width": torch.full((2,), float(width))}
+    n = 1 if split_guidance else 2
+    hw = {"height": torch.full((n,), float(height)), "width": torch.full((n,), float(width))}
     with torch.device("meta"):
-        x = torch.randn(2, 4, lat_t, h, w, dtype=dtype, requires_grad=True)
-        y = torch.randn(2, 300, 4096, dtype=dtype)
-        mask = torch.ones(2, 300, dtype=torch.long)
-        t = torch.tensor([500.0, 500.0])
-        fps = torch.tensor([24.0, 24.0])
+        x = torch.randn(n, 4, lat_t, h, w, dtype=dtype, requires_grad=True)
+        y = torch.randn(n, 300, 4096, dtype=dtype)
+        mask = torch.ones(n, 300, dtype=torch.long)
+        t = torch.full((n,), 500.0)
+        fps = torch.full((n,), 24.0)
         call = lambda: model(x, t, y, mask=mask, fps=fps, **hw)  # noqa: E731
         tr_gib, largest_block = saved_gib(call, model.blocks())
         if block_checkpointing:
@@ -87,9 +91,12 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=368)
     parser.add_argument("--frames", type=int, default=51)
     parser.add_argument("--decoded-frames", type=int, default=1)
+    parser.add_argument("--no-split-guidance", action="store_true",
+                        help="memory.split_guidance: false (the kept call recomputed on the doubled batch at once)")
     a = parser.parse_args()
     for block in (False, True):
-        r = estimate(a.height, a.width, a.frames, a.decoded_frames, block_checkpointing=block)
+        r = estimate(a.height, a.width, a.frames, a.decoded_frames, block_checkpointing=block,
+                     split_guidance=not a.no_split_guidance)
         parts = ", ".join(f"{k[7:]} {v / 1e9:.2f}B" for k, v in r.items() if k.startswith("params_"))
         print(f"Open-Sora 1.2 {a.frames} frames {a.height}x{a.width}, bf16, K=1, block_checkpointing={block} "
               f"(GiB, estimated): weights {r['weights']:.1f} ({parts}); one kept STDiT3 call {r['transformer']:.2f}; "

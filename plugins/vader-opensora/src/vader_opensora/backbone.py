@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Sequence
 from pydantic import Field, model_validator
 
 from vader_core.backbone import BackboneOptions, BackbonePlugin
-from vader_core.checkpointing import reject_folded_options
+from vader_core.checkpointing import reject_folded_options, run_guided
 from vader_core.errors import CheckpointError, ConfigError, MissingWeightsError
 from vader_core.hub import hub_offline
 from vader_core.lazy import torch
@@ -304,7 +304,12 @@ class OpenSoraBackbone(BackbonePlugin):
     def predict(self, latents: Any, t: Any, cond: dict[str, Any], step_index: int) -> Any:
         x = torch.cat([latents, latents]) if self.do_cfg else latents
         ts = t.reshape(-1).expand(x.shape[0]).to(self.device)
-        out = self.denoiser(x, ts, cond["y"], mask=cond["mask"], **self._model_args(x.shape[0]))
+
+        def call(x: Any, ts: Any, y: Any, mask: Any) -> Any:
+            return self.denoiser(x, ts, y, mask=mask, **self._model_args(x.shape[0]))
+
+        # the text and null halves one after the other at a kept step (memory.split_guidance)
+        out = run_guided(call, x, ts, cond["y"], cond["mask"]) if self.do_cfg else call(x, ts, cond["y"], cond["mask"])
         v = out[:, : latents.shape[1]]
         if self.do_cfg:
             text, null = v.chunk(2)
