@@ -124,3 +124,28 @@ def test_generate_lora_scale(tmp_path):
     np.testing.assert_allclose(outs["0"], np.load(tmp_path / "base.npy"), atol=1e-6)
     d_half, d_full = (np.abs(outs[s] - outs["0"]).mean() for s in ("0.5", "1"))
     assert 0 < d_half < d_full
+
+
+def test_eval_images_pairing(tmp_path):
+    """How `vader eval` pairs --image with prompts on an image-to-video backbone: one image for every prompt,
+    one per prompt, names as prompts when no prompt is given, else train.images' images in turn."""
+    from pathlib import Path
+
+    from vader_core.cli import _eval_images
+    from vader_core.errors import ConfigError
+
+    a, b = tmp_path / "a_red_kite.png", tmp_path / "boat.png"
+    assert _eval_images([a], ["x", "y"], None, "svd") == ([str(a), str(a)], ["x", "y"])
+    assert _eval_images([a, b], ["x", "y"], None, "svd") == ([str(a), str(b)], ["x", "y"])
+    assert _eval_images([a, b], [], None, "svd") == ([str(a), str(b)], ["a red kite", "boat"])
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("one.png", "two.jpg", "notes.txt"):
+        (folder / name).write_bytes(b"")
+    images, prompts = _eval_images([], ["p", "q", "r"], str(folder), "svd")
+    assert prompts == ["p", "q", "r"]
+    assert [Path(x).name for x in images] == ["one.png", "two.jpg", "one.png"]
+    with pytest.raises(ConfigError, match="2 --image for 3 prompts"):
+        _eval_images([a, b], ["x", "y", "z"], None, "svd")
+    with pytest.raises(ConfigError, match="--set train.images=DIR"):
+        _eval_images([], ["x"], None, "svd")
