@@ -681,7 +681,8 @@ def b4_report(b: dict[str, Any]) -> list[str]:
         "| --- | --- | --- | --- | --- |",
     ]
     for r in lv["levels"]:
-        ratio = "n/a (both lower bounds)" if not r["ratio_valid"] or r["ratio"] is None else (
+        why = " (vader's queries a lower bound)" if r["vader"]["lower_bound"] else ""
+        ratio = f"n/a{why}" if not r["ratio_valid"] or r["ratio"] is None else (
             (">= " if r["ratio_is_lower_bound"] else "") + f"{r['ratio']:.0f}x")
         lines.append(f"| {r['fraction']:.0%} | {r['target']:.4f} | {_queries(r['vader'])} | {_queries(r['ddpo'])} "
                      f"| {ratio} |")
