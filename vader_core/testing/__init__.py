@@ -1,0 +1,32 @@
+"""What a plugin's tests use: contract mixins, helpers, and a pytest fixtures plugin.
+
+A plugin's tests subclass the mixins (``class TestRedness(RewardContractTests): reward_cls = Redness``;
+:mod:`vader_core.testing.contracts` shows each) and take the shared fixtures through ``tests/conftest.py``::
+
+    from vader_core.testing import only_plugin
+
+    pytest_plugins = ["vader_core.testing.fixtures"]
+    vader_plugin_name = only_plugin("redness")
+
+| module | holds |
+| --- | --- |
+| ``contracts`` | :class:`RewardContractTests`, :class:`MetricContractTests`, :class:`BackboneContractTests` |
+| ``helpers`` | :func:`run_cli`, :func:`assert_one_line_error`, :func:`save_random_lora`, :func:`plant_pickle`, ... |
+| ``fixtures`` | the pytest plugin (not imported here: pytest loads it from ``pytest_plugins``) |
+
+Every test builds tiny components on the CPU (``load_tiny``) and runs in seconds.
+"""
+
+from .contracts import BackboneContractTests, MetricContractTests, RewardContractTests
+from .helpers import (
+    QUIET_TRAINING, HubCache, _CreatesFile, assert_one_line_error, draw_image, lora_checkpoint, offline_hub_cache,
+    only_plugin, plant_pickle, planted_pickle_works, read_metrics, run_cli, save_images, save_random_lora,
+    save_video, set_options,
+)
+
+__all__ = [
+    "BackboneContractTests", "HubCache", "MetricContractTests", "QUIET_TRAINING",
+    "RewardContractTests", "assert_one_line_error", "draw_image", "lora_checkpoint",
+    "offline_hub_cache", "only_plugin", "plant_pickle", "planted_pickle_works", "read_metrics", "run_cli",
+    "save_images", "save_random_lora", "save_video", "set_options",
+]
