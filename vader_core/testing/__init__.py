@@ -1,4 +1,4 @@
-"""What a plugin's tests use: contract mixins, helpers, and a pytest fixtures plugin.
+"""What a plugin's tests use: contract mixins, CLI contract mixins, helpers, and a pytest fixtures plugin.
 
 A plugin's tests subclass the mixins (``class TestRedness(RewardContractTests): reward_cls = Redness``;
 :mod:`vader_core.testing.contracts` shows each) and take the shared fixtures through ``tests/conftest.py``::
@@ -11,22 +11,25 @@ A plugin's tests subclass the mixins (``class TestRedness(RewardContractTests): 
 | module | holds |
 | --- | --- |
 | ``contracts`` | :class:`RewardContractTests`, :class:`MetricContractTests`, :class:`BackboneContractTests` |
+| ``cli_contracts`` | :class:`BackboneCLIContractTests`, :class:`RewardCLIContractTests`: the real commands |
 | ``helpers`` | :func:`run_cli`, :func:`assert_one_line_error`, :func:`save_random_lora`, :func:`plant_pickle`, ... |
 | ``fixtures`` | the pytest plugin (not imported here: pytest loads it from ``pytest_plugins``) |
 
 Every test builds tiny components on the CPU (``load_tiny``) and runs in seconds.
 """
 
+from .cli_contracts import BackboneCLIContractTests, RewardCLIContractTests
 from .contracts import BackboneContractTests, MetricContractTests, RewardContractTests
 from .helpers import (
-    QUIET_TRAINING, HubCache, _CreatesFile, assert_one_line_error, draw_image, lora_checkpoint, offline_hub_cache,
+    QUIET_TRAINING, HubCache, assert_one_line_error, draw_image, lora_checkpoint, offline_hub_cache,
     only_plugin, plant_pickle, planted_pickle_works, read_metrics, run_cli, save_images, save_random_lora,
     save_video, set_options,
 )
+from .helpers import _CreatesFile as _CreatesFile  # the core's tests plant pickles of it in files of every kind
 
 __all__ = [
-    "BackboneContractTests", "HubCache", "MetricContractTests", "QUIET_TRAINING",
-    "RewardContractTests", "assert_one_line_error", "draw_image", "lora_checkpoint",
-    "offline_hub_cache", "only_plugin", "plant_pickle", "planted_pickle_works", "read_metrics", "run_cli",
-    "save_images", "save_random_lora", "save_video", "set_options",
+    "BackboneCLIContractTests", "BackboneContractTests", "HubCache", "MetricContractTests",
+    "QUIET_TRAINING", "RewardCLIContractTests", "RewardContractTests",
+    "assert_one_line_error", "draw_image", "lora_checkpoint", "offline_hub_cache", "only_plugin", "plant_pickle",
+    "planted_pickle_works", "read_metrics", "run_cli", "save_images", "save_random_lora", "save_video", "set_options",
 ]
