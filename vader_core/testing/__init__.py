@@ -10,7 +10,8 @@ A plugin's tests subclass the mixins (``class TestRedness(RewardContractTests): 
 
 | module | holds |
 | --- | --- |
-| ``contracts`` | :class:`RewardContractTests`, :class:`MetricContractTests`, :class:`BackboneContractTests` |
+| ``contracts`` | :class:`RewardContractTests`, :class:`MetricContractTests`, :class:`BackboneContractTests`, |
+|  | :class:`PluginPackageContractTests` (light import, entry point) |
 | ``cli_contracts`` | :class:`BackboneCLIContractTests`, :class:`RewardCLIContractTests`: the real commands |
 | ``helpers`` | :func:`run_cli`, :func:`assert_one_line_error`, :func:`save_random_lora`, :func:`plant_pickle`, ... |
 | ``fixtures`` | the pytest plugin (not imported here: pytest loads it from ``pytest_plugins``) |
@@ -19,7 +20,7 @@ Every test builds tiny components on the CPU (``load_tiny``) and runs in seconds
 """
 
 from .cli_contracts import BackboneCLIContractTests, RewardCLIContractTests
-from .contracts import BackboneContractTests, MetricContractTests, RewardContractTests
+from .contracts import BackboneContractTests, MetricContractTests, PluginPackageContractTests, RewardContractTests
 from .helpers import (
     QUIET_TRAINING, HubCache, assert_one_line_error, draw_image, lora_checkpoint, offline_hub_cache,
     only_plugin, plant_pickle, planted_pickle_works, read_metrics, run_cli, save_images, save_random_lora,
@@ -29,7 +30,7 @@ from .helpers import _CreatesFile as _CreatesFile  # the core's tests plant pick
 
 __all__ = [
     "BackboneCLIContractTests", "BackboneContractTests", "HubCache", "MetricContractTests",
-    "QUIET_TRAINING", "RewardCLIContractTests", "RewardContractTests",
+    "PluginPackageContractTests", "QUIET_TRAINING", "RewardCLIContractTests", "RewardContractTests",
     "assert_one_line_error", "draw_image", "lora_checkpoint", "offline_hub_cache", "only_plugin", "plant_pickle",
     "planted_pickle_works", "read_metrics", "run_cli", "save_images", "save_random_lora", "save_video", "set_options",
 ]

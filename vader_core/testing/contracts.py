@@ -383,3 +383,41 @@ class BackboneContractTests:
         for bad in self.invalid_options:
             with pytest.raises(ValidationError):
                 self.backbone_cls.Options.model_validate({**self.options, **bad})
+
+
+class PluginPackageContractTests:
+    """The distribution as vader finds it: importing the package loads no heavy library (registering classes
+    must stay instant, so `vader plugins` never waits for torch), and its entry point registers each plugin
+    class under this distribution's name."""
+
+    #: The import name of the package, e.g. ``"vader_svd"``.
+    package: ClassVar[str]
+    #: The distribution (``pip install`` name), e.g. ``"vader-svd"``.
+    distribution: ClassVar[str]
+    #: The backbone, reward, method and metric classes the package registers.
+    plugin_classes: ClassVar[list[type]]
+    #: Modules importing the package must not import.
+    heavy_modules: ClassVar[tuple[str, ...]] = ("torch", "diffusers", "transformers", "open_clip", "huggingface_hub")
+
+    def test_import_is_light(self) -> None:
+        import subprocess
+        import sys
+
+        code = (f"import sys, {self.package}; "
+                f"print(','.join(m for m in {self.heavy_modules!r} if m in sys.modules))")
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == "", f"importing {self.package} imported {res.stdout.strip()}"
+
+    def test_registered_through_the_entry_point(self) -> None:
+        from .. import plugins
+
+        infos, broken = plugins.list_plugins()
+        assert not [b for b in broken if b.package == self.distribution], broken
+        registered = {info.cls: info for info in infos}
+        get = {"backbone": plugins.get_backbone, "reward": plugins.get_reward, "method": plugins.get_method,
+               "metric": plugins.get_metric}
+        for cls in self.plugin_classes:
+            assert cls in registered, f"{cls.__name__} is not registered (is `vader_plugin_name` this plugin's?)"
+            info = registered[cls]
+            assert info.package == self.distribution and get[info.kind](cls.name) is cls
