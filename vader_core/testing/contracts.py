@@ -32,6 +32,7 @@ import torch
 from pydantic import ValidationError
 
 from ..config import TruncationSection
+from .helpers import randomize_lora_b
 
 
 class RewardContractTests:
@@ -287,11 +288,7 @@ class BackboneContractTests:
 
         bb = self.make_backbone()
         add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
-        g = torch.Generator().manual_seed(1)
-        with torch.no_grad():
-            for n, p in bb.denoiser.named_parameters():
-                if "lora_B" in n:
-                    p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+        randomize_lora_b(bb.denoiser, seed=1, std=0.02)
         video, ref = self._lora_gradients(bb, False, False)
         assert ref and all(r.abs().sum() > 0 for r in ref), "some LoRA weight got no gradient"
         # Relative to the largest gradient: some are zero up to rounding (cross-attention to a single token).

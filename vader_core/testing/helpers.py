@@ -29,6 +29,16 @@ def only_plugin(name: str) -> Any:
     return _name
 
 
+def randomize_lora_b(module: torch.nn.Module, *, seed: int = 0, std: float = 0.2) -> None:
+    """Draw every LoRA B matrix of ``module`` from ``N(0, std²)`` with a generator seeded ``seed``: peft starts B
+    at zero, so a fresh LoRA changes no output and passes no gradient to A."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in module.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+
+
 def save_random_lora(denoiser: torch.nn.Module, directory: str | Path, *, prefix: str = "unet", rank: int = 4,
                      alpha: float = 8.0, targets: Sequence[str] = ("to_q", "to_k", "to_v", "to_out.0"),
                      seed: int = 0, std: float = 0.2) -> Path:
@@ -39,11 +49,7 @@ def save_random_lora(denoiser: torch.nn.Module, directory: str | Path, *, prefix
     from ..lora import WEIGHTS_NAME, add_lora, config_metadata, lora_state_dict, save_lora
 
     config = add_lora(denoiser, rank, alpha, 0.0, list(targets))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for n, p in denoiser.named_parameters():
-            if "lora_B" in n:
-                p.copy_(torch.randn(p.shape, generator=g) * std)
+    randomize_lora_b(denoiser, seed=seed, std=std)
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     save_lora(d / WEIGHTS_NAME, lora_state_dict(denoiser, prefix), config_metadata(config, prefix))
