@@ -23,8 +23,8 @@ from .cli_contracts import BackboneCLIContractTests, RewardCLIContractTests
 from .contracts import BackboneContractTests, MetricContractTests, PluginPackageContractTests, RewardContractTests
 from .helpers import (
     QUIET_TRAINING, HubCache, assert_one_line_error, draw_image, lora_checkpoint, offline_hub_cache, only_plugin,
-    plant_pickle, planted_pickle_works, randomize_lora_b, read_metrics, run_cli, save_images, save_random_lora,
-    save_video, set_options,
+    plant_pickle, planted_pickle_works, randomize_lora_b, read_metrics, registry_of, run_cli, save_images,
+    save_random_lora, save_video, set_options,
 )
 from .helpers import _CreatesFile as _CreatesFile  # the core's tests plant pickles of it in files of every kind
 
@@ -32,6 +32,6 @@ __all__ = [
     "BackboneCLIContractTests", "BackboneContractTests", "HubCache", "MetricContractTests",
     "PluginPackageContractTests", "QUIET_TRAINING", "RewardCLIContractTests", "RewardContractTests",
     "assert_one_line_error", "draw_image", "lora_checkpoint", "offline_hub_cache", "only_plugin", "plant_pickle",
-    "planted_pickle_works", "randomize_lora_b", "read_metrics", "run_cli", "save_images", "save_random_lora",
-    "save_video", "set_options",
+    "planted_pickle_works", "randomize_lora_b", "read_metrics", "registry_of", "run_cli", "save_images",
+    "save_random_lora", "save_video", "set_options",
 ]

@@ -22,6 +22,7 @@ checks of the same run as tests taking ``training_run``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -31,9 +32,18 @@ from typing import Any, ClassVar
 import pytest
 
 from .helpers import (
-    QUIET_TRAINING, assert_one_line_error, lora_checkpoint, offline_hub_cache, read_metrics, run_cli, save_images,
-    save_random_lora, save_video, set_options,
+    QUIET_TRAINING, assert_one_line_error, lora_checkpoint, offline_hub_cache, read_metrics, registry_of, run_cli,
+    save_images, save_random_lora, save_video, set_options,
 )
+
+
+def _registry(request: pytest.FixtureRequest) -> contextlib.AbstractContextManager[None]:
+    # A class-wide run starts before the per-test registry fixture of vader_core.testing.fixtures: it sets
+    # the registry itself, from the same `vader_plugin_name` (without the fixtures plugin, as it is).
+    try:
+        return registry_of(request.getfixturevalue("vader_plugin_name"))
+    except pytest.FixtureLookupError:
+        return contextlib.nullcontext()
 
 
 def _run(args: list[Any]) -> tuple[int, str, str]:
@@ -78,7 +88,7 @@ class BackboneCLIContractTests:
         return args
 
     @pytest.fixture(scope="class")
-    def training_run(self, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    def training_run(self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         """Two steps of ``vader train --random-weights``: ``dir``, ``rows`` (metrics.jsonl), ``lora`` (step 2)."""
         root = tmp_path_factory.mktemp(f"cli-{self.backbone_cls.name}")
         extra = dict(self.train_options)
@@ -86,9 +96,10 @@ class BackboneCLIContractTests:
             save_images(root / "images", ["a_red_kite", "a_boat_at_sea"])
             extra.setdefault("train.images", root / "images")
         out = root / "run"
-        _run(["train", "--backbone", self.backbone_cls.name, "--random-weights", "--reward", self.reward,
-              "--max-steps", "2", *set_options(QUIET_TRAINING), *set_options(self.options, "backbone."),
-              "--set", "lora.rank=4", *set_options(extra), "--output-dir", out, "--device", "cpu", "-q"])
+        with _registry(request):
+            _run(["train", "--backbone", self.backbone_cls.name, "--random-weights", "--reward", self.reward,
+                  "--max-steps", "2", *set_options(QUIET_TRAINING), *set_options(self.options, "backbone."),
+                  "--set", "lora.rank=4", *set_options(extra), "--output-dir", out, "--device", "cpu", "-q"])
         return SimpleNamespace(dir=out, rows=read_metrics(out), lora=lora_checkpoint(out, 2))
 
     def test_cli_train_random_weights(self, training_run: SimpleNamespace) -> None:
@@ -180,7 +191,7 @@ class RewardCLIContractTests:
         return cls(cls.Options.model_validate(self.reward_options.get(reward, {}))).value_range
 
     @pytest.fixture(scope="class")
-    def training_run(self, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    def training_run(self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         """Two steps of ``vader train --config run.yaml --random-weights`` on the ``tiny`` backbone with every
         reward, a checkpoint a step: ``dir``, ``rows`` (metrics.jsonl)."""
         root = tmp_path_factory.mktemp("cli-" + "-".join(self.rewards))
@@ -192,9 +203,10 @@ class RewardCLIContractTests:
             config["train"] = {"prompts": list(self.train_prompts)}
         (root / "run.yaml").write_text(json.dumps(config))  # JSON is YAML
         out = root / "run"
-        _run(["train", "--config", root / "run.yaml", "--random-weights", "--max-steps", "2",
-              *set_options({**QUIET_TRAINING, "output.checkpoint_every": 1, **self.train_options}),
-              "--output-dir", out, "--device", "cpu", "-q"])
+        with _registry(request):
+            _run(["train", "--config", root / "run.yaml", "--random-weights", "--max-steps", "2",
+                  *set_options({**QUIET_TRAINING, "output.checkpoint_every": 1, **self.train_options}),
+                  "--output-dir", out, "--device", "cpu", "-q"])
         return SimpleNamespace(dir=out, rows=read_metrics(out))
 
     def test_cli_score_random_weights(self, tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
-from .helpers import HubCache, draw_image, offline_hub_cache  # noqa: E402
+from .helpers import HubCache, draw_image, offline_hub_cache, registry_of  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,7 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
-@pytest.fixture
+# Session-scoped so that fixtures wider than a test (a training run shared by a class) can read it too.
+@pytest.fixture(scope="session")
 def vader_plugin_name() -> str:
     """The external plugins a test loads (``VADER_PLUGINS`` syntax; ``""``: vader's built-ins only); a conftest
     overrides it with :func:`~vader_core.testing.helpers.only_plugin`."""
@@ -60,14 +61,10 @@ def vader_plugin_name() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _vader_registry(monkeypatch: pytest.MonkeyPatch, vader_plugin_name: str) -> Iterator[None]:
-    from vader_core import plugins
-
+def _vader_registry(vader_plugin_name: str) -> Iterator[None]:
     # Per test, not per session: other suites in the same run (the core's, another plugin's) load others.
-    monkeypatch.setenv("VADER_PLUGINS", vader_plugin_name)
-    plugins.reset()
-    yield
-    plugins.reset()
+    with registry_of(vader_plugin_name):
+        yield
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ Nothing here imports vader's engine or a plugin at import time; torch only where
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,26 @@ def only_plugin(name: str) -> Any:
             several comma-separated).
     """
 
-    @pytest.fixture(name="vader_plugin_name")
+    @pytest.fixture(name="vader_plugin_name", scope="session")
     def _name() -> str:
         return name
 
     return _name
+
+
+@contextlib.contextmanager
+def registry_of(plugin_names: str) -> Iterator[None]:
+    """A fresh plugin registry that loads vader's built-ins and ``plugin_names`` only (``VADER_PLUGINS``
+    syntax), for the duration of the block; the environment and the registry are restored after."""
+    from .. import plugins
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VADER_PLUGINS", plugin_names)
+        plugins.reset()
+        try:
+            yield
+        finally:
+            plugins.reset()
 
 
 def randomize_lora_b(module: torch.nn.Module, *, seed: int = 0, std: float = 0.2) -> None:
