@@ -46,6 +46,8 @@ from vader_core.errors import ConfigError, MissingWeightsError
 from vader_core.hub import hub_offline
 from vader_core.lazy import torch
 
+from .tiny import scheduler_config
+
 T2V_1_3B = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 T2V_14B = "Wan-AI/Wan2.1-T2V-14B-Diffusers"
 I2V_14B_480P = "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
@@ -493,15 +495,3 @@ class WanI2VBackbone(WanBackbone):
             condition, mask = first
             latents = (1 - mask) * condition + mask * latents
         return super().decode(latents, frames, chunk_size)
-
-
-def scheduler_config(flow_shift: float = 3.0) -> dict[str, Any]:
-    """The scheduler configuration of ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers`` (UniPC multistep, flow sigmas,
-    flow shift 3.0 for 480p)."""
-    return {
-        "_class_name": "UniPCMultistepScheduler", "num_train_timesteps": 1000, "beta_start": 0.0001,
-        "beta_end": 0.02, "beta_schedule": "linear", "prediction_type": "flow_prediction", "use_flow_sigmas": True,
-        "flow_shift": flow_shift, "solver_order": 2, "solver_type": "bh2", "predict_x0": True,
-        "lower_order_final": True, "final_sigmas_type": "zero", "timestep_spacing": "linspace", "steps_offset": 0,
-        "disable_corrector": [], "thresholding": False, "use_karras_sigmas": False,
-    }
