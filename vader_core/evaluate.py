@@ -18,7 +18,6 @@ denoiser with every adapter switched off.
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import warnings
 from dataclasses import dataclass
@@ -57,10 +56,6 @@ def model_specs(loras: Sequence[Path], scales: Sequence[float], base: bool = Tru
     if not specs:
         raise ConfigError("nothing to evaluate: pass --lora DIR, or leave out --no-base")
     return specs
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.@_-]+", "_", text).strip("_") or "model"
 
 
 def activate(denoiser: torch.nn.Module, spec: ModelSpec) -> None:
@@ -123,7 +118,7 @@ def run_eval(config: Any, specs: Sequence[ModelSpec], prompts: Sequence[str], im
     """
     from . import plugins
     from .lora import load_lora
-    from .media import write_video
+    from .media import slug, write_video
     from .sampling import generate
 
     bcls = plugins.get_backbone(config.backbone.name)
@@ -153,6 +148,7 @@ def run_eval(config: Any, specs: Sequence[ModelSpec], prompts: Sequence[str], im
     grid_videos: dict[str, list[torch.Tensor]] = {}
     for spec in specs:
         activate(bb.denoiser, spec)
+        folder = out_dir / "videos" / slug(spec.label, keep="._@-", fallback="model")
         rows: list[dict[str, Any]] = []
         keep: list[torch.Tensor] = []
         for seed in seeds:
@@ -163,7 +159,7 @@ def run_eval(config: Any, specs: Sequence[ModelSpec], prompts: Sequence[str], im
                 video = generate(bb, chunk, imgs, gen, chunk_size=config.memory.decode_chunk_size).cpu()
                 scores = {name: fn(video, chunk) for name, fn in scorers.items()}
                 for j, prompt in enumerate(chunk):
-                    path = out_dir / "videos" / _slug(spec.label) / f"seed{seed}-{i + j:03d}.npy"
+                    path = folder / f"seed{seed}-{i + j:03d}.npy"
                     write_video(path, video[j])
                     rows.append({"prompt": prompt, "seed": seed, "index": i + j,
                                  "file": str(path.relative_to(out_dir)),

@@ -322,18 +322,18 @@ class Trainer:
             shutil.rmtree(old, ignore_errors=True)
 
     def _save_samples(self, step: int, videos: list[tuple[int, torch.Tensor]]) -> None:
-        from .media import write_video
+        from .media import slug, write_video
 
         d = self.out / "samples" / f"step-{step:06d}"
         for seed, video in videos:
             for i, prompt in enumerate(self.val_prompts):
-                stem = f"seed{seed}-{i}-{_slug(prompt)}"
+                stem = f"seed{seed}-{i}-{slug(prompt, lower=True, max_len=40)}"
                 write_video(d / f"{stem}.mp4", video[i])
                 write_video(d / f"{stem}.gif", video[i])
 
     def _before_after(self, step: int) -> Path | None:
         """Step-0 and final validation videos side by side (same prompts and seeds)."""
-        from .media import read_video, side_by_side, write_video
+        from .media import read_video, side_by_side, slug, write_video
 
         if not (self.is_main and self.config.validation.save_videos) or step == 0:
             return None
@@ -341,7 +341,7 @@ class Trainer:
         d = self.out / "samples" / "before_after"
         for seed in self.config.validation.seeds:
             for i, prompt in enumerate(self.val_prompts):
-                stem = f"seed{seed}-{i}-{_slug(prompt)}"
+                stem = f"seed{seed}-{i}-{slug(prompt, lower=True, max_len=40)}"
                 if not (first / f"{stem}.gif").is_file() or not (last / f"{stem}.gif").is_file():
                     continue
                 pair = side_by_side([read_video(first / f"{stem}.gif"), read_video(last / f"{stem}.gif")])
@@ -656,12 +656,6 @@ def schedule_change_note(state: dict[str, Any], config: VaderConfig) -> str | No
 
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
-
-
-def _slug(text: str, n: int = 40) -> str:
-    import re
-
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:n] or "video"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
