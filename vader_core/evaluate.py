@@ -79,13 +79,12 @@ def activate(denoiser: torch.nn.Module, spec: ModelSpec) -> None:
 
 def _scorers(rewards: Sequence[Any], metrics: Sequence[Any], device: Any, dtype: Any, tiny: bool,
              seed: int) -> dict[str, Callable[[torch.Tensor, list[str]], torch.Tensor]]:
-    from .guard import build_metrics
-    from .objective import Objective
+    from .resolve import build_metrics, build_objective
 
     out: dict[str, Callable[..., torch.Tensor]] = {}
     objective = None
     if rewards:
-        objective = Objective.from_config(rewards)
+        objective = build_objective(rewards)
         objective.load(device, dtype, tiny=tiny, seed=seed)
         for term in objective.terms:
             out[term.name] = (lambda r: lambda v, p: r(v, p).detach().float().cpu())(term.reward)
@@ -116,19 +115,12 @@ def run_eval(config: Any, specs: Sequence[ModelSpec], prompts: Sequence[str], im
         frames (`Sequence[int]`, *optional*): frames shown in ``grid.png`` (default: four evenly spaced).
         grid_rows (`int`): prompt/seed pairs shown in the grid.
     """
-    from . import plugins
     from .lora import load_lora
     from .media import slug, write_video
+    from .resolve import build_backbone, load_backbone
     from .sampling import generate
 
-    bcls = plugins.get_backbone(config.backbone.name)
-    bb = bcls(bcls.Options.model_validate(config.backbone.options))
-    if tiny:
-        bb.load_tiny(device, dtype, seed=config.train.seed)
-    else:
-        bb.load(device, dtype)
-    for m in bb.modules().values():
-        m.requires_grad_(False).eval()
+    bb = load_backbone(build_backbone(config.backbone), device, dtype, tiny=tiny, seed=config.train.seed)
     loaded: set[str] = set()
     for s in specs:
         if s.adapter is not None and s.adapter not in loaded:

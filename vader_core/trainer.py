@@ -20,33 +20,21 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import plugins
 from .checkpoint import (clean_temporaries, find_resume, list_checkpoints, load_checkpoint, save_checkpoint,
                          set_rng_state)
-from .config import VaderConfig, resolve
+from .config import VaderConfig
 from .data import training_source, validation_prompts
 from .errors import CheckpointError, ConfigError, InterruptedRun, MissingDependencyError, NonFiniteLossError
 from .lora import add_lora, config_metadata, lora_parameters, lora_state_dict, set_lora_training
 from .method import TrainContext
-from .objective import Objective
-
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+from .resolve import (backbone_class, build_backbone, build_method, build_metrics, build_objective, load_backbone,
+                      resolve_config, resolve_device, resolve_precision, torch_dtype)
 
 
 def derive_seed(*parts: int | str) -> int:
     """A well-mixed 63-bit seed from ``parts`` (run seed, step, micro-step, process ...)."""
     h = hashlib.blake2b(":".join(str(p) for p in parts).encode(), digest_size=8).digest()
     return int.from_bytes(h, "little") & ((1 << 63) - 1)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp32"
-    if precision == "fp16" and device.type == "cpu":
-        raise ConfigError("`precision`: fp16 needs a GPU; use bf16 or fp32 on CPU")
-    return precision
 
 
 @dataclass
@@ -71,7 +59,7 @@ class Trainer:
 
     def __init__(self, config: VaderConfig, progress: bool = True, tiny: bool = False,
                  log: Callable[[str], None] | None = None) -> None:
-        self.config = resolve(config)
+        self.config = resolve_config(config)
         self.progress = progress
         self.tiny = tiny
         self.log = log or (lambda s: None)
@@ -86,16 +74,7 @@ class Trainer:
         device = cfg.device
         if device and device.startswith("cuda:"):
             torch.cuda.set_device(int(device.split(":", 1)[1]))
-        if device:
-            try:
-                probe = torch.device(device)
-            except RuntimeError:
-                raise ConfigError(f"`device`: not a torch device, got {device!r} (use cpu, cuda, cuda:1, mps)") from None
-        else:
-            probe = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if probe.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"`device` is {device!r} but no CUDA GPU is visible; use --device cpu")
-        self.precision = resolve_precision(cfg.precision, probe)
+        self.precision = resolve_precision(cfg.precision, resolve_device(device))
         mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[self.precision]
         from accelerate.state import AcceleratorState
 
@@ -104,21 +83,15 @@ class Trainer:
         self.accelerator = Accelerator(mixed_precision=mp, cpu=device == "cpu")
         acc = self.accelerator
         self.device = acc.device
-        self.weight_dtype = _DTYPES[self.precision]
+        self.weight_dtype = torch_dtype(self.precision)
         self.is_main = acc.is_main_process
 
         torch.manual_seed(derive_seed(cfg.train.seed, "init", acc.process_index))
         random.seed(derive_seed(cfg.train.seed, "py", acc.process_index))
         np.random.seed(derive_seed(cfg.train.seed, "np") % (2**32))
 
-        bcls = plugins.get_backbone(cfg.backbone.name)
-        self.backbone = bcls(bcls.Options.model_validate(cfg.backbone.options))
-        if self.tiny:
-            self.backbone.load_tiny(self.device, self.weight_dtype, seed=cfg.train.seed)
-        else:
-            self.backbone.load(self.device, self.weight_dtype)
-        for m in self.backbone.modules().values():
-            m.requires_grad_(False).eval()
+        self.backbone = load_backbone(build_backbone(cfg.backbone), self.device, self.weight_dtype, tiny=self.tiny,
+                                      seed=cfg.train.seed)
         from .offload import offload_encoders
 
         self.encoder_offload = offload_encoders(self.backbone, cfg.memory, self.device)
@@ -130,14 +103,13 @@ class Trainer:
         if not self.params:
             raise ConfigError("LoRA added no trainable parameters; check `lora.target_modules`")
 
-        self.objective = Objective.from_config(cfg.rewards)
+        self.objective = build_objective(cfg.rewards)
         self.objective.load(self.device, self.weight_dtype, tiny=self.tiny, seed=cfg.train.seed)
-        mcls = plugins.get_method(cfg.method.name)
-        self.method = mcls(mcls.Options.model_validate(cfg.method.options))
-        if cfg.regularization.kl > 0 and not getattr(mcls, "supports_kl_guard", False):
+        self.method = build_method(cfg.method)
+        if cfg.regularization.kl > 0 and not getattr(type(self.method), "supports_kl_guard", False):
             raise ConfigError(f"method `{cfg.method.name}` does not apply the KL guard; set regularization.kl=0 "
                               "or use --method vader")
-        from .guard import ValidationGuard, build_metrics
+        from .guard import ValidationGuard
 
         self.guard = ValidationGuard(cfg.validation, build_metrics(
             cfg.validation.metrics, self.device, self.weight_dtype, tiny=self.tiny, seed=cfg.train.seed))
@@ -459,7 +431,7 @@ class Trainer:
         check_output_dir(self.out, resume)
         from .faults import check_inputs
 
-        check_inputs(self.config, plugins.get_backbone(self.config.backbone.name).conditioning)
+        check_inputs(self.config, backbone_class(self.config.backbone.name).conditioning)
         with preemption_signals():
             return self._run(resume)
 
