@@ -195,7 +195,7 @@ class Trainer:
         cfg, acc = self.config, self.accelerator
         t0 = time.perf_counter()
         self._nonfinite_in_step = False
-        losses, totals = [], []
+        losses, totals, queries = [], [], 0
         per: dict[str, list[torch.Tensor]] = {}
         extras: dict[str, list[float]] = {}
         for micro in range(cfg.optim.grad_accum):
@@ -204,6 +204,8 @@ class Trainer:
             gen = torch.Generator().manual_seed(derive_seed(cfg.train.seed, "noise", step, micro, rank))
             batch = self.source.batch(cfg.train.batch_size, rng)
             out = self.method.step(self.ctx, batch, gen, rng)
+            queries += (out.reward_queries if out.reward_queries is not None
+                        else self.method.reward_queries_per_step(cfg.train.batch_size))
             losses.append(out.loss)
             totals.append(out.reward.float().cpu())
             for k, v in out.rewards.items():
@@ -229,7 +231,8 @@ class Trainer:
             self.lr_scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.state.consecutive_nonfinite = 0
-        self.state.reward_queries = self.ctx.num_reward_queries * acc.num_processes
+        self.state.reward_queries += distributed.total(acc, queries)
+        self.ctx.num_reward_queries = self.state.reward_queries  # deprecated; for methods that still read it
 
         def mean(values: torch.Tensor) -> float | None:  # over every process's videos
             return finite_or_none(float(distributed.gather(acc, values).float().mean()))

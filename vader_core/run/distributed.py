@@ -1,5 +1,5 @@
-"""What processes of a multi-process run exchange: LoRA gradients, step records, the skip decision.
-With one process every function returns its input and sends nothing.
+"""What processes of a multi-process run exchange: LoRA gradients, step records, the skip decision,
+reward-query counts. With one process every function returns its input and sends nothing.
 
 Gradients are averaged by one all-reduce of the LoRA gradients per optimiser step (no DDP wrapper: a
 backbone calls its denoiser several times per step, with truncation and checkpointing, which DDP's
@@ -42,3 +42,10 @@ def any_process(accelerator: Any, flag: bool) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
     return bool(accelerator.reduce(t, reduction="sum").item() > 0)
 
+
+def total(accelerator: Any, count: int) -> int:
+    """The sum of ``count`` over the processes (each process's reward queries of a step)."""
+    if accelerator.num_processes == 1:
+        return count
+    t = torch.tensor([count], device=accelerator.device, dtype=torch.long)
+    return int(accelerator.reduce(t, reduction="sum").item())
