@@ -99,7 +99,7 @@ class DDPOMethod(MethodPlugin):
         bb = ctx.backbone
         with ctx.autocast():
             cond = bb.encode_condition(batch.prompts, batch.images)
-        from vader_core.sampling import prepare_latents
+        from vader_core.sampling import decode, prepare_latents
 
         timesteps = bb.set_timesteps(bb.options.steps)
         latents = prepare_latents(bb, len(batch.prompts), generator, cond)
@@ -112,7 +112,7 @@ class DDPOMethod(MethodPlugin):
             latents = prev
             traj.append(latents)
         with ctx.autocast():
-            video = bb.decode(latents, None, chunk_size=ctx.config.memory.decode_chunk_size).float()
+            video = decode(bb, latents, None, chunk_size=ctx.config.memory.decode_chunk_size, cond=cond).float()
             total, scores = ctx.objective(video, batch.prompts)
         return _Trajectory(batch, cond, list(timesteps), traj, torch.stack(logps), None, total.float(),
                            {k: v.float() for k, v in scores.items()})

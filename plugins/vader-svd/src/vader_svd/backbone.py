@@ -405,7 +405,7 @@ class SVDBackbone(BackbonePlugin):
         return int(latents.shape[1])
 
     def decode(self, latents: "torch.Tensor", frames: Sequence[int] | None = None,
-               chunk_size: int | None = None) -> "torch.Tensor":
+               chunk_size: int | None = None, cond: Any = None) -> "torch.Tensor":
         """Decode the latent frames ``frames`` (all if `None`) with the temporal decoder.
 
         Frames are decoded in chunks of ``chunk_size`` (else ``options.decode_chunk_size``, else all

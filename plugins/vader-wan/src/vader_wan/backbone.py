@@ -354,7 +354,7 @@ class WanBackbone(DiTT2VBackbone):
         return 0 if frame == 0 else (frame - 1) // self.vae_temporal + 1
 
     def decode(self, latents: "torch.Tensor", frames: Sequence[int] | None = None,
-               chunk_size: int | None = None) -> "torch.Tensor":
+               chunk_size: int | None = None, cond: WanCondition | None = None) -> "torch.Tensor":
         """Decode pixel frames ``frames`` (all if ``None``): the latent prefix they need, then those frames.
 
         ``chunk_size`` has no effect: the Wan VAE always decodes one latent frame at a time through its
@@ -478,20 +478,11 @@ class WanI2VBackbone(WanBackbone):
         mask = mask.view(b, -1, self.vae_temporal, h, w).transpose(1, 2).to(lat.device)
         cond.condition = torch.concat([mask, lat], dim=1)
 
-    def prepare_latents(self, batch_size: int, generator: "torch.Generator | None",
-                        cond: WanCondition | None = None) -> "torch.Tensor":
-        latents = super().prepare_latents(batch_size, generator, cond)
-        # TI2V (expand_timesteps): the decoded first latent frame is the image's, as the stock pipeline sets it
-        # before decoding. The core's decode call does not carry the condition: the chain's is kept here.
-        self._first_frame = None
-        if self.expand_timesteps and cond is not None and cond.condition is not None:
-            self._first_frame = (cond.condition, cond.first_frame_mask)
-        return latents
-
     def decode(self, latents: "torch.Tensor", frames: Sequence[int] | None = None,
-               chunk_size: int | None = None) -> "torch.Tensor":
-        first = getattr(self, "_first_frame", None)
-        if first is not None and first[0].shape[0] == latents.shape[0]:
-            condition, mask = first
-            latents = (1 - mask) * condition + mask * latents
-        return super().decode(latents, frames, chunk_size)
+               chunk_size: int | None = None, cond: WanCondition | None = None) -> "torch.Tensor":
+        # TI2V (expand_timesteps): the decoded first latent frame is the image's, as the stock pipeline sets it
+        # before decoding; the condition the chain ran with says which.
+        if self.expand_timesteps and cond is not None and cond.condition is not None:
+            mask = cond.first_frame_mask
+            latents = (1 - mask) * cond.condition + mask * latents
+        return super().decode(latents, frames, chunk_size, cond)
