@@ -183,7 +183,7 @@ class SVDBackbone(BackbonePlugin):
         checkpoint's UNet config names: the stock pipeline accepts any count, and fewer frames save memory."""
         if self.options.frames in RELEASED_FRAMES or self.options.frames == trained_frames:
             return
-        from vader_core.sanity import warn
+        from vader_core.errors import warn
 
         own = f"; `{source}` names {trained_frames}" if trained_frames and trained_frames not in RELEASED_FRAMES else ""
         warn(f"`backbone.frames` is {self.options.frames}: the released Stable Video Diffusion models were trained "
