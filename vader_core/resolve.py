@@ -26,7 +26,7 @@ from .objective import Objective, Term
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backbone import BackbonePlugin
-    from .config import (BackboneSection, MethodSection, MetricSection, RewardSection, ValidationSection)
+    from .config import BackboneSection, MethodSection, MetricSection, RewardSection, ValidationSection
     from .method import MethodPlugin
     from .reward import RewardPlugin
 
