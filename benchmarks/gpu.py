@@ -186,16 +186,15 @@ def step(model: Model, denoise_steps: int, device: Any) -> dict[str, Any]:
     """Build ``model`` on ``device`` and time one training step; returns the measured figures."""
     import torch
 
-    from vader_core import plugins
-    from vader_core.config import MemorySection, TruncationSection
+    from vader_core.config import BackboneSection, MemorySection, TruncationSection
     from vader_core.lora import add_lora, lora_parameters
     from vader_core.offload import offload_encoders
+    from vader_core.resolve import build_backbone
     from vader_core.sampling import sample_with_grad
 
     dtype = torch.bfloat16
     torch.manual_seed(0)
-    cls = plugins.get_backbone(model.backbone)
-    bb = cls(cls.Options.model_validate({**model.options, "steps": denoise_steps}))
+    bb = build_backbone(BackboneSection(name=model.backbone, **{**model.options, "steps": denoise_steps}))
     t0 = time.perf_counter()
     model.build(bb, device, dtype)
     memory = MemorySection(**model.memory)

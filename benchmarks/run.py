@@ -325,13 +325,8 @@ def b4(quick: bool, partial: Path | None = None, jobs: int = 1) -> dict[str, Any
     import multiprocessing
 
     from vader_core import plugins
-    from vader_core.errors import PluginNotFoundError
 
-    try:
-        plugins.get_backbone("toy")
-        backbone = "toy"
-    except PluginNotFoundError:
-        backbone = "tiny"
+    backbone = "toy" if plugins.has("backbone", "toy") else "tiny"
     seeds = [0] if quick else [0, 1, 2]
     # vader: 2 videos per optimiser step; DDPO: 16 trajectories per epoch (4 micro-batches of 4), each trained
     # over 2 optimiser steps (2 micro-batches each), every denoising step trained (REFERENCE.md).
@@ -447,8 +442,9 @@ def b6(quick: bool) -> dict[str, Any]:
     """Over-optimisation on `toy` with the demo's objective: KL weights and LoRA scales against colour fidelity."""
     import tempfile
 
-    from vader_core.config import build_config, resolve
+    from vader_core.config import build_config
     from vader_core.evaluate import model_specs, run_eval
+    from vader_core.resolve import resolve_config
     from vader_core.trainer import Trainer
     from vader_plugins.toy.data import HELDOUT_CAPTIONS
 
@@ -470,7 +466,7 @@ def b6(quick: bool) -> dict[str, Any]:
 
     def held_out(cfg_sets: list[str], loras: list[Path], sc: list[float], base: bool) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = resolve(build_config(demo, [*common, *eval_sets, *cfg_sets], {"device": "cpu"}))
+            cfg = resolve_config(build_config(demo, [*common, *eval_sets, *cfg_sets], {"device": "cpu"}))
             data = run_eval(cfg, model_specs(loras, sc, base=base), prompts, None, [0], Path(tmp),
                             batch_size=len(prompts), grid_rows=1)
         return {m["model"].split("@")[-1] if m["lora"] else "base": {k: v["mean"] for k, v in m["scores"].items()}

@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import subprocess
@@ -8,15 +9,20 @@ import torch
 from safetensors.torch import load_file
 
 
-def test_two_cpu_processes_end_with_identical_lora(tmp_path):
+def _torchrun(*args) -> None:
+    """The fixture script under ``torchrun`` with two CPU processes (gloo)."""
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     script = Path(__file__).parent / "fixtures" / "dist_train.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VADER_PLUGINS": ""}
     res = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)],
+        [torchrun, "--standalone", "--nproc_per_node", "2", str(script), *map(str, args)],
         capture_output=True, text=True, timeout=600, env=env,
     )
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+def test_two_cpu_processes_end_with_identical_lora(tmp_path):
+    _torchrun(tmp_path)
     assert (tmp_path / "rank0.txt").read_text() == "2" and (tmp_path / "rank1.txt").read_text() == "2"
     a, b = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
     assert a.keys() == b.keys()
@@ -26,3 +32,20 @@ def test_two_cpu_processes_end_with_identical_lora(tmp_path):
     # the two processes drew different noise, so the reduced gradient differs from either alone
     metrics = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(metrics) == 2
+
+
+def test_resumed_two_process_run_counts_reward_queries_like_an_uninterrupted_one(tmp_path):
+    """2 steps, stop, resume to 4: the same reward queries, step by step, as 4 steps in one go: every step
+    scores grad_accum x batch videos on each of the 2 processes (a resumed run used to multiply its
+    restored total by the process count)."""
+    steps, grad_accum, batch, processes = 4, 2, 1, 2
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    _torchrun(whole, steps, grad_accum)
+    _torchrun(parts, 2, grad_accum)
+    _torchrun(parts, steps, grad_accum, "latest")
+    per_step = grad_accum * batch * processes
+    for d in (whole, parts):
+        rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows] == [1, 2, 3, 4]
+        assert [r["reward_queries"] for r in rows] == [per_step * s for s in range(1, steps + 1)], d.name
+        assert json.loads((d / "summary.json").read_text())["reward_queries"] == steps * per_step, d.name

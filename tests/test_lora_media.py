@@ -7,7 +7,7 @@ from safetensors import safe_open
 
 from vader_core.errors import CheckpointError, ConfigError, MediaError
 from vader_core.lora import add_lora, config_metadata, load_lora, lora_state_dict, save_lora
-from vader_core.media import read_video, side_by_side, write_video
+from vader_core.media import read_video, side_by_side, slug, write_video
 from vader_plugins.tiny import tiny_components
 
 
@@ -74,3 +74,19 @@ def test_media_errors(tmp_path):
         read_video(tmp_path / "bad.mp4")
     grid = side_by_side([np.zeros((2, 4, 4, 3)), np.ones((2, 4, 5, 3))], gap=1)
     assert grid.shape == (2, 4, 10, 3)
+
+
+@pytest.mark.parametrize("text, sample, model", [
+    ("a Cat riding a BIKE!", "a_cat_riding_a_bike", "a_Cat_riding_a_BIKE"),
+    ("demo-toy/step-30@0.75", "demo_toy_step_30_0_75", "demo-toy_step-30@0.75"),
+    ("__x__y..", "x_y", "x__y.."),
+    ("¿?", "video", "model"),
+    ("", "video", "model"),
+    ("an owl dancing in the rain under a very long sky of stars", "an_owl_dancing_in_the_rain_under_a_very_", None),
+])
+def test_slug_names_samples_and_eval_folders_as_before(text, sample, model):
+    """One helper, the two file layouts it serves unchanged: validation samples (lower case, 40 characters)
+    and `vader eval`'s model folders (case and `._@-` kept)."""
+    assert slug(text, lower=True, max_len=40) == sample
+    if model is not None:
+        assert slug(text, keep="._@-", fallback="model") == model

@@ -111,3 +111,46 @@ def test_gradient_reaches_every_lora_parameter_and_no_frozen_one(backbone):
     for name in ("vae", "text_encoder"):
         assert all(p.grad is None for p in backbone.components[name].parameters())
     backbone.denoiser.zero_grad(set_to_none=True)
+
+
+def test_core_passes_cond_to_prepare_latents_and_decode():
+    """The core hands every backbone the batch's condition; a backbone written before `cond` was declared
+    still samples (called without it) and is warned once."""
+    import warnings
+
+    from vader_core.sampling import generate
+
+    seen = []
+
+    class Current(TinyBackbone):
+        def prepare_latents(self, batch_size, generator, cond=None):
+            seen.append(("prepare_latents", cond is not None))
+            return super().prepare_latents(batch_size, generator, cond)
+
+        def decode(self, latents, frames=None, chunk_size=None, cond=None):
+            seen.append(("decode", cond is not None))
+            return super().decode(latents, frames, chunk_size, cond)
+
+    class Old(TinyBackbone):
+        def prepare_latents(self, batch_size, generator):
+            return super().prepare_latents(batch_size, generator)
+
+        def decode(self, latents, frames=None, chunk_size=None):
+            return super().decode(latents, frames, chunk_size)
+
+    videos = []
+    for cls in (Current, Old):
+        bb = cls(cls.Options(frames=2, steps=2))
+        bb.load("cpu", torch.float32)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(2):
+                videos.append(generate(bb, ["a cat"], None, torch.Generator().manual_seed(0)))
+        said = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
+        if cls is Old:
+            assert len(said) == 2 and all("takes no `cond` keyword" in m for m in said), said
+            assert {m.split("`")[3] for m in said} == {"prepare_latents", "decode"}
+        else:
+            assert not said
+    assert seen == [("prepare_latents", True), ("decode", True)] * 2
+    torch.testing.assert_close(videos[0], videos[2], rtol=0, atol=0)

@@ -145,3 +145,45 @@ def test_fresh_run_refuses_to_overwrite_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match="already holds checkpoints"):
         _train(tmp_path, 1)
     assert (tmp_path / "checkpoints" / "step-1" / "pytorch_lora_weights.safetensors").read_bytes() == before
+
+
+def test_reward_queries_of_methods_that_do_not_report_them(tmp_path):
+    """A method written before `StepOutput.reward_queries` (it sets neither, or still adds to the deprecated
+    `ctx.num_reward_queries`) is counted by `reward_queries_per_step`, once per micro-step."""
+    from vader_core.method import MethodPlugin, StepOutput
+    from vader_core.sampling import sample_with_grad
+
+    class Plain(MethodPlugin):
+        name = "plain"
+        adds_to_context = False
+
+        def step(self, ctx, batch, generator, rng):
+            with torch.no_grad():
+                cond = ctx.backbone.encode_condition(batch.prompts, batch.images)
+            video, _, _ = sample_with_grad(ctx.backbone, cond, len(batch.prompts), generator, rng,
+                                           ctx.config.truncation, ctx.config.memory)
+            total, scores = ctx.objective(video, batch.prompts)
+            loss = -total.mean()
+            ctx.backward(loss)
+            if self.adds_to_context:
+                ctx.num_reward_queries += len(batch.prompts)
+            return StepOutput(loss=float(loss.detach()), reward=total.detach(),
+                              rewards={k: v.detach() for k, v in scores.items()})
+
+    class Counting(Plain):
+        name = "counting-old"
+        adds_to_context = True
+
+        def reward_queries_per_step(self, batch_size):
+            return 3 * batch_size  # e.g. a method scoring three candidates per prompt
+
+    mod = types.SimpleNamespace(register_methods=hookimpl(lambda register: [register(Plain), register(Counting)]))
+    plugins.register_plugin(mod, name="old-methods")
+    try:
+        for name, per_step in (("plain", 2 * 2), ("counting-old", 3 * 2 * 2)):
+            out = tmp_path / name
+            _train(out, 2, ["optim.grad_accum=2", "train.batch_size=2", f"method.name={name}"])
+            assert [r["reward_queries"] for r in _metrics(out)] == [per_step, 2 * per_step], name
+            assert json.loads((out / "summary.json").read_text())["reward_queries"] == 2 * per_step
+    finally:
+        plugins.unregister_plugin(mod)

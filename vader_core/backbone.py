@@ -162,13 +162,14 @@ class BackbonePlugin:
         self.scheduler.set_timesteps(steps, device=self.device)
         return list(self.scheduler.timesteps)
 
-    def prepare_latents(self, batch_size: int, generator: "torch.Generator") -> "torch.Tensor":
+    def prepare_latents(self, batch_size: int, generator: "torch.Generator", cond: Any = None) -> "torch.Tensor":
         """Initial latents for ``batch_size`` videos, drawn from ``generator`` and scaled for the scheduler.
 
-        Called after :meth:`set_timesteps`. A backbone may accept a keyword argument ``cond``: the core
-        then passes the object :meth:`encode_condition` returned for this batch, so that conditioning
-        that needs noise from the generator before the latents (Stable Video Diffusion's noise-augmented
-        image) can draw it here and complete ``cond``.
+        Called after :meth:`set_timesteps`. ``cond`` is what :meth:`encode_condition` returned for this
+        batch (the core always passes it; ``None`` when called on its own), so that conditioning that needs
+        noise from the generator before the latents (Stable Video Diffusion's noise-augmented image) can
+        draw it here and complete ``cond``. Whatever belongs to the batch goes into ``cond``, never onto the
+        backbone: the next batch, or a validation run between two steps, must not see it.
         """
         raise NotImplementedError
 
@@ -213,12 +214,16 @@ class BackbonePlugin:
         return int(latents.shape[2])
 
     def decode(
-        self, latents: "torch.Tensor", frames: Sequence[int] | None = None, chunk_size: int | None = None
+        self, latents: "torch.Tensor", frames: Sequence[int] | None = None, chunk_size: int | None = None,
+        cond: Any = None,
     ) -> "torch.Tensor":
         """Decode the latent frames ``frames`` (all if ``None``) to pixels.
 
         Returns ``(B, len(frames), 3, H, W)`` float32 in ``[0, 1]``, differentiable in ``latents``.
         ``chunk_size`` bounds how many frames the VAE decodes at once: memory, and the same result for a
         per-frame VAE; a temporal decoder (SVD) mixes the frames of a chunk, so there it changes the frames.
+        ``cond`` is the condition the latents were sampled with (the core always passes it; ``None`` when
+        called on its own), for a backbone whose decoding depends on it (Wan 2.2 TI2V puts the image's
+        latents back into the first frame).
         """
         raise NotImplementedError

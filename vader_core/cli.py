@@ -189,14 +189,12 @@ def generate(
     """Generate a video with a backbone, optionally with trained LoRA weights."""
     import torch
 
-    from . import plugins
-    from .config import resolve
     from .media import read_image, write_video
+    from .resolve import build_backbone, load_backbone, resolve_config, resolve_device, resolve_precision, torch_dtype
     from .sampling import generate as run_generate
-    from .trainer import _DTYPES, resolve_precision
 
-    cfg = resolve(_config_from_args(config, sets, {"backbone.name": backbone, "device": device,
-                                                   "precision": precision}))
+    cfg = resolve_config(_config_from_args(config, sets, {"backbone.name": backbone, "device": device,
+                                                          "precision": precision}))
     if out.suffix.lower() not in (".mp4", ".gif", ".npy"):
         raise ConfigError(f"--out must end in .mp4, .gif or .npy, got {out.name}")
     from .faults import check_output_file
@@ -208,10 +206,9 @@ def generate(
         from .lora import read_lora
 
         read_lora(lora)  # a missing or corrupt file fails here, before the models load
-    dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = _DTYPES[resolve_precision(cfg.precision, dev)]
-    bcls = plugins.get_backbone(cfg.backbone.name)
-    bb = bcls(bcls.Options.model_validate(cfg.backbone.options))
+    dev = resolve_device(cfg.device)
+    dtype = torch_dtype(resolve_precision(cfg.precision, dev))
+    bb = build_backbone(cfg.backbone)
     images = None
     if "image" in bb.conditioning:
         if image is None:
@@ -224,7 +221,7 @@ def generate(
         prompts = [""] * len(images or [None])
     if images is not None and len(images) != len(prompts):
         images = images * len(prompts)
-    bb.load(dev, dtype)
+    load_backbone(bb, dev, dtype)
     if lora is not None:
         from .lora import load_lora
 
@@ -261,28 +258,18 @@ def score(
     """Print the reward of a video file."""
     import torch
 
-    from . import plugins
-    from .config import format_validation_error
+    from .config import apply_set, check_finite
     from .media import read_video
+    from .resolve import instantiate, resolve_device, reward_class
 
-    rcls = plugins.get_reward(reward)
-    from pydantic import ValidationError
-
-    from .config import apply_set
-
+    rcls = reward_class(reward)
     data: dict[str, Any] = {}
     for s in sets or []:
         apply_set(data, s)
-    from .sanity import check_finite
-
     check_finite(data)
-    try:
-        opts = rcls.Options.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(e, reward, model=rcls.Options)) from None
+    r = instantiate(rcls, data, reward)
     frames = read_video(video)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    r = rcls(opts)
+    dev = resolve_device(device)
     if random_weights:
         r.load_tiny(dev, torch.float32)
     else:
@@ -362,12 +349,10 @@ def eval_cmd(
 
       vader eval --backbone svd --lora runs/svd/checkpoints/step-100 --image kite.png --image boat.png --reward aesthetic
     """
-    import torch
-
-    from .config import build_config, resolve
+    from .config import build_config
     from .data import _read_lines, training_source, validation_prompts
     from .evaluate import model_specs, print_table, run_eval
-    from .trainer import _DTYPES, resolve_precision
+    from .resolve import build_backbone, resolve_config, resolve_device, resolve_precision, torch_dtype
 
     cfg = build_config(config, sets or [], {"backbone.name": backbone, "rewards": reward, "device": device,
                                              "precision": precision})
@@ -376,15 +361,12 @@ def eval_cmd(
     if batch_size < 1 or grid_rows < 1 or max_prompts < 1:
         raise ConfigError("--batch-size, --grid-rows and --max-prompts must be at least 1")
     cfg.validation.max_prompts = max_prompts
-    cfg = resolve(cfg)
+    cfg = resolve_config(cfg)
     try:
         chosen = [int(x) for x in frames.split(",")] if frames else None
     except ValueError:
         raise ConfigError(f"--frames takes comma-separated frame indices, e.g. 0,3,7; got {frames!r}") from None
-    from . import plugins
-
-    bcls = plugins.get_backbone(cfg.backbone.name)
-    probe = bcls(bcls.Options.model_validate(cfg.backbone.options))
+    probe = build_backbone(cfg.backbone)
     images = None
     if image and "image" not in probe.conditioning:
         raise ConfigError(f"backbone `{probe.name}` takes no conditioning image: leave out --image")
@@ -405,8 +387,8 @@ def eval_cmd(
     check_eval_dir(out)
     for path in lora or []:  # a mistyped or corrupt LoRA is one line before any model loads
         read_lora(path)
-    dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = _DTYPES[resolve_precision(cfg.precision, dev)]
+    dev = resolve_device(cfg.device)
+    dtype = torch_dtype(resolve_precision(cfg.precision, dev))
     data = run_eval(cfg, specs, prompts, images, seed or [0], out, tiny=random_weights, device=dev, dtype=dtype,
                     batch_size=batch_size, frames=chosen, grid_rows=grid_rows, log=lambda s: err_console.print(s))
     print_table(data, console)
@@ -423,10 +405,10 @@ def config_cmd(
     sets: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override keys."),
 ) -> None:
     """Print the fully resolved configuration (YAML), every plugin's options included."""
-    from .config import resolve
+    from .resolve import resolve_config
 
-    cfg = resolve(_config_from_args(config, sets, {"backbone.name": backbone, "rewards": reward,
-                                                   "method.name": method}))
+    cfg = resolve_config(_config_from_args(config, sets, {"backbone.name": backbone, "rewards": reward,
+                                                          "method.name": method}))
     print(cfg.to_yaml(), end="")
 
 

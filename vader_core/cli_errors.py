@@ -145,8 +145,8 @@ def _first_valid(options: Any, key: str, value: int, step: int, default: int) ->
 def random_weight_sets(backbone: str | None, config_file: Any, sets: list[str]) -> list[str]:
     """``--set backbone.X=V`` for each of :data:`SMOKE_SIZES` the user did not set, never above the
     backbone's own default (the tiny models are smaller still)."""
-    from . import plugins
     from .config import build_config, load_config_file
+    from .resolve import backbone_class
 
     user: set[str] = set()
     if config_file:
@@ -163,7 +163,7 @@ def random_weight_sets(backbone: str | None, config_file: Any, sets: list[str]) 
             user.add("steps")
     name = backbone or build_config(config_file, [], {}).backbone.name
     try:
-        cls = plugins.get_backbone(name)
+        cls = backbone_class(name)
     except Exception:  # noqa: BLE001 - the real error comes later, from the config
         return []
     fields = cls.Options.model_fields

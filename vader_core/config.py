@@ -1,14 +1,17 @@
-"""The run configuration: nested pydantic sections, resolved in one place.
+"""The run configuration: nested pydantic sections, and how a file, ``--set`` and flags merge into one.
 
 Precedence: defaults < ``--config file.yaml|toml`` < ``--set a.b=value`` < dedicated CLI flags.
 Plugin options live under their plugin (``backbone.options``, ``rewards[i].options``,
-``method.options``) and are validated by that plugin's ``Options`` model in :func:`resolve`.
+``method.options``) and are validated by that plugin's ``Options`` model when the configuration is
+resolved (:func:`vader_core.resolve.resolve_config`): this module knows no plugin.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +26,8 @@ class _Section(BaseModel):
 
 
 class _PluginSection(_Section):
-    """A plugin choice; the plugin's own options sit beside ``name`` (validated by :func:`resolve`)."""
+    """A plugin choice; the plugin's own options sit beside ``name`` (validated when the configuration is
+    resolved)."""
 
     model_config = ConfigDict(extra="allow", protected_namespaces=(), validate_assignment=True)
 
@@ -366,7 +370,8 @@ def build_config(
     sets: list[str] | None = None,
     flags: dict[str, Any] | None = None,
 ) -> VaderConfig:
-    """Merge defaults < file < ``--set`` < flags and validate (plugin options are checked by :func:`resolve`).
+    """Merge defaults < file < ``--set`` < flags and validate (plugin options are checked when the
+    configuration is resolved: :func:`vader_core.resolve.resolve_config`).
 
     ``flags`` maps dotted keys to values (``{"train.max_steps": 3}``); ``rewards`` takes a list of
     ``NAME[=WEIGHT]`` strings that replaces the reward list, keeping options of rewards of the same name.
@@ -391,8 +396,6 @@ def build_config(
         apply_set(data, s)
     for key, value in flags.items():
         apply_set(data, f"{key}={json.dumps(value)}")
-    from .sanity import check_finite
-
     check_finite(data)
     try:
         return VaderConfig.model_validate(data)
@@ -408,51 +411,22 @@ def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> None:
             base[k] = v
 
 
+def check_finite(data: Any, where: str = "") -> None:
+    """Refuse infinite and NaN numbers anywhere in a configuration tree (``optim.lr=.inf``)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        raise ConfigError(f"`{where or 'value'}` must be a finite number, got {data}")
+    if isinstance(data, dict):
+        for k, v in data.items():
+            check_finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(data, (list, tuple)):
+        for i, v in enumerate(data):
+            check_finite(v, f"{where}.{i}" if where else str(i))
+
+
 def resolve(config: VaderConfig) -> VaderConfig:
-    """Validate every plugin's options with its ``Options`` model and write the defaults in.
+    """Deprecated alias of :func:`vader_core.resolve.resolve_config` (kept for one release)."""
+    warnings.warn("`vader_core.config.resolve` is deprecated; use `vader_core.resolve.resolve_config`",
+                  DeprecationWarning, stacklevel=2)
+    from .resolve import resolve_config
 
-    Also resolves ``sampling`` nulls from the backbone's options, so the written configuration is
-    the one that ran. Returns a new, fully resolved configuration.
-    """
-    from . import plugins
-
-    data = json.loads(config.model_dump_json())
-    backbone_cls = plugins.get_backbone(config.backbone.name)
-    bopts = _validate_options(backbone_cls.Options, config.backbone.options, "backbone")
-    for field in ("steps", "guidance", "eta"):
-        override = getattr(config.sampling, field)
-        if override is not None:
-            setattr(bopts, field, override)
-        data["sampling"][field] = getattr(bopts, field)
-    data["backbone"] = {"name": config.backbone.name, **bopts.model_dump(mode="json")}
-    for i, r in enumerate(config.rewards):
-        rcls = plugins.get_reward(r.name)
-        ropts = _validate_options(rcls.Options, r.options, f"rewards.{i}")
-        data["rewards"][i] = {"name": r.name, "weight": r.weight, "objective": data["rewards"][i]["objective"],
-                              **ropts.model_dump(mode="json")}
-    mcls = plugins.get_method(config.method.name)
-    mopts = _validate_options(mcls.Options, config.method.options, "method")
-    data["method"] = {"name": config.method.name, **mopts.model_dump(mode="json")}
-    if config.truncation.mode == "specific":
-        bad = [s for s in config.truncation.steps or [] if not 0 <= s < bopts.steps]
-        if bad:
-            raise ConfigError(f"`truncation.steps` must be in [0, {bopts.steps - 1}] (steps={bopts.steps}), got {bad}")
-    elif config.truncation.k > bopts.steps:
-        raise ConfigError(f"`truncation.k` must be <= steps ({bopts.steps}), got {config.truncation.k}")
-    names = [r.name for r in config.rewards]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"each reward may appear once, got {names}")
-    from .sanity import check_resolved
-
-    check_resolved(config, backbone_cls, bopts)
-    from .guard import resolve_validation
-
-    data["validation"] = resolve_validation(config.validation)
-    return VaderConfig.model_validate(data)
-
-
-def _validate_options(model: type[BaseModel], data: dict[str, Any], prefix: str) -> BaseModel:
-    try:
-        return model.model_validate(data or {})
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(e, prefix, model=model)) from None
+    return resolve_config(config)

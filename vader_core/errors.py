@@ -1,10 +1,20 @@
-"""One exception family for everything a user can fix.
+"""One exception family for everything a user can fix, and one kind of warning line.
 
 The CLI catches :class:`VaderError` and prints its message on one line (no traceback unless
-``--debug``), exiting with :attr:`VaderError.exit_code`.
+``--debug``), exiting with :attr:`VaderError.exit_code`. :func:`warn` goes to the ``vader`` logger; the
+CLI prints each warning as one ``warning:`` line on stderr.
 """
 
 from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("vader")
+
+
+def warn(message: str) -> None:
+    """One warning line (``warning: message`` on the CLI's stderr)."""
+    log.warning(message)
 
 
 class VaderError(Exception):

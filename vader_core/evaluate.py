@@ -18,7 +18,6 @@ denoiser with every adapter switched off.
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import warnings
 from dataclasses import dataclass
@@ -59,10 +58,6 @@ def model_specs(loras: Sequence[Path], scales: Sequence[float], base: bool = Tru
     return specs
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.@_-]+", "_", text).strip("_") or "model"
-
-
 def activate(denoiser: torch.nn.Module, spec: ModelSpec) -> None:
     """Make ``spec`` the model: its adapter alone, at its scale, or no adapter for the base model."""
     from peft.tuners.lora import LoraLayer
@@ -84,13 +79,12 @@ def activate(denoiser: torch.nn.Module, spec: ModelSpec) -> None:
 
 def _scorers(rewards: Sequence[Any], metrics: Sequence[Any], device: Any, dtype: Any, tiny: bool,
              seed: int) -> dict[str, Callable[[torch.Tensor, list[str]], torch.Tensor]]:
-    from .guard import build_metrics
-    from .objective import Objective
+    from .resolve import build_metrics, build_objective
 
     out: dict[str, Callable[..., torch.Tensor]] = {}
     objective = None
     if rewards:
-        objective = Objective.from_config(rewards)
+        objective = build_objective(rewards)
         objective.load(device, dtype, tiny=tiny, seed=seed)
         for term in objective.terms:
             out[term.name] = (lambda r: lambda v, p: r(v, p).detach().float().cpu())(term.reward)
@@ -121,19 +115,12 @@ def run_eval(config: Any, specs: Sequence[ModelSpec], prompts: Sequence[str], im
         frames (`Sequence[int]`, *optional*): frames shown in ``grid.png`` (default: four evenly spaced).
         grid_rows (`int`): prompt/seed pairs shown in the grid.
     """
-    from . import plugins
     from .lora import load_lora
-    from .media import write_video
+    from .media import slug, write_video
+    from .resolve import build_backbone, load_backbone
     from .sampling import generate
 
-    bcls = plugins.get_backbone(config.backbone.name)
-    bb = bcls(bcls.Options.model_validate(config.backbone.options))
-    if tiny:
-        bb.load_tiny(device, dtype, seed=config.train.seed)
-    else:
-        bb.load(device, dtype)
-    for m in bb.modules().values():
-        m.requires_grad_(False).eval()
+    bb = load_backbone(build_backbone(config.backbone), device, dtype, tiny=tiny, seed=config.train.seed)
     loaded: set[str] = set()
     for s in specs:
         if s.adapter is not None and s.adapter not in loaded:
@@ -153,6 +140,7 @@ def run_eval(config: Any, specs: Sequence[ModelSpec], prompts: Sequence[str], im
     grid_videos: dict[str, list[torch.Tensor]] = {}
     for spec in specs:
         activate(bb.denoiser, spec)
+        folder = out_dir / "videos" / slug(spec.label, keep="._@-", fallback="model")
         rows: list[dict[str, Any]] = []
         keep: list[torch.Tensor] = []
         for seed in seeds:
@@ -163,7 +151,7 @@ def run_eval(config: Any, specs: Sequence[ModelSpec], prompts: Sequence[str], im
                 video = generate(bb, chunk, imgs, gen, chunk_size=config.memory.decode_chunk_size).cpu()
                 scores = {name: fn(video, chunk) for name, fn in scorers.items()}
                 for j, prompt in enumerate(chunk):
-                    path = out_dir / "videos" / _slug(spec.label) / f"seed{seed}-{i + j:03d}.npy"
+                    path = folder / f"seed{seed}-{i + j:03d}.npy"
                     write_video(path, video[j])
                     rows.append({"prompt": prompt, "seed": seed, "index": i + j,
                                  "file": str(path.relative_to(out_dir)),

@@ -1,5 +1,8 @@
 """Guards against reward over-optimisation in validation: guard metrics, best checkpoint, early stop.
 
+Pure policy: given validation records, which step is best and whether to stop. The metrics themselves
+are built by :func:`vader_core.resolve.build_metrics`.
+
 Guard metrics (``validation.metrics``) are metric plugins or rewards scored on the validation videos
 (held-out prompts, fixed seeds) and never on training samples: they never enter the loss. The best
 checkpoint maximises ``validation.select``, a weighted sum of ``reward`` (the held-out objective) and
@@ -9,94 +12,29 @@ guard metric names; early stopping ends a run when a guard metric falls by more 
 
 from __future__ import annotations
 
-import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
-
-from .errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from .config import MetricSection, ValidationSection
+    from .config import ValidationSection
 
 
-def metric_kind(section: "MetricSection") -> str:
-    """``metric`` or ``reward``: which registry ``section.name`` comes from."""
-    from . import plugins
-
-    if section.kind != "auto":
-        return section.kind
-    return "metric" if plugins.has("metric", section.name) else "reward"
+_MOVED = ("build_metrics", "metric_kind", "resolve_validation")
 
 
-def _metric_cls(section: "MetricSection") -> type:
-    from . import plugins
+def __getattr__(name: str) -> Any:
+    # Deprecated aliases (one release): building metrics and resolving the section moved to vader_core.resolve.
+    if name in _MOVED:
+        warnings.warn(f"`vader_core.guard.{name}` is deprecated; use `vader_core.resolve.{name}`",
+                      DeprecationWarning, stacklevel=2)
+        from . import resolve
 
-    kind = metric_kind(section)
-    if section.kind == "auto" and not plugins.has("reward", section.name) and not plugins.has("metric", section.name):
-        from .errors import PluginNotFoundError
-
-        reg = plugins.registry().entries
-        raise PluginNotFoundError(
-            f"`validation.metrics`: unknown metric or reward `{section.name}`; metrics: "
-            f"{', '.join(sorted(reg['metric'])) or 'none'}; rewards: {', '.join(sorted(reg['reward'])) or 'none'}")
-    return plugins.get_metric(section.name) if kind == "metric" else plugins.get_reward(section.name)
-
-
-def resolve_validation(v: "ValidationSection") -> dict[str, Any]:
-    """The ``validation`` section with every metric's options validated and written in; checks that
-    ``select`` and ``early_stop`` name ``reward`` or a configured metric."""
-    from .config import _validate_options
-
-    data = json.loads(v.model_dump_json())
-    names = []
-    for i, m in enumerate(v.metrics):
-        cls = _metric_cls(m)
-        opts = _validate_options(cls.Options, m.options, f"validation.metrics.{i}")
-        data["metrics"][i] = {"name": m.name, "kind": metric_kind(m), **opts.model_dump(mode="json")}
-        names.append(m.name)
-    if len(set(names)) != len(names):
-        raise ConfigError(f"`validation.metrics`: each metric may appear once, got {names}")
-    known = {"reward", *names}
-    bad = [k for k in v.select if k not in known]
-    if bad:
-        raise ConfigError(f"`validation.select` names {bad}; use `reward` or a `validation.metrics` name ({sorted(known)})")
-    if not v.select:
-        raise ConfigError("`validation.select` needs at least one weight, e.g. {reward: 1.0}")
-    if v.early_stop is not None and v.early_stop.metric not in known:
-        raise ConfigError(f"`validation.early_stop.metric` is {v.early_stop.metric!r}; use `reward` or a "
-                          f"`validation.metrics` name ({sorted(known)})")
-    return data
-
-
-class _RewardAsMetric:
-    """A reward used as a guard metric: its raw score, without autograd."""
-
-    def __init__(self, reward: Any) -> None:
-        self.reward = reward
-
-    def __call__(self, video: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
-        import torch
-
-        with torch.no_grad():
-            return self.reward(video, list(prompts)).detach().float().cpu()
-
-
-def build_metrics(sections: Sequence["MetricSection"], device: Any, dtype: Any, tiny: bool = False,
-                  seed: int = 0) -> dict[str, Callable[["torch.Tensor", Sequence[str]], "torch.Tensor"]]:
-    """Load every guard metric; name -> callable ``(video (B, F, 3, H, W), prompts) -> (B,)`` on the CPU."""
-    out: dict[str, Callable[..., Any]] = {}
-    for s in sections:
-        cls = _metric_cls(s)
-        inst = cls(cls.Options.model_validate(s.options))
-        if tiny:
-            inst.load_tiny(device, dtype, seed=seed)
-        else:
-            inst.load(device, dtype)
-        out[s.name] = inst if metric_kind(s) == "metric" else _RewardAsMetric(inst)
-    return out
+        return getattr(resolve, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def selection_value(record: dict[str, Any], weights: dict[str, float]) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -10,6 +11,22 @@ import numpy as np
 from .errors import MediaError
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".npy", ".webm", ".mov", ".avi", ".mkv")
+
+
+def slug(text: str, keep: str = "", lower: bool = False, max_len: int | None = None, fallback: str = "video") -> str:
+    """``text`` as a file name: every run of characters other than ASCII letters, digits and ``keep`` becomes
+    one ``_``, with none at either end.
+
+    Args:
+        text (`str`): a prompt, a model label ...
+        keep (`str`, *optional*, defaults to `""`): other characters kept as they are (``"._@-"`` for
+            ``vader eval``'s model folders, e.g. ``demo-toy_step-30@0.75``).
+        lower (`bool`, *optional*, defaults to `False`): lower-case first (validation samples' file names).
+        max_len (`int`, *optional*): cut to this many characters.
+        fallback (`str`, *optional*, defaults to `"video"`): the name when nothing is left.
+    """
+    s = re.sub(f"[^A-Za-z0-9{re.escape(keep)}]+", "_", text.lower() if lower else text).strip("_")
+    return s[:max_len] or fallback
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:

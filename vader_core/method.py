@@ -48,7 +48,9 @@ class TrainContext:
         trainable (`list[torch.nn.Parameter]`): the LoRA parameters.
         draw_batch (`Callable[[random.Random], Batch]`): draws another training batch (methods that
             sample several batches before updating, e.g. ``ddpo``).
-        num_reward_queries (`int`): videos scored so far (methods add to it).
+        num_reward_queries (`int`): deprecated: videos scored so far over every process, kept up to date
+            by the trainer for methods that read it. A method reports the queries it makes in
+            :attr:`StepOutput.reward_queries`; adding to this number changes nothing.
     """
 
     config: "VaderConfig"
@@ -70,12 +72,17 @@ class StepOutput:
         reward (`torch.Tensor`): weighted total reward per video ``(B,)``, detached.
         rewards (`dict[str, torch.Tensor]`): raw score per reward name ``(B,)``, detached.
         extras (`dict[str, float]`): anything else worth logging.
+        reward_queries (`int`, *optional*): videos this micro-step scored with the rewards on this process
+            (a method that samples ahead, like ``ddpo``, reports them in the step that sampled them, 0 in
+            the others); ``None``: :meth:`MethodPlugin.reward_queries_per_step` of the batch size. The
+            trainer sums them over the processes into ``reward_queries`` of the records.
     """
 
     loss: float
     reward: "torch.Tensor"
     rewards: "dict[str, torch.Tensor]"
     extras: dict[str, float] = field(default_factory=dict)
+    reward_queries: int | None = None
 
 
 class MethodPlugin:
@@ -101,6 +108,8 @@ class MethodPlugin:
         raise NotImplementedError
 
     def reward_queries_per_step(self, batch_size: int) -> int:
+        """Videos a micro-step of ``batch_size`` videos scores, for steps whose :class:`StepOutput` does not
+        say (``reward_queries`` is ``None``); default: ``batch_size``."""
         return batch_size
 
 

@@ -1,7 +1,12 @@
-"""Several rewards combined with weights into one objective, each one logged."""
+"""Several rewards combined with weights into one objective, each one logged.
+
+Pure arithmetic over reward instances: :func:`vader_core.resolve.build_objective` makes one from the
+configuration's ``rewards``.
+"""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
@@ -44,15 +49,12 @@ class Objective:
 
     @classmethod
     def from_config(cls, sections: "Sequence[RewardSection]") -> "Objective":
-        from . import plugins
+        """Deprecated alias of :func:`vader_core.resolve.build_objective` (kept for one release)."""
+        warnings.warn("`Objective.from_config` is deprecated; use `vader_core.resolve.build_objective`",
+                      DeprecationWarning, stacklevel=2)
+        from .resolve import build_objective
 
-        terms = []
-        for s in sections:
-            rcls = plugins.get_reward(s.name)
-            terms.append(
-                Term(s.name, rcls(rcls.Options.model_validate(s.options)), s.weight, s.target)
-            )
-        return cls(terms)
+        return build_objective(sections)
 
     @property
     def needs_clip(self) -> bool:

@@ -12,7 +12,9 @@ Frame subsampling: only the chosen latent frames are decoded (with gradient) for
 
 from __future__ import annotations
 
+import inspect
 import random
+import warnings
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Sequence
 
@@ -48,14 +50,42 @@ def select_frames(num_frames: int, count: int | None, selection: str, rng: rando
     return sorted(rng.sample(range(num_frames), count))
 
 
-def prepare_latents(backbone: "BackbonePlugin", batch_size: int, generator: torch.Generator | None,
-                    cond: Any) -> torch.Tensor:
-    """``backbone.prepare_latents``, passing ``cond`` to backbones that accept it (opt-in, like hook arguments)."""
-    import inspect
+def _takes_cond(method: Any) -> bool:
+    """Whether a backbone's ``prepare_latents`` or ``decode`` accepts ``cond``; once per implementation, with a
+    DeprecationWarning for one that does not (declared before ``cond`` joined the contract)."""
+    fn = getattr(method, "__func__", method)
+    if fn not in _TAKES_COND:
+        params = inspect.signature(method).parameters
+        ok = "cond" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        if not ok:
+            owner = getattr(method, "__self__", None)
+            name = getattr(owner, "name", "") or type(owner).__name__
+            warnings.warn(f"backbone `{name}`: `{fn.__name__}` takes no `cond` keyword; declare `cond=None` "
+                          "(docs/plugins.md): backbones that do not will stop working in a later release",
+                          DeprecationWarning, stacklevel=3)
+        _TAKES_COND[fn] = ok
+    return _TAKES_COND[fn]
 
-    if "cond" in inspect.signature(backbone.prepare_latents).parameters:
+
+_TAKES_COND: dict[Any, bool] = {}
+
+
+def prepare_latents(backbone: "BackbonePlugin", batch_size: int, generator: torch.Generator | None,
+                    cond: Any = None) -> torch.Tensor:
+    """``backbone.prepare_latents(batch_size, generator, cond=cond)``: the condition this batch was encoded
+    with (a backbone written before ``cond`` joined the contract gets the call without it)."""
+    if _takes_cond(backbone.prepare_latents):
         return backbone.prepare_latents(batch_size, generator, cond=cond)
     return backbone.prepare_latents(batch_size, generator)
+
+
+def decode(backbone: "BackbonePlugin", latents: torch.Tensor, frames: Sequence[int] | None = None,
+           chunk_size: int | None = None, cond: Any = None) -> torch.Tensor:
+    """``backbone.decode(latents, frames, chunk_size=chunk_size, cond=cond)`` (without ``cond`` for a backbone
+    written before it joined the contract)."""
+    if _takes_cond(backbone.decode):
+        return backbone.decode(latents, frames, chunk_size=chunk_size, cond=cond)
+    return backbone.decode(latents, frames, chunk_size=chunk_size)
 
 
 def denoise(
@@ -115,7 +145,7 @@ def generate(
         latents = prepare_latents(backbone, len(prompts), generator, cond)
         latents = denoise(backbone, cond, latents, timesteps, generator, autocast=autocast, on_step=on_step)
         with autocast():
-            return backbone.decode(latents, None, chunk_size=chunk_size).float()
+            return decode(backbone, latents, None, chunk_size=chunk_size, cond=cond).float()
 
 
 def sample_with_grad(
@@ -144,5 +174,5 @@ def sample_with_grad(
     n = backbone.num_latent_frames(latents)
     frames = select_frames(n, None if decode_all else memory.decoded_frames, memory.frame_selection, rng)
     with autocast(), decoder_checkpointing(backbone, memory.gradient_checkpointing):
-        video = backbone.decode(latents, frames, chunk_size=memory.decode_chunk_size)
+        video = decode(backbone, latents, frames, chunk_size=memory.decode_chunk_size, cond=cond)
     return video.float(), kept, frames

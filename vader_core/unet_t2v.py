@@ -171,7 +171,7 @@ class UNetT2VBackbone(BackbonePlugin):
         c = self.components["unet"].config.in_channels
         return (batch_size, c, o.frames, o.height // self.vae_scale_factor, o.width // self.vae_scale_factor)
 
-    def prepare_latents(self, batch_size: int, generator: torch.Generator | None) -> torch.Tensor:
+    def prepare_latents(self, batch_size: int, generator: torch.Generator | None, cond: Any = None) -> torch.Tensor:
         from diffusers.utils.torch_utils import randn_tensor
 
         latents = randn_tensor(self.latent_shape(batch_size), generator=generator, device=self.device, dtype=self.dtype)
@@ -247,7 +247,7 @@ class UNetT2VBackbone(BackbonePlugin):
         return logp.mean(dim=tuple(range(1, logp.ndim)))
 
     def decode(self, latents: torch.Tensor, frames: Sequence[int] | None = None,
-               chunk_size: int | None = None) -> torch.Tensor:
+               chunk_size: int | None = None, cond: Any = None) -> torch.Tensor:
         vae = self.components["vae"]
         if frames is not None:
             latents = latents[:, :, list(frames)]

@@ -90,9 +90,6 @@ class DDPOMethod(MethodPlugin):
         t0 = bb.set_timesteps(bb.options.steps)[0]
         bb.step_log_prob(torch.zeros_like(z), t0, z, z, 0)
 
-    def reward_queries_per_step(self, batch_size: int) -> int:
-        return batch_size
-
     # ------------------------------------------------------------------ sampling
     def sample(self, ctx: TrainContext, batch: Batch, generator: "torch.Generator") -> _Trajectory:
         with torch.no_grad():
@@ -102,7 +99,7 @@ class DDPOMethod(MethodPlugin):
         bb = ctx.backbone
         with ctx.autocast():
             cond = bb.encode_condition(batch.prompts, batch.images)
-        from vader_core.sampling import prepare_latents
+        from vader_core.sampling import decode, prepare_latents
 
         timesteps = bb.set_timesteps(bb.options.steps)
         latents = prepare_latents(bb, len(batch.prompts), generator, cond)
@@ -115,13 +112,13 @@ class DDPOMethod(MethodPlugin):
             latents = prev
             traj.append(latents)
         with ctx.autocast():
-            video = bb.decode(latents, None, chunk_size=ctx.config.memory.decode_chunk_size).float()
+            video = decode(bb, latents, None, chunk_size=ctx.config.memory.decode_chunk_size, cond=cond).float()
             total, scores = ctx.objective(video, batch.prompts)
-        ctx.num_reward_queries += len(batch.prompts)
         return _Trajectory(batch, cond, list(timesteps), traj, torch.stack(logps), None, total.float(),
                            {k: v.float() for k, v in scores.items()})
 
-    def _collect(self, ctx: TrainContext, first: Batch, generator: "torch.Generator", rng: random.Random) -> None:
+    def _collect(self, ctx: TrainContext, first: Batch, generator: "torch.Generator", rng: random.Random) -> int:
+        """Sample and score ``sample_batches`` micro-batches into the buffer; returns the videos scored."""
         from vader_core.lora import set_lora_training
 
         set_lora_training(ctx.backbone.denoiser, False)  # sampling policy without LoRA dropout
@@ -141,11 +138,11 @@ class DDPOMethod(MethodPlugin):
             tr.advantages = adv[offset:offset + n]
             offset += n
             self.buffer.append(tr)
+        return len(prompts)
 
     # ------------------------------------------------------------------ training
     def step(self, ctx: TrainContext, batch: Batch, generator: "torch.Generator", rng: random.Random) -> StepOutput:
-        if not self.buffer:
-            self._collect(ctx, batch, generator, rng)
+        queries = self._collect(ctx, batch, generator, rng) if not self.buffer else 0
         tr = self.buffer.popleft()
         bb = ctx.backbone
         steps = len(tr.timesteps)
@@ -174,5 +171,5 @@ class DDPOMethod(MethodPlugin):
         set_lora_training(bb.denoiser, True)
         return StepOutput(
             loss=total_loss, reward=tr.reward, rewards=tr.rewards,
-            extras={"clipfrac": clipfrac, "advantage_abs": float(adv.abs().mean())},
+            extras={"clipfrac": clipfrac, "advantage_abs": float(adv.abs().mean())}, reward_queries=queries,
         )

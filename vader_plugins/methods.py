@@ -40,10 +40,10 @@ class VaderMethod(MethodPlugin):
             loss = loss + kl_weight * kl
             extras["kl"] = float(kl.detach())
         ctx.backward(loss)
-        ctx.num_reward_queries += len(batch.prompts)
         return StepOutput(
             loss=float(loss.detach()),
             reward=total.detach(),
             rewards={k: v.detach() for k, v in scores.items()},
             extras=extras,
+            reward_queries=len(batch.prompts),
         )

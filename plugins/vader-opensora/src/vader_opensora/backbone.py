@@ -288,7 +288,7 @@ class OpenSoraBackbone(BackbonePlugin):
         f = vae.spatial_factor
         return (batch_size, vae.out_channels, vae.latent_frames(o.frames), o.height // f, o.width // f)
 
-    def prepare_latents(self, batch_size: int, generator: Any) -> Any:
+    def prepare_latents(self, batch_size: int, generator: Any, cond: Any = None) -> Any:
         from diffusers.utils.torch_utils import randn_tensor
 
         return randn_tensor(self.latent_shape(batch_size), generator=generator, device=self.device, dtype=self.dtype)
@@ -330,7 +330,8 @@ class OpenSoraBackbone(BackbonePlugin):
         hold them and the spatial decoder on them alone."""
         return self.options.frames
 
-    def decode(self, latents: Any, frames: Sequence[int] | None = None, chunk_size: int | None = None) -> Any:
+    def decode(self, latents: Any, frames: Sequence[int] | None = None, chunk_size: int | None = None,
+               cond: Any = None) -> Any:
         vae = self.components["vae"]
         video = vae.decode(latents.to(self.dtype), self.options.frames, frames, chunk_size=chunk_size or 4)
         return (video.float().permute(0, 2, 1, 3, 4) / 2 + 0.5).clamp(0, 1)

@@ -178,7 +178,7 @@ class SVDBackbone(BackbonePlugin):
         checkpoint's UNet config names: the stock pipeline accepts any count, and fewer frames save memory."""
         if self.options.frames in RELEASED_FRAMES or self.options.frames == trained_frames:
             return
-        from vader_core.sanity import warn
+        from vader_core.errors import warn
 
         own = f"; `{source}` names {trained_frames}" if trained_frames and trained_frames not in RELEASED_FRAMES else ""
         warn(f"`backbone.frames` is {self.options.frames}: the released Stable Video Diffusion models were trained "
@@ -400,7 +400,7 @@ class SVDBackbone(BackbonePlugin):
         return int(latents.shape[1])
 
     def decode(self, latents: "torch.Tensor", frames: Sequence[int] | None = None,
-               chunk_size: int | None = None) -> "torch.Tensor":
+               chunk_size: int | None = None, cond: Any = None) -> "torch.Tensor":
         """Decode the latent frames ``frames`` (all if `None`) with the temporal decoder.
 
         Frames are decoded in chunks of ``chunk_size`` (else ``options.decode_chunk_size``, else all

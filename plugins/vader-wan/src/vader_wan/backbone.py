@@ -46,6 +46,8 @@ from vader_core.errors import ConfigError, MissingWeightsError
 from vader_core.hub import missing_weights
 from vader_core.lazy import torch
 
+from .tiny import scheduler_config
+
 T2V_1_3B = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 T2V_14B = "Wan-AI/Wan2.1-T2V-14B-Diffusers"
 I2V_14B_480P = "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
@@ -347,7 +349,7 @@ class WanBackbone(DiTT2VBackbone):
         return 0 if frame == 0 else (frame - 1) // self.vae_temporal + 1
 
     def decode(self, latents: "torch.Tensor", frames: Sequence[int] | None = None,
-               chunk_size: int | None = None) -> "torch.Tensor":
+               chunk_size: int | None = None, cond: WanCondition | None = None) -> "torch.Tensor":
         """Decode pixel frames ``frames`` (all if ``None``): the latent prefix they need, then those frames.
 
         ``chunk_size`` has no effect: the Wan VAE always decodes one latent frame at a time through its
@@ -471,32 +473,11 @@ class WanI2VBackbone(WanBackbone):
         mask = mask.view(b, -1, self.vae_temporal, h, w).transpose(1, 2).to(lat.device)
         cond.condition = torch.concat([mask, lat], dim=1)
 
-    def prepare_latents(self, batch_size: int, generator: "torch.Generator | None",
-                        cond: WanCondition | None = None) -> "torch.Tensor":
-        latents = super().prepare_latents(batch_size, generator, cond)
-        # TI2V (expand_timesteps): the decoded first latent frame is the image's, as the stock pipeline sets it
-        # before decoding. The core's decode call does not carry the condition: the chain's is kept here.
-        self._first_frame = None
-        if self.expand_timesteps and cond is not None and cond.condition is not None:
-            self._first_frame = (cond.condition, cond.first_frame_mask)
-        return latents
-
     def decode(self, latents: "torch.Tensor", frames: Sequence[int] | None = None,
-               chunk_size: int | None = None) -> "torch.Tensor":
-        first = getattr(self, "_first_frame", None)
-        if first is not None and first[0].shape[0] == latents.shape[0]:
-            condition, mask = first
-            latents = (1 - mask) * condition + mask * latents
-        return super().decode(latents, frames, chunk_size)
-
-
-def scheduler_config(flow_shift: float = 3.0) -> dict[str, Any]:
-    """The scheduler configuration of ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers`` (UniPC multistep, flow sigmas,
-    flow shift 3.0 for 480p)."""
-    return {
-        "_class_name": "UniPCMultistepScheduler", "num_train_timesteps": 1000, "beta_start": 0.0001,
-        "beta_end": 0.02, "beta_schedule": "linear", "prediction_type": "flow_prediction", "use_flow_sigmas": True,
-        "flow_shift": flow_shift, "solver_order": 2, "solver_type": "bh2", "predict_x0": True,
-        "lower_order_final": True, "final_sigmas_type": "zero", "timestep_spacing": "linspace", "steps_offset": 0,
-        "disable_corrector": [], "thresholding": False, "use_karras_sigmas": False,
-    }
+               chunk_size: int | None = None, cond: WanCondition | None = None) -> "torch.Tensor":
+        # TI2V (expand_timesteps): the decoded first latent frame is the image's, as the stock pipeline sets it
+        # before decoding; the condition the chain ran with says which.
+        if self.expand_timesteps and cond is not None and cond.condition is not None:
+            mask = cond.first_frame_mask
+            latents = (1 - mask) * cond.condition + mask * latents
+        return super().decode(latents, frames, chunk_size, cond)

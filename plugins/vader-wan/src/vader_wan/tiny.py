@@ -121,10 +121,20 @@ def save_tiny(directory: Any, pipeline: str = "WanPipeline", seed: int = 0, flow
     import diffusers
     from diffusers import UniPCMultistepScheduler
 
-    from .backbone import scheduler_config
-
     clip = pipeline == "WanImageToVideoPipeline" and not components.get("wan22_vae") and "in_channels" not in components
     comps = (tiny_i2v_components if clip else tiny_components)(seed, **components)
     sched = UniPCMultistepScheduler.from_config(scheduler_config(flow_shift))
     getattr(diffusers, pipeline)(**comps, scheduler=sched, **(extra or {})).save_pretrained(directory)
     return directory
+
+
+def scheduler_config(flow_shift: float = 3.0) -> dict[str, Any]:
+    """The scheduler configuration of ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers`` (UniPC multistep, flow sigmas,
+    flow shift 3.0 for 480p)."""
+    return {
+        "_class_name": "UniPCMultistepScheduler", "num_train_timesteps": 1000, "beta_start": 0.0001,
+        "beta_end": 0.02, "beta_schedule": "linear", "prediction_type": "flow_prediction", "use_flow_sigmas": True,
+        "flow_shift": flow_shift, "solver_order": 2, "solver_type": "bh2", "predict_x0": True,
+        "lower_order_final": True, "final_sigmas_type": "zero", "timestep_spacing": "linspace", "steps_offset": 0,
+        "disable_corrector": [], "thresholding": False, "use_karras_sigmas": False,
+    }

@@ -1,0 +1,51 @@
+"""What processes of a multi-process run exchange: LoRA gradients, step records, the skip decision,
+reward-query counts. With one process every function returns its input and sends nothing.
+
+Gradients are averaged by one all-reduce of the LoRA gradients per optimiser step (no DDP wrapper: a
+backbone calls its denoiser several times per step, with truncation and checkpointing, which DDP's
+per-forward hooks do not suit; LoRA gradients are small).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+
+def reduce_gradients(params: Sequence[torch.nn.Parameter], num_processes: int) -> None:
+    """Replace every parameter's gradient by its mean over the processes (a missing gradient counts as 0)."""
+    if num_processes == 1:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.flatten() for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= num_processes
+    offset = 0
+    for p in params:
+        k = p.numel()
+        p.grad = flat[offset:offset + k].view_as(p).clone()
+        offset += k
+
+
+def gather(accelerator: Any, values: torch.Tensor) -> torch.Tensor:
+    """``values`` of every process, concatenated (a step's rewards and losses are averaged over all)."""
+    if accelerator.num_processes == 1:
+        return values
+    return accelerator.gather(values.to(accelerator.device).contiguous())
+
+
+def any_process(accelerator: Any, flag: bool) -> bool:
+    """Whether ``flag`` holds on any process: every process skips a step when one saw a non-finite value."""
+    if accelerator.num_processes == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(t, reduction="sum").item() > 0)
+
+
+def total(accelerator: Any, count: int) -> int:
+    """The sum of ``count`` over the processes (each process's reward queries of a step)."""
+    if accelerator.num_processes == 1:
+        return count
+    t = torch.tensor([count], device=accelerator.device, dtype=torch.long)
+    return int(accelerator.reduce(t, reduction="sum").item())
