@@ -7,7 +7,8 @@ import pytest
 
 from vader_core.errors import MissingWeightsError
 from vader_core.hub import (
-    OFFLINE_REASON, first_line, hub_offline, looks_local, missing_model, resolve_model, unavailable_reason,
+    OFFLINE_REASON, first_line, hub_offline, looks_local, missing_model, missing_weights, resolve_model,
+    unavailable_reason,
 )
 
 
@@ -60,7 +61,7 @@ def test_resolve_model_missing_directory_is_one_actionable_line(tmp_path):
     assert "\n" not in msg
     assert msg.startswith(f"pickscore: model `{ref}` (config.json + model.safetensors) not available: "
                           f"no such directory {ref!r}.")
-    assert "`huggingface-cli download yuvalkirstain/PickScore_v1`" in msg
+    assert "`hf download yuvalkirstain/PickScore_v1`" in msg
     assert "`--set rewards.N.model=DIR` in `vader train`" in msg and "`--set model=DIR` in `vader score`" in msg
 
 
@@ -95,6 +96,27 @@ def test_missing_model_wording_options():
     assert isinstance(e, MissingWeightsError)
     assert str(e).startswith("objects: detector `a/b` (config.json) not available: why. ")
     assert "reward option `detector_model` (config `detector_model: DIR`" in str(e)
+
+
+def test_missing_weights_is_the_one_backbone_wording(monkeypatch):
+    """What failed (first sentence), whether downloads are off, the `hf download` command, the option."""
+    err = OSError("owner/name does not appear to have a file named config.json. Check out https://...\nmore")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    e = missing_weights("owner/name", err, option="backbone.model", what="Wan weights")
+    assert isinstance(e, MissingWeightsError)
+    assert str(e) == ("cannot load Wan weights `owner/name` (HF_HUB_OFFLINE is set): owner/name does not appear to "
+                      "have a file named config.json; download it with `hf download owner/name` or set "
+                      "`backbone.model` to a local diffusers directory (--set backbone.model=/path/to/name)")
+    e = missing_weights("o/vc", KeyError(), option="backbone.model", filename="model.ckpt", files=["model.ckpt"],
+                        local="a local model.ckpt")
+    assert str(e).startswith("cannot load `o/vc` file `model.ckpt` (HF_HUB_OFFLINE is set): KeyError; ")
+    assert str(e).endswith("`hf download o/vc model.ckpt` or set `backbone.model` to a local model.ckpt "
+                           "(--set backbone.model=/path/to/model.ckpt)")
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    assert "HF_HUB_OFFLINE" not in str(missing_weights("o/n", err, option="backbone.vae"))
 
 
 def test_from_pretrained_offline_error_with_a_real_loader(tmp_path, monkeypatch):

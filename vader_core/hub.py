@@ -2,7 +2,7 @@
 
 Plugins take a model option that is either a hub id (``owner/name``, read through the Hugging Face
 cache, honouring ``HF_HUB_OFFLINE``) or a directory written by ``save_pretrained``. These helpers keep
-the rules and the wording the same in every plugin::
+the rules and the wording the same in every plugin. A reward::
 
     from vader_core.hub import resolve_model, unavailable_reason, missing_model
 
@@ -13,12 +13,22 @@ the rules and the wording the same in every plugin::
         raise missing_model("pickscore", ref, unavailable_reason(e, local),
                             repo="yuvalkirstain/PickScore_v1") from None
 
+A backbone::
+
+    from vader_core.hub import missing_weights
+
+    try:
+        unet = UNet3DConditionModel.from_pretrained(source, subfolder="unet")
+    except OSError as e:
+        raise missing_weights(source, e, option="backbone.model") from None
+
 Nothing here imports torch, transformers or huggingface_hub at import time.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import MissingWeightsError
@@ -64,6 +74,51 @@ def unavailable_reason(exc: BaseException, local: bool) -> str:
     return first_line(exc)
 
 
+def download_command(repo: str, files: Sequence[str] = ()) -> str:
+    """The command that puts ``repo`` (or only ``files`` of it) in the Hugging Face cache, as errors print it:
+    ``hf download REPO [FILE ...]`` (the ``hf`` CLI of ``huggingface_hub``)."""
+    return " ".join(["hf download", repo, *files])
+
+
+def _first_sentence(exc: BaseException, limit: int = 160) -> str:
+    # Hub and diffusers errors run on over several sentences of generic advice; the first says what failed.
+    return first_line(exc, limit=10_000).split(". ")[0].rstrip(".")[:limit]
+
+
+def missing_weights(
+    source: str, error: BaseException, *, option: str, what: str | None = None, filename: str | None = None,
+    files: Sequence[str] = (), local: str = "a local diffusers directory",
+) -> MissingWeightsError:
+    """The one-line error of a backbone whose weights do not load from a hub id: what failed, why (the
+    first sentence of ``error``, and whether ``HF_HUB_OFFLINE`` is set), the ``hf download`` command that
+    gets them, and the option that takes a local copy instead.
+
+    Args:
+        source (`str`): the hub id that did not load.
+        error (`BaseException`): what the loader raised.
+        option (`str`): the configuration key of the weights, e.g. ``"backbone.model"``.
+        what (`str`, *optional*): what the weights are, e.g. ``"Wan weights"``; named before ``source``.
+        filename (`str`, *optional*): the file of ``source`` that did not load, when the loader reads one.
+        files (`Sequence[str]`, *optional*): the files to download; default: the whole repository.
+        local (`str`, *optional*, defaults to `"a local diffusers directory"`): what ``option`` takes
+            instead, e.g. ``"a local model.ckpt"``.
+
+    Example:
+        ``cannot load Wan weights `Wan-AI/Wan2.1-T2V-1.3B-Diffusers` (HF_HUB_OFFLINE is set): ...; download
+        it with `hf download Wan-AI/Wan2.1-T2V-1.3B-Diffusers` or set `backbone.model` to a local diffusers
+        directory (--set backbone.model=/path/to/Wan2.1-T2V-1.3B-Diffusers)``
+    """
+    name = f"{what} `{source}`" if what else f"`{source}`"
+    if filename:
+        name += f" file `{filename}`"
+    offline = " (HF_HUB_OFFLINE is set)" if hub_offline() else ""
+    example = files[0] if len(files) == 1 else source.rstrip("/").split("/")[-1]
+    return MissingWeightsError(
+        f"cannot load {name}{offline}: {_first_sentence(error)}; download it with `{download_command(source, files)}` "
+        f"or set `{option}` to {local} (--set {option}=/path/to/{example})"
+    )
+
+
 def missing_model(
     reward: str, ref: str, reason: str, *, repo: str, what: str = "model", files: str = MODEL_FILES,
     option: str = "model",
@@ -81,7 +136,7 @@ def missing_model(
     """
     return MissingWeightsError(
         f"{reward}: {what} `{ref}` ({files}) not available: {reason}. Get it from the Hugging Face hub (e.g. "
-        f"`huggingface-cli download {repo}`) and give the hub id or its local directory with the reward option "
+        f"`{download_command(repo)}`) and give the hub id or its local directory with the reward option "
         f"`{option}` (config `{option}: DIR`, `--set rewards.N.{option}=DIR` in `vader train`, "
         f"`--set {option}=DIR` in `vader score`)"
     )

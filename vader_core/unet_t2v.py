@@ -19,7 +19,7 @@ from pydantic import Field
 
 from .backbone import BackboneOptions, BackbonePlugin
 from .errors import ConfigError, MissingWeightsError
-from .hub import hub_offline
+from .hub import missing_weights
 
 
 class UNetT2VOptions(BackboneOptions):
@@ -77,11 +77,7 @@ class UNetT2VBackbone(BackbonePlugin):
             text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", torch_dtype=dtype, **kw)
             tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **kw)
         except OSError as e:
-            offline = " (HF_HUB_OFFLINE is set)" if hub_offline() else ""
-            raise MissingWeightsError(
-                f"cannot load `{source}`{offline}: {str(e).splitlines()[0][:160]}; download it with "
-                f"`huggingface-cli download {source}` or set `{self.model_option}` to a local diffusers directory"
-            ) from None
+            raise missing_weights(source, e, option=self.model_option) from None
         if type(unet).__name__ not in SUPPORTED_UNETS:
             raise ConfigError(
                 f"`{source}` holds a {type(unet).__name__} in unet/; backbone `{self.name}` drives "

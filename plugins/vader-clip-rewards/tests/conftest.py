@@ -1,68 +1,15 @@
-import os
+import numpy as np
+import pytest
 
-# Nothing downloads in these tests; entry points load only this plugin (plus vader's built-ins).
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["VADER_PLUGINS"] = "clip_rewards"
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from vader_core.testing import only_plugin
 
-import shutil  # noqa: E402
-from pathlib import Path  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import torch  # noqa: E402
-
-# The models are tiny: one thread is faster than fighting over a shared machine's cores.
-torch.set_num_threads(1)
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_registry(monkeypatch):
-    from vader_core import plugins
-
-    # Per test: the core suite, run in the same session, sets its own value.
-    monkeypatch.setenv("VADER_PLUGINS", "clip_rewards")
-    plugins.reset()
-    yield
-    plugins.reset()
-
-
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    """An empty, offline Hugging Face cache; ``hub_cache.put(repo_id, {name: file_or_dir})`` fills a snapshot
-    of a repo exactly where ``hf_hub_download`` / ``from_pretrained`` look for it."""
-    from huggingface_hub import constants
-
-    root = tmp_path / "hf-cache"
-    root.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_CACHE", str(root))
-
-    def put(repo_id: str, files: dict) -> Path:
-        repo = root / f"models--{repo_id.replace('/', '--')}"
-        (repo / "refs").mkdir(parents=True, exist_ok=True)
-        (repo / "refs" / "main").write_text(COMMIT)
-        snap = repo / "snapshots" / COMMIT
-        snap.mkdir(parents=True, exist_ok=True)
-        for name, src in files.items():
-            src = Path(src)
-            if src.is_dir():
-                for f in src.iterdir():
-                    shutil.copy(f, snap / f.name)
-            else:
-                shutil.copy(src, snap / name)
-        return snap
-
-    return SimpleNamespace(put=put, root=root)
+pytest_plugins = ["vader_core.testing.fixtures"]
+vader_plugin_name = only_plugin("clip_rewards")
 
 
 def draw_image(h: int, w: int, seed: int = 0):
-    """A real-looking RGB PIL image: smooth colour gradients, filled shapes, hard edges and a thin line."""
+    """A real-looking RGB PIL image: smooth colour gradients, filled shapes, hard edges and a thin line (the
+    preprocessing tests measure resampling differences on it, and store some)."""
     from PIL import Image, ImageDraw
 
     rng = np.random.default_rng(seed)

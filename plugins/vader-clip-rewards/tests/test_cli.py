@@ -1,55 +1,24 @@
-"""The rewards through vader's CLI and configuration: `vader score`, a training smoke run, and the
-objective settings that reproduce VADER's official losses."""
+"""The rewards through vader's CLI and configuration: the CLI contract (`vader score`, a training smoke run
+with the four rewards), reward options, and the objective settings that reproduce VADER's official losses."""
 
-import json
-import math
-
-import numpy as np
 import pytest
 import torch
 
-from vader_core.cli import main
+from vader_core.testing import RewardCLIContractTests, save_video
 
 
-@pytest.fixture
-def video(tmp_path):
-    path = tmp_path / "video.npy"
-    np.save(path, np.random.default_rng(0).random((3, 40, 64, 3), dtype=np.float32))  # (F, H, W, 3) in [0, 1]
-    return path
+class TestClipRewardCommands(RewardCLIContractTests):
+    rewards = ["aesthetic", "hps", "pickscore", "clip_score"]
 
-
-def _score(capsys, *args):
-    main(["score", *map(str, args), "--device", "cpu", "--random-weights"])
-    name, value = capsys.readouterr().out.strip().rsplit(":", 1)
-    return name.strip(), float(value)
-
-
-@pytest.mark.parametrize("reward", ["aesthetic", "hps", "pickscore", "clip_score"])
-def test_vader_score_random_weights(reward, video, capsys):
-    name, value = _score(capsys, video, "--reward", reward, "--prompt", "a cat playing chess")
-    assert name == reward and math.isfinite(value)
-
-
-def test_vader_score_takes_reward_options(video, capsys):
-    _, plain = _score(capsys, video, "--reward", "clip_score", "--prompt", "a cat")
-    _, scaled = _score(capsys, video, "--reward", "clip_score", "--prompt", "a cat", "--set", "scale=100")
-    assert scaled == pytest.approx(100 * plain, rel=1e-4, abs=1e-4)
-    _, letterbox = _score(capsys, video, "--reward", "hps", "--prompt", "a cat", "--set", "version=v2",
-                          "--set", "resize_mode=longest")
-    _, squash = _score(capsys, video, "--reward", "hps", "--prompt", "a cat", "--set", "resize_mode=squash")
-    assert letterbox != squash
-
-
-def test_training_smoke_run_logs_both_rewards(tmp_path):
-    main(["train", "--backbone", "tiny", "--reward", "aesthetic=1", "--reward", "hps=0.5", "--random-weights",
-          "--max-steps", "2", "--set", "optim.grad_accum=1", "--set", "validation.every=0",
-          "--set", "output.logger=none", "--set", "validation.save_videos=false",
-          "--output-dir", str(tmp_path), "--device", "cpu", "-q"])
-    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2
-    for row in rows:
-        assert set(row["rewards"]) == {"aesthetic", "hps"}
-        assert all(math.isfinite(v) for v in row["rewards"].values()) and math.isfinite(row["loss"])
+    def test_vader_score_takes_reward_options(self, tmp_path):
+        video = save_video(tmp_path / "video.npy", *self.video_size)
+        plain = self.cli_score(video, "clip_score", "--prompt", "a cat")
+        scaled = self.cli_score(video, "clip_score", "--prompt", "a cat", "--set", "scale=100")
+        assert scaled == pytest.approx(100 * plain, rel=1e-4, abs=1e-4)
+        letterbox = self.cli_score(video, "hps", "--prompt", "a cat", "--set", "version=v2",
+                                   "--set", "resize_mode=longest")
+        squash = self.cli_score(video, "hps", "--prompt", "a cat", "--set", "resize_mode=squash")
+        assert letterbox != squash
 
 
 OFFICIAL = """

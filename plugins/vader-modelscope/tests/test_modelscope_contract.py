@@ -1,11 +1,8 @@
 """The backbone contract on tiny random ModelScope components."""
 
-import subprocess
-import sys
-
 import torch
 
-from vader_core.testing import BackboneContractTests
+from vader_core.testing import BackboneContractTests, PluginPackageContractTests
 from vader_modelscope import HUB_ID, ModelScopeBackbone, ModelScopeOptions
 
 
@@ -23,11 +20,10 @@ class TestModelScopeDDIM(BackboneContractTests):
     options = {"height": 32, "width": 32, "frames": 2, "steps": 2, "scheduler": "ddim", "guidance": 1.0}
 
 
-def test_import_is_light():
-    code = ("import sys, vader_modelscope; heavy = [m for m in ('torch', 'diffusers', 'transformers') "
-            "if m in sys.modules]; print(','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "", f"importing vader_modelscope imported {out.stdout.strip()}"
+class TestPackage(PluginPackageContractTests):
+    package = "vader_modelscope"
+    distribution = "vader-modelscope"
+    plugin_classes = [ModelScopeBackbone]
 
 
 def test_defaults_are_the_paper_s():

@@ -1,30 +1,11 @@
-import os
+from pathlib import Path
 
-# Nothing downloads in these tests.
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import pytest
 
-from pathlib import Path  # noqa: E402
+from vader_core.testing import only_plugin
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-# The models are tiny: one thread is faster than fighting over a shared machine's cores.
-torch.set_num_threads(1)
-
-#: A tiny size the official timestep transform accepts (17 frames: one temporal chunk of 5 latent frames).
-TINY = {"height": 32, "width": 32, "frames": 17, "steps": 2}
-
-
-@pytest.fixture(autouse=True)
-def _only_this_plugin(monkeypatch):
-    """Entry points load only this plugin (plus vader's built-ins), with a fresh registry per test."""
-    from vader_core import plugins
-
-    monkeypatch.setenv("VADER_PLUGINS", "opensora")
-    plugins.reset()
-    yield
-    plugins.reset()
+pytest_plugins = ["vader_core.testing.fixtures"]
+vader_plugin_name = only_plugin("opensora")
 
 
 @pytest.fixture
@@ -44,17 +25,3 @@ def tiny_release(tmp_path_factory) -> dict[str, Path]:
     from vader_opensora.tiny import save_official_layout, tiny_components
 
     return save_official_layout(tiny_components(0), tmp_path_factory.mktemp("tiny-opensora"))
-
-
-@pytest.fixture
-def empty_hub_cache(tmp_path, monkeypatch):
-    """An empty, offline Hugging Face cache."""
-    from huggingface_hub import constants
-
-    root = tmp_path / "hf-cache"
-    root.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_CACHE", str(root))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return root

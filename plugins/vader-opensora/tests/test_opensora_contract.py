@@ -1,13 +1,10 @@
 """The backbone contract on tiny random Open-Sora 1.2 components, the official options and sampler."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from pydantic import ValidationError
 
-from vader_core.testing import BackboneContractTests
+from vader_core.testing import BackboneContractTests, PluginPackageContractTests
 from vader_opensora import OpenSoraBackbone, OpenSoraOptions
 from vader_opensora.backbone import MODEL_ID, TEXT_ID, VAE_ID, shift_ratio, timestep_transform
 
@@ -29,11 +26,10 @@ class TestOpenSoraTwoChunksNoGuidance(BackboneContractTests):
     options = {"height": 32, "width": 48, "frames": 20, "steps": 3, "guidance": 1.0}
 
 
-def test_import_is_light():
-    code = ("import sys, vader_opensora; heavy = [m for m in ('torch', 'diffusers', 'transformers') "
-            "if m in sys.modules]; print(','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "", f"importing vader_opensora imported {out.stdout.strip()}"
+class TestPackage(PluginPackageContractTests):
+    package = "vader_opensora"
+    distribution = "vader-opensora"
+    plugin_classes = [OpenSoraBackbone]
 
 
 def test_defaults_are_the_official_vader_recipe():

@@ -1,13 +1,10 @@
 """The backbone contract on tiny random SVD components, and the steps against diffusers' scheduler."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from pydantic import ValidationError
 
-from vader_core.testing import BackboneContractTests
+from vader_core.testing import BackboneContractTests, PluginPackageContractTests
 from vader_svd import SVDBackbone, SVDOptions
 
 
@@ -30,11 +27,10 @@ def _backbone(**options):
     return bb
 
 
-def test_import_is_light():
-    code = ("import sys, vader_svd; heavy = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
-            "print(','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "", f"importing vader_svd imported {out.stdout.strip()}"
+class TestPackage(PluginPackageContractTests):
+    package = "vader_svd"
+    distribution = "vader-svd"
+    plugin_classes = [SVDBackbone]
 
 
 def test_defaults_are_the_stock_pipeline_s():

@@ -1,13 +1,10 @@
 """The backbone contract on tiny random VideoCrafter2 components, and the plugin's defaults."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
 from vader_core.errors import ConfigError
-from vader_core.testing import BackboneContractTests
+from vader_core.testing import BackboneContractTests, PluginPackageContractTests
 from vader_videocrafter import HUB_ID, VideoCrafterBackbone, VideoCrafterOptions
 
 
@@ -26,11 +23,10 @@ class TestVideoCrafterDeterministicNoGuidance(BackboneContractTests):
     options = {"height": 32, "width": 48, "frames": 2, "steps": 3, "eta": 0.0, "guidance": 1.0}
 
 
-def test_import_is_light():
-    code = ("import sys, vader_videocrafter; heavy = [m for m in ('torch', 'diffusers', 'open_clip') "
-            "if m in sys.modules]; print(','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "", f"importing vader_videocrafter imported {out.stdout.strip()}"
+class TestPackage(PluginPackageContractTests):
+    package = "vader_videocrafter"
+    distribution = "vader-videocrafter"
+    plugin_classes = [VideoCrafterBackbone]
 
 
 def test_defaults_are_the_official_ones():
@@ -39,12 +35,6 @@ def test_defaults_are_the_official_ones():
         HUB_ID, 320, 512, 12, 25, 12.0, 1.0, 24, "ddim")
     assert VideoCrafterBackbone.default_lora_targets == ("to_q", "to_k", "to_v")
     assert VideoCrafterBackbone.conditioning == "text"
-
-
-def test_plugin_is_registered():
-    from vader_core import plugins
-
-    assert plugins.get_backbone("videocrafter2") is VideoCrafterBackbone
 
 
 def test_official_ddim_timesteps_and_alphas():

@@ -1,13 +1,10 @@
 """The backbone contract on tiny random Wan components, and the plugin's options."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
 from vader_core.errors import ConfigError
-from vader_core.testing import BackboneContractTests
+from vader_core.testing import BackboneContractTests, PluginPackageContractTests
 from vader_wan import T2V_1_3B, WanBackbone, WanI2VBackbone, WanOptions, nearest_frame_counts
 
 
@@ -33,11 +30,10 @@ class TestWanI2V(BackboneContractTests):
     options = {"height": 32, "width": 32, "frames": 5, "steps": 2}
 
 
-def test_import_is_light():
-    code = ("import sys, vader_wan; heavy = [m for m in ('torch', 'diffusers', 'transformers') "
-            "if m in sys.modules]; print(','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "", f"importing vader_wan imported {out.stdout.strip()}"
+class TestPackage(PluginPackageContractTests):
+    package = "vader_wan"
+    distribution = "vader-wan"
+    plugin_classes = [WanBackbone, WanI2VBackbone]
 
 
 def test_defaults_are_the_1_3b_checkpoint_s():

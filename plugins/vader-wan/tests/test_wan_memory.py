@@ -9,6 +9,7 @@ import torch
 from vader_core.config import MemorySection, TruncationSection
 from vader_core.lora import add_lora
 from vader_core.sampling import sample_with_grad
+from vader_core.testing import randomize_lora_b
 from vader_wan import WanBackbone, WanOptions
 
 
@@ -21,11 +22,8 @@ def _backbone(**options):
 def _lora_grads(gradient_checkpointing: bool, scheduler: str, seen: list):
     bb = _backbone(scheduler=scheduler)
     add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
-    g = torch.Generator().manual_seed(1)
+    randomize_lora_b(bb.denoiser, seed=1, std=0.02)
     with torch.no_grad():
-        for n, p in bb.denoiser.named_parameters():
-            if "lora_B" in n:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.02)
         cond = bb.encode_condition(["a panda riding a bike"])
     # Every run of the first block (module hooks do not fire when a checkpoint recomputes it in backward).
     block = bb.denoiser.blocks[0]

@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 from pydantic import Field
 
 from vader_core.errors import CheckpointError
-from vader_core.lazy import torch as _torch
 from vader_core.modules import freeze, seeded
-from vader_core.reward import RewardOptions, RewardPlugin
+from vader_core.reward import RewardOptions
 
-from ._common import TINY_CLIP, create_open_clip, load_open_clip_file, open_clip_spec, open_clip_weights
+from ._common import TINY_CLIP, create_open_clip
 from ._weights import hub_file, load_strict, local_file, read_state_dict
-from .preprocess import ImageSpec, preprocess
+from .base import OpenClipReward
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -69,19 +68,17 @@ def tiny_components(seed: int = 0) -> tuple[Any, Any]:
     return clip, mlp
 
 
-class Aesthetic(RewardPlugin):
+class Aesthetic(OpenClipReward):
     """LAION aesthetic predictor on each frame: an MLP over the normalised CLIP ViT-L/14 embedding, ~1-10."""
 
     name = "aesthetic"
     summary = "LAION aesthetic predictor (CLIP ViT-L/14 + MLP), raw score on a ~1-10 scale."
     Options: ClassVar = AestheticOptions
-    scores = "frames"
+    reads_prompts = False
 
     def __init__(self, options: AestheticOptions | None = None) -> None:
         super().__init__(options)
-        self.visual: "torch.nn.Module | None" = None
         self.mlp: "torch.nn.Module | None" = None
-        self.spec = ImageSpec()
 
     def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
         """Load CLIP and the MLP (local paths or the hub, honouring ``HF_HUB_OFFLINE``), frozen, in ``dtype``."""
@@ -95,42 +92,30 @@ class Aesthetic(RewardPlugin):
             mlp_file = hub_file(MLP_HUB_REPO, [MLP_HUB_FILE], filename=MLP_FILE, **where, source=(
                 f"{MLP_GITHUB} (or as `{MLP_HUB_FILE}`, the default download, from the Hugging Face hub repo "
                 f"`{MLP_HUB_REPO}`)"))
-        clip_file, tag_cfg = open_clip_weights(o.clip_model, o.clip_pretrained, reward=self.name,
-                                               option="clip_pretrained")
-        # The MLP was fitted on OpenAI ViT-L/14 embeddings, whose towers use QuickGELU; a local file is
-        # taken to hold those weights, a tag says itself.
-        quick_gelu = bool(tag_cfg.get("quick_gelu", False)) if tag_cfg else True
+        clip_file, tag_cfg = self.clip_weights()
         state = read_state_dict(mlp_file, reward=self.name, what="LAION aesthetic MLP", allow_pickle=o.allow_pickle)
         weight = state.get("layers.0.weight")
         mlp = LaionAestheticMLP(int(weight.shape[1]) if weight is not None and weight.ndim == 2 else 768)
         load_strict(mlp, state, reward=self.name, what="LAION aesthetic MLP (layers.0/2/4/6/7)", path=mlp_file)
-        clip = create_open_clip(o.clip_model, quick_gelu, self.name)
-        load_open_clip_file(clip, clip_file, reward=self.name, option="clip_pretrained")
-        self._setup(clip, mlp, tag_cfg, device, dtype)
+        # The MLP was fitted on OpenAI ViT-L/14 embeddings, whose towers use QuickGELU; a local file is
+        # taken to hold those weights, a tag says itself.
+        clip = self.build_clip(clip_file, tag_cfg, None, local_quick_gelu=True)
+        self._setup_head(clip, mlp, device, dtype)
+        self._setup(clip, tag_cfg, o.clip_model, device, dtype)
 
     def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
         """Tiny random CLIP (real open_clip ``CLIP`` class) and a random LAION MLP, for tests."""
         clip, mlp = tiny_components(seed)
-        self._setup(clip, mlp, {}, device, dtype)
+        self._setup_head(clip, mlp, device, dtype)
+        self._setup(clip, {}, TINY_CLIP, device, dtype)
 
-    def _setup(self, clip: Any, mlp: Any, tag_cfg: dict[str, Any], device: Any, dtype: Any) -> None:
+    def _setup_head(self, clip: Any, mlp: Any, device: Any, dtype: Any) -> None:
         width = int(clip.visual.output_dim)
         if mlp.layers[0].in_features != width:
             raise CheckpointError(f"{self.name}: the MLP takes {mlp.layers[0].in_features}-d embeddings but "
                                   f"`{self.options.clip_model}` gives {width}-d ones")
-        self.spec = open_clip_spec(clip, tag_cfg, self.options.resize_mode)
-        # only the image tower is needed: the text tower is dropped to save memory
-        self.visual = freeze(clip.visual, device, dtype)
         self.mlp = freeze(mlp, device, dtype)
-        if self.options.gradient_checkpointing:
-            self.visual.set_grad_checkpointing(True)
-        super().load(device, dtype)
 
     def score_frames(self, frames: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
         """Aesthetic score of each frame ``(N, 3, H, W)`` in [0, 1]; prompts are ignored. Returns ``(N,)``."""
-        x = preprocess(frames, self.spec).to(device=self.device, dtype=self.dtype)
-        emb = self.visual(x)
-        # an all-zero embedding (a degenerate image through a random or broken tower) has no direction:
-        # it stays zero and scores the MLP's value at 0, as the LAION reference does, instead of NaN
-        emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(_torch.finfo(emb.dtype).tiny)
-        return self.mlp(emb)
+        return self.mlp(self.image_embeddings(frames))

@@ -11,14 +11,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 from pydantic import Field
 
-from vader_core.modules import freeze, seeded
-from vader_core.reward import RewardOptions, RewardPlugin
+from vader_core.modules import seeded
+from vader_core.reward import RewardOptions
 
-from ._common import (
-    TINY_CLIP, create_open_clip, load_open_clip_file, open_clip_spec, open_clip_tokenizer, open_clip_weights,
-    unique_prompts,
-)
-from .preprocess import ImageSpec, preprocess
+from ._common import TINY_CLIP, create_open_clip
+from .base import OpenClipReward
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -54,53 +51,29 @@ def tiny_model(seed: int = 0, quick_gelu: bool = False) -> Any:
         return create_open_clip(TINY_CLIP, quick_gelu=quick_gelu)
 
 
-class ClipScore(RewardPlugin):
+class ClipScore(OpenClipReward):
     """``scale * cos(image, prompt)`` of an open_clip model, for each frame and its prompt."""
 
     name = "clip_score"
     summary = "CLIP score: scale * cosine of image and prompt embeddings of any open_clip model."
     Options: ClassVar = ClipScoreOptions
-    scores = "frames"
     value_range = (-1.0, 1.0)
 
     def __init__(self, options: ClipScoreOptions | None = None) -> None:
         super().__init__(options)
         s = float(self.options.scale)
         self.value_range = (-s, s)
-        self.model: "torch.nn.Module | None" = None
-        self.tokenizer: Any = None
-        self.spec = ImageSpec()
 
     def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
         """Load ``clip_model`` with ``clip_pretrained`` (tag or local file, honouring ``HF_HUB_OFFLINE``)."""
-        o = self.options
-        path, tag_cfg = open_clip_weights(o.clip_model, o.clip_pretrained, reward=self.name, option="clip_pretrained")
-        quick_gelu = o.quick_gelu if o.quick_gelu is not None else bool(tag_cfg.get("quick_gelu", False))
-        model = create_open_clip(o.clip_model, quick_gelu, self.name)
-        load_open_clip_file(model, path, reward=self.name, option="clip_pretrained")
-        self._setup(model, tag_cfg, o.clip_model, device, dtype)
+        path, tag_cfg = self.clip_weights()
+        model = self.build_clip(path, tag_cfg, self.options.quick_gelu, local_quick_gelu=False)
+        self._setup(model, tag_cfg, self.options.clip_model, device, dtype)
 
     def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
         """Tiny random open_clip model (the real ``CLIP`` class), for tests."""
         self._setup(tiny_model(seed, bool(self.options.quick_gelu)), {}, TINY_CLIP, device, dtype)
 
-    def _setup(self, model: Any, tag_cfg: dict[str, Any], model_name: str, device: Any, dtype: Any) -> None:
-        self.spec = open_clip_spec(model, tag_cfg, self.options.resize_mode)
-        self.tokenizer = open_clip_tokenizer(model_name, reward=self.name)
-        self.model = freeze(model, device, dtype)
-        if self.options.gradient_checkpointing:
-            self.model.visual.set_grad_checkpointing(True)
-        super().load(device, dtype)
-
     def score_frames(self, frames: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
         """``scale * cos`` of each frame ``(N, 3, H, W)`` in [0, 1] and its prompt. Returns ``(N,)``."""
-        import torch
-
-        distinct, index = unique_prompts(prompts)
-        with torch.no_grad():
-            tokens = self.tokenizer(distinct).to(self.device)
-            text = self.model.encode_text(tokens, normalize=True)
-        x = preprocess(frames, self.spec).to(device=self.device, dtype=self.dtype)
-        image = self.model.encode_image(x, normalize=True)
-        cos = (image * text[torch.as_tensor(index, device=text.device)]).sum(dim=-1)
-        return self.options.scale * cos
+        return self.options.scale * self.cosine(frames, prompts)

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 from pydantic import Field, field_validator
 
-from vader_core.modules import freeze, seeded
-from vader_core.reward import RewardOptions, RewardPlugin
+from vader_core.modules import seeded
+from vader_core.reward import RewardOptions
 
-from ._common import TINY_CLIP, create_open_clip, open_clip_spec, open_clip_tokenizer, unique_prompts
+from ._common import TINY_CLIP, create_open_clip
 from ._weights import hub_file, load_strict, local_file, read_state_dict
-from .preprocess import ImageSpec, preprocess
+from .base import OpenClipReward
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -63,20 +63,16 @@ def tiny_model(seed: int = 0) -> Any:
         return create_open_clip(TINY_CLIP, quick_gelu=False)
 
 
-class HPS(RewardPlugin):
+class HPS(OpenClipReward):
     """Human Preference Score v2 / v2.1 of each frame and its prompt: cosine of OpenCLIP ViT-H-14 embeddings."""
 
     name = "hps"
     summary = "Human Preference Score v2/v2.1 (OpenCLIP ViT-H-14), cosine of image and prompt, in [-1, 1]."
     Options: ClassVar = HPSOptions
-    scores = "frames"
     value_range = (-1.0, 1.0)
-
-    def __init__(self, options: HPSOptions | None = None) -> None:
-        super().__init__(options)
-        self.model: "torch.nn.Module | None" = None
-        self.tokenizer: Any = None
-        self.spec = ImageSpec()
+    # ViT-H-14 laion2B-s32B-b79K: OpenAI mean/std, bicubic (open_clip's defaults for that tag).
+    # HPSv2 resizes float tensors (ToTensor comes first), so nothing clamps the bicubic overshoot.
+    clamp_resized = False
 
     def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
         """Load the HPS checkpoint into ViT-H-14 (local path or the hub, honouring ``HF_HUB_OFFLINE``)."""
@@ -93,30 +89,12 @@ class HPS(RewardPlugin):
         state = read_state_dict(path, reward=self.name, what=f"HPS {o.version} weights", allow_pickle=o.allow_pickle)
         model = create_open_clip(o.clip_model, quick_gelu=False, reward=self.name)
         load_strict(model, state, reward=self.name, what=f"`{o.clip_model}` model", path=path)
-        self._setup(model, device, dtype)
+        self._setup(model, {}, o.clip_model, device, dtype)
 
     def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
         """Tiny random OpenCLIP model of the same class, for tests."""
-        self._setup(tiny_model(seed), device, dtype, model_name=TINY_CLIP)
-
-    def _setup(self, model: Any, device: Any, dtype: Any, model_name: str | None = None) -> None:
-        # ViT-H-14 laion2B-s32B-b79K: OpenAI mean/std, bicubic (open_clip's defaults for that tag).
-        # HPSv2 resizes float tensors (ToTensor comes first), so nothing clamps the bicubic overshoot.
-        self.spec = open_clip_spec(model, {}, self.options.resize_mode, clamp=False)
-        self.tokenizer = open_clip_tokenizer(model_name or self.options.clip_model, reward=self.name)
-        self.model = freeze(model, device, dtype)
-        if self.options.gradient_checkpointing:
-            self.model.visual.set_grad_checkpointing(True)
-        super().load(device, dtype)
+        self._setup(tiny_model(seed), {}, TINY_CLIP, device, dtype)
 
     def score_frames(self, frames: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
         """HPS of each frame ``(N, 3, H, W)`` in [0, 1] with its prompt. Returns ``(N,)``."""
-        import torch
-
-        distinct, index = unique_prompts(prompts)
-        with torch.no_grad():
-            tokens = self.tokenizer(distinct).to(self.device)
-            text = self.model.encode_text(tokens, normalize=True)
-        x = preprocess(frames, self.spec).to(device=self.device, dtype=self.dtype)
-        image = self.model.encode_image(x, normalize=True)
-        return (image * text[torch.as_tensor(index, device=text.device)]).sum(dim=-1)
+        return self.cosine(frames, prompts)

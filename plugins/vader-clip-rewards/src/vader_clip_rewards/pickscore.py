@@ -15,10 +15,10 @@ from pydantic import Field
 
 from vader_core.hub import missing_model, resolve_model, unavailable_reason
 from vader_core.modules import freeze, seeded
-from vader_core.reward import RewardOptions, RewardPlugin
+from vader_core.reward import RewardOptions
 
-from ._common import unique_prompts
-from .preprocess import ImageSpec, preprocess
+from .base import ClipReward
+from .preprocess import ImageSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -68,18 +68,15 @@ def tiny_model(seed: int = 0) -> Any:
         return CLIPModel(tiny_config())
 
 
-class PickScore(RewardPlugin):
+class PickScore(ClipReward):
     """PickScore v1 of each frame and its prompt: ``logit_scale.exp() * cos(image, text)`` of a CLIP-H."""
 
     name = "pickscore"
     summary = "PickScore v1 (CLIP-H fine-tuned on Pick-a-Pic), raw logit logit_scale.exp() * cos(image, prompt)."
     Options: ClassVar = PickScoreOptions
-    scores = "frames"
 
     def __init__(self, options: PickScoreOptions | None = None) -> None:
         super().__init__(options)
-        self.model: "torch.nn.Module | None" = None
-        self.tokenizer: Any = None
         self.spec = ImageSpec(crop_offset="floor")
 
     def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
@@ -123,21 +120,16 @@ class PickScore(RewardPlugin):
         for layer in encoder.layers:
             layer.training = True
 
+    def image_features(self, pixels: "torch.Tensor") -> "torch.Tensor":
+        return self.model.visual_projection(self.model.vision_model(pixel_values=pixels).pooler_output)
+
+    def text_features(self, prompts: Sequence[str]) -> "torch.Tensor":
+        tok = self.tokenizer(list(prompts), padding="max_length", truncation=True,
+                             max_length=self.tokenizer.model_max_length, return_tensors="pt")
+        out = self.model.text_model(input_ids=tok["input_ids"].to(self.device),
+                                    attention_mask=tok["attention_mask"].to(self.device))
+        return self.model.text_projection(out.pooler_output)
+
     def score_frames(self, frames: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
         """PickScore of each frame ``(N, 3, H, W)`` in [0, 1] with its prompt. Returns ``(N,)``."""
-        import torch
-
-        m = self.model
-        distinct, index = unique_prompts(prompts)
-        with torch.no_grad():
-            tok = self.tokenizer(distinct, padding="max_length", truncation=True,
-                                 max_length=self.tokenizer.model_max_length, return_tensors="pt")
-            out = m.text_model(input_ids=tok["input_ids"].to(self.device),
-                               attention_mask=tok["attention_mask"].to(self.device))
-            text = m.text_projection(out.pooler_output)
-            text = text / text.norm(dim=-1, keepdim=True)
-        x = preprocess(frames, self.spec).to(device=self.device, dtype=self.dtype)
-        image = m.visual_projection(m.vision_model(pixel_values=x).pooler_output)
-        image = image / image.norm(dim=-1, keepdim=True)
-        cos = (image * text[torch.as_tensor(index, device=text.device)]).sum(dim=-1)
-        return m.logit_scale.exp() * cos
+        return self.model.logit_scale.exp() * self.cosine(frames, prompts)

@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 from vader_core.backbone import BackboneOptions, BackbonePlugin
 from vader_core.checkpointing import reject_folded_options, run_guided
 from vader_core.errors import CheckpointError, ConfigError, MissingWeightsError
-from vader_core.hub import hub_offline
+from vader_core.hub import missing_weights
 from vader_core.lazy import torch
 
 MODEL_ID = "hpcai-tech/OpenSora-STDiT-v3"
@@ -186,11 +186,8 @@ class OpenSoraBackbone(BackbonePlugin):
             tokenizer = AutoTokenizer.from_pretrained(str(local) if local.is_dir() else source)
             text = T5EncoderModel.from_pretrained(str(local) if local.is_dir() else source, torch_dtype=dtype)
         except OSError as e:
-            offline = " (HF_HUB_OFFLINE is set)" if hub_offline() else ""
-            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-            raise MissingWeightsError(f"cannot load the text encoder `{source}`{offline}: {first}; download it with "
-                                      f"`hf download {source}` or set `backbone.text_encoder` to a local directory"
-                                      ) from None
+            raise missing_weights(source, e, option="backbone.text_encoder", what="the text encoder",
+                                  local="a local directory") from None
         return text, tokenizer
 
     def load_tiny(self, device: Any, dtype: Any, seed: int = 0) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from vader_core.errors import CheckpointError, MissingWeightsError
-from vader_core.hub import hub_offline
+from vader_core.hub import missing_weights
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -49,11 +49,7 @@ def resolve_file(source: str, filename: str, option: str, revision: str | None =
     except Exception as e:  # noqa: BLE001 - offline, missing file, bad id, network: all need the same action
         if not required:
             return None
-        offline = " (HF_HUB_OFFLINE is set)" if hub_offline() else ""
-        raise MissingWeightsError(
-            f"cannot load `{source}` file `{filename}`{offline}: {_first_line(e)}; download it with "
-            f"`hf download {source}` or set `{option}` to a local directory"
-        ) from None
+        raise missing_weights(source, e, option=option, filename=filename, local="a local directory") from None
 
 
 def read_safetensors(path: Path) -> dict[str, Any]:

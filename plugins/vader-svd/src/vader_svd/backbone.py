@@ -34,7 +34,7 @@ from pydantic import Field, field_validator, model_validator
 from vader_core.backbone import BackboneOptions, BackbonePlugin
 from vader_core.checkpointing import layers_of, reject_folded_options, run_guided
 from vader_core.errors import ConfigError, MissingWeightsError
-from vader_core.hub import hub_offline
+from vader_core.hub import missing_weights
 from vader_core.lazy import torch
 
 from .preprocess import CLIP_SIZE, load_image, resize_with_antialiasing, to_unit_tensor, vae_pixels
@@ -169,12 +169,7 @@ class SVDBackbone(BackbonePlugin):
             feature_extractor = CLIPImageProcessor.from_pretrained(source, subfolder="feature_extractor", **kw)
             scheduler = EulerDiscreteScheduler.from_pretrained(source, subfolder="scheduler", **kw)
         except OSError as e:
-            offline = " (HF_HUB_OFFLINE is set)" if hub_offline() else ""
-            raise MissingWeightsError(
-                f"cannot load Stable Video Diffusion weights `{source}`{offline}: {str(e).splitlines()[0][:160]}; "
-                f"download them with `hf download {source}` or set `{self.model_option}` to a local diffusers "
-                f"directory (--set {self.model_option}=/path/to/{source.rstrip('/').split('/')[-1]})"
-            ) from None
+            raise missing_weights(source, e, option=self.model_option, what="Stable Video Diffusion weights") from None
         self.setup({"unet": unet, "vae": vae, "image_encoder": image_encoder,
                     "feature_extractor": feature_extractor, "scheduler": scheduler}, device, dtype)
 

@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 from vader_core.backbone import BackboneOptions
 from vader_core.checkpointing import reject_folded_options, run_guided
 from vader_core.errors import ConfigError, MissingWeightsError
-from vader_core.hub import hub_offline
+from vader_core.hub import missing_weights
 from vader_core.lazy import torch
 from vader_core.unet_t2v import UNetT2VBackbone, UNetT2VOptions
 
@@ -139,13 +139,8 @@ class VideoCrafterBackbone(UNetT2VBackbone):
         try:
             return Path(hf_hub_download(source, CHECKPOINT_FILE, revision=self.options.revision))
         except Exception as e:  # noqa: BLE001 - offline, missing file, bad id, network: all need the same action
-            offline = " (HF_HUB_OFFLINE is set)" if hub_offline() else ""
-            text = str(e).strip()
-            first = text.splitlines()[0].split(". ")[0].rstrip(".")[:160] if text else type(e).__name__
-            raise MissingWeightsError(
-                f"cannot load `{source}` file `{CHECKPOINT_FILE}`{offline}: {first}; download it with "
-                f"`hf download {source} {CHECKPOINT_FILE}` or set `backbone.model` to a local {CHECKPOINT_FILE}"
-            ) from None
+            raise missing_weights(source, e, option="backbone.model", filename=CHECKPOINT_FILE,
+                                  files=[CHECKPOINT_FILE], local=f"a local {CHECKPOINT_FILE}") from None
 
     def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         from .checkpoint import check_schedule, read_state_dict

@@ -43,7 +43,7 @@ from pydantic import Field, field_validator
 from vader_core.backbone import BackboneOptions
 from vader_core.dit_t2v import DiTT2VBackbone, FlowMatchOptions
 from vader_core.errors import ConfigError, MissingWeightsError
-from vader_core.hub import hub_offline
+from vader_core.hub import missing_weights
 from vader_core.lazy import torch
 
 from .tiny import scheduler_config
@@ -181,12 +181,7 @@ class WanBackbone(DiTT2VBackbone):
             comps.update(self._load_image_components(source, index, dtype, kw))
             sched = dict(UniPCMultistepScheduler.load_config(source, subfolder="scheduler", **kw))
         except (OSError, ValueError) as e:
-            offline = " (HF_HUB_OFFLINE is set)" if hub_offline() else ""
-            raise MissingWeightsError(
-                f"cannot load Wan weights `{source}`{offline}: {str(e).splitlines()[0][:160]}; download them with "
-                f"`hf download {source}` or set `{self.model_option}` to a local diffusers directory "
-                f"(--set {self.model_option}=/path/to/{source.rstrip('/').split('/')[-1]})"
-            ) from None
+            raise missing_weights(source, e, option=self.model_option, what="Wan weights") from None
         if "transformer" not in comps:
             raise ConfigError(f"`{source}` has no transformer/: vader trains LoRA on `transformer`")
         comps["scheduler"] = self.make_scheduler(sched)

@@ -1,4 +1,4 @@
-"""Contract test mixins every backbone and reward plugin runs (pytest style).
+"""Contract test mixins every backbone, reward and guard-metric plugin runs (pytest style).
 
 Use them in a plugin's tests::
 
@@ -25,15 +25,14 @@ Every test builds tiny components on the CPU (``load_tiny``) and runs in seconds
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import torch
 from pydantic import ValidationError
 
-from .config import TruncationSection
+from ..config import TruncationSection
+from .helpers import randomize_lora_b
 
 
 class RewardContractTests:
@@ -140,7 +139,7 @@ class MetricContractTests:
         return [self.prompts[i % len(self.prompts)] for i in range(self.video_size[0])]
 
     def test_contract_attributes(self) -> None:
-        from .metric import MetricPlugin
+        from ..metric import MetricPlugin
 
         cls = self.metric_cls
         assert issubclass(cls, MetricPlugin)
@@ -200,7 +199,7 @@ class BackboneContractTests:
         return bb
 
     def _generate(self, bb: Any, seed: int) -> torch.Tensor:
-        from .sampling import generate
+        from ..sampling import generate
 
         return generate(bb, self.prompts, self.make_images(len(self.prompts)), torch.Generator().manual_seed(seed))
 
@@ -242,9 +241,9 @@ class BackboneContractTests:
             assert any(n == t or n.endswith("." + t) for n in names), f"no module matches LoRA target {t}"
 
     def test_gradient_reaches_lora_only(self) -> None:
-        from .config import MemorySection
-        from .lora import add_lora
-        from .sampling import sample_with_grad
+        from ..config import MemorySection
+        from ..lora import add_lora
+        from ..sampling import sample_with_grad
 
         bb = self.make_backbone()
         add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
@@ -267,8 +266,8 @@ class BackboneContractTests:
                     assert p.grad is None, f"frozen parameter {name}.{n} got a gradient"
 
     def _lora_gradients(self, bb: Any, level: bool | str, split_guidance: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        from .config import MemorySection
-        from .sampling import sample_with_grad
+        from ..config import MemorySection
+        from ..sampling import sample_with_grad
 
         with torch.no_grad():
             cond = bb.encode_condition(self.prompts[:1], self.make_images(1))
@@ -285,15 +284,11 @@ class BackboneContractTests:
     def test_checkpointing_levels_give_the_same_gradients(self) -> None:
         """``memory.gradient_checkpointing`` off, ``call`` and ``block`` (with and without running the guidance
         halves one after the other): the same frames and LoRA gradients, up to float rounding."""
-        from .lora import add_lora
+        from ..lora import add_lora
 
         bb = self.make_backbone()
         add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
-        g = torch.Generator().manual_seed(1)
-        with torch.no_grad():
-            for n, p in bb.denoiser.named_parameters():
-                if "lora_B" in n:
-                    p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+        randomize_lora_b(bb.denoiser, seed=1, std=0.02)
         video, ref = self._lora_gradients(bb, False, False)
         assert ref and all(r.abs().sum() > 0 for r in ref), "some LoRA weight got no gradient"
         # Relative to the largest gradient: some are zero up to rounding (cross-attention to a single token).
@@ -308,9 +303,9 @@ class BackboneContractTests:
         """With ``memory.split_guidance`` at a kept step under checkpointing, no denoiser call with gradient sees
         more videos than were sampled: a batch that guidance doubles goes through ``run_guided`` (or the
         backbone calls the two branches apart, as the stock Wan pipelines do)."""
-        from .config import MemorySection
-        from .lora import add_lora
-        from .sampling import sample_with_grad
+        from ..config import MemorySection
+        from ..lora import add_lora
+        from ..sampling import sample_with_grad
 
         bb = self.make_backbone()
         add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
@@ -337,9 +332,9 @@ class BackboneContractTests:
     def test_checkpoint_blocks_are_recomputed(self) -> None:
         """The blocks the backbone names lie inside its denoiser (decoder blocks inside a component), none
         inside another; at ``block`` level each runs once more in backward than at ``call`` level."""
-        from .config import MemorySection
-        from .lora import add_lora
-        from .sampling import sample_with_grad
+        from ..config import MemorySection
+        from ..lora import add_lora
+        from ..sampling import sample_with_grad
 
         bb = self.make_backbone()
         if bb.native_gradient_checkpointing(True):
@@ -387,88 +382,39 @@ class BackboneContractTests:
                 self.backbone_cls.Options.model_validate({**self.options, **bad})
 
 
-def save_random_lora(denoiser: torch.nn.Module, directory: str | Path, *, prefix: str = "unet", rank: int = 4,
-                     alpha: float = 8.0, targets: Sequence[str] = ("to_q", "to_k", "to_v", "to_out.0"),
-                     seed: int = 0, std: float = 0.2) -> Path:
-    """Add LoRA to ``denoiser`` with random B matrices (so that it changes the output; peft starts B at
-    zero) and save it in ``directory`` as vader's trainer does, for round-trip tests against diffusers'
-    ``load_lora_weights`` or another loader. Returns ``directory`` as a `pathlib.Path`; ``denoiser`` keeps
-    the LoRA."""
-    from .lora import WEIGHTS_NAME, add_lora, config_metadata, lora_state_dict, save_lora
+class PluginPackageContractTests:
+    """The distribution as vader finds it: importing the package loads no heavy library (registering classes
+    must stay instant, so `vader plugins` never waits for torch), and its entry point registers each plugin
+    class under this distribution's name."""
 
-    config = add_lora(denoiser, rank, alpha, 0.0, list(targets))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for n, p in denoiser.named_parameters():
-            if "lora_B" in n:
-                p.copy_(torch.randn(p.shape, generator=g) * std)
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    save_lora(d / WEIGHTS_NAME, lora_state_dict(denoiser, prefix), config_metadata(config, prefix))
-    return d
+    #: The import name of the package, e.g. ``"vader_svd"``.
+    package: ClassVar[str]
+    #: The distribution (``pip install`` name), e.g. ``"vader-svd"``.
+    distribution: ClassVar[str]
+    #: The backbone, reward, method and metric classes the package registers.
+    plugin_classes: ClassVar[list[type]]
+    #: Modules importing the package must not import.
+    heavy_modules: ClassVar[tuple[str, ...]] = ("torch", "diffusers", "transformers", "open_clip", "huggingface_hub")
 
+    def test_import_is_light(self) -> None:
+        import subprocess
+        import sys
 
-class _CreatesFile:
-    """An object whose unpickling creates a file (what a planted pickle could do, harmlessly)."""
+        code = (f"import sys, {self.package}; "
+                f"print(','.join(m for m in {self.heavy_modules!r} if m in sys.modules))")
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == "", f"importing {self.package} imported {res.stdout.strip()}"
 
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
+    def test_registered_through_the_entry_point(self) -> None:
+        from .. import plugins
 
-    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
-        return (open, (self.marker, "w"))
-
-
-def plant_pickle(path: str | Path, marker: str | Path, *, tensors: bool = True) -> Path:
-    """Write a torch pickle at ``path`` whose unpickling (``weights_only=False``) creates ``marker``.
-
-    Tests of every option that takes a file give this file and assert ``marker`` never appears without
-    the explicit opt-in. ``tensors`` adds a tensor beside the payload, like a real checkpoint.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    obj: dict[str, Any] = {"payload": _CreatesFile(str(marker))}
-    if tensors:
-        obj["weight"] = torch.zeros(2, 2)
-    torch.save(obj, path)
-    return path
-
-
-def planted_pickle_works(tmp_path: str | Path) -> bool:
-    """Check the payload really runs on a full unpickle (so a test of the refusal can fail)."""
-    tmp_path = Path(tmp_path)
-    marker = tmp_path / "control-marker"
-    f = plant_pickle(tmp_path / "control.pt", marker)
-    torch.load(f, weights_only=False)
-    ok = marker.exists()
-    marker.unlink(missing_ok=True)
-    f.unlink()
-    return ok
-
-
-def run_cli(args: Sequence[str]) -> tuple[int, str, str]:
-    """Run the real ``vader`` entry point in-process: (exit code, stdout, stderr) as a user sees them."""
-    import contextlib
-    import io
-
-    from .cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    return code, out.getvalue(), err.getvalue()
-
-
-def assert_one_line_error(result: tuple[int, str, str], *needles: str, code: int = 2) -> str:
-    """The CLI failed with ``code``, printed one line on stderr (no traceback) holding every needle."""
-    rc, _, err = result
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert rc == code, (rc, err)
-    assert "Traceback" not in err, err
-    assert len(lines) == 1, err
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
+        infos, broken = plugins.list_plugins()
+        assert not [b for b in broken if b.package == self.distribution], broken
+        registered = {info.cls: info for info in infos}
+        get = {"backbone": plugins.get_backbone, "reward": plugins.get_reward, "method": plugins.get_method,
+               "metric": plugins.get_metric}
+        for cls in self.plugin_classes:
+            assert cls in registered, f"{cls.__name__} is not registered (is `vader_plugin_name` this plugin's?)"
+            info = registered[cls]
+            assert info.package == self.distribution and get[info.kind](cls.name) is cls
