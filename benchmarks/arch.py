@@ -26,22 +26,44 @@ def modelscope_components(width: int = 8, text_layers: int = 2, seed: int = 0) -
     groups = min(32, ch[0] // 2)
     cross = 1024 // width
     unet = UNet3DConditionModel(
-        block_out_channels=tuple(ch), layers_per_block=2, cross_attention_dim=cross,
-        attention_head_dim=max(8, 64 // width), norm_num_groups=groups,
+        block_out_channels=tuple(ch),
+        layers_per_block=2,
+        cross_attention_dim=cross,
+        attention_head_dim=max(8, 64 // width),
+        norm_num_groups=groups,
     )
     vch = [c // width for c in (128, 256, 512, 512)]
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=tuple(vch), norm_num_groups=min(32, vch[0] // 2),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=2,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=tuple(vch),
+        norm_num_groups=min(32, vch[0] // 2),
     )
-    text = CLIPTextModel(CLIPTextConfig(
-        vocab_size=49408, hidden_size=cross, intermediate_size=4 * cross, num_attention_heads=max(1, cross // 64),
-        num_hidden_layers=text_layers, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407,
-        pad_token_id=49407,
-    ))
-    sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                          set_alpha_to_one=False, steps_offset=1)
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=cross,
+            intermediate_size=4 * cross,
+            num_attention_heads=max(1, cross // 64),
+            num_hidden_layers=text_layers,
+            max_position_embeddings=77,
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=49407,
+        )
+    )
+    sched = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
     return {"unet": unet, "vae": vae, "text_encoder": text, "tokenizer": clip_tokenizer(), "scheduler": sched}
 
 

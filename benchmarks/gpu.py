@@ -23,9 +23,10 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 GIB = 2**30
@@ -62,29 +63,56 @@ def _build_modelscope(bb: Any, device: Any, dtype: Any) -> None:
     import torch
     from diffusers import AutoencoderKL, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
+    from vader_modelscope.backbone import scheduler_config
 
     from vader_core.tokenizers import clip_tokenizer
-    from vader_modelscope.backbone import scheduler_config
 
     with torch.device(device):
         unet = UNet3DConditionModel(
-            block_out_channels=(320, 640, 1280, 1280), attention_head_dim=64, cross_attention_dim=1024,
+            block_out_channels=(320, 640, 1280, 1280),
+            attention_head_dim=64,
+            cross_attention_dim=1024,
             down_block_types=("CrossAttnDownBlock3D",) * 3 + ("DownBlock3D",),
-            up_block_types=("UpBlock3D",) + ("CrossAttnUpBlock3D",) * 3, layers_per_block=2, norm_num_groups=32)
-        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                            up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4)
-        text = CLIPTextModel(CLIPTextConfig(
-            vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_attention_heads=16, num_hidden_layers=23,
-            max_position_embeddings=77, hidden_act="gelu", projection_dim=512))
-    bb.setup({"unet": unet, "vae": vae, "text_encoder": text, "tokenizer": clip_tokenizer(),
-              "scheduler": bb.make_scheduler(scheduler_config())}, device, dtype)
+            up_block_types=("UpBlock3D",) + ("CrossAttnUpBlock3D",) * 3,
+            layers_per_block=2,
+            norm_num_groups=32,
+        )
+        vae = AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2,
+            latent_channels=4,
+        )
+        text = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=49408,
+                hidden_size=1024,
+                intermediate_size=4096,
+                num_attention_heads=16,
+                num_hidden_layers=23,
+                max_position_embeddings=77,
+                hidden_act="gelu",
+                projection_dim=512,
+            )
+        )
+    bb.setup(
+        {
+            "unet": unet,
+            "vae": vae,
+            "text_encoder": text,
+            "tokenizer": clip_tokenizer(),
+            "scheduler": bb.make_scheduler(scheduler_config()),
+        },
+        device,
+        dtype,
+    )
 
 
 def _build_videocrafter(bb: Any, device: Any, dtype: Any) -> None:
     import open_clip
     import torch
     from diffusers import AutoencoderKL
-
     from vader_videocrafter.backbone import VAE_CONFIG
     from vader_videocrafter.text_encoder import ARCH, OpenCLIPTextEncoder, build_openclip_text_model, tokenizer
     from vader_videocrafter.unet import LVDMUNet3DModel
@@ -93,28 +121,50 @@ def _build_videocrafter(bb: Any, device: Any, dtype: Any) -> None:
         unet = LVDMUNet3DModel()
         vae = AutoencoderKL(**VAE_CONFIG)
     text = OpenCLIPTextEncoder(build_openclip_text_model(open_clip.get_model_config(ARCH), str(device)))
-    bb.setup({"unet": unet, "vae": vae, "text_encoder": text, "tokenizer": tokenizer(),
-              "scheduler": bb.make_scheduler()}, device, dtype)
+    bb.setup(
+        {"unet": unet, "vae": vae, "text_encoder": text, "tokenizer": tokenizer(), "scheduler": bb.make_scheduler()},
+        device,
+        dtype,
+    )
 
 
 def _build_svd(bb: Any, device: Any, dtype: Any) -> None:
     import torch
     from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
-
     from vader_svd.tiny import scheduler_config
 
     with torch.device(device):
         unet = UNetSpatioTemporalConditionModel()
-        vae = AutoencoderKLTemporalDecoder(block_out_channels=(128, 256, 512, 512),
-                                           down_block_types=("DownEncoderBlock2D",) * 4, layers_per_block=2,
-                                           latent_channels=4)
-        encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
-            hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16, image_size=224,
-            patch_size=14, projection_dim=1024, hidden_act="gelu"))
-    bb.setup({"unet": unet, "vae": vae, "image_encoder": encoder,
-              "feature_extractor": CLIPImageProcessor(crop_size=224, size=224),
-              "scheduler": EulerDiscreteScheduler(**scheduler_config())}, device, dtype)
+        vae = AutoencoderKLTemporalDecoder(
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            layers_per_block=2,
+            latent_channels=4,
+        )
+        encoder = CLIPVisionModelWithProjection(
+            CLIPVisionConfig(
+                hidden_size=1280,
+                intermediate_size=5120,
+                num_hidden_layers=32,
+                num_attention_heads=16,
+                image_size=224,
+                patch_size=14,
+                projection_dim=1024,
+                hidden_act="gelu",
+            )
+        )
+    bb.setup(
+        {
+            "unet": unet,
+            "vae": vae,
+            "image_encoder": encoder,
+            "feature_extractor": CLIPImageProcessor(crop_size=224, size=224),
+            "scheduler": EulerDiscreteScheduler(**scheduler_config()),
+        },
+        device,
+        dtype,
+    )
 
 
 def _build_wan(bb: Any, device: Any, dtype: Any) -> None:
@@ -134,11 +184,13 @@ def _build_wan(bb: Any, device: Any, dtype: Any) -> None:
     bb.load_tiny("cpu", dtype)
     comps = dict(bb.components)
     with torch.device(device):
-        comps["transformer"] = WanTransformer3DModel(num_attention_heads=12, attention_head_dim=128, ffn_dim=8960,
-                                                     num_layers=30)
+        comps["transformer"] = WanTransformer3DModel(
+            num_attention_heads=12, attention_head_dim=128, ffn_dim=8960, num_layers=30
+        )
         comps["vae"] = AutoencoderKLWan()
-    comps["text_encoder"] = UMT5EncoderModel(UMT5Config(d_model=4096, d_ff=10240, num_layers=2, num_heads=64,
-                                                        d_kv=64, vocab_size=256384))
+    comps["text_encoder"] = UMT5EncoderModel(
+        UMT5Config(d_model=4096, d_ff=10240, num_layers=2, num_heads=64, d_kv=64, vocab_size=256384)
+    )
     (bb.setup if hasattr(bb, "setup") else bb.install_components)(comps, device, dtype)
 
 
@@ -152,22 +204,54 @@ def _estimate(package: str, **kwargs: Any) -> Callable[[], float | None]:
     return run
 
 
-MODELS: dict[str, Model] = {m.name: m for m in (
-    Model("modelscope", "vader_modelscope", "modelscope",
-          {"height": 384, "width": 384, "frames": 16, "steps": 25}, "384x384, 16 frames, K=1, 1 decoded frame",
-          _build_modelscope, _estimate("vader_modelscope", size=384, frames=16), {}),
-    Model("videocrafter2", "vader_videocrafter", "videocrafter2",
-          {"height": 320, "width": 512, "frames": 12, "steps": 25}, "320x512, 12 frames, K=1, 1 decoded frame",
-          _build_videocrafter, _estimate("vader_videocrafter", height=320, width=512, frames=12), {}),
-    Model("svd", "vader_svd", "svd", {"height": 576, "width": 1024, "frames": 14, "steps": 25},
-          "img2vid 576x1024, 14 frames, K=1, decode chunk 2", _build_svd,
-          _estimate("vader_svd", height=576, width=1024, frames=14, chunk=2), {"decode_chunk_size": 2}, images=True),
-    # Wan 2.1 1.3B (the `vader-wan` plugin's backbone `wan`); its estimate is the plugin's
-    # scripts/estimate_memory.py `estimate(...)["peak"]` if it has one.
-    Model("wan", "vader_wan", "wan", {"height": 480, "width": 832, "frames": 81, "steps": 25},
-          "T2V 1.3B 480x832, 81 frames, K=1, 1 decoded frame", _build_wan,
-          _estimate("vader_wan", height=480, width=832, frames=81), {}),
-)}
+MODELS: dict[str, Model] = {
+    m.name: m
+    for m in (
+        Model(
+            "modelscope",
+            "vader_modelscope",
+            "modelscope",
+            {"height": 384, "width": 384, "frames": 16, "steps": 25},
+            "384x384, 16 frames, K=1, 1 decoded frame",
+            _build_modelscope,
+            _estimate("vader_modelscope", size=384, frames=16),
+            {},
+        ),
+        Model(
+            "videocrafter2",
+            "vader_videocrafter",
+            "videocrafter2",
+            {"height": 320, "width": 512, "frames": 12, "steps": 25},
+            "320x512, 12 frames, K=1, 1 decoded frame",
+            _build_videocrafter,
+            _estimate("vader_videocrafter", height=320, width=512, frames=12),
+            {},
+        ),
+        Model(
+            "svd",
+            "vader_svd",
+            "svd",
+            {"height": 576, "width": 1024, "frames": 14, "steps": 25},
+            "img2vid 576x1024, 14 frames, K=1, decode chunk 2",
+            _build_svd,
+            _estimate("vader_svd", height=576, width=1024, frames=14, chunk=2),
+            {"decode_chunk_size": 2},
+            images=True,
+        ),
+        # Wan 2.1 1.3B (the `vader-wan` plugin's backbone `wan`); its estimate is the plugin's
+        # scripts/estimate_memory.py `estimate(...)["peak"]` if it has one.
+        Model(
+            "wan",
+            "vader_wan",
+            "wan",
+            {"height": 480, "width": 832, "frames": 81, "steps": 25},
+            "T2V 1.3B 480x832, 81 frames, K=1, 1 decoded frame",
+            _build_wan,
+            _estimate("vader_wan", height=480, width=832, frames=81),
+            {},
+        ),
+    )
+}
 
 
 def installed(names: list[str]) -> list[str]:
@@ -211,8 +295,16 @@ def step(model: Model, denoise_steps: int, device: Any) -> dict[str, Any]:
         bb.options.steps = steps
         with torch.no_grad(), autocast():
             cond = bb.encode_condition(["a panda riding a bike"], images)
-        video, _, _ = sample_with_grad(bb, cond, 1, torch.Generator().manual_seed(seed), random.Random(seed),
-                                       TruncationSection(mode="last", k=1), memory, autocast=autocast)
+        video, _, _ = sample_with_grad(
+            bb,
+            cond,
+            1,
+            torch.Generator().manual_seed(seed),
+            random.Random(seed),
+            TruncationSection(mode="last", k=1),
+            memory,
+            autocast=autocast,
+        )
         f = video.float()
         (-(f.amax(dim=2) - f.amin(dim=2)).mean()).backward()  # saturation: no reward model in the peak
         opt.step()
@@ -225,22 +317,31 @@ def step(model: Model, denoise_steps: int, device: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
     train_step(denoise_steps, 1)
     torch.cuda.synchronize()
-    return {"peak_gib": torch.cuda.max_memory_allocated() / GIB, "resident_gib": resident,
-            "step_s": time.perf_counter() - t0, "build_s": build_s, "denoise_steps": denoise_steps}
+    return {
+        "peak_gib": torch.cuda.max_memory_allocated() / GIB,
+        "resident_gib": resident,
+        "step_s": time.perf_counter() - t0,
+        "build_s": build_s,
+        "denoise_steps": denoise_steps,
+    }
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The markdown table of measured rows (also printed)."""
-    lines = ["| model | setting | peak allocated (GiB) | estimate (GiB) | measured / estimate | s/step |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| model | setting | peak allocated (GiB) | estimate (GiB) | measured / estimate | s/step |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['setting']} | failed: {r['error']} | | | |")
             continue
         est = r.get("estimate_gib")
         ratio = f"{r['peak_gib'] / est:.2f}" if est else "n/a"
-        lines.append(f"| {r['model']} | {r['setting']} | {r['peak_gib']:.1f} | "
-                     f"{'n/a' if est is None else f'{est:.1f}'} | {ratio} | {r['step_s']:.1f} |")
+        lines.append(
+            f"| {r['model']} | {r['setting']} | {r['peak_gib']:.1f} | "
+            f"{'n/a' if est is None else f'{est:.1f}'} | {ratio} | {r['step_s']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -275,8 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if not torch.cuda.is_available():
-        print("error: benchmarks.gpu needs a CUDA GPU and torch sees none; run it on a GPU machine "
-              "(the CPU benchmarks are `python -m benchmarks.run`)", file=sys.stderr)
+        print(
+            "error: benchmarks.gpu needs a CUDA GPU and torch sees none; run it on a GPU machine "
+            "(the CPU benchmarks are `python -m benchmarks.run`)",
+            file=sys.stderr,
+        )
         return 2
     from benchmarks.run import machine
 
@@ -299,8 +403,13 @@ def main(argv: list[str] | None = None) -> int:
                 row["estimate_error"] = f"{type(e).__name__}: {str(e)[:200]}"
         rows.append(row)
         print(table([row]).splitlines()[-1], flush=True)
-    result = {"device": torch.cuda.get_device_name(0), "machine": machine(), "rows": rows,
-              "skipped": [n for n in args.names if n not in names], "wall_s": time.perf_counter() - t0}
+    result = {
+        "device": torch.cuda.get_device_name(0),
+        "machine": machine(),
+        "rows": rows,
+        "skipped": [n for n in args.names if n not in names],
+        "wall_s": time.perf_counter() - t0,
+    }
     write(Path(args.out), result)
     print(table(rows))
     return 0

@@ -22,8 +22,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Torch threads per measurement: OMP_NUM_THREADS if set (the test suite sets 1 per worker), else every core.
@@ -33,8 +34,13 @@ THREADS = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 def machine() -> dict[str, Any]:
     import torch
 
-    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "cpus": os.cpu_count(), "device": "cpu"}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpus": os.cpu_count(),
+        "device": "cpu",
+    }
     try:
         with open("/proc/cpuinfo") as f:
             info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
@@ -54,8 +60,14 @@ def _worker(cfg: dict[str, Any]) -> dict[str, Any]:
         # Allocations above 64 KiB get their own pages, returned to the system when freed: the process's
         # resident high-water mark then follows the live tensors instead of the C allocator's caches.
         env["MALLOC_MMAP_THRESHOLD_"] = "65536"
-    res = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(cfg)], capture_output=True,
-                         text=True, cwd=ROOT, env=env, timeout=3600)
+    res = subprocess.run(
+        [sys.executable, "-m", "benchmarks.worker", json.dumps(cfg)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=3600,
+    )
     if res.returncode != 0:
         return {"error": (res.stderr.strip().splitlines() or ["failed"])[-1][:300]}
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -63,21 +75,29 @@ def _worker(cfg: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- B1
 ABLATION = [
-    ("full backprop, all steps, fp32 (full fine-tuning)", {"lora": False, "precision": "fp32", "decoded_frames": None, "k": "all", "checkpointing": False}),
+    (
+        "full backprop, all steps, fp32 (full fine-tuning)",
+        {"lora": False, "precision": "fp32", "decoded_frames": None, "k": "all", "checkpointing": False},
+    ),
     ("+ LoRA", {"lora": True}),
     ("+ mixed precision (bf16)", {"precision": "bf16"}),
     ("+ frame subsampling (1 frame decoded)", {"decoded_frames": 1}),
     ("+ truncated backprop (K=1)", {"k": 1}),
     ("+ gradient checkpointing (whole call)", {"checkpointing": "call", "split_guidance": False}),
-    ("+ block checkpointing, guidance halves one after the other (default)", {"checkpointing": True,
-                                                                             "split_guidance": True}),
+    (
+        "+ block checkpointing, guidance halves one after the other (default)",
+        {"checkpointing": True, "split_guidance": True},
+    ),
 ]
 
 
 def b1(quick: bool, keep: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The memory ablation; ``keep``: rows of an earlier run with the same settings, used for the first rows."""
-    base = ({"width": 32, "size": 32, "frames": 2, "steps": 2} if quick
-            else {"width": 8, "size": 64, "frames": 16, "steps": 25})
+    base = (
+        {"width": 32, "size": 32, "frames": 2, "steps": 2}
+        if quick
+        else {"width": 8, "size": 64, "frames": 16, "steps": 25}
+    )
     rows, cfg = [], dict(base)
     for i, (label, change) in enumerate(ABLATION):
         cfg.update(change)
@@ -106,8 +126,11 @@ B5_ROWS = [
 def b5(quick: bool) -> dict[str, Any]:
     """Step memory of whole-call against block checkpointing, side by side, at a size where the kept call's
     activations are most of what a step adds."""
-    base = ({"width": 32, "size": 32, "frames": 2, "steps": 2} if quick
-            else {"width": 8, "size": 128, "frames": 16, "steps": 2})
+    base = (
+        {"width": 32, "size": 32, "frames": 2, "steps": 2}
+        if quick
+        else {"width": 8, "size": 128, "frames": 16, "steps": 2}
+    )
     base = {**base, "lora": True, "precision": "fp32", "k": 1, "decoded_frames": 1, "precise_rss": True}
     rows = []
     for label, change in B5_ROWS:
@@ -122,16 +145,28 @@ def b5(quick: bool) -> dict[str, Any]:
             return None
         return ra["step_added_mb"] / max(rb["step_added_mb"], 1e-9)
 
-    return {"settings": base, "rows": rows,
-            "call_over_block": ratio(B5_ROWS[0][0], B5_ROWS[2][0]),
-            "call_over_block_split": ratio(B5_ROWS[1][0], B5_ROWS[3][0]),
-            "old_default_over_new": ratio(B5_ROWS[0][0], B5_ROWS[3][0])}
+    return {
+        "settings": base,
+        "rows": rows,
+        "call_over_block": ratio(B5_ROWS[0][0], B5_ROWS[2][0]),
+        "call_over_block_split": ratio(B5_ROWS[1][0], B5_ROWS[3][0]),
+        "old_default_over_new": ratio(B5_ROWS[0][0], B5_ROWS[3][0]),
+    }
 
 
 # ---------------------------------------------------------------------------- B3
 def b3(quick: bool) -> dict[str, Any]:
-    base = {"width": 32, "size": 32, "frames": 2, "steps": 2, "lora": True, "precision": "fp32", "k": 1,
-            "decoded_frames": 1, "checkpointing": True}
+    base = {
+        "width": 32,
+        "size": 32,
+        "frames": 2,
+        "steps": 2,
+        "lora": True,
+        "precision": "fp32",
+        "k": 1,
+        "decoded_frames": 1,
+        "checkpointing": True,
+    }
     if not quick:
         base = {**base, "width": 8, "size": 64, "frames": 8, "steps": 10}
     axes = {
@@ -183,14 +218,19 @@ def _hand_loop(width: int, size: int, frames: int, steps: int, k: int, seed: int
                 x = torch.cat([lat] * 2)
                 if grad:
                     out = torch.utils.checkpoint.checkpoint(
-                        lambda x_, t_: unet(x_, t_, encoder_hidden_states=emb).sample, x, t, use_reentrant=False)
+                        lambda x_, t_: unet(x_, t_, encoder_hidden_states=emb).sample, x, t, use_reentrant=False
+                    )
                 else:
                     out = unet(x, t, encoder_hidden_states=emb).sample
                 u, c_ = out.chunk(2)
                 eps = u + guidance * (c_ - u)
                 b, ch, f, h, w = lat.shape
-                lat = sched.step(eps.permute(0, 2, 1, 3, 4).reshape(b * f, ch, h, w), t,
-                                 lat.permute(0, 2, 1, 3, 4).reshape(b * f, ch, h, w), eta=0.0).prev_sample
+                lat = sched.step(
+                    eps.permute(0, 2, 1, 3, 4).reshape(b * f, ch, h, w),
+                    t,
+                    lat.permute(0, 2, 1, 3, 4).reshape(b * f, ch, h, w),
+                    eta=0.0,
+                ).prev_sample
                 lat = lat.reshape(b, f, ch, h, w).permute(0, 2, 1, 3, 4)
         z = lat[:, :, [frames // 2]].permute(0, 2, 1, 3, 4).reshape(1, 4, size // 8, size // 8)
         img = (vae.decode(z / vae.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
@@ -218,12 +258,25 @@ def b2(quick: bool) -> dict[str, Any]:
     torch.set_num_threads(THREADS)
     register_random_modelscope(width)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = build_config(None, [
-            f"output.dir={tmp}", "output.logger=none", "optim.grad_accum=1", f"backbone.height={size}",
-            f"backbone.width={size}", f"backbone.frames={frames}", f"backbone.steps={steps}", "backbone.guidance=9",
-            f"truncation.k={k}", "memory.decoded_frames=1", "memory.frame_selection=uniform",
-            "lora.dropout=0", "train.prompts=[a panda riding a bike]",
-        ], {"backbone.name": "modelscope-random", "rewards": ["saturation"], "device": "cpu", "precision": "fp32"})
+        cfg = build_config(
+            None,
+            [
+                f"output.dir={tmp}",
+                "output.logger=none",
+                "optim.grad_accum=1",
+                f"backbone.height={size}",
+                f"backbone.width={size}",
+                f"backbone.frames={frames}",
+                f"backbone.steps={steps}",
+                "backbone.guidance=9",
+                f"truncation.k={k}",
+                "memory.decoded_frames=1",
+                "memory.frame_selection=uniform",
+                "lora.dropout=0",
+                "train.prompts=[a panda riding a bike]",
+            ],
+            {"backbone.name": "modelscope-random", "rewards": ["saturation"], "device": "cpu", "precision": "fp32"},
+        )
         tr = Trainer(cfg, progress=False)
         tr._setup()
         hand = _hand_loop(width, size, frames, steps, k, 0)
@@ -238,9 +291,14 @@ def b2(quick: bool) -> dict[str, Any]:
             t_hand.append(time.perf_counter() - t0)
             print(f"B2 round {i}: vader {t_vader[-1]:.3f}s, hand-written {t_hand[-1]:.3f}s", flush=True)
     mv, mh = statistics.median(t_vader), statistics.median(t_hand)
-    return {"settings": {"width": width, "size": size, "frames": frames, "steps": steps, "k": k, "rounds": rounds},
-            "vader_step_s": t_vader, "hand_step_s": t_hand, "vader_median_s": mv, "hand_median_s": mh,
-            "overhead_ratio": mv / mh}
+    return {
+        "settings": {"width": width, "size": size, "frames": frames, "steps": steps, "k": k, "rounds": rounds},
+        "vader_step_s": t_vader,
+        "hand_step_s": t_hand,
+        "vader_median_s": mv,
+        "hand_median_s": mh,
+        "overhead_ratio": mv / mh,
+    }
 
 
 # ---------------------------------------------------------------------------- B4
@@ -248,17 +306,26 @@ def b2(quick: bool) -> dict[str, Any]:
 B4_LEVELS = (0.25, 0.5, 0.9)
 
 
-def _b4_run(backbone: str, base: Any, reward_flag: Any, common: list[str], sets: list[str], method: str,
-            seed: int) -> dict[str, Any]:
+def _b4_run(
+    backbone: str, base: Any, reward_flag: Any, common: list[str], sets: list[str], method: str, seed: int
+) -> dict[str, Any]:
     import tempfile
 
     from vader_core.config import build_config
     from vader_core.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = build_config(base, [f"output.dir={tmp}", *common, *sets],
-                           {"backbone.name": backbone, "rewards": reward_flag, "device": "cpu",
-                            "method.name": method, "train.seed": seed})
+        cfg = build_config(
+            base,
+            [f"output.dir={tmp}", *common, *sets],
+            {
+                "backbone.name": backbone,
+                "rewards": reward_flag,
+                "device": "cpu",
+                "method.name": method,
+                "train.seed": seed,
+            },
+        )
         t0 = time.perf_counter()
         Trainer(cfg, progress=False).run()
         wall = time.perf_counter() - t0
@@ -270,9 +337,19 @@ def _b4_run(backbone: str, base: Any, reward_flag: Any, common: list[str], sets:
             total += r["step_time"]
             train_s[r["step"]] = total
         val = [json.loads(x) for x in (Path(tmp) / "validation.jsonl").read_text().splitlines()]
-    return {"seed": seed, "wall_s": wall, "points": [
-        {"step": v["step"], "queries": queries.get(v["step"], 0), "train_s": train_s.get(v["step"], 0.0),
-         "heldout_reward": v["reward"]} for v in val]}
+    return {
+        "seed": seed,
+        "wall_s": wall,
+        "points": [
+            {
+                "step": v["step"],
+                "queries": queries.get(v["step"], 0),
+                "train_s": train_s.get(v["step"], 0.0),
+                "heldout_reward": v["reward"],
+            }
+            for v in val
+        ],
+    }
 
 
 def _first_reaching(points: list[dict[str, Any]], target: float) -> int | None:
@@ -297,9 +374,16 @@ def b4_levels(curves: dict[str, list[dict[str, Any]]], levels: Sequence[float] =
             per_seed = [_first_reaching(c["points"], target) for c in runs]
             reached = [q for q in per_seed if q is not None]
             filled = [q if q is not None else budget for q in per_seed]
-            row[m] = {"per_seed": per_seed, "reached": len(reached), "seeds": len(per_seed), "budget": budget,
-                      "mean": statistics.mean(filled), "min": min(filled), "max": max(filled),
-                      "lower_bound": len(reached) < len(per_seed)}
+            row[m] = {
+                "per_seed": per_seed,
+                "reached": len(reached),
+                "seeds": len(per_seed),
+                "budget": budget,
+                "mean": statistics.mean(filled),
+                "min": min(filled),
+                "max": max(filled),
+                "lower_bound": len(reached) < len(per_seed),
+            }
         v, d = row["vader"], row["ddpo"]
         row["ratio"] = d["mean"] / v["mean"] if v["mean"] else None
         # Censored DDPO seeds make the ratio a lower bound; censored vader seeds make it meaningless.
@@ -321,8 +405,8 @@ def b4(quick: bool, partial: Path | None = None, jobs: int = 1) -> dict[str, Any
 
     ``jobs`` > 1 runs that many training runs side by side in worker processes, sharing the cores between them
     (queries and held-out rewards do not depend on it; the training-time column does, and says so)."""
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from vader_core import plugins
 
@@ -337,21 +421,41 @@ def b4(quick: bool, partial: Path | None = None, jobs: int = 1) -> dict[str, Any
     ddpo_epochs = 1 if quick else -(-30 * vader_queries // 16)  # at least 30x vader's queries
     sweep = {"vader": [2e-3] if quick else [2e-3, 5e-3], "ddpo": [3e-3] if quick else [1e-3, 3e-3]}
     demo = ROOT / "examples" / "demo-toy.yaml"
-    base, reward_flag, reward_desc = (demo, None, "brightness towards 0.85 (the demo's objective)") \
-        if backbone == "toy" else (None, ["saturation"], "saturation")
+    base, reward_flag, reward_desc = (
+        (demo, None, "brightness towards 0.85 (the demo's objective)")
+        if backbone == "toy"
+        else (None, ["saturation"], "saturation")
+    )
     common = [
-        "output.logger=none", "validation.save_videos=false", "validation.seeds=[0, 1]", "output.checkpoint_every=0",
-        "sampling.eta=1.0", "backbone.scheduler=ddim", "optim.schedule=constant", "optim.warmup_steps=0",
+        "output.logger=none",
+        "validation.save_videos=false",
+        "validation.seeds=[0, 1]",
+        "output.checkpoint_every=0",
+        "sampling.eta=1.0",
+        "backbone.scheduler=ddim",
+        "optim.schedule=constant",
+        "optim.warmup_steps=0",
         # --quick checks the report's form only: fewer denoising steps and held-out prompts.
         *(["backbone.steps=4", "validation.max_prompts=2"] if quick else []),
     ]
     runs = {
         # vader: the demo's set-up; K=2 of the 10 steps backpropagated, 2 videos per step, validated every step.
-        "vader": ["optim.grad_accum=1", "train.batch_size=2", "truncation.k=2", f"train.max_steps={vader_steps}",
-                  "validation.every=1"],
+        "vader": [
+            "optim.grad_accum=1",
+            "train.batch_size=2",
+            "truncation.k=2",
+            f"train.max_steps={vader_steps}",
+            "validation.every=1",
+        ],
         # DDPO: validated every 2 epochs (32 queries).
-        "ddpo": ["optim.grad_accum=2", "train.batch_size=4", "method.sample_batches=4", "method.stat_min_count=8",
-                 f"train.max_steps={2 * ddpo_epochs}", f"validation.every={1 if quick else 4}"],
+        "ddpo": [
+            "optim.grad_accum=2",
+            "train.batch_size=4",
+            "method.sample_batches=4",
+            "method.stat_min_count=8",
+            f"train.max_steps={2 * ddpo_epochs}",
+            f"validation.every={1 if quick else 4}",
+        ],
     }
     # Every finished run is written to `partial` (keyed method:lr:seed) and taken from there when the
     # benchmark is started again, so an interrupted B4 continues where it stopped.
@@ -363,8 +467,13 @@ def b4(quick: bool, partial: Path | None = None, jobs: int = 1) -> dict[str, Any
             done = old
     jobs = max(1, jobs)
     threads = max(1, THREADS // jobs)
-    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_b4_worker_init, initargs=(threads,)) if jobs > 1 else None
+    pool = (
+        ProcessPoolExecutor(
+            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_b4_worker_init, initargs=(threads,)
+        )
+        if jobs > 1
+        else None
+    )
     pending: dict[Any, str] = {}
 
     def start(method: str, lr: float, seed: int) -> None:
@@ -389,8 +498,9 @@ def b4(quick: bool, partial: Path | None = None, jobs: int = 1) -> dict[str, Any
         return all(f"{method}:{lr}:{seeds[0]}" in done["runs"] for lr in sweep[method])
 
     def pick_best(method: str) -> None:
-        best[method] = max(sweep[method], key=lambda lr: done["runs"][f"{method}:{lr}:{seeds[0]}"]["points"][-1]
-                           ["heldout_reward"])
+        best[method] = max(
+            sweep[method], key=lambda lr: done["runs"][f"{method}:{lr}:{seeds[0]}"]["points"][-1]["heldout_reward"]
+        )
         for s in seeds[1:]:
             start(method, best[method], s)
 
@@ -417,25 +527,45 @@ def b4(quick: bool, partial: Path | None = None, jobs: int = 1) -> dict[str, Any
 
     def mean_curve(method: str, x: str = "queries") -> list[tuple[Any, float]]:
         pts = [c["points"] for c in curves[method]]
-        return [(statistics.mean(q[x] for q in p) if x == "train_s" else p[0][x],
-                 statistics.mean(c[i]["heldout_reward"] for c in pts)) for i, p in enumerate(zip(*pts))]
+        return [
+            (
+                statistics.mean(q[x] for q in p) if x == "train_s" else p[0][x],
+                statistics.mean(c[i]["heldout_reward"] for c in pts),
+            )
+            for i, p in enumerate(zip(*pts))
+        ]
 
     levels = b4_levels(curves)
     half = next(r for r in levels["levels"] if r["fraction"] == 0.5)
-    return {"backbone": backbone, "reward": reward_desc, "seeds": seeds, "lr_sweep": sweep, "best_lr": best,
-            "sweep": results_sweep, "curves": curves,
-            "budgets": {"vader": vader_queries, "ddpo": 16 * ddpo_epochs},
-            "vader_mean": mean_curve("vader"), "ddpo_mean": mean_curve("ddpo"),
-            "vader_mean_time": mean_curve("vader", "train_s"), "ddpo_mean_time": mean_curve("ddpo", "train_s"),
-            "levels": levels, "ddpo_query_ratio": half["ratio"] if half["ratio_valid"] else None,
-            "ratio_is_lower_bound": half["ratio_is_lower_bound"], "jobs": jobs, "threads_per_run": threads}
+    return {
+        "backbone": backbone,
+        "reward": reward_desc,
+        "seeds": seeds,
+        "lr_sweep": sweep,
+        "best_lr": best,
+        "sweep": results_sweep,
+        "curves": curves,
+        "budgets": {"vader": vader_queries, "ddpo": 16 * ddpo_epochs},
+        "vader_mean": mean_curve("vader"),
+        "ddpo_mean": mean_curve("ddpo"),
+        "vader_mean_time": mean_curve("vader", "train_s"),
+        "ddpo_mean_time": mean_curve("ddpo", "train_s"),
+        "levels": levels,
+        "ddpo_query_ratio": half["ratio"] if half["ratio_valid"] else None,
+        "ratio_is_lower_bound": half["ratio_is_lower_bound"],
+        "jobs": jobs,
+        "threads_per_run": threads,
+    }
 
 
 # ---------------------------------------------------------------------------- B6
 def _pareto(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the points (x, y) no other point beats on both (higher is better on each)."""
-    return [i for i, (x, y) in enumerate(points)
-            if not any((x2 >= x and y2 >= y) and (x2 > x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i)]
+    return [
+        i
+        for i, (x, y) in enumerate(points)
+        if not any((x2 >= x and y2 >= y) and (x2 > x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i)
+    ]
 
 
 def b6(quick: bool) -> dict[str, Any]:
@@ -453,8 +583,13 @@ def b6(quick: bool) -> dict[str, Any]:
     scales = [0.5] if quick else [0.25, 0.5, 0.6, 0.75]
     prompts = list(HELDOUT_CAPTIONS[:4] if quick else HELDOUT_CAPTIONS)
     demo = ROOT / "examples" / "demo-toy.yaml"
-    common = ["output.logger=none", "validation.save_videos=false", "output.checkpoint_every=0", "validation.every=0",
-              *(["train.max_steps=2", "backbone.steps=4", "validation.max_prompts=2"] if quick else [])]
+    common = [
+        "output.logger=none",
+        "validation.save_videos=false",
+        "output.checkpoint_every=0",
+        "validation.every=0",
+        *(["train.max_steps=2", "backbone.steps=4", "validation.max_prompts=2"] if quick else []),
+    ]
     cache = ROOT / "runs" / "bench-b6" / "results.jsonl"
     done = {}
     if not quick:
@@ -467,10 +602,20 @@ def b6(quick: bool) -> dict[str, Any]:
     def held_out(cfg_sets: list[str], loras: list[Path], sc: list[float], base: bool) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = resolve_config(build_config(demo, [*common, *eval_sets, *cfg_sets], {"device": "cpu"}))
-            data = run_eval(cfg, model_specs(loras, sc, base=base), prompts, None, [0], Path(tmp),
-                            batch_size=len(prompts), grid_rows=1)
-        return {m["model"].split("@")[-1] if m["lora"] else "base": {k: v["mean"] for k, v in m["scores"].items()}
-                for m in data["models"]}
+            data = run_eval(
+                cfg,
+                model_specs(loras, sc, base=base),
+                prompts,
+                None,
+                [0],
+                Path(tmp),
+                batch_size=len(prompts),
+                grid_rows=1,
+            )
+        return {
+            m["model"].split("@")[-1] if m["lora"] else "base": {k: v["mean"] for k, v in m["scores"].items()}
+            for m in data["models"]
+        }
 
     base_file = cache.parent / "base.json"
     if not quick and base_file.is_file():
@@ -487,8 +632,9 @@ def b6(quick: bool) -> dict[str, Any]:
         if (kl, seed) in done or B6_CACHED_ONLY:
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = build_config(demo, [f"output.dir={tmp}", *common, f"regularization.kl={kl}"],
-                               {"device": "cpu", "train.seed": seed})
+            cfg = build_config(
+                demo, [f"output.dir={tmp}", *common, f"regularization.kl={kl}"], {"device": "cpu", "train.seed": seed}
+            )
             t0 = time.perf_counter()
             Trainer(cfg, progress=False).run()
             wall = time.perf_counter() - t0
@@ -502,8 +648,14 @@ def b6(quick: bool) -> dict[str, Any]:
                 shutil.rmtree(keep, ignore_errors=True)
                 keep.mkdir(parents=True)
                 shutil.copy(ck / "pytorch_lora_weights.safetensors", keep)
-        rec = {"kl": kl, "seed": seed, "wall_s": wall, "train_s": sum(r["step_time"] for r in rows),
-               "final_kl": (rows[-1].get("extras") or {}).get("kl"), "scales": ev}
+        rec = {
+            "kl": kl,
+            "seed": seed,
+            "wall_s": wall,
+            "train_s": sum(r["step_time"] for r in rows),
+            "final_kl": (rows[-1].get("extras") or {}).get("kl"),
+            "scales": ev,
+        }
         done[(kl, seed)] = rec
         if not quick:
             with cache.open("a") as f:
@@ -514,14 +666,22 @@ def b6(quick: bool) -> dict[str, Any]:
     def setting(label: str, kind: str, value: float, recs: list[dict[str, Any]], key: str) -> dict[str, Any]:
         objective = [r["scales"][key]["objective"] for r in recs]
         gains = [o - base["objective"] for o in objective]
-        return {"setting": label, "kind": kind, "value": value, "seeds": [r["seed"] for r in recs],
-                "objective": statistics.mean(objective), "gain": statistics.mean(gains),
-                "gain_sd": statistics.stdev(gains) if len(gains) > 1 else 0.0,
-                "brightness": statistics.mean(r["scales"][key]["brightness"] for r in recs),
-                "color": statistics.mean(r["scales"][key]["toy_color"] for r in recs),
-                "color_per_seed": [r["scales"][key]["toy_color"] for r in recs],
-                "direction": statistics.mean(r["scales"][key]["toy_direction"] for r in recs),
-                "final_kl": statistics.mean(r["final_kl"] for r in recs) if all(r["final_kl"] is not None for r in recs) else None}
+        return {
+            "setting": label,
+            "kind": kind,
+            "value": value,
+            "seeds": [r["seed"] for r in recs],
+            "objective": statistics.mean(objective),
+            "gain": statistics.mean(gains),
+            "gain_sd": statistics.stdev(gains) if len(gains) > 1 else 0.0,
+            "brightness": statistics.mean(r["scales"][key]["brightness"] for r in recs),
+            "color": statistics.mean(r["scales"][key]["toy_color"] for r in recs),
+            "color_per_seed": [r["scales"][key]["toy_color"] for r in recs],
+            "direction": statistics.mean(r["scales"][key]["toy_direction"] for r in recs),
+            "final_kl": statistics.mean(r["final_kl"] for r in recs)
+            if all(r["final_kl"] is not None for r in recs)
+            else None,
+        }
 
     rows = []
     for kl in sorted(kls):
@@ -541,8 +701,17 @@ def b6(quick: bool) -> dict[str, Any]:
     for i, r in enumerate(rows):
         r["pareto"] = i in front
     best = [r for r in rows if r["meets_goal"] and r["kind"] == "kl"] or [r for r in rows if r["meets_goal"]]
-    return {"seeds": seeds, "prompts": len(prompts), "kls": kls, "scales": scales, "base": base, "runs": runs,
-            "rows": rows, "unguarded_gain": ref, "goal_setting": best[0]["setting"] if best else None}
+    return {
+        "seeds": seeds,
+        "prompts": len(prompts),
+        "kls": kls,
+        "scales": scales,
+        "base": base,
+        "runs": runs,
+        "rows": rows,
+        "unguarded_gain": ref,
+        "goal_setting": best[0]["setting"] if best else None,
+    }
 
 
 #: ``--b6-cached``: report the runs cached so far and start no new one.
@@ -601,7 +770,9 @@ def _plots(results: dict[str, Any], img: Path, prefix: str) -> dict[str, str]:
         for ax in axes:
             ax.set_ylabel("held-out reward")
             ax.legend()
-        fig.suptitle(f"B4: sample efficiency on `{b['backbone']}`, {b.get('reward', 'saturation')}, mean of seeds {b['seeds']}")
+        fig.suptitle(
+            f"B4: sample efficiency on `{b['backbone']}`, {b.get('reward', 'saturation')}, mean of seeds {b['seeds']}"
+        )
         fig.tight_layout()
         files["b4"] = f"{prefix}b4-sample-efficiency.png"
         fig.savefig(img / files["b4"])
@@ -611,11 +782,21 @@ def _plots(results: dict[str, Any], img: Path, prefix: str) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(6.4, 4), dpi=110)
         for kind, marker, color in (("kl", "o", "#4c72b0"), ("scale", "s", "#dd8452")):
             pts = [r for r in b["rows"] if r["kind"] == kind]
-            ax.scatter([r["gain"] for r in pts], [100 * r["color"] for r in pts], marker=marker, color=color,
-                       label="KL weight (0 = unguarded)" if kind == "kl" else "LoRA scale of the unguarded run")
+            ax.scatter(
+                [r["gain"] for r in pts],
+                [100 * r["color"] for r in pts],
+                marker=marker,
+                color=color,
+                label="KL weight (0 = unguarded)" if kind == "kl" else "LoRA scale of the unguarded run",
+            )
             for r in pts:
-                ax.annotate(f"{r['value']:g}", (r["gain"], 100 * r["color"]), fontsize=7, xytext=(3, 3),
-                            textcoords="offset points")
+                ax.annotate(
+                    f"{r['value']:g}",
+                    (r["gain"], 100 * r["color"]),
+                    fontsize=7,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
         front = sorted((r["gain"], 100 * r["color"]) for r in b["rows"] if r["pareto"])
         ax.plot(*zip(*front), "k--", lw=1, alpha=0.6, label="Pareto front")
         if b.get("unguarded_gain"):
@@ -640,19 +821,26 @@ def _queries(cell: dict[str, Any]) -> str:
     if cell["reached"] == 0:
         return f"not reached in {cell['budget']} queries"
     if cell["lower_bound"]:
-        return (f">= {cell['mean']:.1f} ({cell['min']}-{cell['max']}; {cell['seeds'] - cell['reached']} of "
-                f"{cell['seeds']} seeds not reached in {cell['budget']})")
+        return (
+            f">= {cell['mean']:.1f} ({cell['min']}-{cell['max']}; {cell['seeds'] - cell['reached']} of "
+            f"{cell['seeds']} seeds not reached in {cell['budget']})"
+        )
     return f"{cell['mean']:.1f} ({cell['min']}-{cell['max']})"
 
 
 def b4_report(b: dict[str, Any]) -> list[str]:
     """The B4 section of docs/benchmarks.md."""
     if "levels" not in b:  # a result of the earlier B4 (one lr each, DDPO 4x vader's queries)
-        lines = ["## B4. Sample efficiency against DDPO (earlier form, not yet rerun)", "",
-                 "From the earlier B4, before the lr sweep and the 30x budget: DDPO moved the held-out reward by "
-                 f"0.005 in its whole budget, so its ratio ({_fmt(b.get('ddpo_query_ratio'))}x) was measured within "
-                 "noise of the start. `python -m benchmarks.run --only b4 --merge` runs the fair form.", "",
-                 "| method | queries | held-out reward |", "| --- | --- | --- |"]
+        lines = [
+            "## B4. Sample efficiency against DDPO (earlier form, not yet rerun)",
+            "",
+            "From the earlier B4, before the lr sweep and the 30x budget: DDPO moved the held-out reward by "
+            f"0.005 in its whole budget, so its ratio ({_fmt(b.get('ddpo_query_ratio'))}x) was measured within "
+            "noise of the start. `python -m benchmarks.run --only b4 --merge` runs the fair form.",
+            "",
+            "| method | queries | held-out reward |",
+            "| --- | --- | --- |",
+        ]
         for m in ("vader", "ddpo"):
             lines += [f"| {m} | {q} | {r:.4f} |" for q, r in b[f"{m}_mean"]]
         return lines + [""]
@@ -678,20 +866,37 @@ def b4_report(b: dict[str, Any]) -> list[str]:
     ]
     for r in lv["levels"]:
         why = " (vader's queries a lower bound)" if r["vader"]["lower_bound"] else ""
-        ratio = f"n/a{why}" if not r["ratio_valid"] or r["ratio"] is None else (
-            (">= " if r["ratio_is_lower_bound"] else "") + f"{r['ratio']:.0f}x")
-        lines.append(f"| {r['fraction']:.0%} | {r['target']:.4f} | {_queries(r['vader'])} | {_queries(r['ddpo'])} "
-                     f"| {ratio} |")
-    lines += ["", "Learning-rate sweep (seed 0, final held-out reward):", "",
-              "| method | lr | final held-out reward | queries |", "| --- | --- | --- | --- |"]
+        ratio = (
+            f"n/a{why}"
+            if not r["ratio_valid"] or r["ratio"] is None
+            else ((">= " if r["ratio_is_lower_bound"] else "") + f"{r['ratio']:.0f}x")
+        )
+        lines.append(
+            f"| {r['fraction']:.0%} | {r['target']:.4f} | {_queries(r['vader'])} | {_queries(r['ddpo'])} | {ratio} |"
+        )
+    lines += [
+        "",
+        "Learning-rate sweep (seed 0, final held-out reward):",
+        "",
+        "| method | lr | final held-out reward | queries |",
+        "| --- | --- | --- | --- |",
+    ]
     for m, runs in b["sweep"].items():
         for lr, c in runs.items():
             lines.append(f"| {m} | {lr} | {c['points'][-1]['heldout_reward']:.4f} | {c['points'][-1]['queries']} |")
-    par = (f" Training time is the optimiser steps' time (validation excluded) with {b['jobs']} runs side by side, "
-           f"{b['threads_per_run']} torch thread(s) each." if b.get("jobs", 1) > 1 else
-           " Training time is the optimiser steps' time, validation excluded.")
-    lines += ["", "Mean curves (best learning rates)." + par, "",
-              "| method | queries | training time (s) | held-out reward |", "| --- | --- | --- | --- |"]
+    par = (
+        f" Training time is the optimiser steps' time (validation excluded) with {b['jobs']} runs side by side, "
+        f"{b['threads_per_run']} torch thread(s) each."
+        if b.get("jobs", 1) > 1
+        else " Training time is the optimiser steps' time, validation excluded."
+    )
+    lines += [
+        "",
+        "Mean curves (best learning rates)." + par,
+        "",
+        "| method | queries | training time (s) | held-out reward |",
+        "| --- | --- | --- | --- |",
+    ]
     for m in ("vader", "ddpo"):
         times = [t for t, _ in b.get(f"{m}_mean_time", [])] or [None] * len(b[f"{m}_mean"])
         for (q, r), t in zip(b[f"{m}_mean"], times):
@@ -705,8 +910,9 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Generated by `make bench` (`python -m benchmarks.run`)" + (" in `--quick` mode (tiny sizes: the figures "
-        "show the format, not the product)" if quick else "") + f" on {m.get('cpu', '?')}, {m.get('cpus')} CPUs, "
+        "Generated by `make bench` (`python -m benchmarks.run`)"
+        + (" in `--quick` mode (tiny sizes: the figures show the format, not the product)" if quick else "")
+        + f" on {m.get('cpu', '?')}, {m.get('cpus')} CPUs, "
         f"{m.get('memory_gb', '?')} GB, device `{m['device']}`, torch {m['torch']}. Timings are ratios measured in "
         "the same run; absolute times are context only. Every figure is also in `docs/benchmarks.json`.",
         "",
@@ -729,19 +935,28 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
             if "error" in r:
                 lines.append(f"| {r['config']} | failed: {r['error']} | | | |")
             else:
-                lines.append(f"| {r['config']} | {r['peak_rss_mb']:.0f} | {r['step_added_mb']:.0f} | "
-                             f"{r['step_time_s']:.2f} | {r['trainable_params']:,} |")
+                lines.append(
+                    f"| {r['config']} | {r['peak_rss_mb']:.0f} | {r['step_added_mb']:.0f} | "
+                    f"{r['step_time_s']:.2f} | {r['trainable_params']:,} |"
+                )
         if b.get("rows_from_earlier_run"):
-            lines += ["", f"The first {b['rows_from_earlier_run']} rows are from an earlier run with the same "
-                      "settings (`--b1-from`); the others were measured side by side in this one."]
-        lines += ["", f"Peak memory, full over all savers: **{_fmt(b['memory_reduction_ratio'])}x**; memory the step "
-                  f"adds: **{_fmt(b['step_memory_reduction_ratio'])}x** (the paper: 276.3 GB -> 32.5 GB, 8.5x, on GPU "
-                  "at full size). With all savers the peak is mostly the process itself (Python, torch and the "
-                  "weights: the `model` part), so the peak ratio grows with the model's activations, not with "
-                  "vader. Recomputing the whole kept call pays off when several steps are kept (K > 1, see B3): with "
-                  "K=1 it is recomputed in backward with the same activations, so the peak stays; block "
-                  "checkpointing lowers the one call's activations themselves (B5 measures it where they "
-                  "dominate the process floor).", ""]
+            lines += [
+                "",
+                f"The first {b['rows_from_earlier_run']} rows are from an earlier run with the same "
+                "settings (`--b1-from`); the others were measured side by side in this one.",
+            ]
+        lines += [
+            "",
+            f"Peak memory, full over all savers: **{_fmt(b['memory_reduction_ratio'])}x**; memory the step "
+            f"adds: **{_fmt(b['step_memory_reduction_ratio'])}x** (the paper: 276.3 GB -> 32.5 GB, 8.5x, on GPU "
+            "at full size). With all savers the peak is mostly the process itself (Python, torch and the "
+            "weights: the `model` part), so the peak ratio grows with the model's activations, not with "
+            "vader. Recomputing the whole kept call pays off when several steps are kept (K > 1, see B3): with "
+            "K=1 it is recomputed in backward with the same activations, so the peak stays; block "
+            "checkpointing lowers the one call's activations themselves (B5 measures it where they "
+            "dominate the process floor).",
+            "",
+        ]
         if "b1" in files:
             lines += [f"![B1](img/{files['b1']})", ""]
     if "b2" in results:
@@ -765,17 +980,24 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
         ]
     if "b3" in results:
         b = results["b3"]
-        lines += ["## B3. Scaling", "", f"Base settings: `{json.dumps(b['settings'])}`; one axis varied at a time, "
-                  "each point in a fresh process. Step memory is the peak resident memory above the loaded model: "
-                  "below about 0.4 GiB it is the process's allocation floor, not the step; step times of points "
-                  "in separate processes are less comparable than B2's interleaved ones.", ""]
+        lines += [
+            "## B3. Scaling",
+            "",
+            f"Base settings: `{json.dumps(b['settings'])}`; one axis varied at a time, "
+            "each point in a fresh process. Step memory is the peak resident memory above the loaded model: "
+            "below about 0.4 GiB it is the process's allocation floor, not the step; step times of points "
+            "in separate processes are less comparable than B2's interleaved ones.",
+            "",
+        ]
         for axis, pts in b["axes"].items():
             lines += [f"| {axis} | step time (s) | step memory (MiB) | peak (MiB) |", "| --- | --- | --- | --- |"]
             for p in pts:
                 if "error" in p:
                     lines.append(f"| {p['value']} | failed: {p['error']} | | |")
                 else:
-                    lines.append(f"| {p['value']} | {p['step_time_s']:.2f} | {p['step_added_mb']:.0f} | {p['peak_rss_mb']:.0f} |")
+                    lines.append(
+                        f"| {p['value']} | {p['step_time_s']:.2f} | {p['step_added_mb']:.0f} | {p['peak_rss_mb']:.0f} |"
+                    )
             lines.append("")
         if "b3" in files:
             lines += [f"![B3](img/{files['b3']})", ""]
@@ -799,13 +1021,19 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
             if "error" in r:
                 lines.append(f"| {lvl} | {r['split_guidance']} | {r['config']} | failed: {r['error']} | | |")
             else:
-                lines.append(f"| {lvl} | {r['split_guidance']} | {r['config']} | {r['step_added_mb']:.0f} | "
-                             f"{r['peak_rss_mb']:.0f} | {r['step_time_s']:.2f} |")
-        lines += ["", f"Step memory, whole call over block by block: **{_fmt(b['call_over_block'])}x** (guidance "
-                  f"halves together), **{_fmt(b['call_over_block_split'])}x** (halves one after the other); the "
-                  f"earlier default (whole call) over the new one (block, halves one after the other): "
-                  f"**{_fmt(b['old_default_over_new'])}x**. Step times of separate processes on a shared machine "
-                  "are context only; block checkpointing runs each kept call's forward three times instead of two.", ""]
+                lines.append(
+                    f"| {lvl} | {r['split_guidance']} | {r['config']} | {r['step_added_mb']:.0f} | "
+                    f"{r['peak_rss_mb']:.0f} | {r['step_time_s']:.2f} |"
+                )
+        lines += [
+            "",
+            f"Step memory, whole call over block by block: **{_fmt(b['call_over_block'])}x** (guidance "
+            f"halves together), **{_fmt(b['call_over_block_split'])}x** (halves one after the other); the "
+            f"earlier default (whole call) over the new one (block, halves one after the other): "
+            f"**{_fmt(b['old_default_over_new'])}x**. Step times of separate processes on a shared machine "
+            "are context only; block checkpointing runs each kept call's forward three times instead of two.",
+            "",
+        ]
     if "b4" in results:
         b = results["b4"]
         lines += b4_report(b)
@@ -831,17 +1059,26 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
         ]
         for r in b["rows"]:
             share = f"{r['gain_share']:.0%}" if r.get("gain_share") is not None else "n/a"
-            lines.append(f"| {r['setting']} | {len(r['seeds'])} | {r['gain']:+.4f} ± {r['gain_sd']:.4f} | {share} | {r['brightness']:.3f} | "
-                         f"{r['color']:.1%} | {' / '.join(f'{c:.1%}' for c in r.get('color_per_seed', []))} | {r['direction']:.1%} | {_fmt(r['final_kl'], 4)} | "
-                         f"{'yes' if r['pareto'] else ''} | {'**yes**' if r['meets_goal'] else 'no'} |")
+            lines.append(
+                f"| {r['setting']} | {len(r['seeds'])} | {r['gain']:+.4f} ± {r['gain_sd']:.4f} | {share} | {r['brightness']:.3f} | "
+                f"{r['color']:.1%} | {' / '.join(f'{c:.1%}' for c in r.get('color_per_seed', []))} | {r['direction']:.1%} | {_fmt(r['final_kl'], 4)} | "
+                f"{'yes' if r['pareto'] else ''} | {'**yes**' if r['meets_goal'] else 'no'} |"
+            )
         goal = b.get("goal_setting")
         few = [r["setting"] for r in b["rows"] if len(r["seeds"]) < len(b["seeds"])]
         if few:
-            lines += ["", f"{', '.join(few)}: fewer seeds than the others (the sweep is sized to about 40 minutes of "
-                      "a shared 2-core CPU; the unguarded run and the first KL weight run on every seed first)."]
-        lines += ["", "Goal: colour on at least 95% of held-out clips with at least 90% of the unguarded gain "
-                  f"({_fmt(0.9 * ref if ref else None, 4)}). " + (f"Met by: **{goal}**." if goal else
-                  "**Not met** by any setting measured."), ""]
+            lines += [
+                "",
+                f"{', '.join(few)}: fewer seeds than the others (the sweep is sized to about 40 minutes of "
+                "a shared 2-core CPU; the unguarded run and the first KL weight run on every seed first).",
+            ]
+        lines += [
+            "",
+            "Goal: colour on at least 95% of held-out clips with at least 90% of the unguarded gain "
+            f"({_fmt(0.9 * ref if ref else None, 4)}). "
+            + (f"Met by: **{goal}**." if goal else "**Not met** by any setting measured."),
+            "",
+        ]
         if "b6" in files:
             lines += [f"![B6](img/{files['b6']})", ""]
     return "\n".join(lines)
@@ -852,14 +1089,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="tiny sizes, a few minutes (format check)")
     ap.add_argument("--only", default="b1,b2,b3,b4,b5", help="comma list of benchmarks to run")
     ap.add_argument("--out", default=str(ROOT / "docs"), help="directory of benchmarks.md/.json and img/")
-    ap.add_argument("--merge", action="store_true",
-                    help="keep the results of benchmarks not run now from the existing benchmarks.json")
-    ap.add_argument("--b6-cached", action="store_true",
-                    help="B6: report the runs cached in runs/bench-b6/ so far, start no new run")
-    ap.add_argument("--jobs", type=int, default=1,
-                    help="B4: training runs side by side, the cores shared between them (queries do not depend on it)")
-    ap.add_argument("--b1-from", type=int, default=1,
-                    help="with --merge: rerun B1 from this row (1-based), keeping the earlier rows")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the results of benchmarks not run now from the existing benchmarks.json",
+    )
+    ap.add_argument(
+        "--b6-cached", action="store_true", help="B6: report the runs cached in runs/bench-b6/ so far, start no new run"
+    )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="B4: training runs side by side, the cores shared between them (queries do not depend on it)",
+    )
+    ap.add_argument(
+        "--b1-from",
+        type=int,
+        default=1,
+        help="with --merge: rerun B1 from this row (1-based), keeping the earlier rows",
+    )
     args = ap.parse_args(argv)
     global B6_CACHED_ONLY
     B6_CACHED_ONLY = args.b6_cached
@@ -890,13 +1139,16 @@ def main(argv: list[str] | None = None) -> None:
         "memory_reduction_ratio": results.get("b1", {}).get("memory_reduction_ratio"),
         "overhead_ratio": results.get("b2", {}).get("overhead_ratio"),
         # only the fair form's (the earlier B4's ratio was measured within noise of the start)
-        "ddpo_query_ratio": results.get("b4", {}).get("ddpo_query_ratio") if "levels" in results.get("b4", {}) else None,
+        "ddpo_query_ratio": results.get("b4", {}).get("ddpo_query_ratio")
+        if "levels" in results.get("b4", {})
+        else None,
         "block_checkpointing_memory_ratio": results.get("b5", {}).get("call_over_block"),
         "machine": results["machine"],
     }
     gpu = json.loads(old.read_text()).get("gpu") if old.is_file() else None  # benchmarks.gpu's, kept
-    (out / "benchmarks.json").write_text(json.dumps({**summary, "details": results,
-                                                     **({"gpu": gpu} if gpu else {})}, indent=2))
+    (out / "benchmarks.json").write_text(
+        json.dumps({**summary, "details": results, **({"gpu": gpu} if gpu else {})}, indent=2)
+    )
     (out / "benchmarks.md").write_text(report(results, files, args.quick))
     print(json.dumps(summary, indent=2))
 

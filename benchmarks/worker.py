@@ -39,8 +39,15 @@ def run(cfg: dict) -> dict:
     device = torch.device(cfg.get("device", "cpu"))
     bf16 = cfg["precision"] == "bf16"
     cls = register_random_modelscope(cfg["width"], cfg.get("text_layers", 2))
-    bb = cls(cls.Options(height=cfg["size"], width=cfg["size"], frames=cfg["frames"], steps=cfg["steps"],
-                         guidance=cfg.get("guidance", 9.0)))
+    bb = cls(
+        cls.Options(
+            height=cfg["size"],
+            width=cfg["size"],
+            frames=cfg["frames"],
+            steps=cfg["steps"],
+            guidance=cfg.get("guidance", 9.0),
+        )
+    )
     bb.load(device, torch.bfloat16 if bf16 else torch.float32)
     if cfg["lora"]:
         add_lora(bb.denoiser, 16, 16, 0.0, bb.default_lora_targets)
@@ -52,8 +59,12 @@ def run(cfg: dict) -> dict:
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
     k = cfg["steps"] if cfg["k"] == "all" else cfg["k"]
     trunc = TruncationSection(mode="last", k=k)
-    mem = MemorySection(gradient_checkpointing=cfg["checkpointing"], decoded_frames=cfg["decoded_frames"],
-                        decode_chunk_size=cfg.get("decode_chunk"), split_guidance=cfg.get("split_guidance", True))
+    mem = MemorySection(
+        gradient_checkpointing=cfg["checkpointing"],
+        decoded_frames=cfg["decoded_frames"],
+        decode_chunk_size=cfg.get("decode_chunk"),
+        split_guidance=cfg.get("split_guidance", True),
+    )
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -63,8 +74,9 @@ def run(cfg: dict) -> dict:
         t0 = time.perf_counter()
         with torch.no_grad(), autocast():
             cond = bb.encode_condition(["a panda riding a bike"], None)
-        video, _, _ = sample_with_grad(bb, cond, 1, torch.Generator().manual_seed(rep), random.Random(rep),
-                                       trunc, mem, autocast=autocast)
+        video, _, _ = sample_with_grad(
+            bb, cond, 1, torch.Generator().manual_seed(rep), random.Random(rep), trunc, mem, autocast=autocast
+        )
         with autocast():
             f = video.float()
             reward = (f.amax(dim=2) - f.amin(dim=2)).mean()  # saturation
@@ -74,8 +86,13 @@ def run(cfg: dict) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    out = {"peak_rss_mb": _hwm_mb(), "model_rss_mb": base, "step_added_mb": _hwm_mb() - base,
-           "step_time_s": min(times), "trainable_params": sum(p.numel() for p in params)}
+    out = {
+        "peak_rss_mb": _hwm_mb(),
+        "model_rss_mb": base,
+        "step_added_mb": _hwm_mb() - base,
+        "step_time_s": min(times),
+        "trainable_params": sum(p.numel() for p in params),
+    }
     if device.type == "cuda":
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out

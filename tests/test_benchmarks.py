@@ -11,12 +11,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_quick_benchmarks_write_report(tmp_path):
     env = {**os.environ, "VADER_PLUGINS": ""}
-    res = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=1500, env=env)
+    res = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env=env,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     data = json.loads((tmp_path / "benchmarks.json").read_text())
-    for key in ("memory_reduction_ratio", "overhead_ratio", "ddpo_query_ratio", "block_checkpointing_memory_ratio",
-                "machine"):
+    for key in (
+        "memory_reduction_ratio",
+        "overhead_ratio",
+        "ddpo_query_ratio",
+        "block_checkpointing_memory_ratio",
+        "machine",
+    ):
         assert key in data
     assert isinstance(data["memory_reduction_ratio"], float) and data["memory_reduction_ratio"] > 0
     assert isinstance(data["overhead_ratio"], float) and data["overhead_ratio"] > 0
@@ -30,8 +41,14 @@ def test_quick_benchmarks_write_report(tmp_path):
     assert [r["fraction"] for r in levels] == [0.25, 0.5, 0.9]
     assert all({"vader", "ddpo", "ratio", "target"} <= set(r) for r in levels)
     md = (tmp_path / "benchmarks.md").read_text()
-    for section in ("B1. Memory ablation", "B2. Framework overhead", "B3. Scaling", "B4. Sample efficiency",
-                    "B5. Whole-call against block checkpointing", "fraction of vader's final gain"):
+    for section in (
+        "B1. Memory ablation",
+        "B2. Framework overhead",
+        "B3. Scaling",
+        "B4. Sample efficiency",
+        "B5. Whole-call against block checkpointing",
+        "fraction of vader's final gain",
+    ):
         assert section in md
     for png in ("bench-quick-b1-memory.png", "bench-quick-b3-scaling.png", "bench-quick-b4-sample-efficiency.png"):
         assert (tmp_path / "img" / png).stat().st_size > 1000
@@ -39,8 +56,14 @@ def test_quick_benchmarks_write_report(tmp_path):
 
 def test_quick_b6_guards_report(tmp_path):
     env = {**os.environ, "VADER_PLUGINS": ""}
-    res = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--only", "b6", "--out", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    res = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--only", "b6", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     b = json.loads((tmp_path / "benchmarks.json").read_text())["details"]["b6"]
     assert [r["setting"] for r in b["rows"]] == ["unguarded", "KL weight 1", "unguarded, LoRA scale 0.5"]
@@ -58,8 +81,10 @@ def test_b4_levels_definition():
     def curve(pairs):
         return {"points": [{"queries": q, "heldout_reward": r} for q, r in pairs]}
 
-    curves = {"vader": [curve([(0, 0.0), (2, 0.5), (4, 1.0)]), curve([(0, 0.0), (2, 0.2), (4, 1.0)])],
-              "ddpo": [curve([(0, 0.0), (64, 0.3), (128, 0.6)]), curve([(0, 0.0), (64, 0.1), (128, 0.2)])]}
+    curves = {
+        "vader": [curve([(0, 0.0), (2, 0.5), (4, 1.0)]), curve([(0, 0.0), (2, 0.2), (4, 1.0)])],
+        "ddpo": [curve([(0, 0.0), (64, 0.3), (128, 0.6)]), curve([(0, 0.0), (64, 0.1), (128, 0.2)])],
+    }
     out = b4_levels(curves)
     assert out["start"] == 0.0 and out["vader_final_gain"] == 1.0
     quarter, half, most = out["levels"]

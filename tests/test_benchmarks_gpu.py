@@ -15,8 +15,9 @@ def test_refuses_on_cpu_with_one_line(capsys):
     assert len(err.splitlines()) == 1 and "CUDA GPU" in err
 
 
-@pytest.mark.parametrize("argv, words", [(["--only", "modelscope,nope"], "nope"), (["--only", ","], "none"),
-                                         (["--steps", "1"], "--steps")])
+@pytest.mark.parametrize(
+    "argv, words", [(["--only", "modelscope,nope"], "nope"), (["--only", ","], "none"), (["--steps", "1"], "--steps")]
+)
 def test_bad_arguments_are_one_line(argv, words):
     with pytest.raises(SystemExit) as e:
         gpu.parse(argv)
@@ -37,9 +38,11 @@ def test_arguments_and_installed_models():
 
 
 def test_table_and_json(tmp_path):
-    rows = [{"model": "modelscope", "setting": "384x384", "peak_gib": 6.2, "estimate_gib": 5.8, "step_s": 9.84},
-            {"model": "svd", "setting": "576x1024", "peak_gib": 13.0, "estimate_gib": None, "step_s": 30.0},
-            {"model": "wan", "setting": "480x832", "error": "RuntimeError: out of memory"}]
+    rows = [
+        {"model": "modelscope", "setting": "384x384", "peak_gib": 6.2, "estimate_gib": 5.8, "step_s": 9.84},
+        {"model": "svd", "setting": "576x1024", "peak_gib": 13.0, "estimate_gib": None, "step_s": 30.0},
+        {"model": "wan", "setting": "480x832", "error": "RuntimeError: out of memory"},
+    ]
     md = gpu.table(rows)
     lines = md.splitlines()
     assert len(lines) == 5 and "| modelscope | 384x384 | 6.2 | 5.8 | 1.07 | 9.8 |" in lines

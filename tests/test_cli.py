@@ -3,19 +3,33 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from vader_core.cli import main
 
-FAST = ["--set", "optim.grad_accum=1", "--set", "output.logger=none", "--set", "validation.every=0",
-        "--set", "validation.save_videos=false", "--set", "validation.seeds=[0]", "--set", "backbone.steps=2",
-        "--device", "cpu", "-q"]
+FAST = [
+    "--set",
+    "optim.grad_accum=1",
+    "--set",
+    "output.logger=none",
+    "--set",
+    "validation.every=0",
+    "--set",
+    "validation.save_videos=false",
+    "--set",
+    "validation.seeds=[0]",
+    "--set",
+    "backbone.steps=2",
+    "--device",
+    "cpu",
+    "-q",
+]
 
 
 def vader(*args, env=None):
     """Run the CLI in a subprocess (exit code and one-line errors as a user sees them)."""
-    return subprocess.run([sys.executable, "-m", "vader_core.cli", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "vader_core.cli", *args], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def _one_line_error(res, *needles):
@@ -28,8 +42,22 @@ def _one_line_error(res, *needles):
 
 
 def test_train_cli_end_to_end(tmp_path):
-    main(["train", "--backbone", "tiny", "--reward", "saturation=1", "--reward", "brightness=0.5",
-          "--max-steps", "2", "--output-dir", str(tmp_path), *FAST])
+    main(
+        [
+            "train",
+            "--backbone",
+            "tiny",
+            "--reward",
+            "saturation=1",
+            "--reward",
+            "brightness=0.5",
+            "--max-steps",
+            "2",
+            "--output-dir",
+            str(tmp_path),
+            *FAST,
+        ]
+    )
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and set(rows[0]["rewards"]) == {"saturation", "brightness"}
     for k in ("step", "loss", "reward", "rewards"):
@@ -40,16 +68,23 @@ def test_train_cli_end_to_end(tmp_path):
 
 
 def test_errors_are_one_line(tmp_path):
-    _one_line_error(vader("train", "--backbone", "tinyy", "--output-dir", str(tmp_path)),
-                    "unknown backbone `tinyy`", "did you mean `tiny`")
-    _one_line_error(vader("train", "--reward", "aesthetic", "--output-dir", str(tmp_path)),
-                    "pip install vader-clip-rewards")
-    _one_line_error(vader("train", "--set", "backbone.frames=0", "--output-dir", str(tmp_path)),
-                    "backbone.frames", "got 0")
+    _one_line_error(
+        vader("train", "--backbone", "tinyy", "--output-dir", str(tmp_path)),
+        "unknown backbone `tinyy`",
+        "did you mean `tiny`",
+    )
+    _one_line_error(
+        vader("train", "--reward", "aesthetic", "--output-dir", str(tmp_path)), "pip install vader-clip-rewards"
+    )
+    _one_line_error(
+        vader("train", "--set", "backbone.frames=0", "--output-dir", str(tmp_path)), "backbone.frames", "got 0"
+    )
     _one_line_error(vader("train", "--config", str(tmp_path / "missing.yaml")), "config file not found")
     _one_line_error(vader("score", str(tmp_path / "missing.mp4"), "--reward", "brightness"), "video file not found")
-    _one_line_error(vader("train", "--resume", str(tmp_path / "nockpt"), "--output-dir", str(tmp_path)),
-                    "checkpoint directory not found")
+    _one_line_error(
+        vader("train", "--resume", str(tmp_path / "nockpt"), "--output-dir", str(tmp_path)),
+        "checkpoint directory not found",
+    )
     res = vader("--debug", "train", "--backbone", "tinyy")
     assert "Traceback" in res.stderr and res.returncode != 0
 
@@ -58,15 +93,58 @@ def test_generate_formats_and_lora(tmp_path):
     main(["train", "--max-steps", "1", "--output-dir", str(tmp_path / "run"), *FAST])
     ck = tmp_path / "run" / "checkpoints" / "step-1"
     for suffix in (".npy", ".mp4", ".gif"):
-        main(["generate", "--backbone", "tiny", "--prompt", "a cat", "--seed", "3", "--set", "backbone.steps=2",
-              "--device", "cpu", "--out", str(tmp_path / f"v{suffix}")])
+        main(
+            [
+                "generate",
+                "--backbone",
+                "tiny",
+                "--prompt",
+                "a cat",
+                "--seed",
+                "3",
+                "--set",
+                "backbone.steps=2",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / f"v{suffix}"),
+            ]
+        )
     v = np.load(tmp_path / "v.npy")
     assert v.shape == (4, 32, 32, 3) and v.dtype == np.float32 and 0 <= v.min() and v.max() <= 1
-    main(["generate", "--prompt", "a cat", "--seed", "3", "--set", "backbone.steps=2", "--device", "cpu",
-          "--lora", str(ck), "--out", str(tmp_path / "l.npy")])
+    main(
+        [
+            "generate",
+            "--prompt",
+            "a cat",
+            "--seed",
+            "3",
+            "--set",
+            "backbone.steps=2",
+            "--device",
+            "cpu",
+            "--lora",
+            str(ck),
+            "--out",
+            str(tmp_path / "l.npy"),
+        ]
+    )
     assert np.load(tmp_path / "l.npy").shape == v.shape
-    main(["generate", "--prompt", "a cat", "--seed", "3", "--set", "backbone.steps=2", "--device", "cpu",
-          "--out", str(tmp_path / "v2.npy")])
+    main(
+        [
+            "generate",
+            "--prompt",
+            "a cat",
+            "--seed",
+            "3",
+            "--set",
+            "backbone.steps=2",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "v2.npy"),
+        ]
+    )
     np.testing.assert_array_equal(np.load(tmp_path / "v2.npy"), v)
 
 

@@ -28,8 +28,13 @@ def test_reward_flags_and_target_objective():
     cfg = build_config(None, [], {"rewards": ["brightness=0.5", "target_color"]})
     assert [(r.name, r.weight) for r in cfg.rewards] == [("brightness", 0.5), ("target_color", 1.0)]
     # `--set rewards.N.x` addresses the rewards the flag chose, whatever the order on the command line.
-    cfg = resolve(build_config(None, ["rewards.1.color=#ff8000", "rewards.0.objective={target: 0.3}"],
-                               {"rewards": ["brightness", "target_color=2"]}))
+    cfg = resolve(
+        build_config(
+            None,
+            ["rewards.1.color=#ff8000", "rewards.0.objective={target: 0.3}"],
+            {"rewards": ["brightness", "target_color=2"]},
+        )
+    )
     assert cfg.rewards[1].options["color"] == pytest.approx([1.0, 128 / 255, 0.0])
     assert cfg.rewards[1].weight == 2.0 and cfg.rewards[0].target == 0.3
 

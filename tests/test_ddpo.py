@@ -49,11 +49,23 @@ def test_per_prompt_stats_normalise():
 
 
 def _cfg(out, steps, extra=()):
-    return build_config(None, [
-        f"output.dir={out}", f"train.max_steps={steps}", "output.logger=none", "validation.every=0",
-        "validation.save_videos=false", "validation.seeds=[0]", "backbone.steps=3", "sampling.eta=1.0",
-        "output.checkpoint_every=0", "train.prompts=[a red circle, a blue square]", *extra,
-    ], {"rewards": ["saturation"], "device": "cpu", "method.name": "ddpo"})
+    return build_config(
+        None,
+        [
+            f"output.dir={out}",
+            f"train.max_steps={steps}",
+            "output.logger=none",
+            "validation.every=0",
+            "validation.save_videos=false",
+            "validation.seeds=[0]",
+            "backbone.steps=3",
+            "sampling.eta=1.0",
+            "output.checkpoint_every=0",
+            "train.prompts=[a red circle, a blue square]",
+            *extra,
+        ],
+        {"rewards": ["saturation"], "device": "cpu", "method.name": "ddpo"},
+    )
 
 
 def test_ddpo_needs_stochastic_sampler(tmp_path):
@@ -63,8 +75,13 @@ def test_ddpo_needs_stochastic_sampler(tmp_path):
 
 
 def test_ddpo_runs_end_to_end_with_importance_sampling(tmp_path):
-    extra = ["optim.grad_accum=2", "optim.lr=1e-2", "method.sample_batches=4", "train.batch_size=2",
-             "method.stat_min_count=4"]
+    extra = [
+        "optim.grad_accum=2",
+        "optim.lr=1e-2",
+        "method.sample_batches=4",
+        "train.batch_size=2",
+        "method.stat_min_count=4",
+    ]
     Trainer(_cfg(tmp_path, 4, extra), progress=False).run()
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(r["loss"] is not None and "saturation" in r["rewards"] for r in rows)
@@ -96,8 +113,15 @@ def test_ddpo_update_raises_likelihood_of_advantaged_trajectories():
         return True
 
     method = DDPOMethod(DDPOMethod.Options(sample_batches=1, per_prompt_stat_tracking=False, clip_range=10.0))
-    ctx = TrainContext(config=build_config(None, [], {}), backbone=bb, objective=objective, autocast=nullcontext,
-                       backward=backward, trainable=params, draw_batch=None)
+    ctx = TrainContext(
+        config=build_config(None, [], {}),
+        backbone=bb,
+        objective=objective,
+        autocast=nullcontext,
+        backward=backward,
+        trainable=params,
+        draw_batch=None,
+    )
     method.setup(ctx)
     batch = Batch(["a cat", "a dog", "a fox", "an owl"])
     method._collect(ctx, batch, torch.Generator().manual_seed(1), random.Random(0))

@@ -43,12 +43,15 @@ def test_sanity_module_moved():
         sanity = importlib.import_module("vader_core.sanity")
     from vader_core import config, errors, resolve
 
-    assert (sanity.warn, sanity.check_finite, sanity.check_resolved) == (errors.warn, config.check_finite,
-                                                                         resolve.check_resolved)
+    assert (sanity.warn, sanity.check_finite, sanity.check_resolved) == (
+        errors.warn,
+        config.check_finite,
+        resolve.check_resolved,
+    )
 
 
 def test_trainer_names_stay_importable():
-    from vader_core.trainer import RunState, Trainer, derive_seed, resolve_precision, schedule_change_note  # noqa: F401
     from vader_core import resolve
+    from vader_core.trainer import RunState, Trainer, derive_seed, resolve_precision, schedule_change_note  # noqa: F401
 
     assert resolve_precision is resolve.resolve_precision

@@ -16,7 +16,10 @@ def _torchrun(*args) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VADER_PLUGINS": ""}
     res = subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node", "2", str(script), *map(str, args)],
-        capture_output=True, text=True, timeout=600, env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
     assert res.returncode == 0, res.stderr[-3000:]
 

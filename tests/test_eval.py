@@ -25,18 +25,54 @@ def _tiny_loras(tmp_path):
     for seed, targets in ((0, ("to_q", "to_k", "to_v", "to_out.0")), (1, ("to_q", "to_k"))):
         bb = TinyBackbone(TinyBackbone.Options(steps=2))
         bb.load("cpu", torch.float32)
-        paths.append(save_random_lora(bb.denoiser, tmp_path / f"run{seed}" / "checkpoints" / "step-5", seed=seed,
-                                      std=0.5, targets=targets))
+        paths.append(
+            save_random_lora(
+                bb.denoiser, tmp_path / f"run{seed}" / "checkpoints" / "step-5", seed=seed, std=0.5, targets=targets
+            )
+        )
     return paths
 
 
 def test_eval_on_tiny_writes_files_and_matches_score(tmp_path, capsys):
     a, b = _tiny_loras(tmp_path)
     out = tmp_path / "eval"
-    main(["eval", "--backbone", "tiny", "--set", "backbone.steps=2", "--device", "cpu", "--lora", str(a), "--lora",
-          str(b), "--lora-scale", "0.5", "--lora-scale", "1", "--reward", "saturation", "--metric", "brightness",
-          "--prompt", "a cat", "--prompt", "a dog", "--prompt", "a fox", "--seed", "0", "--seed", "1",
-          "--batch-size", "2", "--out", str(out)])
+    main(
+        [
+            "eval",
+            "--backbone",
+            "tiny",
+            "--set",
+            "backbone.steps=2",
+            "--device",
+            "cpu",
+            "--lora",
+            str(a),
+            "--lora",
+            str(b),
+            "--lora-scale",
+            "0.5",
+            "--lora-scale",
+            "1",
+            "--reward",
+            "saturation",
+            "--metric",
+            "brightness",
+            "--prompt",
+            "a cat",
+            "--prompt",
+            "a dog",
+            "--prompt",
+            "a fox",
+            "--seed",
+            "0",
+            "--seed",
+            "1",
+            "--batch-size",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "run0/step-5@0.5" in printed and "saturation" in printed
     for name in ("eval.json", "eval.md", "grid.png", "grid.mp4"):
@@ -79,9 +115,28 @@ def test_eval_on_toy_with_guard_metric(tmp_path, capsys):
 
     prompts = ["a red circle moving left on a gray background", "a blue square moving up on a black background"]
     out = tmp_path / "eval"
-    main(["eval", "--backbone", "toy", "--set", "backbone.steps=6", "--device", "cpu", "--reward", "brightness",
-          "--metric", "toy_color", "--metric", "toy_direction", *sum((["--prompt", p] for p in prompts), []),
-          "--out", str(out), "--frames", "0,7"])
+    main(
+        [
+            "eval",
+            "--backbone",
+            "toy",
+            "--set",
+            "backbone.steps=6",
+            "--device",
+            "cpu",
+            "--reward",
+            "brightness",
+            "--metric",
+            "toy_color",
+            "--metric",
+            "toy_direction",
+            *sum((["--prompt", p] for p in prompts), []),
+            "--out",
+            str(out),
+            "--frames",
+            "0,7",
+        ]
+    )
     data = json.loads((out / "eval.json").read_text())
     (base,) = data["models"]
     videos = torch.stack([torch.from_numpy(np.load(out / v["file"])).permute(0, 3, 1, 2) for v in base["videos"]])
@@ -104,23 +159,59 @@ def _one_line_error(args, needle):
 
 
 def test_eval_errors(tmp_path):
-    _one_line_error(["eval", "--backbone", "tiny", "--no-base", "--prompt", "a", "--device", "cpu",
-                     "--out", str(tmp_path)], "nothing to evaluate")
-    _one_line_error(["eval", "--backbone", "tiny", "--prompt", "a", "--frames", "x", "--device", "cpu",
-                     "--out", str(tmp_path)], "--frames")
-    _one_line_error(["generate", "--backbone", "tiny", "--prompt", "a", "--lora-scale", "0.5",
-                     "--out", str(tmp_path / "a.npy")], "--lora-scale needs --lora")
+    _one_line_error(
+        ["eval", "--backbone", "tiny", "--no-base", "--prompt", "a", "--device", "cpu", "--out", str(tmp_path)],
+        "nothing to evaluate",
+    )
+    _one_line_error(
+        ["eval", "--backbone", "tiny", "--prompt", "a", "--frames", "x", "--device", "cpu", "--out", str(tmp_path)],
+        "--frames",
+    )
+    _one_line_error(
+        ["generate", "--backbone", "tiny", "--prompt", "a", "--lora-scale", "0.5", "--out", str(tmp_path / "a.npy")],
+        "--lora-scale needs --lora",
+    )
 
 
 def test_generate_lora_scale(tmp_path):
     (a, _) = _tiny_loras(tmp_path)
     outs = {}
     for scale in ("0", "0.5", "1"):
-        main(["generate", "--backbone", "tiny", "--prompt", "a cat", "--set", "backbone.steps=2", "--device", "cpu",
-              "--lora", str(a), "--lora-scale", scale, "--out", str(tmp_path / f"s{scale}.npy")])
+        main(
+            [
+                "generate",
+                "--backbone",
+                "tiny",
+                "--prompt",
+                "a cat",
+                "--set",
+                "backbone.steps=2",
+                "--device",
+                "cpu",
+                "--lora",
+                str(a),
+                "--lora-scale",
+                scale,
+                "--out",
+                str(tmp_path / f"s{scale}.npy"),
+            ]
+        )
         outs[scale] = np.load(tmp_path / f"s{scale}.npy")
-    main(["generate", "--backbone", "tiny", "--prompt", "a cat", "--set", "backbone.steps=2", "--device", "cpu",
-          "--out", str(tmp_path / "base.npy")])
+    main(
+        [
+            "generate",
+            "--backbone",
+            "tiny",
+            "--prompt",
+            "a cat",
+            "--set",
+            "backbone.steps=2",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "base.npy"),
+        ]
+    )
     np.testing.assert_allclose(outs["0"], np.load(tmp_path / "base.npy"), atol=1e-6)
     d_half, d_full = (np.abs(outs[s] - outs["0"]).mean() for s in ("0.5", "1"))
     assert 0 < d_half < d_full

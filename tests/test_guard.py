@@ -66,8 +66,13 @@ def _curve():
 
 
 def test_best_by_reward_metric_or_combination():
-    cases = [({"reward": 1.0}, 60), ({"toy_color": 1.0}, 0), ({"reward": 1.0, "toy_color": 1.0}, 30),
-             ({"reward": 1.0, "toy_color": 0.5}, 50), ({"reward": 1.0, "toy_color": 2.0}, 30)]
+    cases = [
+        ({"reward": 1.0}, 60),
+        ({"toy_color": 1.0}, 0),
+        ({"reward": 1.0, "toy_color": 1.0}, 30),
+        ({"reward": 1.0, "toy_color": 0.5}, 50),
+        ({"reward": 1.0, "toy_color": 2.0}, 30),
+    ]
     for weights, step in cases:
         t = BestTracker(weights)
         news = [t.update(r) for r in _curve()]
@@ -93,14 +98,22 @@ def test_early_stop_after_margin_from_start():
 def test_validation_guard_summary():
     from vader_core.config import ValidationSection
 
-    g = ValidationGuard(ValidationSection(select={"reward": 1.0, "toy_color": 1.0},
-                                          early_stop={"metric": "toy_color", "margin": 0.1}), {})
+    g = ValidationGuard(
+        ValidationSection(select={"reward": 1.0, "toy_color": 1.0}, early_stop={"metric": "toy_color", "margin": 0.1}),
+        {},
+    )
     out = [g.update(r) for r in _curve()]
     assert out[4] == (False, True)
     s = g.summary("runs/x/best")
     assert s["best"]["step"] == 30 and s["best"]["checkpoint"] == "runs/x/best"
-    assert s["early_stop"] == {"metric": "toy_color", "margin": 0.1, "start": 1.0, "last": 0.75, "stopped": True,
-                               "step": 40}
+    assert s["early_stop"] == {
+        "metric": "toy_color",
+        "margin": 0.1,
+        "start": 1.0,
+        "last": 0.75,
+        "stopped": True,
+        "step": 40,
+    }
 
 
 def test_config_errors_name_what_to_do():
@@ -146,9 +159,18 @@ class _Plugin:
 
 def _sets(out, steps, extra=()):
     return [
-        f"output.dir={out}", f"train.max_steps={steps}", "optim.grad_accum=1", "output.logger=none",
-        "validation.every=2", "validation.save_videos=false", "validation.seeds=[0]", "backbone.steps=3",
-        "output.checkpoint_every=0", "optim.lr=3e-2", "truncation.k=2", *extra,
+        f"output.dir={out}",
+        f"train.max_steps={steps}",
+        "optim.grad_accum=1",
+        "output.logger=none",
+        "validation.every=2",
+        "validation.save_videos=false",
+        "validation.seeds=[0]",
+        "backbone.steps=3",
+        "output.checkpoint_every=0",
+        "optim.lr=3e-2",
+        "truncation.k=2",
+        *extra,
     ]
 
 
@@ -161,8 +183,12 @@ def test_guard_metrics_never_enter_the_loss(tmp_path):
             cfg = build_config(None, _sets(tmp_path / name, 4, extra), {"rewards": ["saturation"], "device": "cpu"})
             tr = Trainer(cfg, progress=False)
             summary = tr.run()
-            runs[name] = ([json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()],
-                          {k: v.clone() for k, v in tr._lora_sd().items()}, summary, list(_Counting.calls))
+            runs[name] = (
+                [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()],
+                {k: v.clone() for k, v in tr._lora_sd().items()},
+                summary,
+                list(_Counting.calls),
+            )
         (plain, plain_w, _, _), (guarded, guarded_w, summary, calls) = runs["plain"], runs["guarded"]
         # Same losses, rewards and weights with and without guard metrics: they are never trained on.
         assert [r["loss"] for r in plain] == [r["loss"] for r in guarded]
@@ -183,8 +209,12 @@ def test_early_stop_and_best_checkpoint_in_a_run(tmp_path):
     try:
         # Saturation is trained down (weight -1); as a guard with margin 0 it stops the run as soon as it
         # dips at all, and the best checkpoint by `counting` (mean pixel value, lowest wins) is kept.
-        extra = ["validation.metrics=[{name: counting}, {name: saturation}]", "validation.every=1",
-                 "validation.early_stop={metric: saturation, margin: 0.0}", "validation.select={counting: -1.0}"]
+        extra = [
+            "validation.metrics=[{name: counting}, {name: saturation}]",
+            "validation.every=1",
+            "validation.early_stop={metric: saturation, margin: 0.0}",
+            "validation.select={counting: -1.0}",
+        ]
         cfg = build_config(None, _sets(tmp_path, 6, extra), {"rewards": ["saturation=-1"], "device": "cpu"})
         summary = Trainer(cfg, progress=False).run()
         es = summary["early_stop"]
@@ -201,8 +231,10 @@ def test_early_stop_and_best_checkpoint_in_a_run(tmp_path):
         assert (tmp_path / "checkpoints" / f"step-{es['step']}").is_dir()
         # Resuming a run that stopped early does not train past its own stop (a requeued job resumes).
         rows = (tmp_path / "metrics.jsonl").read_text()
-        again = Trainer(build_config(None, _sets(tmp_path, 6, extra), {"rewards": ["saturation=-1"],
-                                                                       "device": "cpu"}), progress=False)
+        again = Trainer(
+            build_config(None, _sets(tmp_path, 6, extra), {"rewards": ["saturation=-1"], "device": "cpu"}),
+            progress=False,
+        )
         resumed = again.run(resume="latest")
         assert resumed["steps"] == es["step"] and (tmp_path / "metrics.jsonl").read_text() == rows
         assert resumed["early_stop"]["stopped"] is True

@@ -7,13 +7,21 @@ import pytest
 
 from vader_core.errors import MissingWeightsError
 from vader_core.hub import (
-    OFFLINE_REASON, first_line, hub_offline, looks_local, missing_model, missing_weights, resolve_model,
+    OFFLINE_REASON,
+    first_line,
+    hub_offline,
+    looks_local,
+    missing_model,
+    missing_weights,
+    resolve_model,
     unavailable_reason,
 )
 
 
-@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), (" ON ", True), ("yes", True),
-                                             ("0", False), ("", False), ("no", False)])
+@pytest.mark.parametrize(
+    "value, expected",
+    [("1", True), ("true", True), (" ON ", True), ("yes", True), ("0", False), ("", False), ("no", False)],
+)
 def test_hub_offline_reads_the_environment_at_each_call(monkeypatch, value, expected):
     from huggingface_hub import constants
 
@@ -32,10 +40,18 @@ def test_hub_offline_follows_huggingface_hub_constants(monkeypatch):
     assert not hub_offline()
 
 
-@pytest.mark.parametrize("ref, local", [
-    ("owner/name", False), ("name", False), ("./name", True), ("/abs/dir", True), ("~/models/x", True),
-    ("a/b/c", True), ("C:\\models\\x", True),
-])
+@pytest.mark.parametrize(
+    "ref, local",
+    [
+        ("owner/name", False),
+        ("name", False),
+        ("./name", True),
+        ("/abs/dir", True),
+        ("~/models/x", True),
+        ("a/b/c", True),
+        ("C:\\models\\x", True),
+    ],
+)
 def test_looks_local_tells_directories_from_hub_ids(ref, local):
     assert looks_local(ref) is local
 
@@ -59,8 +75,9 @@ def test_resolve_model_missing_directory_is_one_actionable_line(tmp_path):
         resolve_model(ref, reward="pickscore", repo="yuvalkirstain/PickScore_v1")
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith(f"pickscore: model `{ref}` (config.json + model.safetensors) not available: "
-                          f"no such directory {ref!r}.")
+    assert msg.startswith(
+        f"pickscore: model `{ref}` (config.json + model.safetensors) not available: no such directory {ref!r}."
+    )
     assert "`hf download yuvalkirstain/PickScore_v1`" in msg
     assert "`--set rewards.N.model=DIR` in `vader train`" in msg and "`--set model=DIR` in `vader score`" in msg
 
@@ -91,8 +108,9 @@ def test_first_line():
 
 
 def test_missing_model_wording_options():
-    e = missing_model("objects", "a/b", "why", repo="hustvl/yolos-base", what="detector", files="config.json",
-                      option="detector_model")
+    e = missing_model(
+        "objects", "a/b", "why", repo="hustvl/yolos-base", what="detector", files="config.json", option="detector_model"
+    )
     assert isinstance(e, MissingWeightsError)
     assert str(e).startswith("objects: detector `a/b` (config.json) not available: why. ")
     assert "reward option `detector_model` (config `detector_model: DIR`" in str(e)
@@ -104,14 +122,24 @@ def test_missing_weights_is_the_one_backbone_wording(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     e = missing_weights("owner/name", err, option="backbone.model", what="Wan weights")
     assert isinstance(e, MissingWeightsError)
-    assert str(e) == ("cannot load Wan weights `owner/name` (HF_HUB_OFFLINE is set): owner/name does not appear to "
-                      "have a file named config.json; download it with `hf download owner/name` or set "
-                      "`backbone.model` to a local diffusers directory (--set backbone.model=/path/to/name)")
-    e = missing_weights("o/vc", KeyError(), option="backbone.model", filename="model.ckpt", files=["model.ckpt"],
-                        local="a local model.ckpt")
+    assert str(e) == (
+        "cannot load Wan weights `owner/name` (HF_HUB_OFFLINE is set): owner/name does not appear to "
+        "have a file named config.json; download it with `hf download owner/name` or set "
+        "`backbone.model` to a local diffusers directory (--set backbone.model=/path/to/name)"
+    )
+    e = missing_weights(
+        "o/vc",
+        KeyError(),
+        option="backbone.model",
+        filename="model.ckpt",
+        files=["model.ckpt"],
+        local="a local model.ckpt",
+    )
     assert str(e).startswith("cannot load `o/vc` file `model.ckpt` (HF_HUB_OFFLINE is set): KeyError; ")
-    assert str(e).endswith("`hf download o/vc model.ckpt` or set `backbone.model` to a local model.ckpt "
-                           "(--set backbone.model=/path/to/model.ckpt)")
+    assert str(e).endswith(
+        "`hf download o/vc model.ckpt` or set `backbone.model` to a local model.ckpt "
+        "(--set backbone.model=/path/to/model.ckpt)"
+    )
     from huggingface_hub import constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
@@ -133,7 +161,9 @@ def test_from_pretrained_offline_error_with_a_real_loader(tmp_path, monkeypatch)
     assert unavailable_reason(e.value, local) == OFFLINE_REASON
 
     d = tmp_path / "saved"
-    transformers.BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8).save_pretrained(d)
+    transformers.BertConfig(
+        hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8
+    ).save_pretrained(d)
     source, local = resolve_model(str(d), reward="r", repo="o/n")
     assert local and transformers.AutoConfig.from_pretrained(source).model_type == "bert"
 
@@ -166,7 +196,9 @@ def test_freeze():
 
 
 def test_importing_the_helpers_is_cheap():
-    code = ("import sys, vader_core.hub, vader_core.modules; "
-            "print([m for m in ('torch', 'transformers', 'huggingface_hub') if m in sys.modules])")
+    code = (
+        "import sys, vader_core.hub, vader_core.modules; "
+        "print([m for m in ('torch', 'transformers', 'huggingface_hub') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -11,7 +11,6 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The layers of vader_core from the bottom up: top-level module (or package) names.
@@ -20,8 +19,26 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("contracts and schema", {"backbone", "reward", "metric", "method", "objective", "hookspecs", "config"}),
     ("registry", {"plugins", "__init__"}),
     ("resolution", {"resolve", "sanity"}),
-    ("engine", {"sampling", "checkpointing", "lora", "checkpoint", "regularization", "guard", "offload", "estimate",
-                "data", "faults", "official_lora", "unet_t2v", "dit_t2v", "trainer", "run"}),
+    (
+        "engine",
+        {
+            "sampling",
+            "checkpointing",
+            "lora",
+            "checkpoint",
+            "regularization",
+            "guard",
+            "offload",
+            "estimate",
+            "data",
+            "faults",
+            "official_lora",
+            "unet_t2v",
+            "dit_t2v",
+            "trainer",
+            "run",
+        },
+    ),
     ("apps", {"cli", "cli_errors", "evaluate", "docs_gen", "testing"}),
 ]
 
@@ -106,8 +123,9 @@ def _layer_of(module: str) -> int | None:
     for i, (_, members) in enumerate(LAYERS):
         if top in members:
             return i
-    raise AssertionError(f"`{module}` is in no layer of tests/test_layers.py: add it to LAYERS (and to "
-                         "docs/architecture.md)")
+    raise AssertionError(
+        f"`{module}` is in no layer of tests/test_layers.py: add it to LAYERS (and to docs/architecture.md)"
+    )
 
 
 def _all_imports() -> list[Import]:
@@ -128,8 +146,10 @@ def upward_imports(imports: list[Import], root: Path = ROOT) -> list[str]:
         low, high = _layer_of(imp.importer), _layer_of(imp.target)
         if low is None or high is None or high <= low:
             continue
-        bad.append(f"{_rel(imp.file, root)}:{imp.line}: `{imp.importer}` ({LAYERS[low][0]}) imports `{imp.target}` "
-                   f"({LAYERS[high][0]}), a layer above it")
+        bad.append(
+            f"{_rel(imp.file, root)}:{imp.line}: `{imp.importer}` ({LAYERS[low][0]}) imports `{imp.target}` "
+            f"({LAYERS[high][0]}), a layer above it"
+        )
     return bad
 
 
@@ -222,8 +242,7 @@ def hand_built_plugins(files: list[Path], root: Path = ROOT) -> list[str]:
             fn = node.func
             if fn.attr in _LOOKUPS:
                 bad.append(f"{rel}:{node.lineno}: `{fn.attr}` looks a plugin up by name; use vader_core.resolve")
-            elif (fn.attr == "model_validate" and isinstance(fn.value, ast.Attribute)
-                  and fn.value.attr == "Options"):
+            elif fn.attr == "model_validate" and isinstance(fn.value, ast.Attribute) and fn.value.attr == "Options":
                 bad.append(f"{rel}:{node.lineno}: a plugin's options validated by hand; use vader_core.resolve")
     return bad
 
@@ -246,28 +265,39 @@ def _fake_tree(tmp_path: Path, files: dict[str, str]) -> dict[str, Path]:
 
 
 def test_checker_finds_an_upward_import_inside_a_function_and_under_type_checking(tmp_path):
-    files = _fake_tree(tmp_path, {
-        "vader_core": "",
-        "vader_core.errors": "def f():\n    from .trainer import Trainer\n",
-        "vader_core.config": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import plugins\n",
-        "vader_core.plugins": "",
-        "vader_core.trainer": "from .config import VaderConfig\n",
-    })
+    files = _fake_tree(
+        tmp_path,
+        {
+            "vader_core": "",
+            "vader_core.errors": "def f():\n    from .trainer import Trainer\n",
+            "vader_core.config": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import plugins\n",
+            "vader_core.plugins": "",
+            "vader_core.trainer": "from .config import VaderConfig\n",
+        },
+    )
     imports = [i for n, f in files.items() for i in _imports(n, f, files)]
     bad = upward_imports(imports, tmp_path)
-    assert any(b.startswith("vader_core/errors.py:2: `vader_core.errors` (base) imports `vader_core.trainer` "
-                            "(engine)") for b in bad), bad
-    assert any("vader_core/config.py:3: `vader_core.config` (contracts and schema) imports `vader_core.plugins` "
-               "(registry)" in b for b in bad), bad
+    assert any(
+        b.startswith("vader_core/errors.py:2: `vader_core.errors` (base) imports `vader_core.trainer` (engine)")
+        for b in bad
+    ), bad
+    assert any(
+        "vader_core/config.py:3: `vader_core.config` (contracts and schema) imports `vader_core.plugins` "
+        "(registry)" in b
+        for b in bad
+    ), bad
     assert len(bad) == 2
 
 
 def test_checker_finds_a_circle(tmp_path):
-    files = _fake_tree(tmp_path, {
-        "vader_core": "",
-        "vader_core.sampling": "from . import lora\n",
-        "vader_core.lora": "def f():\n    import vader_core.sampling\n",
-    })
+    files = _fake_tree(
+        tmp_path,
+        {
+            "vader_core": "",
+            "vader_core.sampling": "from . import lora\n",
+            "vader_core.lora": "def f():\n    import vader_core.sampling\n",
+        },
+    )
     imports = [i for n, f in files.items() for i in _imports(n, f, files)]
     (line,) = cycles(imports, tmp_path)
     assert line.startswith("import circle vader_core.lora <-> vader_core.sampling: ")

@@ -76,14 +76,17 @@ def test_media_errors(tmp_path):
     assert grid.shape == (2, 4, 10, 3)
 
 
-@pytest.mark.parametrize("text, sample, model", [
-    ("a Cat riding a BIKE!", "a_cat_riding_a_bike", "a_Cat_riding_a_BIKE"),
-    ("demo-toy/step-30@0.75", "demo_toy_step_30_0_75", "demo-toy_step-30@0.75"),
-    ("__x__y..", "x_y", "x__y.."),
-    ("¿?", "video", "model"),
-    ("", "video", "model"),
-    ("an owl dancing in the rain under a very long sky of stars", "an_owl_dancing_in_the_rain_under_a_very_", None),
-])
+@pytest.mark.parametrize(
+    "text, sample, model",
+    [
+        ("a Cat riding a BIKE!", "a_cat_riding_a_bike", "a_Cat_riding_a_BIKE"),
+        ("demo-toy/step-30@0.75", "demo_toy_step_30_0_75", "demo-toy_step-30@0.75"),
+        ("__x__y..", "x_y", "x__y.."),
+        ("¿?", "video", "model"),
+        ("", "video", "model"),
+        ("an owl dancing in the rain under a very long sky of stars", "an_owl_dancing_in_the_rain_under_a_very_", None),
+    ],
+)
 def test_slug_names_samples_and_eval_folders_as_before(text, sample, model):
     """One helper, the two file layouts it serves unchanged: validation samples (lower case, 40 characters)
     and `vader eval`'s model folders (case and `._@-` kept)."""

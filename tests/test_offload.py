@@ -49,8 +49,11 @@ def test_encoder_moves_in_only_while_encoding(monkeypatch):
 def test_trainer_installs_offload_when_asked(tmp_path):
     from vader_core.trainer import Trainer
 
-    cfg = build_config(None, [f"output.dir={tmp_path}", "output.logger=none", "memory.offload_encoders=true"],
-                       {"device": "cpu", "train.max_steps": 0})
+    cfg = build_config(
+        None,
+        [f"output.dir={tmp_path}", "output.logger=none", "memory.offload_encoders=true"],
+        {"device": "cpu", "train.max_steps": 0},
+    )
     tr = Trainer(cfg, progress=False)
     tr._setup()
     assert tr.encoder_offload is not None and "encode_condition" in vars(tr.backbone)

@@ -11,9 +11,23 @@ import time
 from vader_core.checkpoint import list_checkpoints, load_checkpoint
 from vader_core.testing import assert_one_line_error, run_cli
 
-FAST = ["--set", "optim.grad_accum=1", "--set", "output.logger=none", "--set", "validation.every=0",
-        "--set", "validation.save_videos=false", "--set", "validation.seeds=[0]", "--set", "backbone.steps=2",
-        "--device", "cpu", "-q"]
+FAST = [
+    "--set",
+    "optim.grad_accum=1",
+    "--set",
+    "output.logger=none",
+    "--set",
+    "validation.every=0",
+    "--set",
+    "validation.save_videos=false",
+    "--set",
+    "validation.seeds=[0]",
+    "--set",
+    "backbone.steps=2",
+    "--device",
+    "cpu",
+    "-q",
+]
 
 
 def _lines(path):
@@ -23,8 +37,22 @@ def _lines(path):
 def _start(out, *extra):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VADER_PLUGINS": ""}
     return subprocess.Popen(
-        [sys.executable, "-m", "vader_core.cli", "train", "--max-steps", "100000", "--output-dir", str(out), *FAST,
-         *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "vader_core.cli",
+            "train",
+            "--max-steps",
+            "100000",
+            "--output-dir",
+            str(out),
+            *FAST,
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 
@@ -45,8 +73,11 @@ def test_preemption_signals_save_and_kill_9_loses_nothing(tmp_path):
     runs = {
         signal.SIGTERM: (tmp_path / "term", ["--set", "output.checkpoint_every=0"], 2),
         signal.SIGUSR1: (tmp_path / "usr1", ["--set", "output.checkpoint_every=0"], 2),
-        signal.SIGKILL: (tmp_path / "kill", ["--set", "output.checkpoint_every=1", "--set",
-                                             "output.keep_checkpoints=2"], 4),
+        signal.SIGKILL: (
+            tmp_path / "kill",
+            ["--set", "output.checkpoint_every=1", "--set", "output.keep_checkpoints=2"],
+            4,
+        ),
     }
     procs = {sig: _start(out, *extra) for sig, (out, extra, _) in runs.items()}
     for sig, (out, _, n) in runs.items():
@@ -95,8 +126,9 @@ def test_a_new_run_never_overwrites_an_earlier_runs_metrics(tmp_path):
     (out / "summary.json").write_text("{}")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     res = run_cli(["train", "--max-steps", "1", "--output-dir", out, *FAST])
-    assert_one_line_error(res, "earlier run's metrics.jsonl, summary.json", "no complete checkpoint",
-                          "another --output-dir")
+    assert_one_line_error(
+        res, "earlier run's metrics.jsonl, summary.json", "no complete checkpoint", "another --output-dir"
+    )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 

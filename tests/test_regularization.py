@@ -44,7 +44,9 @@ class _Mini(BackbonePlugin):
         return None
 
     def prepare_latents(self, batch_size, generator):  # noqa: ANN001, ANN201
-        return torch.randn(batch_size, 4, 1, 4, 4, generator=generator) * getattr(self.scheduler, "init_noise_sigma", 1.0)
+        return torch.randn(batch_size, 4, 1, 4, 4, generator=generator) * getattr(
+            self.scheduler, "init_noise_sigma", 1.0
+        )
 
     def predict(self, latents, t, cond, step_index):  # noqa: ANN001, ANN201
         x = latents[:, :, 0]
@@ -70,14 +72,19 @@ def _is_flow(s) -> bool:  # noqa: ANN001
 
 
 def _schedulers():
-    from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler,
-                           UniPCMultistepScheduler)
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        FlowMatchEulerDiscreteScheduler,
+        UniPCMultistepScheduler,
+    )
 
     base = {"num_train_timesteps": 1000, "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012}
     return {
         "ddim-epsilon": lambda: DDIMScheduler(**base, prediction_type="epsilon"),
-        "ddim-v": lambda: DDIMScheduler(**base, prediction_type="v_prediction", rescale_betas_zero_snr=True,
-                                        timestep_spacing="trailing"),
+        "ddim-v": lambda: DDIMScheduler(
+            **base, prediction_type="v_prediction", rescale_betas_zero_snr=True, timestep_spacing="trailing"
+        ),
         "dpm-multistep": lambda: DPMSolverMultistepScheduler(**base),
         "unipc": lambda: UniPCMultistepScheduler(**base),
         "flow": lambda: FlowMatchEulerDiscreteScheduler(shift=3.0),
@@ -101,8 +108,13 @@ def _mini(kind: str, lora_std: float) -> _Mini:
 
 def _sample(bb, guard: KLGuard | None, k: int = 2):  # noqa: ANN001
     video, kept, _ = sample_with_grad(
-        guard.backbone if guard is not None else bb, None, 2, torch.Generator().manual_seed(0), random.Random(0),
-        TruncationSection(mode="last", k=k), MemorySection(gradient_checkpointing=False, decoded_frames=None),
+        guard.backbone if guard is not None else bb,
+        None,
+        2,
+        torch.Generator().manual_seed(0),
+        random.Random(0),
+        TruncationSection(mode="last", k=k),
+        MemorySection(gradient_checkpointing=False, decoded_frames=None),
     )
     return video, kept
 
@@ -176,8 +188,15 @@ def test_kl_on_real_backbones_with_checkpointing(name):
 
     def run():
         guard = KLGuard(bb, cond)
-        sample_with_grad(guard.backbone, cond, 1, torch.Generator().manual_seed(0), random.Random(0),
-                         TruncationSection(mode="last", k=2), MemorySection(gradient_checkpointing=True))
+        sample_with_grad(
+            guard.backbone,
+            cond,
+            1,
+            torch.Generator().manual_seed(0),
+            random.Random(0),
+            TruncationSection(mode="last", k=2),
+            MemorySection(gradient_checkpointing=True),
+        )
         return guard
 
     # Zero up to float rounding: the kept call runs its guidance halves one after the other

@@ -41,14 +41,25 @@ class _Spy:
 
 def _run(bb, trunc, memory=None, seed=0):
     cond = bb.encode_condition(["a cat"], None)
-    return sample_with_grad(bb, cond, 1, torch.Generator().manual_seed(seed), random.Random(seed), trunc,
-                            memory or MemorySection(gradient_checkpointing=False, decoded_frames=1))
+    return sample_with_grad(
+        bb,
+        cond,
+        1,
+        torch.Generator().manual_seed(seed),
+        random.Random(seed),
+        trunc,
+        memory or MemorySection(gradient_checkpointing=False, decoded_frames=1),
+    )
 
 
 @pytest.mark.parametrize(
     "trunc",
-    [TruncationSection(mode="last", k=1), TruncationSection(mode="last", k=3),
-     TruncationSection(mode="rand", k=2), TruncationSection(mode="specific", steps=[1, 3])],
+    [
+        TruncationSection(mode="last", k=1),
+        TruncationSection(mode="last", k=3),
+        TruncationSection(mode="rand", k=2),
+        TruncationSection(mode="specific", steps=[1, 3]),
+    ],
 )
 def test_truncation_keeps_exactly_k_steps(backbone, monkeypatch, trunc):
     spy = _Spy(backbone, monkeypatch)
@@ -72,8 +83,11 @@ def test_checkpointing_calls_twice_but_same_gradient(backbone, monkeypatch):
     grads = []
     for ckpt in (False, True):
         spy = _Spy(backbone, monkeypatch)
-        video, kept, _ = _run(backbone, TruncationSection(mode="last", k=2),
-                              MemorySection(gradient_checkpointing=ckpt, decoded_frames=2, frame_selection="uniform"))
+        video, kept, _ = _run(
+            backbone,
+            TruncationSection(mode="last", k=2),
+            MemorySection(gradient_checkpointing=ckpt, decoded_frames=2, frame_selection="uniform"),
+        )
         video.mean().backward()
         grads.append([p.grad.clone() for n, p in backbone.denoiser.named_parameters() if "lora_" in n])
         backbone.denoiser.zero_grad(set_to_none=True)
@@ -86,8 +100,9 @@ def test_checkpointing_calls_twice_but_same_gradient(backbone, monkeypatch):
 @pytest.mark.parametrize("count", [1, 2, None])
 def test_frame_subsampling_decodes_only_chosen_frames(backbone, monkeypatch, count):
     spy = _Spy(backbone, monkeypatch)
-    video, _, frames = _run(backbone, TruncationSection(mode="last", k=1),
-                            MemorySection(gradient_checkpointing=False, decoded_frames=count))
+    video, _, frames = _run(
+        backbone, TruncationSection(mode="last", k=1), MemorySection(gradient_checkpointing=False, decoded_frames=count)
+    )
     n = 4 if count is None else count
     assert video.shape[1] == n and len(frames) == n and spy.decoded == [n]
 

@@ -12,8 +12,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _pip(*args):
-    res = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     return res
 
@@ -21,13 +25,16 @@ def _pip(*args):
 def _vader(*args, **env):
     e = {k: v for k, v in os.environ.items() if k != "VADER_PLUGINS"}
     e.update(env)
-    return subprocess.run([sys.executable, "-m", "vader_core.cli", *args], capture_output=True, text=True,
-                          timeout=300, env=e)
+    return subprocess.run(
+        [sys.executable, "-m", "vader_core.cli", *args], capture_output=True, text=True, timeout=300, env=e
+    )
 
 
 @pytest.fixture(scope="module")
 def installed():
-    _pip("install", "--no-deps", "--no-build-isolation", str(FIXTURES / "vader-redness"), str(FIXTURES / "vader-broken"))
+    _pip(
+        "install", "--no-deps", "--no-build-isolation", str(FIXTURES / "vader-redness"), str(FIXTURES / "vader-broken")
+    )
     try:
         yield
     finally:
@@ -48,10 +55,32 @@ def test_installed_plugin_listed_used_and_removed(installed, tmp_path):
     assert broken["status"] == "broken" and "vader_no_such_dependency" in broken["summary"]
     assert ("brightness", "reward") in rows  # the broken plugin does not stop the others
 
-    res = _vader("train", "--reward", "redness", "--max-steps", "1", "--output-dir", str(tmp_path),
-                 "--set", "optim.grad_accum=1", "--set", "output.logger=none", "--set", "validation.every=0",
-                 "--set", "validation.save_videos=false", "--set", "validation.seeds=[0]",
-                 "--set", "backbone.steps=2", "--set", "rewards.0.gain=2", "--device", "cpu", "-q")
+    res = _vader(
+        "train",
+        "--reward",
+        "redness",
+        "--max-steps",
+        "1",
+        "--output-dir",
+        str(tmp_path),
+        "--set",
+        "optim.grad_accum=1",
+        "--set",
+        "output.logger=none",
+        "--set",
+        "validation.every=0",
+        "--set",
+        "validation.save_videos=false",
+        "--set",
+        "validation.seeds=[0]",
+        "--set",
+        "backbone.steps=2",
+        "--set",
+        "rewards.0.gain=2",
+        "--device",
+        "cpu",
+        "-q",
+    )
     assert res.returncode == 0, res.stderr
     row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     assert "redness" in row["rewards"]

@@ -16,7 +16,12 @@ from vader_core.trainer import Trainer
 from vader_plugins.toy import ToyBackbone
 from vader_plugins.toy.backbone import WEIGHTS_DIR, ToyOptions
 from vader_plugins.toy.data import (
-    COLORS, DIRECTIONS, HELDOUT_CAPTIONS, HELDOUT_SPECS, TRAIN_CAPTIONS, TRAIN_SPECS, ToyVideoDataset, parse_caption,
+    HELDOUT_CAPTIONS,
+    HELDOUT_SPECS,
+    TRAIN_CAPTIONS,
+    TRAIN_SPECS,
+    ToyVideoDataset,
+    parse_caption,
     render,
 )
 from vader_plugins.toy.quality import analyze_clip, direction_control, evaluate, score
@@ -111,8 +116,14 @@ def test_bundled_model_moves_as_the_direction_word_says(toy):
 def test_short_alignment_raises_heldout_reward(tmp_path):
     """The demo's configuration, shortened: a few steps already raise the held-out reward."""
     sets = [
-        f"output.dir={tmp_path}", "train.max_steps=6", "output.logger=none", "validation.every=0",
-        "validation.save_videos=false", "validation.seeds=[0]", "backbone.steps=4", "output.checkpoint_every=0",
+        f"output.dir={tmp_path}",
+        "train.max_steps=6",
+        "output.logger=none",
+        "validation.every=0",
+        "validation.save_videos=false",
+        "validation.seeds=[0]",
+        "backbone.steps=4",
+        "output.checkpoint_every=0",
         "optim.lr=1e-2",
     ]
     demo = Path(__file__).resolve().parents[1] / "examples" / "demo-toy.yaml"
@@ -132,8 +143,27 @@ def test_short_alignment_raises_heldout_reward(tmp_path):
 def test_training_script_tiny_budget(tmp_path):
     from vader_plugins.toy.train import main
 
-    info = main(["--out", str(tmp_path), "--size", "tiny", "--vae-steps", "2", "--vae-batch", "2", "--pool", "4",
-                 "--steps", "2", "--batch-size", "2", "--log-every", "0", "--no-quality"])
+    info = main(
+        [
+            "--out",
+            str(tmp_path),
+            "--size",
+            "tiny",
+            "--vae-steps",
+            "2",
+            "--vae-batch",
+            "2",
+            "--pool",
+            "4",
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--log-every",
+            "0",
+            "--no-quality",
+        ]
+    )
     assert info["denoiser_steps"] == 2
     for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
         assert (tmp_path / sub).is_dir()
@@ -148,15 +178,43 @@ def test_training_script_tiny_budget(tmp_path):
     video = generate(bb, ["a red circle moving left on a gray background"], None, torch.Generator().manual_seed(0))
     assert video.shape == (1, 2, 3, 32, 32) and torch.isfinite(video).all()
     # A second stage continues from the first: same VAE and scaling, fresh clips, history in the card.
-    more = main(["--out", str(tmp_path / "more"), "--init", str(tmp_path), "--size", "tiny", "--vae-steps", "0",
-                 "--pool", "4", "--steps", "1", "--batch-size", "2", "--log-every", "0", "--no-quality",
-                 "--schedule", "zero-snr", "--terminal-share", "0.5", "--terminal-steps", "1"])
+    more = main(
+        [
+            "--out",
+            str(tmp_path / "more"),
+            "--init",
+            str(tmp_path),
+            "--size",
+            "tiny",
+            "--vae-steps",
+            "0",
+            "--pool",
+            "4",
+            "--steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--log-every",
+            "0",
+            "--no-quality",
+            "--schedule",
+            "zero-snr",
+            "--terminal-share",
+            "0.5",
+            "--terminal-steps",
+            "1",
+        ]
+    )
     sched = json.loads((tmp_path / "more" / "scheduler" / "scheduler_config.json").read_text())
     assert (sched["prediction_type"], sched["rescale_betas_zero_snr"], sched["timestep_spacing"]) == (
-        "v_prediction", True, "trailing")
-    assert ("| v MSE (the first 1 steps only at the last timestep against the caption's mean clip; then 50% of each "
-            "batch at the last timestep against its caption's mean clip)") in (
-        tmp_path / "more" / "MODEL_CARD.md").read_text()
+        "v_prediction",
+        True,
+        "trailing",
+    )
+    assert (
+        "| v MSE (the first 1 steps only at the last timestep against the caption's mean clip; then 50% of each "
+        "batch at the last timestep against its caption's mean clip)"
+    ) in (tmp_path / "more" / "MODEL_CARD.md").read_text()
     bb = ToyBackbone(ToyOptions(model=str(tmp_path / "more"), frames=2, steps=2))
     bb.load("cpu", torch.float32)
     video = generate(bb, ["a red circle moving left on a gray background"], None, torch.Generator().manual_seed(0))
@@ -169,10 +227,37 @@ def test_training_script_tiny_budget(tmp_path):
     assert info["unet_class"] == more["unet_class"] == "UNet3DConditionModel"
     # --fresh-denoiser keeps the VAE and starts another UNet (here AnimateDiff's UNetMotionModel) and text
     # encoder; the loss options are recorded in the card.
-    other = main(["--out", str(tmp_path / "motion"), "--init", str(tmp_path), "--fresh-denoiser", "--unet", "motion",
-                  "--object-weight", "5", "--high-noise-weight", "5", "--speed", "1.75", "2.5", "--size", "tiny",
-                  "--vae-steps", "0", "--pool", "4", "--steps", "1", "--batch-size", "2", "--log-every", "0",
-                  "--no-quality"])
+    other = main(
+        [
+            "--out",
+            str(tmp_path / "motion"),
+            "--init",
+            str(tmp_path),
+            "--fresh-denoiser",
+            "--unet",
+            "motion",
+            "--object-weight",
+            "5",
+            "--high-noise-weight",
+            "5",
+            "--speed",
+            "1.75",
+            "2.5",
+            "--size",
+            "tiny",
+            "--vae-steps",
+            "0",
+            "--pool",
+            "4",
+            "--steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--log-every",
+            "0",
+            "--no-quality",
+        ]
+    )
     assert other["unet_class"] == "UNetMotionModel" and set(other["caption_sensitivity"]) == {"color", "direction"}
     card = (tmp_path / "motion" / "MODEL_CARD.md").read_text()
     assert "UNet and text encoder trained from scratch" in card and "`UNetMotionModel` | blocks" in card
@@ -217,8 +302,7 @@ def test_direction_control_tells_word_from_noise(monkeypatch):
         return torch.from_numpy(render(parse_caption(caption), np.random.default_rng(seed)))[None]
 
     prompts = list(HELDOUT_CAPTIONS[:3])
-    monkeypatch.setattr(vader_core.sampling, "generate",
-                        lambda bb, caps, image, g: draw(caps[0], g.initial_seed()))
+    monkeypatch.setattr(vader_core.sampling, "generate", lambda bb, caps, image, g: draw(caps[0], g.initial_seed()))
     res = direction_control(None, prompts, seeds=(0, 1))
     assert res == {"n": 6, "same_direction": 0.0, "distinct_directions": 4.0, "direction_accuracy": 1.0}
 
@@ -250,11 +334,29 @@ def test_terminal_share_trains_the_last_timestep_on_caption_means():
     comps = toy_components("tiny", 0)
     g = torch.Generator().manual_seed(0)
     captions = ["a red circle moving left on a gray background", "a blue square moving up on a black background"]
-    pool = {"mean": torch.randn(4, 4, 2, 8, 8, generator=g), "std": torch.zeros(4, 4, 2, 8, 8),
-            "object": torch.ones(4, 1, 2, 8, 8), "captions": captions * 2}
+    pool = {
+        "mean": torch.randn(4, 4, 2, 8, 8, generator=g),
+        "std": torch.zeros(4, 4, 2, 8, 8),
+        "object": torch.ones(4, 1, 2, 8, 8),
+        "captions": captions * 2,
+    }
     with pytest.raises(ValueError, match="zero-snr"):
-        train_denoiser(comps["unet"], comps["text_encoder"], comps["tokenizer"], pool, 1.0, 1, 2, 1e-3, 0.0, 0.9, 0,
-                       None, terminal_share=0.5, scheduler_config=SCHEDULES["sd"])
+        train_denoiser(
+            comps["unet"],
+            comps["text_encoder"],
+            comps["tokenizer"],
+            pool,
+            1.0,
+            1,
+            2,
+            1e-3,
+            0.0,
+            0.9,
+            0,
+            None,
+            terminal_share=0.5,
+            scheduler_config=SCHEDULES["sd"],
+        )
     calls = []
     unet = comps["unet"]
     original = unet.forward
@@ -264,17 +366,59 @@ def test_terminal_share_trains_the_last_timestep_on_caption_means():
         return original(sample, timestep, **kw)
 
     unet.forward = spy
-    train_denoiser(unet, comps["text_encoder"], comps["tokenizer"], pool, 1.0, 2, 4, 1e-3, 0.0, 0.9, 0, None,
-                   terminal_share=1.0, scheduler_config=SCHEDULES["zero-snr"])
+    train_denoiser(
+        unet,
+        comps["text_encoder"],
+        comps["tokenizer"],
+        pool,
+        1.0,
+        2,
+        4,
+        1e-3,
+        0.0,
+        0.9,
+        0,
+        None,
+        terminal_share=1.0,
+        scheduler_config=SCHEDULES["zero-snr"],
+    )
     assert all((t == 999).all() for t in calls) and len(calls) == 2
     # terminal_steps: the whole batch at t=999 for the first steps only, then terminal_share (0 here).
     calls.clear()
-    train_denoiser(unet, comps["text_encoder"], comps["tokenizer"], pool, 1.0, 4, 8, 1e-3, 0.0, 0.9, 0, None,
-                   terminal_steps=2, scheduler_config=SCHEDULES["zero-snr"])
+    train_denoiser(
+        unet,
+        comps["text_encoder"],
+        comps["tokenizer"],
+        pool,
+        1.0,
+        4,
+        8,
+        1e-3,
+        0.0,
+        0.9,
+        0,
+        None,
+        terminal_steps=2,
+        scheduler_config=SCHEDULES["zero-snr"],
+    )
     assert [bool((t == 999).all()) for t in calls] == [True, True, False, False]
     with pytest.raises(ValueError, match="zero-snr"):
-        train_denoiser(comps["unet"], comps["text_encoder"], comps["tokenizer"], pool, 1.0, 1, 2, 1e-3, 0.0, 0.9, 0,
-                       None, terminal_steps=1, scheduler_config=SCHEDULES["sd"])
+        train_denoiser(
+            comps["unet"],
+            comps["text_encoder"],
+            comps["tokenizer"],
+            pool,
+            1.0,
+            1,
+            2,
+            1e-3,
+            0.0,
+            0.9,
+            0,
+            None,
+            terminal_steps=1,
+            scheduler_config=SCHEDULES["sd"],
+        )
 
 
 def test_lora_on_the_toy_unet_loads_into_animatediff_pipeline(tmp_path):
@@ -293,8 +437,14 @@ def test_lora_on_the_toy_unet_loads_into_animatediff_pipeline(tmp_path):
     fresh = ToyBackbone(ToyOptions())
     fresh.load_tiny("cpu", torch.float32)
     c = fresh.components
-    pipe = AnimateDiffPipeline(vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"],
-                               unet=c["unet"], motion_adapter=None, scheduler=c["scheduler"])
+    pipe = AnimateDiffPipeline(
+        vae=c["vae"],
+        text_encoder=c["text_encoder"],
+        tokenizer=c["tokenizer"],
+        unet=c["unet"],
+        motion_adapter=None,
+        scheduler=c["scheduler"],
+    )
     g = torch.Generator().manual_seed(1)
     x = torch.randn(1, 4, 2, 8, 8, generator=g)
     t = torch.tensor(500)

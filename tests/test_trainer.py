@@ -12,12 +12,18 @@ from vader_core.reward import RewardPlugin
 from vader_core.trainer import Trainer
 
 
-
 def tiny_sets(out_dir, steps=3, extra=()):
     return [
-        f"output.dir={out_dir}", f"train.max_steps={steps}", "optim.grad_accum=1", "output.logger=none",
-        "validation.every=0", "validation.save_videos=false", "validation.seeds=[0]", "backbone.steps=3",
-        "output.checkpoint_every=0", *extra,
+        f"output.dir={out_dir}",
+        f"train.max_steps={steps}",
+        "optim.grad_accum=1",
+        "output.logger=none",
+        "validation.every=0",
+        "validation.save_videos=false",
+        "validation.seeds=[0]",
+        "backbone.steps=3",
+        "output.checkpoint_every=0",
+        *extra,
     ]
 
 
@@ -128,8 +134,7 @@ def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
 
 
 def test_bf16_keeps_frozen_weights_in_bf16_and_lora_in_fp32(tmp_path):
-    cfg = build_config(None, tiny_sets(tmp_path, 2), {"rewards": ["saturation"], "device": "cpu",
-                                                     "precision": "bf16"})
+    cfg = build_config(None, tiny_sets(tmp_path, 2), {"rewards": ["saturation"], "device": "cpu", "precision": "bf16"})
     tr = Trainer(cfg, progress=False)
     summary = tr.run()
     assert summary["precision"] == "bf16"
@@ -160,15 +165,17 @@ def test_reward_queries_of_methods_that_do_not_report_them(tmp_path):
         def step(self, ctx, batch, generator, rng):
             with torch.no_grad():
                 cond = ctx.backbone.encode_condition(batch.prompts, batch.images)
-            video, _, _ = sample_with_grad(ctx.backbone, cond, len(batch.prompts), generator, rng,
-                                           ctx.config.truncation, ctx.config.memory)
+            video, _, _ = sample_with_grad(
+                ctx.backbone, cond, len(batch.prompts), generator, rng, ctx.config.truncation, ctx.config.memory
+            )
             total, scores = ctx.objective(video, batch.prompts)
             loss = -total.mean()
             ctx.backward(loss)
             if self.adds_to_context:
                 ctx.num_reward_queries += len(batch.prompts)
-            return StepOutput(loss=float(loss.detach()), reward=total.detach(),
-                              rewards={k: v.detach() for k, v in scores.items()})
+            return StepOutput(
+                loss=float(loss.detach()), reward=total.detach(), rewards={k: v.detach() for k, v in scores.items()}
+            )
 
     class Counting(Plain):
         name = "counting-old"

@@ -17,11 +17,18 @@ def tiny_motion_unet(seed: int = 0) -> Any:
 
     torch.manual_seed(seed)
     return UNetMotionModel(
-        sample_size=16, in_channels=4, out_channels=4,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
         down_block_types=("CrossAttnDownBlockMotion", "DownBlockMotion"),
         up_block_types=("UpBlockMotion", "CrossAttnUpBlockMotion"),
-        block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=32, cross_attention_dim=32,
-        num_attention_heads=4, motion_num_attention_heads=4, motion_max_seq_length=16,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        norm_num_groups=32,
+        cross_attention_dim=32,
+        num_attention_heads=4,
+        motion_num_attention_heads=4,
+        motion_max_seq_length=16,
     )
 
 
@@ -82,8 +89,12 @@ def test_unsupported_unet_class_is_a_clear_error(tmp_path):
     src.load("cpu", torch.float32)
     src.save_pretrained(tmp_path / "m")
     UNet2DConditionModel(
-        sample_size=8, block_out_channels=(32, 64), layers_per_block=1, cross_attention_dim=32,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        sample_size=8,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        cross_attention_dim=32,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
     ).save_pretrained(tmp_path / "m" / "unet")
     with pytest.raises(ConfigError, match="UNet2DConditionModel in unet/.*UNet3DConditionModel or UNetMotionModel"):
         TinyBackbone(TinyOptions(model=str(tmp_path / "m"))).load("cpu", torch.float32)

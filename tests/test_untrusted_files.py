@@ -12,9 +12,23 @@ from vader_core import checkpoint as ck
 from vader_core.cli import main
 from vader_core.testing import plant_pickle, planted_pickle_works
 
-FAST = ["--set", "optim.grad_accum=1", "--set", "output.logger=none", "--set", "validation.every=0",
-        "--set", "validation.save_videos=false", "--set", "validation.seeds=[0]", "--set", "backbone.steps=2",
-        "--device", "cpu", "-q"]
+FAST = [
+    "--set",
+    "optim.grad_accum=1",
+    "--set",
+    "output.logger=none",
+    "--set",
+    "validation.every=0",
+    "--set",
+    "validation.save_videos=false",
+    "--set",
+    "validation.seeds=[0]",
+    "--set",
+    "backbone.steps=2",
+    "--device",
+    "cpu",
+    "-q",
+]
 
 
 def _cli(capsys, *args):
@@ -43,8 +57,13 @@ def test_the_payload_really_runs_when_unpickled(tmp_path):
 def test_checkpoints_hold_no_pickle(trained):
     step = trained / "checkpoints" / "step-1"
     names = sorted(p.name for p in step.iterdir())
-    assert names == ["optimizer.safetensors", "pytorch_lora_weights.safetensors", "rng.safetensors",
-                     "scheduler.safetensors", "state.json"]
+    assert names == [
+        "optimizer.safetensors",
+        "pytorch_lora_weights.safetensors",
+        "rng.safetensors",
+        "scheduler.safetensors",
+        "state.json",
+    ]
     for p in step.glob("*.safetensors"):
         assert p.read_bytes()[8:9] == b"{", p  # a safetensors header, not a pickle (b"\x80") or zip (b"PK")
 
@@ -62,8 +81,9 @@ def test_state_round_trip_is_exact():
     opt.step()
     sd = opt.state_dict()
     back = ck._decode(json.loads(json.dumps(ck._encode(sd, t := {}))), t)
-    assert back["param_groups"] == sd["param_groups"] and torch.equal(back["state"][0]["exp_avg"],
-                                                                      sd["state"][0]["exp_avg"])
+    assert back["param_groups"] == sd["param_groups"] and torch.equal(
+        back["state"][0]["exp_avg"], sd["state"][0]["exp_avg"]
+    )
 
 
 @pytest.mark.parametrize("part", ["optimizer", "scheduler", "rng"])
@@ -117,8 +137,20 @@ def test_generate_lora_planted_runs_no_code(tmp_path, capsys, where):
     marker = tmp_path / "MARKER"
     target = tmp_path / "lora.safetensors" if where == "file" else tmp_path / "ck" / ck.WEIGHTS_NAME
     plant_pickle(target, marker)
-    code, err = _cli(capsys, "generate", "--prompt", "a cat", "--set", "backbone.steps=1", "--device", "cpu",
-                     "--lora", str(target if where == "file" else target.parent), "--out", str(tmp_path / "v.npy"))
+    code, err = _cli(
+        capsys,
+        "generate",
+        "--prompt",
+        "a cat",
+        "--set",
+        "backbone.steps=1",
+        "--device",
+        "cpu",
+        "--lora",
+        str(target if where == "file" else target.parent),
+        "--out",
+        str(tmp_path / "v.npy"),
+    )
     assert not marker.exists() and code == 2 and len(err) == 1 and "LoRA" in err[0], err
     assert not (tmp_path / "v.npy").exists()
 

@@ -17,8 +17,23 @@ from .reward import RewardOptions, RewardPlugin
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackboneOptions", "BackbonePlugin", "Batch", "MethodOptions", "MethodPlugin", "MetricOptions", "MetricPlugin",
+    "BackboneOptions",
+    "BackbonePlugin",
+    "Batch",
+    "MethodOptions",
+    "MethodPlugin",
+    "MetricOptions",
+    "MetricPlugin",
     "RewardOptions",
-    "RewardPlugin", "StepOutput", "TrainContext", "VaderError", "get_backbone", "get_method", "get_metric", "get_reward",
-    "hookimpl", "list_plugins", "__version__",
+    "RewardPlugin",
+    "StepOutput",
+    "TrainContext",
+    "VaderError",
+    "get_backbone",
+    "get_method",
+    "get_metric",
+    "get_reward",
+    "hookimpl",
+    "list_plugins",
+    "__version__",
 ]

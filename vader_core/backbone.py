@@ -9,7 +9,8 @@ whatever the backbone's scheduler consumes (noise, velocity, flow), and ``schedu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,8 +31,12 @@ class BackboneOptions(BaseModel):
     frames: int = Field(16, ge=1, description="Number of frames generated.")
     steps: int = Field(25, ge=1, description="Denoising steps.")
     guidance: float = Field(7.5, ge=0.0, description="Classifier-free guidance scale; 1 disables it.")
-    eta: float = Field(0.0, ge=0.0, description="Stochasticity of the sampler (0 = deterministic): DDIM's eta, or the "
-                       "noise level of a flow-matching SDE step.")
+    eta: float = Field(
+        0.0,
+        ge=0.0,
+        description="Stochasticity of the sampler (0 = deterministic): DDIM's eta, or the "
+        "noise level of a flow-matching SDE step.",
+    )
 
 
 class BackbonePlugin:
@@ -69,7 +74,7 @@ class BackbonePlugin:
         self.dtype: Any = None
 
     # ------------------------------------------------------------------ loading
-    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         """Load the pretrained components named by ``options.model`` onto ``device`` in ``dtype``.
 
         Must honour ``HF_HUB_OFFLINE`` and raise :class:`~vader_core.errors.MissingWeightsError`
@@ -77,7 +82,7 @@ class BackbonePlugin:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement load()")
 
-    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+    def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Build tiny randomly initialised components of the real architecture (for tests)."""
         raise NotImplementedError(f"{type(self).__name__} must implement load_tiny()")
 
@@ -86,7 +91,9 @@ class BackbonePlugin:
         (a model trained on a narrow domain, like the bundled ``toy``, overrides this)."""
         return None
 
-    def install_components(self, components: dict[str, Any], device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def install_components(
+        self, components: dict[str, Any], device: torch.device | str, dtype: torch.dtype
+    ) -> None:
         """Install ``components``: modules moved to ``device``, cast to ``dtype`` (only when needed, which
         spares diffusers' cast warning), frozen and in eval mode."""
         import torch
@@ -101,7 +108,7 @@ class BackbonePlugin:
         self.device, self.dtype = torch.device(device), dtype
 
     @property
-    def denoiser(self) -> "torch.nn.Module":
+    def denoiser(self) -> torch.nn.Module:
         """The module that receives LoRA."""
         return self.components[self.denoiser_name]
 
@@ -109,14 +116,14 @@ class BackbonePlugin:
     def scheduler(self) -> Any:
         return self.components["scheduler"]
 
-    def modules(self) -> dict[str, "torch.nn.Module"]:
+    def modules(self) -> dict[str, torch.nn.Module]:
         """All torch modules among the components (frozen by the trainer, moved, cast)."""
         import torch
 
         return {k: v for k, v in self.components.items() if isinstance(v, torch.nn.Module)}
 
     # ------------------------------------------------------------------ memory
-    def checkpoint_blocks(self) -> "list[torch.nn.Module]":
+    def checkpoint_blocks(self) -> list[torch.nn.Module]:
         """The denoiser's blocks that the core recomputes one by one in backward at a kept step
         (``memory.gradient_checkpointing: block``; see :mod:`vader_core.checkpointing`).
 
@@ -137,12 +144,12 @@ class BackbonePlugin:
         """
         return False
 
-    def decoder_checkpoint_blocks(self) -> "list[torch.nn.Module]":
+    def decoder_checkpoint_blocks(self) -> list[torch.nn.Module]:
         """The VAE decoder's blocks the core recomputes in backward while frames are decoded with
         gradient (block level), e.g. the resnets and upsamplers of its up blocks. Default: ``[]``."""
         return []
 
-    def condition_encoders(self) -> "dict[str, torch.nn.Module]":
+    def condition_encoders(self) -> dict[str, torch.nn.Module]:
         """The frozen condition encoders (text, image) used only by :meth:`encode_condition`: with
         ``memory.offload_encoders`` the core keeps them off the accelerator between encodings.
         Default: none."""
@@ -157,12 +164,12 @@ class BackbonePlugin:
         """
         raise NotImplementedError
 
-    def set_timesteps(self, steps: int) -> "Sequence[torch.Tensor]":
+    def set_timesteps(self, steps: int) -> Sequence[torch.Tensor]:
         """Reset the scheduler for a new chain of ``steps`` steps and return its timesteps."""
         self.scheduler.set_timesteps(steps, device=self.device)
         return list(self.scheduler.timesteps)
 
-    def prepare_latents(self, batch_size: int, generator: "torch.Generator", cond: Any = None) -> "torch.Tensor":
+    def prepare_latents(self, batch_size: int, generator: torch.Generator, cond: Any = None) -> torch.Tensor:
         """Initial latents for ``batch_size`` videos, drawn from ``generator`` and scaled for the scheduler.
 
         Called after :meth:`set_timesteps`. ``cond`` is what :meth:`encode_condition` returned for this
@@ -173,7 +180,7 @@ class BackbonePlugin:
         """
         raise NotImplementedError
 
-    def predict(self, latents: "torch.Tensor", t: "torch.Tensor", cond: Any, step_index: int) -> "torch.Tensor":
+    def predict(self, latents: torch.Tensor, t: torch.Tensor, cond: Any, step_index: int) -> torch.Tensor:
         """One denoiser evaluation with classifier-free guidance; returns what the scheduler consumes.
 
         Must be a pure function of its arguments and the frozen components: with gradient
@@ -187,36 +194,39 @@ class BackbonePlugin:
 
     def scheduler_step(
         self,
-        model_output: "torch.Tensor",
-        t: "torch.Tensor",
-        latents: "torch.Tensor",
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
         step_index: int,
-        generator: "torch.Generator | None",
-    ) -> "torch.Tensor":
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         """Advance the latents one step with the backbone's diffusers scheduler (differentiable)."""
         raise NotImplementedError
 
     def step_log_prob(
         self,
-        model_output: "torch.Tensor",
-        t: "torch.Tensor",
-        latents: "torch.Tensor",
-        prev_latents: "torch.Tensor",
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
+        prev_latents: torch.Tensor,
         step_index: int,
-    ) -> "torch.Tensor":
+    ) -> torch.Tensor:
         """Log-density, per video ``(B,)`` (mean over latent elements), of ``prev_latents`` under the
         scheduler's stochastic step from ``latents``. Needed only by policy-gradient methods such as
         ``ddpo``; backbones whose sampler is deterministic leave it unimplemented."""
         raise NotImplementedError(f"backbone `{self.name}` has no stochastic step log-probability")
 
-    def num_latent_frames(self, latents: "torch.Tensor") -> int:
+    def num_latent_frames(self, latents: torch.Tensor) -> int:
         """Number of latent frames, the unit of frame subsampling (``(B, C, F, h, w)`` layout by default)."""
         return int(latents.shape[2])
 
     def decode(
-        self, latents: "torch.Tensor", frames: Sequence[int] | None = None, chunk_size: int | None = None,
+        self,
+        latents: torch.Tensor,
+        frames: Sequence[int] | None = None,
+        chunk_size: int | None = None,
         cond: Any = None,
-    ) -> "torch.Tensor":
+    ) -> torch.Tensor:
         """Decode the latent frames ``frames`` (all if ``None``) to pixels.
 
         Returns ``(B, len(frames), 3, H, W)`` float32 in ``[0, 1]``, differentiable in ``latents``.

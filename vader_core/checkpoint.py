@@ -279,8 +279,10 @@ def _main(argv: list[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 2 or args[0] != "convert":
-        print(f"usage: {CONVERT_HINT} CHECKPOINT_DIR [...]  (unpickles the old .pt files: only for files you trust)",
-              file=sys.stderr)
+        print(
+            f"usage: {CONVERT_HINT} CHECKPOINT_DIR [...]  (unpickles the old .pt files: only for files you trust)",
+            file=sys.stderr,
+        )
         return 2
     for d in args[1:]:
         try:

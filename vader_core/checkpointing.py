@@ -27,9 +27,10 @@ LoRA dropout is replayed exactly) around the original ``forward``; nothing of th
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from .lazy import torch
 
@@ -150,8 +151,9 @@ class CheckpointPlan:
     split_guidance: bool = True
 
     @classmethod
-    def for_backbone(cls, backbone: "BackbonePlugin", level: bool | str | None,
-                     split_guidance: bool = True) -> "CheckpointPlan":
+    def for_backbone(
+        cls, backbone: BackbonePlugin, level: bool | str | None, split_guidance: bool = True
+    ) -> CheckpointPlan:
         """The plan for ``backbone`` at ``level``; switches the backbone's native checkpointing on or off."""
         lv = level_of(level)
         native = backbone.native_gradient_checkpointing(lv == "block")
@@ -187,7 +189,9 @@ class CheckpointPlan:
         return checkpoint(run, *args, use_reentrant=False)
 
 
-def decoder_checkpointing(backbone: "BackbonePlugin", level: bool | str | None) -> contextlib.AbstractContextManager[None]:
+def decoder_checkpointing(
+    backbone: BackbonePlugin, level: bool | str | None
+) -> contextlib.AbstractContextManager[None]:
     """Context in which the backbone's VAE decoder blocks are recomputed in backward (``block`` level only)."""
     if level_of(level) != "block":
         return contextlib.nullcontext()

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -61,14 +61,14 @@ def _plugin_options_help() -> str:
             default = "null" if f.default is None else f.default
             lines.append(f"  {fname} (default {default}): {f.description or ''}")
         blocks.append("\n".join(lines))
-    head = ("Plugin options (set with --set backbone.OPTION=V, --set rewards.N.OPTION=V, --set method.OPTION=V, "
-            "or in --config); plugins without options are not listed:")
+    head = (
+        "Plugin options (set with --set backbone.OPTION=V, --set rewards.N.OPTION=V, --set method.OPTION=V, "
+        "or in --config); plugins without options are not listed:"
+    )
     return "\n\n".join([head, *blocks])
 
 
-def _config_from_args(
-    config: Optional[Path], sets: Optional[List[str]], flags: dict[str, Any]
-) -> Any:
+def _config_from_args(config: Path | None, sets: list[str] | None, flags: dict[str, Any]) -> Any:
     from .config import build_config
 
     return build_config(config, sets or [], flags)
@@ -77,24 +77,28 @@ def _config_from_args(
 # --------------------------------------------------------------------------- train
 @app.command(epilog=None)
 def train(
-    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone plugin (see `vader plugins`)."),
-    reward: Optional[List[str]] = typer.Option(
+    backbone: str | None = typer.Option(None, "--backbone", "-b", help="Backbone plugin (see `vader plugins`)."),
+    reward: list[str] | None = typer.Option(
         None, "--reward", "-r", help="Reward plugin, optionally NAME=WEIGHT; repeat for several rewards."
     ),
-    method: Optional[str] = typer.Option(None, "--method", help="Training method plugin (default `vader`)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML or TOML configuration file."),
-    sets: Optional[List[str]] = typer.Option(
+    method: str | None = typer.Option(None, "--method", help="Training method plugin (default `vader`)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML or TOML configuration file."),
+    sets: list[str] | None = typer.Option(
         None, "--set", "-s", help="Override any configuration key, e.g. --set optim.lr=1e-4 --set backbone.frames=8."
     ),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Output directory of the run."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Number of optimiser steps."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="`latest` or a checkpoint directory to continue from."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps ... (default: accelerate's choice)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the run."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
+    output_dir: Path | None = typer.Option(None, "--output-dir", "-o", help="Output directory of the run."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Number of optimiser steps."),
+    resume: str | None = typer.Option(None, "--resume", help="`latest` or a checkpoint directory to continue from."),
+    device: str | None = typer.Option(
+        None, "--device", help="cpu, cuda, cuda:1, mps ... (default: accelerate's choice)."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the run."),
+    precision: str | None = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
     random_weights: bool = typer.Option(
-        False, "--random-weights", help="Use tiny random models of every plugin instead of pretrained weights "
-        "(smoke tests of a setup; the results mean nothing)."
+        False,
+        "--random-weights",
+        help="Use tiny random models of every plugin instead of pretrained weights "
+        "(smoke tests of a setup; the results mean nothing).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -111,17 +115,21 @@ def train(
     from .trainer import Trainer
 
     flags = {
-        "backbone.name": backbone, "rewards": reward, "method.name": method,
-        "output.dir": str(output_dir) if output_dir else None, "train.max_steps": max_steps,
-        "device": device, "train.seed": seed, "precision": precision,
+        "backbone.name": backbone,
+        "rewards": reward,
+        "method.name": method,
+        "output.dir": str(output_dir) if output_dir else None,
+        "train.max_steps": max_steps,
+        "device": device,
+        "train.seed": seed,
+        "precision": precision,
     }
     if random_weights:  # smoke-test sizes for what the user did not set
         from .cli_errors import random_weight_sets
 
         sets = [*random_weight_sets(backbone, config, list(sets or [])), *(sets or [])]
     cfg = _config_from_args(config, sets, flags)
-    trainer = Trainer(cfg, progress=not quiet, tiny=random_weights,
-                      log=lambda s: err_console.print(s, soft_wrap=True))
+    trainer = Trainer(cfg, progress=not quiet, tiny=random_weights, log=lambda s: err_console.print(s, soft_wrap=True))
     summary = trainer.run(resume=resume)
     if trainer.is_main:
         _print_summary(summary)
@@ -142,16 +150,24 @@ def _print_summary(summary: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- plugins
 @app.command("plugins")
 def plugins_cmd(
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of objects (name, kind, package, "
-                                 "version, summary, status)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print a JSON list of objects (name, kind, package, version, summary, status)."
+    ),
 ) -> None:
     """List installed backbones, rewards, methods and guard metrics, and any broken plugin with its reason."""
     from . import plugins
 
     infos, broken = plugins.list_plugins()
     rows = [i.as_dict() for i in infos] + [
-        {"name": b.name, "kind": "plugin", "package": b.package, "version": b.version, "summary": b.reason,
-         "status": "broken"} for b in broken
+        {
+            "name": b.name,
+            "kind": "plugin",
+            "package": b.package,
+            "version": b.version,
+            "summary": b.reason,
+            "status": "broken",
+        }
+        for b in broken
     ]
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -162,8 +178,9 @@ def plugins_cmd(
     for r in rows:
         style = "red" if r["status"] == "broken" else None
         summary = ("BROKEN: " + r["summary"]) if r["status"] == "broken" else r["summary"]
-        table.add_row(escape(r["name"]), r["kind"], escape(r["package"]), escape(r["version"]), escape(summary),
-                      style=style)
+        table.add_row(
+            escape(r["name"]), r["kind"], escape(r["package"]), escape(r["version"]), escape(summary), style=style
+        )
     console.print(table)
 
 
@@ -171,19 +188,22 @@ def plugins_cmd(
 @app.command()
 def generate(
     backbone: str = typer.Option("tiny", "--backbone", "-b", help="Backbone plugin."),
-    prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Text prompt (repeat for a batch)."),
-    image: Optional[Path] = typer.Option(None, "--image", help="Conditioning image for image-to-video backbones."),
-    lora: Optional[Path] = typer.Option(None, "--lora", help="LoRA checkpoint directory or .safetensors file."),
+    prompt: list[str] | None = typer.Option(None, "--prompt", "-p", help="Text prompt (repeat for a batch)."),
+    image: Path | None = typer.Option(None, "--image", help="Conditioning image for image-to-video backbones."),
+    lora: Path | None = typer.Option(None, "--lora", help="LoRA checkpoint directory or .safetensors file."),
     lora_scale: float = typer.Option(
-        1.0, "--lora-scale", help="Scale of the LoRA update: 0 is the base model, 1 the trained LoRA, between "
-        "interpolates."
+        1.0,
+        "--lora-scale",
+        help="Scale of the LoRA update: 0 is the base model, 1 the trained LoRA, between interpolates.",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial noise."),
     out: Path = typer.Option(..., "--out", help="Output file: .mp4, .gif, or .npy (raw float frames (F, H, W, 3))."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Configuration file (its backbone section is used)."),
-    sets: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override keys, e.g. --set backbone.model=DIR."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Configuration file (its backbone section is used)."
+    ),
+    sets: list[str] | None = typer.Option(None, "--set", "-s", help="Override keys, e.g. --set backbone.model=DIR."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
+    precision: str | None = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
     fps: int = typer.Option(8, "--fps", help="Frames per second of mp4/gif output."),
 ) -> None:
     """Generate a video with a backbone, optionally with trained LoRA weights."""
@@ -193,8 +213,9 @@ def generate(
     from .resolve import build_backbone, load_backbone, resolve_config, resolve_device, resolve_precision, torch_dtype
     from .sampling import generate as run_generate
 
-    cfg = resolve_config(_config_from_args(config, sets, {"backbone.name": backbone, "device": device,
-                                                          "precision": precision}))
+    cfg = resolve_config(
+        _config_from_args(config, sets, {"backbone.name": backbone, "device": device, "precision": precision})
+    )
     if out.suffix.lower() not in (".mp4", ".gif", ".npy"):
         raise ConfigError(f"--out must end in .mp4, .gif or .npy, got {out.name}")
     from .faults import check_output_file
@@ -251,8 +272,8 @@ def score(
     video: Path = typer.Argument(..., help="Video file (.mp4, .gif, .npy)."),
     reward: str = typer.Option(..., "--reward", "-r", help="Reward plugin."),
     prompt: str = typer.Option("", "--prompt", "-p", help="Prompt, for text-aware rewards."),
-    sets: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Reward options, e.g. --set color=red."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ..."),
+    sets: list[str] | None = typer.Option(None, "--set", "-s", help="Reward options, e.g. --set color=red."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, ..."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Tiny random reward model (smoke tests)."),
 ) -> None:
     """Print the reward of a video file."""
@@ -281,8 +302,9 @@ def score(
 
 
 # --------------------------------------------------------------------------- eval
-def _eval_images(given: List[Path], prompts: List[str], train_images: Optional[str],
-                 backbone: str) -> tuple[List[str], List[str]]:
+def _eval_images(
+    given: list[Path], prompts: list[str], train_images: str | None, backbone: str
+) -> tuple[list[str], list[str]]:
     """Images and prompts of `vader eval` on an image-to-video backbone when prompts or images are given:
     --image once for every prompt or once per prompt, else train.images' images in turn; --image alone
     takes each image's name as its prompt."""
@@ -295,45 +317,74 @@ def _eval_images(given: List[Path], prompts: List[str], train_images: Optional[s
         if len(paths) == 1:
             return paths * len(prompts), prompts
         if len(paths) != len(prompts):
-            raise ConfigError(f"{len(paths)} --image for {len(prompts)} prompts: give one image for every prompt, "
-                              "or one per prompt")
+            raise ConfigError(
+                f"{len(paths)} --image for {len(prompts)} prompts: give one image for every prompt, or one per prompt"
+            )
         return paths, prompts
     if not train_images:
-        raise ConfigError(f"backbone `{backbone}` is image-to-video: pass --image PATH (one, or one per prompt) "
-                          "or --set train.images=DIR")
+        raise ConfigError(
+            f"backbone `{backbone}` is image-to-video: pass --image PATH (one, or one per prompt) "
+            "or --set train.images=DIR"
+        )
     paths = image_source(train_images).images
     return [paths[i % len(paths)] for i in range(len(prompts))], prompts
 
 
 @app.command("eval")
 def eval_cmd(
-    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone plugin (default: the config's)."),
-    lora: Optional[List[Path]] = typer.Option(None, "--lora", help="LoRA checkpoint directory or .safetensors file; "
-                                               "repeat to compare several."),
-    lora_scale: Optional[List[float]] = typer.Option(None, "--lora-scale", help="Scale(s) every LoRA is evaluated at; "
-                                                     "repeat for several (default 1)."),
+    backbone: str | None = typer.Option(None, "--backbone", "-b", help="Backbone plugin (default: the config's)."),
+    lora: list[Path] | None = typer.Option(
+        None, "--lora", help="LoRA checkpoint directory or .safetensors file; repeat to compare several."
+    ),
+    lora_scale: list[float] | None = typer.Option(
+        None, "--lora-scale", help="Scale(s) every LoRA is evaluated at; repeat for several (default 1)."
+    ),
     no_base: bool = typer.Option(False, "--no-base", help="Leave out the base model (LoRA off)."),
-    reward: Optional[List[str]] = typer.Option(None, "--reward", "-r", help="Reward to score with, NAME or NAME=WEIGHT "
-                                               "(repeat; default: the config's rewards)."),
-    metric: Optional[List[str]] = typer.Option(None, "--metric", "-m", help="Guard metric (or reward) to score with, "
-                                               "added to the config's validation.metrics (repeat)."),
-    prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompt (repeat; default: the held-out "
-                                               "prompts of the config or the backbone)."),
-    prompt_file: Optional[Path] = typer.Option(None, "--prompt-file", help="Text file with one prompt per line."),
-    image: Optional[List[Path]] = typer.Option(None, "--image", help="Conditioning image for image-to-video "
-                                               "backbones (repeat: one per prompt, or one for every prompt; default: "
-                                               "the images of train.images, in turn)."),
+    reward: list[str] | None = typer.Option(
+        None,
+        "--reward",
+        "-r",
+        help="Reward to score with, NAME or NAME=WEIGHT (repeat; default: the config's rewards).",
+    ),
+    metric: list[str] | None = typer.Option(
+        None,
+        "--metric",
+        "-m",
+        help="Guard metric (or reward) to score with, added to the config's validation.metrics (repeat).",
+    ),
+    prompt: list[str] | None = typer.Option(
+        None, "--prompt", "-p", help="Prompt (repeat; default: the held-out prompts of the config or the backbone)."
+    ),
+    prompt_file: Path | None = typer.Option(None, "--prompt-file", help="Text file with one prompt per line."),
+    image: list[Path] | None = typer.Option(
+        None,
+        "--image",
+        help="Conditioning image for image-to-video "
+        "backbones (repeat: one per prompt, or one for every prompt; default: "
+        "the images of train.images, in turn).",
+    ),
     max_prompts: int = typer.Option(8, "--max-prompts", help="At most this many default held-out prompts."),
-    seed: Optional[List[int]] = typer.Option(None, "--seed", help="Seed (repeat; default 0): the same noise for every model."),
-    out: Path = typer.Option(Path("eval"), "--out", "-o", help="Output directory (eval.json, eval.md, grid.png, grid.mp4)."),
-    frames: Optional[str] = typer.Option(None, "--frames", help="Frames shown in grid.png, e.g. 0,3,7 (default: 4 spread)."),
+    seed: list[int] | None = typer.Option(
+        None, "--seed", help="Seed (repeat; default 0): the same noise for every model."
+    ),
+    out: Path = typer.Option(
+        Path("eval"), "--out", "-o", help="Output directory (eval.json, eval.md, grid.png, grid.mp4)."
+    ),
+    frames: str | None = typer.Option(
+        None, "--frames", help="Frames shown in grid.png, e.g. 0,3,7 (default: 4 spread)."
+    ),
     grid_rows: int = typer.Option(4, "--grid-rows", help="Prompt/seed pairs shown in the grid."),
     batch_size: int = typer.Option(8, "--batch-size", help="Videos generated at once."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Configuration file, e.g. a run's config.yaml "
-                                          "(backbone, rewards, validation.metrics and prompts are used)."),
-    sets: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override keys, e.g. --set backbone.steps=10."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="Configuration file, e.g. a run's config.yaml "
+        "(backbone, rewards, validation.metrics and prompts are used).",
+    ),
+    sets: list[str] | None = typer.Option(None, "--set", "-s", help="Override keys, e.g. --set backbone.steps=10."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if available)."),
+    precision: str | None = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Tiny random models (smoke tests)."),
 ) -> None:
     """Compare the base model and LoRAs (at one or more scales) on fixed prompts and seeds.
@@ -354,8 +405,9 @@ def eval_cmd(
     from .evaluate import model_specs, print_table, run_eval
     from .resolve import build_backbone, resolve_config, resolve_device, resolve_precision, torch_dtype
 
-    cfg = build_config(config, sets or [], {"backbone.name": backbone, "rewards": reward, "device": device,
-                                             "precision": precision})
+    cfg = build_config(
+        config, sets or [], {"backbone.name": backbone, "rewards": reward, "device": device, "precision": precision}
+    )
     if metric:
         cfg.validation.metrics = [*cfg.validation.metrics, *({"name": m} for m in metric)]
     if batch_size < 1 or grid_rows < 1 or max_prompts < 1:
@@ -389,8 +441,21 @@ def eval_cmd(
         read_lora(path)
     dev = resolve_device(cfg.device)
     dtype = torch_dtype(resolve_precision(cfg.precision, dev))
-    data = run_eval(cfg, specs, prompts, images, seed or [0], out, tiny=random_weights, device=dev, dtype=dtype,
-                    batch_size=batch_size, frames=chosen, grid_rows=grid_rows, log=lambda s: err_console.print(s))
+    data = run_eval(
+        cfg,
+        specs,
+        prompts,
+        images,
+        seed or [0],
+        out,
+        tiny=random_weights,
+        device=dev,
+        dtype=dtype,
+        batch_size=batch_size,
+        frames=chosen,
+        grid_rows=grid_rows,
+        log=lambda s: err_console.print(s),
+    )
     print_table(data, console)
     console.print(f"wrote {out / 'eval.json'}, {out / 'eval.md'}, {out / 'grid.png'}, {out / 'grid.mp4'}")
 
@@ -398,21 +463,22 @@ def eval_cmd(
 # --------------------------------------------------------------------------- config
 @app.command("config")
 def config_cmd(
-    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone plugin."),
-    reward: Optional[List[str]] = typer.Option(None, "--reward", "-r", help="Reward plugin, NAME or NAME=WEIGHT."),
-    method: Optional[str] = typer.Option(None, "--method", help="Training method plugin."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Start from this configuration file."),
-    sets: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override keys."),
+    backbone: str | None = typer.Option(None, "--backbone", "-b", help="Backbone plugin."),
+    reward: list[str] | None = typer.Option(None, "--reward", "-r", help="Reward plugin, NAME or NAME=WEIGHT."),
+    method: str | None = typer.Option(None, "--method", help="Training method plugin."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Start from this configuration file."),
+    sets: list[str] | None = typer.Option(None, "--set", "-s", help="Override keys."),
 ) -> None:
     """Print the fully resolved configuration (YAML), every plugin's options included."""
     from .resolve import resolve_config
 
-    cfg = resolve_config(_config_from_args(config, sets, {"backbone.name": backbone, "rewards": reward,
-                                                          "method.name": method}))
+    cfg = resolve_config(
+        _config_from_args(config, sets, {"backbone.name": backbone, "rewards": reward, "method.name": method})
+    )
     print(cfg.to_yaml(), end="")
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``vader`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("VADER_DEBUG") == "1"
@@ -433,9 +499,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         if debug:
             raise
         signame = getattr(e, "signame", None)
-        err_console.print(f"[bold red]error:[/] stopped by {signame} outside a training step; the checkpoints "
-                          "saved so far are kept"
-                          if signame else "[bold red]interrupted[/]", soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] stopped by {signame} outside a training step; the checkpoints saved so far are kept"
+            if signame
+            else "[bold red]interrupted[/]",
+            soft_wrap=True,
+        )
         raise SystemExit(getattr(e, "exit_code", 130)) from None
     except SystemExit:
         raise
@@ -458,6 +527,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             err_console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
             raise SystemExit(2) from None
         raise
+
 
 if __name__ == "__main__":
     main()

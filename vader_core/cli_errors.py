@@ -9,7 +9,8 @@ import logging
 import pickle
 import re
 import sys
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 def _usage_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 import warnings
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -86,8 +86,10 @@ class SamplingSection(_Section):
     steps: int | None = Field(None, ge=1, description="Denoising steps; null: the backbone's default.")
     guidance: float | None = Field(None, ge=0, description="Guidance scale; null: the backbone's default.")
     eta: float | None = Field(
-        None, ge=0, description="Sampler stochasticity (DDIM eta, or the noise level of a flow-matching SDE "
-        "step); null: the backbone's default."
+        None,
+        ge=0,
+        description="Sampler stochasticity (DDIM eta, or the noise level of a flow-matching SDE "
+        "step); null: the backbone's default.",
     )
 
 
@@ -101,7 +103,7 @@ class TruncationSection(_Section):
     steps: list[int] | None = Field(None, description="Step indices kept in `specific` mode (0 = first step).")
 
     @model_validator(mode="after")
-    def _specific(self) -> "TruncationSection":
+    def _specific(self) -> TruncationSection:
         if self.mode == "specific":
             if not self.steps:
                 raise ValueError("truncation mode `specific` needs `truncation.steps`, e.g. [20, 24]")
@@ -112,16 +114,19 @@ class TruncationSection(_Section):
 
 class MemorySection(_Section):
     gradient_checkpointing: bool | Literal["call"] = Field(
-        True, description="Recompute kept denoiser calls during backward instead of storing activations: "
+        True,
+        description="Recompute kept denoiser calls during backward instead of storing activations: "
         "`true` (or `block`, least memory): each kept call block by block, and the VAE decoder's blocks; "
         "`call`: each kept call whole; `false` (or `off`): store everything.",
     )
     split_guidance: bool = Field(
-        True, description="Under gradient checkpointing, run the unconditional and conditional halves of a "
+        True,
+        description="Under gradient checkpointing, run the unconditional and conditional halves of a "
         "guided kept call one after the other (half the recomputed activations, same result).",
     )
     offload_encoders: bool | None = Field(
-        None, description="Keep the frozen text/image encoders off the accelerator between encodings; "
+        None,
+        description="Keep the frozen text/image encoders off the accelerator between encodings; "
         "null: on for GPU runs, off on CPU.",
     )
     decoded_frames: int | None = Field(
@@ -148,12 +153,14 @@ class TrainSection(_Section):
     prompts: list[str] | None = Field(None, description="Training prompts; overrides `prompt_set`.")
     prompt_file: str | None = Field(None, description="Text file with one training prompt per line.")
     prompt_set: str | None = Field(
-        None, description="Built-in prompt set when no prompts are given; null: the backbone's own "
-        "prompts if it has some, else `animals`."
+        None,
+        description="Built-in prompt set when no prompts are given; null: the backbone's own "
+        "prompts if it has some, else `animals`.",
     )
     images: str | None = Field(
-        None, description="Image-to-video: a folder of images, or a text file listing image paths "
-        "(optional caption after a tab)."
+        None,
+        description="Image-to-video: a folder of images, or a text file listing image paths "
+        "(optional caption after a tab).",
     )
     non_finite_patience: int = Field(
         3, ge=1, description="Stop after this many consecutive non-finite losses (each update is skipped)."
@@ -167,7 +174,8 @@ class ValidationSection(_Section):
     max_prompts: int = Field(2, ge=1, description="At most this many held-out prompts (from the prompt set).")
     save_videos: bool = Field(True, description="Write mp4 and gif samples under `samples/`.")
     metrics: list[MetricSection] = Field(
-        default_factory=list, description="Guard metrics: metric or reward plugins scored on the validation "
+        default_factory=list,
+        description="Guard metrics: metric or reward plugins scored on the validation "
         "videos (held-out prompts, fixed seeds), never trained on.",
     )
     select: dict[str, float] = Field(
@@ -176,13 +184,15 @@ class ValidationSection(_Section):
         "objective) and of `validation.metrics` names, summed; e.g. {reward: 1.0, toy_color: 0.5}.",
     )
     early_stop: EarlyStopSection | None = Field(
-        None, description="Stop when a guard metric falls by more than `margin` from its step-0 value; null: never.",
+        None,
+        description="Stop when a guard metric falls by more than `margin` from its step-0 value; null: never.",
     )
 
 
 class RegularizationSection(_Section):
     kl: float = Field(
-        0.0, ge=0.0,
+        0.0,
+        ge=0.0,
         description="Weight of the KL guard to the base model: at each kept step, the squared distance "
         "between the step's mean under the LoRA model and under the base model (LoRA off) on the same "
         "input, per latent element, summed over kept steps (the per-step KL of Gaussian steps up to a "
@@ -192,7 +202,8 @@ class RegularizationSection(_Section):
 
 class MetricSection(_PluginSection):
     name: str = Field(
-        ..., description="A metric plugin (e.g. `toy_color`) or any reward plugin, evaluated on the held-out "
+        ...,
+        description="A metric plugin (e.g. `toy_color`) or any reward plugin, evaluated on the held-out "
         "prompts and seeds, logged and plotted, never trained on; its options sit beside it.",
     )
     kind: Literal["auto", "metric", "reward"] = Field(
@@ -203,7 +214,9 @@ class MetricSection(_PluginSection):
 class EarlyStopSection(_Section):
     metric: str = Field(..., description="A `validation.metrics` name, or `reward` (the held-out objective).")
     margin: float = Field(
-        ..., ge=0.0, description="Stop when the value falls more than this below its value at step 0 "
+        ...,
+        ge=0.0,
+        description="Stop when the value falls more than this below its value at step 0 "
         "(absolute, in the metric's units; 0.05 = five points of a share).",
     )
 
@@ -277,9 +290,15 @@ def format_validation_error(err: ValidationError, prefix: str = "", model: type[
             known = _known_keys(model, tuple(e["loc"]))
             close = difflib.get_close_matches(str(e["loc"][-1]), known, n=1, cutoff=0.6)
             where = loc.rsplit(".", 1)[0] + "." if "." in loc else ""
-            hint = f"; did you mean `{where}{close[0]}`?" if close else (
-                f" (valid: {', '.join(known)})" if known and len(known) <= 12 else
-                "; `vader config` prints every valid key")
+            hint = (
+                f"; did you mean `{where}{close[0]}`?"
+                if close
+                else (
+                    f" (valid: {', '.join(known)})"
+                    if known and len(known) <= 12
+                    else "; `vader config` prints every valid key"
+                )
+            )
             parts.append(f"unknown option `{loc}`{hint}")
             continue
         if "input" in e and e["type"] != "missing":
@@ -293,13 +312,16 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         what = " (that is a directory)" if p.is_dir() else ""
-        raise ConfigError(f"config file not found: {p}{what}; check the path, or write one with "
-                          f"`vader config > run.yaml` and edit it")
+        raise ConfigError(
+            f"config file not found: {p}{what}; check the path, or write one with `vader config > run.yaml` and edit it"
+        )
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"cannot parse {p}: not a text file; give a YAML (.yaml) or TOML (.toml) "
-                          "configuration, e.g. from `vader config > run.yaml`") from None
+        raise ConfigError(
+            f"cannot parse {p}: not a text file; give a YAML (.yaml) or TOML (.toml) "
+            "configuration, e.g. from `vader config > run.yaml`"
+        ) from None
     except OSError as e:
         raise ConfigError(f"cannot read config file {p}: {e.strerror or type(e).__name__}") from None
     try:
@@ -425,8 +447,11 @@ def check_finite(data: Any, where: str = "") -> None:
 
 def resolve(config: VaderConfig) -> VaderConfig:
     """Deprecated alias of :func:`vader_core.resolve.resolve_config` (kept for one release)."""
-    warnings.warn("`vader_core.config.resolve` is deprecated; use `vader_core.resolve.resolve_config`",
-                  DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "`vader_core.config.resolve` is deprecated; use `vader_core.resolve.resolve_config`",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     from .resolve import resolve_config
 
     return resolve_config(config)

@@ -14,8 +14,16 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 _ANIMALS = ["cat", "dog", "horse", "rabbit", "fox", "panda", "tiger", "owl", "duck", "deer", "bear", "penguin"]
 _ACTIVITIES = [
-    "playing chess", "riding a bike", "surfing a wave", "reading a book", "dancing in the rain",
-    "cooking pasta", "skiing down a slope", "painting on a canvas", "playing the guitar", "flying a kite",
+    "playing chess",
+    "riding a bike",
+    "surfing a wave",
+    "reading a book",
+    "dancing in the rain",
+    "cooking pasta",
+    "skiing down a slope",
+    "painting on a canvas",
+    "playing the guitar",
+    "flying a kite",
 ]
 
 #: Built-in prompt sets: name -> (training prompts, held-out prompts).

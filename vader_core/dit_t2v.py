@@ -41,13 +41,18 @@ from .lazy import torch
 
 class FlowMatchOptions(BackboneOptions):
     scheduler: Literal["unipc", "euler"] = Field(
-        "unipc", description="Sampler: `unipc` (UniPC multistep on flow sigmas) or `euler` (flow-match Euler).",
+        "unipc",
+        description="Sampler: `unipc` (UniPC multistep on flow sigmas) or `euler` (flow-match Euler).",
     )
     flow_shift: float | None = Field(
-        None, gt=0, description="Shift of the flow-matching sigmas; null: the checkpoint's scheduler config.",
+        None,
+        gt=0,
+        description="Shift of the flow-matching sigmas; null: the checkpoint's scheduler config.",
     )
     eta: float = Field(
-        0.0, ge=0.0, description="Noise level of the stochastic (SDE) step; 0: the deterministic scheduler. "
+        0.0,
+        ge=0.0,
+        description="Noise level of the stochastic (SDE) step; 0: the deterministic scheduler. "
         "Policy-gradient methods (`ddpo`) need eta > 0 (Flow-GRPO uses 0.7).",
     )
     negative_prompt: str = Field("", description="Negative prompt for classifier-free guidance.")
@@ -56,9 +61,17 @@ class FlowMatchOptions(BackboneOptions):
 
 #: The scheduler configuration a flow-matching checkpoint without one gets (UniPC, flow prediction).
 DEFAULT_UNIPC_CONFIG: dict[str, Any] = {
-    "num_train_timesteps": 1000, "prediction_type": "flow_prediction", "use_flow_sigmas": True,
-    "flow_shift": 1.0, "solver_order": 2, "solver_type": "bh2", "predict_x0": True, "lower_order_final": True,
-    "final_sigmas_type": "zero", "timestep_spacing": "linspace", "steps_offset": 0,
+    "num_train_timesteps": 1000,
+    "prediction_type": "flow_prediction",
+    "use_flow_sigmas": True,
+    "flow_shift": 1.0,
+    "solver_order": 2,
+    "solver_type": "bh2",
+    "predict_x0": True,
+    "lower_order_final": True,
+    "final_sigmas_type": "zero",
+    "timestep_spacing": "linspace",
+    "steps_offset": 0,
 }
 
 
@@ -88,11 +101,17 @@ class DiTT2VBackbone(BackbonePlugin):
         shift = self.options.flow_shift if self.options.flow_shift is not None else checkpoint_shift(config)
         saved = config.get("_class_name")
         if self.options.scheduler == "unipc":
-            base = config if saved == "UniPCMultistepScheduler" else {
-                **DEFAULT_UNIPC_CONFIG, "num_train_timesteps": config.get("num_train_timesteps", 1000)}
+            base = (
+                config
+                if saved == "UniPCMultistepScheduler"
+                else {**DEFAULT_UNIPC_CONFIG, "num_train_timesteps": config.get("num_train_timesteps", 1000)}
+            )
             return UniPCMultistepScheduler.from_config(base, flow_shift=shift)
-        base = config if saved == "FlowMatchEulerDiscreteScheduler" else {
-            "num_train_timesteps": config.get("num_train_timesteps", 1000)}
+        base = (
+            config
+            if saved == "FlowMatchEulerDiscreteScheduler"
+            else {"num_train_timesteps": config.get("num_train_timesteps", 1000)}
+        )
         return FlowMatchEulerDiscreteScheduler.from_config(base, shift=shift)
 
     def set_timesteps(self, steps: int) -> list[Any]:
@@ -107,8 +126,14 @@ class DiTT2VBackbone(BackbonePlugin):
         """Noise level of step ``step_index`` of the current chain (``x = (1 - s) x0 + s noise``)."""
         return self._sigmas[step_index]
 
-    def scheduler_step(self, model_output: "torch.Tensor", t: "torch.Tensor", latents: "torch.Tensor",
-                       step_index: int, generator: "torch.Generator | None") -> "torch.Tensor":
+    def scheduler_step(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
+        step_index: int,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         if self.options.eta > 0:
             from diffusers.utils.torch_utils import randn_tensor
 
@@ -117,8 +142,9 @@ class DiTT2VBackbone(BackbonePlugin):
             return (mean + std * noise).to(latents.dtype)
         return self.scheduler.step(model_output, t, latents, return_dict=False)[0]
 
-    def sde_step_mean_std(self, model_output: "torch.Tensor", latents: "torch.Tensor",
-                          step_index: int) -> tuple["torch.Tensor", float]:
+    def sde_step_mean_std(
+        self, model_output: torch.Tensor, latents: torch.Tensor, step_index: int
+    ) -> tuple[torch.Tensor, float]:
         """Mean and standard deviation of the Flow-GRPO SDE step from ``latents`` at ``step_index``."""
         s, s_next = self.sigma(step_index), self.sigma(step_index + 1)
         dt = s_next - s
@@ -128,19 +154,27 @@ class DiTT2VBackbone(BackbonePlugin):
         mean = x * (1 + std_t**2 / (2 * s) * dt) + v * (1 + std_t**2 * (1 - s) / (2 * s)) * dt
         return mean, std_t * math.sqrt(-dt)
 
-    def step_log_prob(self, model_output: "torch.Tensor", t: "torch.Tensor", latents: "torch.Tensor",
-                      prev_latents: "torch.Tensor", step_index: int) -> "torch.Tensor":
+    def step_log_prob(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
+        prev_latents: torch.Tensor,
+        step_index: int,
+    ) -> torch.Tensor:
         """Gaussian log-density, per video (mean over latent elements), of ``prev_latents`` under the SDE
         step that :meth:`scheduler_step` samples from when ``eta > 0``."""
         if self.options.eta <= 0:
-            raise ConfigError(f"backbone `{self.name}` samples a deterministic ODE with eta=0; policy-gradient "
-                              "methods need its stochastic SDE step: set sampling.eta=0.7 (Flow-GRPO's noise level)")
+            raise ConfigError(
+                f"backbone `{self.name}` samples a deterministic ODE with eta=0; policy-gradient "
+                "methods need its stochastic SDE step: set sampling.eta=0.7 (Flow-GRPO's noise level)"
+            )
         mean, std = self.sde_step_mean_std(model_output, latents, step_index)
         logp = -((prev_latents.float() - mean) ** 2) / (2 * std**2) - math.log(std) - 0.5 * math.log(2 * math.pi)
         return logp.mean(dim=tuple(range(1, logp.ndim)))
 
     # -------------------------------------------------------------- memory
-    def denoisers(self) -> list["torch.nn.Module"]:
+    def denoisers(self) -> list[torch.nn.Module]:
         return [self.components[n] for n in self.denoiser_names if self.components.get(n) is not None]
 
     def native_gradient_checkpointing(self, enabled: bool) -> bool:
@@ -148,5 +182,5 @@ class DiTT2VBackbone(BackbonePlugin):
             model.enable_gradient_checkpointing() if enabled else model.disable_gradient_checkpointing()
         return True
 
-    def checkpoint_blocks(self) -> list["torch.nn.Module"]:
+    def checkpoint_blocks(self) -> list[torch.nn.Module]:
         return [b for m in self.denoisers() for b in getattr(m, "blocks", [])]

@@ -71,7 +71,12 @@ def config_reference() -> str:
                 lines.append(f"| `{section}.{name}` | `{json.dumps(d)}` | {desc} |")
             lines.append("")
         else:
-            lines += [f"### `{section}`", "", f"Default `{json.dumps(defaults[section])}`. {field.description or ''}", ""]
+            lines += [
+                f"### `{section}`",
+                "",
+                f"Default `{json.dumps(defaults[section])}`. {field.description or ''}",
+                "",
+            ]
     lines.append(CONFIG_END)
     return "\n".join(lines)
 

@@ -20,7 +20,8 @@ measurements.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from .lazy import torch
 
@@ -36,7 +37,7 @@ class SavedTensors:
         self.total = 0
         self._seen: dict[int, Any] = {}
 
-    def pack(self, t: "torch.Tensor") -> "torch.Tensor":
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
         base = t if t._base is None else t._base
         if not _IN_SDPA[0] and not isinstance(base, torch.nn.Parameter) and id(base) not in self._seen:
             self._seen[id(base)] = base  # kept alive so that its id is not reused
@@ -44,7 +45,7 @@ class SavedTensors:
         return t
 
     @contextlib.contextmanager
-    def counting(self) -> Iterator["SavedTensors"]:
+    def counting(self) -> Iterator[SavedTensors]:
         """Count what autograd saves inside the block, with attention counted as flash kernels keep it."""
         with flash_attention_accounting(), torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t):
             yield self
@@ -84,7 +85,7 @@ def flash_attention_accounting() -> Iterator[None]:
         finally:
             _IN_SDPA[0] = False
         # Query, key and value come positionally or by name (diffusers' attention dispatcher names them).
-        qkv = list(args[:3]) + [kwargs[n] for n in ("query", "key", "value")[len(args[:3]):]]
+        qkv = list(args[:3]) + [kwargs[n] for n in ("query", "key", "value")[len(args[:3]) :]]
         return keep.apply(out, *qkv) if torch.is_grad_enabled() else out
 
     F.scaled_dot_product_attention = flash_like
@@ -94,7 +95,7 @@ def flash_attention_accounting() -> Iterator[None]:
         F.scaled_dot_product_attention = sdpa
 
 
-def saved_gib(fn: Callable[[], object], layers: Sequence["torch.nn.Module"] = ()) -> tuple[float, float]:
+def saved_gib(fn: Callable[[], object], layers: Sequence[torch.nn.Module] = ()) -> tuple[float, float]:
     """GiB autograd saves while ``fn`` runs, and the most that any single one of ``layers`` saves.
 
     The second figure is what recomputing one checkpointed block in backward needs on top of the
@@ -125,7 +126,7 @@ def saved_gib(fn: Callable[[], object], layers: Sequence["torch.nn.Module"] = ()
     return saved.total / GIB, largest[0] / GIB
 
 
-def saved_gib_checkpointed(fn: Callable[[], object], blocks: Sequence["torch.nn.Module"]) -> float:
+def saved_gib_checkpointed(fn: Callable[[], object], blocks: Sequence[torch.nn.Module]) -> float:
     """GiB a call keeps for backward while each of ``blocks`` is checkpointed by the core
     (:func:`vader_core.checkpointing.checkpointed_modules`): what autograd saves outside the blocks plus the
     inputs each block's checkpoint holds for its recomputation (each storage once)."""
@@ -141,8 +142,9 @@ def saved_gib_checkpointed(fn: Callable[[], object], blocks: Sequence["torch.nn.
     return saved.total / GIB
 
 
-def kept_call_gib(call: Callable[[int], object], blocks: Sequence["torch.nn.Module"], batch: int = 2,
-                  split_guidance: bool = True) -> dict[str, float]:
+def kept_call_gib(
+    call: Callable[[int], object], blocks: Sequence[torch.nn.Module], batch: int = 2, split_guidance: bool = True
+) -> dict[str, float]:
     """Activation memory in GiB of one kept denoiser call at each level of ``memory.gradient_checkpointing``.
 
     Args:
@@ -164,17 +166,26 @@ def kept_call_gib(call: Callable[[int], object], blocks: Sequence["torch.nn.Modu
         half, largest = saved_gib(lambda: call(batch // 2), blocks)
     else:
         half = full
-    return {"off": full, "call": half, "block": boundaries + largest, "boundaries": boundaries,
-            "largest_block": largest}
+    return {
+        "off": full,
+        "call": half,
+        "block": boundaries + largest,
+        "boundaries": boundaries,
+        "largest_block": largest,
+    }
 
 
-def blocks_gib(fn: Callable[[], object], blocks: Sequence["torch.nn.Module"]) -> dict[str, float]:
+def blocks_gib(fn: Callable[[], object], blocks: Sequence[torch.nn.Module]) -> dict[str, float]:
     """Activation GiB of ``fn`` stored whole (``off``) and with ``blocks`` checkpointed (``block``: the
     boundaries kept plus the largest block recomputed), e.g. for a VAE decoder's blocks."""
     full, largest = saved_gib(fn, blocks)
     boundaries = saved_gib_checkpointed(fn, blocks) if blocks else full
-    return {"off": full, "block": boundaries + (largest if blocks else 0.0), "boundaries": boundaries,
-            "largest_block": largest}
+    return {
+        "off": full,
+        "block": boundaries + (largest if blocks else 0.0),
+        "boundaries": boundaries,
+        "largest_block": largest,
+    }
 
 
 def step_peak(weights: float, denoiser: dict[str, float], decoder: dict[str, float], level: str, k: int = 1) -> float:

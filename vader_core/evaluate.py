@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 import statistics
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -77,8 +78,9 @@ def activate(denoiser: torch.nn.Module, spec: ModelSpec) -> None:
         p.requires_grad_(False)
 
 
-def _scorers(rewards: Sequence[Any], metrics: Sequence[Any], device: Any, dtype: Any, tiny: bool,
-             seed: int) -> dict[str, Callable[[torch.Tensor, list[str]], torch.Tensor]]:
+def _scorers(
+    rewards: Sequence[Any], metrics: Sequence[Any], device: Any, dtype: Any, tiny: bool, seed: int
+) -> dict[str, Callable[[torch.Tensor, list[str]], torch.Tensor]]:
     from .resolve import build_metrics, build_objective
 
     out: dict[str, Callable[..., torch.Tensor]] = {}
@@ -99,10 +101,22 @@ def _scorers(rewards: Sequence[Any], metrics: Sequence[Any], device: Any, dtype:
     return out
 
 
-def run_eval(config: Any, specs: Sequence[ModelSpec], prompts: Sequence[str], images: Sequence[Any] | None,
-             seeds: Sequence[int], out_dir: Path, *, tiny: bool = False, device: Any = "cpu",
-             dtype: torch.dtype = torch.float32, batch_size: int = 8, frames: Sequence[int] | None = None,
-             grid_rows: int = 4, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+def run_eval(
+    config: Any,
+    specs: Sequence[ModelSpec],
+    prompts: Sequence[str],
+    images: Sequence[Any] | None,
+    seeds: Sequence[int],
+    out_dir: Path,
+    *,
+    tiny: bool = False,
+    device: Any = "cpu",
+    dtype: torch.dtype = torch.float32,
+    batch_size: int = 8,
+    frames: Sequence[int] | None = None,
+    grid_rows: int = 4,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
     """Generate, score and write everything; returns what ``eval.json`` holds.
 
     Args:
@@ -133,8 +147,9 @@ def run_eval(config: Any, specs: Sequence[ModelSpec], prompts: Sequence[str], im
 
     # As in training: frozen text / image encoders wait on the CPU between encodings (memory.offload_encoders).
     offload_encoders(bb, config.memory, device)
-    scorers = _scorers(config.rewards if config.rewards else [], config.validation.metrics, device, dtype, tiny,
-                       config.train.seed)
+    scorers = _scorers(
+        config.rewards if config.rewards else [], config.validation.metrics, device, dtype, tiny, config.train.seed
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     grid_videos: dict[str, list[torch.Tensor]] = {}
@@ -145,34 +160,53 @@ def run_eval(config: Any, specs: Sequence[ModelSpec], prompts: Sequence[str], im
         keep: list[torch.Tensor] = []
         for seed in seeds:
             for i in range(0, len(prompts), batch_size):
-                chunk = list(prompts[i:i + batch_size])
-                imgs = list(images[i:i + batch_size]) if images is not None else None
+                chunk = list(prompts[i : i + batch_size])
+                imgs = list(images[i : i + batch_size]) if images is not None else None
                 gen = torch.Generator().manual_seed(seed * 1000 + i)
                 video = generate(bb, chunk, imgs, gen, chunk_size=config.memory.decode_chunk_size).cpu()
                 scores = {name: fn(video, chunk) for name, fn in scorers.items()}
                 for j, prompt in enumerate(chunk):
                     path = folder / f"seed{seed}-{i + j:03d}.npy"
                     write_video(path, video[j])
-                    rows.append({"prompt": prompt, "seed": seed, "index": i + j,
-                                 "file": str(path.relative_to(out_dir)),
-                                 "scores": {k: float(v[j]) for k, v in scores.items()}})
+                    rows.append(
+                        {
+                            "prompt": prompt,
+                            "seed": seed,
+                            "index": i + j,
+                            "file": str(path.relative_to(out_dir)),
+                            "scores": {k: float(v[j]) for k, v in scores.items()},
+                        }
+                    )
                     if len(keep) < grid_rows:
                         keep.append(video[j])
         summary = {}
         for name in scorers:
             vals = [r["scores"][name] for r in rows]
-            summary[name] = {"mean": statistics.fmean(vals), "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0,
-                             "n": len(vals)}
-        results.append({"model": spec.label, "lora": str(spec.lora) if spec.lora else None, "scale": spec.scale,
-                        "scores": summary, "videos": rows})
+            summary[name] = {
+                "mean": statistics.fmean(vals),
+                "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0,
+                "n": len(vals),
+            }
+        results.append(
+            {
+                "model": spec.label,
+                "lora": str(spec.lora) if spec.lora else None,
+                "scale": spec.scale,
+                "scores": summary,
+                "videos": rows,
+            }
+        )
         grid_videos[spec.label] = keep
         log(f"{spec.label}: " + ", ".join(f"{k} {v['mean']:.4f} ± {v['std']:.4f}" for k, v in summary.items()))
     activate(bb.denoiser, ModelSpec("base"))
     pairs = [(r["prompt"], r["seed"]) for r in results[0]["videos"][:grid_rows]]
     data = {
-        "backbone": config.backbone.name, "backbone_options": config.backbone.options,
-        "prompts": list(prompts), **({"images": [str(x) for x in images]} if images is not None else {}),
-        "seeds": list(seeds), "batch_size": batch_size,
+        "backbone": config.backbone.name,
+        "backbone_options": config.backbone.options,
+        "prompts": list(prompts),
+        **({"images": [str(x) for x in images]} if images is not None else {}),
+        "seeds": list(seeds),
+        "batch_size": batch_size,
         "rewards": [r.model_dump(mode="json") for r in config.rewards],
         "metrics": [m.model_dump(mode="json") for m in config.validation.metrics],
         "models": results,
@@ -196,12 +230,17 @@ def markdown(data: dict[str, Any]) -> str:
     head, rows = table_rows(data)
     n = data["models"][0]["scores"][head[1]]["n"] if data["models"] and len(head) > 1 else 0
     lines = [
-        f"# vader eval: `{data['backbone']}`", "",
+        f"# vader eval: `{data['backbone']}`",
+        "",
         f"{len(data['prompts'])} prompts x seeds {data['seeds']} = {n} videos per model, the same initial noise for "
-        "every model; mean ± standard deviation over the videos.", "",
-        "| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |",
-        *("| " + " | ".join(r) + " |" for r in rows), "",
-        "![grid](grid.png)", "",
+        "every model; mean ± standard deviation over the videos.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "| " + " | ".join("---" for _ in head) + " |",
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+        "![grid](grid.png)",
+        "",
     ]
     return "\n".join(lines)
 
@@ -216,8 +255,9 @@ def _frames(f: int, chosen: Sequence[int] | None) -> list[int]:
     return sorted({round(i * (f - 1) / max(n - 1, 1)) for i in range(n)})
 
 
-def write_grid(out_dir: Path, videos: dict[str, list[torch.Tensor]], pairs: Sequence[tuple[str, int]],
-               frames: Sequence[int] | None) -> None:
+def write_grid(
+    out_dir: Path, videos: dict[str, list[torch.Tensor]], pairs: Sequence[tuple[str, int]], frames: Sequence[int] | None
+) -> None:
     """``grid.png`` (chosen frames; a row per prompt/seed, a column per model) and ``grid.mp4``."""
     import matplotlib
 
@@ -233,8 +273,9 @@ def write_grid(out_dir: Path, videos: dict[str, list[torch.Tensor]], pairs: Sequ
         return
     f = videos[labels[0]][0].shape[0]
     idx = _frames(f, frames)
-    fig, axes = plt.subplots(rows, len(labels), figsize=(1.3 * len(idx) * len(labels) + 0.5, 1.45 * rows + 0.6),
-                             dpi=110, squeeze=False)
+    fig, axes = plt.subplots(
+        rows, len(labels), figsize=(1.3 * len(idx) * len(labels) + 0.5, 1.45 * rows + 0.6), dpi=110, squeeze=False
+    )
     for c, label in enumerate(labels):
         for r in range(rows):
             v = videos[label][r]
@@ -269,4 +310,3 @@ def print_table(data: dict[str, Any], console: Any) -> None:
     for r in rows:
         table.add_row(*r)
     console.print(table)
-

@@ -17,8 +17,8 @@ import os
 import signal
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .errors import CheckpointError, ConfigError
 
@@ -111,8 +111,10 @@ def check_eval_dir(out: str | Path) -> Path:
     """``vader eval --out``: writable, and not holding an earlier evaluation (which it would overwrite)."""
     p = check_writable_dir(out, "--out")
     if (p / "eval.json").is_file():
-        raise ConfigError(f"--out {p} holds an earlier evaluation (eval.json); pick another --out, or delete "
-                          "that folder to evaluate again there")
+        raise ConfigError(
+            f"--out {p} holds an earlier evaluation (eval.json); pick another --out, or delete "
+            "that folder to evaluate again there"
+        )
     return p
 
 
@@ -167,11 +169,15 @@ def check_inputs(config: object, conditioning: str) -> None:
     train = config.train  # type: ignore[attr-defined]
     if "image" in conditioning:
         if train.images and not Path(train.images).exists():
-            raise ConfigError(f"`train.images`: no such folder or file: {train.images}; give a folder of images "
-                              "or a text file listing image paths")
+            raise ConfigError(
+                f"`train.images`: no such folder or file: {train.images}; give a folder of images "
+                "or a text file listing image paths"
+            )
         return
     if not train.prompts and train.prompt_file:
         p = Path(train.prompt_file)
         if not p.is_file():
-            raise ConfigError(f"prompt file not found: {p}; give a text file with one prompt per line "
-                              "(`train.prompt_file`), or prompts with `train.prompts`")
+            raise ConfigError(
+                f"prompt file not found: {p}; give a text file with one prompt per line "
+                "(`train.prompt_file`), or prompts with `train.prompts`"
+            )

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -29,8 +30,11 @@ _MOVED = ("build_metrics", "metric_kind", "resolve_validation")
 def __getattr__(name: str) -> Any:
     # Deprecated aliases (one release): building metrics and resolving the section moved to vader_core.resolve.
     if name in _MOVED:
-        warnings.warn(f"`vader_core.guard.{name}` is deprecated; use `vader_core.resolve.{name}`",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"`vader_core.guard.{name}` is deprecated; use `vader_core.resolve.{name}`",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         from . import resolve
 
         return getattr(resolve, name)
@@ -100,13 +104,13 @@ class EarlyStopper:
 class ValidationGuard:
     """What the trainer asks at each validation: the metric values, and whether to keep or stop."""
 
-    def __init__(self, validation: "ValidationSection", metrics: dict[str, Callable[..., Any]]) -> None:
+    def __init__(self, validation: ValidationSection, metrics: dict[str, Callable[..., Any]]) -> None:
         self.metrics = metrics
         self.best = BestTracker(dict(validation.select))
         es = validation.early_stop
         self.stopper = EarlyStopper(es.metric, es.margin) if es is not None else None
 
-    def score(self, videos: Sequence["torch.Tensor"], prompts: Sequence[str]) -> dict[str, float]:
+    def score(self, videos: Sequence[torch.Tensor], prompts: Sequence[str]) -> dict[str, float]:
         """Mean of each metric over the validation videos (one ``(B, F, 3, H, W)`` batch per seed)."""
         import torch
 
@@ -123,14 +127,22 @@ class ValidationGuard:
         return improved, stop
 
     def summary(self, best_path: str | None) -> dict[str, Any]:
-        out: dict[str, Any] = {"best": {
-            "step": self.best.step, "value": self.best.value if self.best.step is not None else None,
-            "select": self.best.weights, "checkpoint": best_path if self.best.step is not None else None,
-        }}
+        out: dict[str, Any] = {
+            "best": {
+                "step": self.best.step,
+                "value": self.best.value if self.best.step is not None else None,
+                "select": self.best.weights,
+                "checkpoint": best_path if self.best.step is not None else None,
+            }
+        }
         if self.stopper is not None:
             s = self.stopper
             out["early_stop"] = {
-                "metric": s.metric, "margin": s.margin, "start": s.start, "last": s.last,
-                "stopped": s.stopped_at is not None, "step": s.stopped_at,
+                "metric": s.metric,
+                "margin": s.margin,
+                "start": s.start,
+                "last": s.last,
+                "stopped": s.stopped_at is not None,
+                "step": s.stopped_at,
             }
         return out

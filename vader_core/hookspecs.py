@@ -53,7 +53,7 @@ from :mod:`vader_core.lazy`, so that ``vader plugins`` never loads it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 

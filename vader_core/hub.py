@@ -86,8 +86,14 @@ def _first_sentence(exc: BaseException, limit: int = 160) -> str:
 
 
 def missing_weights(
-    source: str, error: BaseException, *, option: str, what: str | None = None, filename: str | None = None,
-    files: Sequence[str] = (), local: str = "a local diffusers directory",
+    source: str,
+    error: BaseException,
+    *,
+    option: str,
+    what: str | None = None,
+    filename: str | None = None,
+    files: Sequence[str] = (),
+    local: str = "a local diffusers directory",
 ) -> MissingWeightsError:
     """The one-line error of a backbone whose weights do not load from a hub id: what failed, why (the
     first sentence of ``error``, and whether ``HF_HUB_OFFLINE`` is set), the ``hf download`` command that
@@ -120,7 +126,13 @@ def missing_weights(
 
 
 def missing_model(
-    reward: str, ref: str, reason: str, *, repo: str, what: str = "model", files: str = MODEL_FILES,
+    reward: str,
+    ref: str,
+    reason: str,
+    *,
+    repo: str,
+    what: str = "model",
+    files: str = MODEL_FILES,
     option: str = "model",
 ) -> MissingWeightsError:
     """The one-line error for a reward model that is neither a local directory nor in reach on the hub.
@@ -143,7 +155,13 @@ def missing_model(
 
 
 def resolve_model(
-    ref: str, *, reward: str, repo: str, what: str = "model", files: str = MODEL_FILES, option: str = "model",
+    ref: str,
+    *,
+    reward: str,
+    repo: str,
+    what: str = "model",
+    files: str = MODEL_FILES,
+    option: str = "model",
 ) -> tuple[str, bool]:
     """What to give ``from_pretrained`` for ``ref``, and whether it is a local directory.
 
@@ -159,6 +177,5 @@ def resolve_model(
         return ref, False
     path = Path(ref).expanduser()
     if not path.is_dir():
-        raise missing_model(reward, ref, f"no such directory {ref!r}", repo=repo, what=what, files=files,
-                            option=option)
+        raise missing_model(reward, ref, f"no such directory {ref!r}", repo=repo, what=what, files=files, option=option)
     return str(path), True

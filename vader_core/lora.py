@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -34,7 +35,7 @@ def add_lora(
     dropout: float,
     target_modules: Iterable[str],
     adapter_name: str = ADAPTER,
-) -> "Any":
+) -> Any:
     """Inject a LoRA adapter into ``model`` with peft; returns the ``LoraConfig``.
 
     Only LoRA parameters are trainable afterwards; they are kept in float32.
@@ -47,8 +48,11 @@ def add_lora(
     if missing:
         raise ConfigError(f"`lora.target_modules`: no module of the denoiser matches {missing}")
     config = LoraConfig(
-        r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=dropout,
-        target_modules=targets, init_lora_weights=True,
+        r=rank,
+        lora_alpha=alpha if alpha is not None else rank,
+        lora_dropout=dropout,
+        target_modules=targets,
+        init_lora_weights=True,
     )
     try:
         inject_adapter_in_model(config, model, adapter_name=adapter_name)
@@ -57,9 +61,14 @@ def add_lora(
         msg = str(e)
         if "is not supported" not in msg:
             raise
-        bad = sorted({t for t in targets for n, m in model.named_modules()
-                      if (n == t or n.endswith("." + t))
-                      and not isinstance(getattr(m, "base_layer", m), _LORA_LAYER_TYPES)})
+        bad = sorted(
+            {
+                t
+                for t in targets
+                for n, m in model.named_modules()
+                if (n == t or n.endswith("." + t)) and not isinstance(getattr(m, "base_layer", m), _LORA_LAYER_TYPES)
+            }
+        )
         raise ConfigError(
             f"`lora.target_modules`: {bad or targets} match modules peft cannot adapt (containers such as "
             "nn.Sequential); name Linear or Conv layers, e.g. to_q, to_k, to_v, to_out.0, proj_in, conv_out"
@@ -108,7 +117,8 @@ def config_metadata(config: Any, prefix: str) -> dict[str, Any]:
 
 def save_lora(path: str | Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
     save_file(
-        state_dict, str(path),
+        state_dict,
+        str(path),
         metadata={"format": "pt", METADATA_KEY: json.dumps(metadata, indent=2, sort_keys=True)},
     )
 
@@ -180,8 +190,9 @@ def _infer_config(sd: dict[str, torch.Tensor], meta: dict[str, Any], prefix: str
     )
 
 
-def load_lora(target: Any, path: str | Path, prefix: str | None = None, adapter_name: str = ADAPTER,
-              backbone: str | None = None) -> torch.nn.Module:
+def load_lora(
+    target: Any, path: str | Path, prefix: str | None = None, adapter_name: str = ADAPTER, backbone: str | None = None
+) -> torch.nn.Module:
     """Load a vader LoRA into a diffusers pipeline or a bare denoiser module.
 
     Works on the stock pipelines whose denoiser diffusers cannot load LoRA into (e.g.
@@ -209,10 +220,12 @@ def load_lora(target: Any, path: str | Path, prefix: str | None = None, adapter_
     def mismatch(detail: str) -> CheckpointError:
         was = f"; it was trained with backbone `{origin}`" if origin and origin != backbone else ""
         want = f" with --backbone {backbone}" if backbone else " for this model"
-        return CheckpointError(f"the LoRA {path} does not fit {f'backbone `{backbone}`' if backbone else 'the model'} "
-                               f"({detail}){was}; give a LoRA trained{want}")
+        return CheckpointError(
+            f"the LoRA {path} does not fit {f'backbone `{backbone}`' if backbone else 'the model'} "
+            f"({detail}){was}; give a LoRA trained{want}"
+        )
 
-    sub = {k[len(prefix) + 1:]: v for k, v in sd.items() if k.startswith(prefix + ".")}
+    sub = {k[len(prefix) + 1 :]: v for k, v in sd.items() if k.startswith(prefix + ".")}
     if not sub:
         raise mismatch(f"no `{prefix}.` weights")
     config = _infer_config(sd, meta, prefix)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -67,8 +67,7 @@ def write_video(path: str | Path, frames, fps: int = 8) -> Path:  # noqa: ANN001
         if h % 2 or w % 2:  # yuv420p needs even sizes
             u8 = np.pad(u8, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         try:
-            with iio.get_writer(path, fps=fps, macro_block_size=1, quality=8,
-                                ffmpeg_log_level="error") as writer:
+            with iio.get_writer(path, fps=fps, macro_block_size=1, quality=8, ffmpeg_log_level="error") as writer:
                 for f in u8:
                     writer.append_data(f)
         except Exception as e:  # noqa: BLE001
@@ -85,9 +84,7 @@ def read_video(path: str | Path) -> np.ndarray:
         raise MediaError(f"video file not found: {path}")
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".gif", ".mp4", ".avi", ".mov", ".mkv", ".webm"):
-        raise MediaError(
-            f"unsupported video format `{suffix or path.name}` of {path}; give an .mp4, .gif or .npy file"
-        )
+        raise MediaError(f"unsupported video format `{suffix or path.name}` of {path}; give an .mp4, .gif or .npy file")
     try:
         if suffix == ".npy":
             arr = _as_numpy(np.load(path))
@@ -106,10 +103,12 @@ def read_video(path: str | Path) -> np.ndarray:
     except MediaError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise MediaError(f"cannot read video {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise MediaError(
+            f"cannot read video {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from None
 
 
-def read_image(path: str | Path) -> "object":
+def read_image(path: str | Path) -> object:
     """Open an image as RGB PIL image."""
     from PIL import Image
 

@@ -7,8 +7,9 @@ reduction, logging and checkpoints. A method turns a batch into gradients on the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, ContextManager, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, ContextManager
 
 from pydantic import BaseModel, ConfigDict
 
@@ -53,13 +54,13 @@ class TrainContext:
             :attr:`StepOutput.reward_queries`; adding to this number changes nothing.
     """
 
-    config: "VaderConfig"
-    backbone: "BackbonePlugin"
-    objective: "Objective"
-    autocast: "Callable[[], ContextManager[Any]]"
-    backward: "Callable[[torch.Tensor], bool]"
-    trainable: "list[torch.nn.Parameter]"
-    draw_batch: "Callable[[random.Random], Batch] | None" = None
+    config: VaderConfig
+    backbone: BackbonePlugin
+    objective: Objective
+    autocast: Callable[[], ContextManager[Any]]
+    backward: Callable[[torch.Tensor], bool]
+    trainable: list[torch.nn.Parameter]
+    draw_batch: Callable[[random.Random], Batch] | None = None
     num_reward_queries: int = 0
 
 
@@ -79,8 +80,8 @@ class StepOutput:
     """
 
     loss: float
-    reward: "torch.Tensor"
-    rewards: "dict[str, torch.Tensor]"
+    reward: torch.Tensor
+    rewards: dict[str, torch.Tensor]
     extras: dict[str, float] = field(default_factory=dict)
     reward_queries: int | None = None
 
@@ -101,9 +102,7 @@ class MethodPlugin:
     def setup(self, ctx: TrainContext) -> None:
         """Called once after everything is loaded, before the first step."""
 
-    def step(
-        self, ctx: TrainContext, batch: Batch, generator: "torch.Generator", rng: "random.Random"
-    ) -> StepOutput:
+    def step(self, ctx: TrainContext, batch: Batch, generator: torch.Generator, rng: random.Random) -> StepOutput:
         """One micro-step: sample, score, and call ``ctx.backward``."""
         raise NotImplementedError
 
@@ -111,5 +110,3 @@ class MethodPlugin:
         """Videos a micro-step of ``batch_size`` videos scores, for steps whose :class:`StepOutput` does not
         say (``reward_queries`` is ``None``); default: ``batch_size``."""
         return batch_size
-
-

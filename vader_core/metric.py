@@ -9,7 +9,8 @@ model's ``toy_color`` and ``toy_direction``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,22 +43,22 @@ class MetricPlugin:
 
     def __init__(self, options: MetricOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
-        self.device: "torch.device | str" = "cpu"
+        self.device: torch.device | str = "cpu"
         self.loaded = False
 
-    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         """Load whatever the metric needs onto ``device``; frozen, eval mode."""
         self.device, self.loaded = device, True
 
-    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+    def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Tiny random model of the real architecture, for tests. Model-free metrics just load."""
         self.load(device, dtype)
 
-    def compute(self, video: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def compute(self, video: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """Score videos ``(B, F, 3, H, W)`` in [0, 1] with one prompt each; returns ``(B,)``."""
         raise NotImplementedError
 
-    def __call__(self, video: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def __call__(self, video: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """Score of each video ``(B, F, 3, H, W)`` in [0, 1]; float32 ``(B,)`` on the CPU, no autograd."""
         import torch
 

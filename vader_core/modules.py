@@ -4,7 +4,7 @@ loaded one. torch is imported on first use (:mod:`vader_core.lazy`), not when th
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from .lazy import torch
 
@@ -21,7 +21,7 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def freeze(module: "torch.nn.Module", device: "torch.device | str", dtype: "torch.dtype") -> "torch.nn.Module":
+def freeze(module: torch.nn.Module, device: torch.device | str, dtype: torch.dtype) -> torch.nn.Module:
     """``module`` frozen (no parameter requires grad), in eval mode, on ``device`` in ``dtype``."""
     module.requires_grad_(False)
     module.eval()

@@ -7,8 +7,9 @@ configuration's ``rewards``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -20,11 +21,11 @@ if TYPE_CHECKING:  # pragma: no cover
 @dataclass
 class Term:
     name: str
-    reward: "RewardPlugin"
+    reward: RewardPlugin
     weight: float
     target: float | None  # None: maximize
 
-    def value(self, score: "torch.Tensor") -> "torch.Tensor":
+    def value(self, score: torch.Tensor) -> torch.Tensor:
         """Signed contribution to the total reward (higher is better)."""
         if self.target is None:
             return self.weight * score
@@ -48,10 +49,13 @@ class Objective:
         self.terms = list(terms)
 
     @classmethod
-    def from_config(cls, sections: "Sequence[RewardSection]") -> "Objective":
+    def from_config(cls, sections: Sequence[RewardSection]) -> Objective:
         """Deprecated alias of :func:`vader_core.resolve.build_objective` (kept for one release)."""
-        warnings.warn("`Objective.from_config` is deprecated; use `vader_core.resolve.build_objective`",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "`Objective.from_config` is deprecated; use `vader_core.resolve.build_objective`",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         from .resolve import build_objective
 
         return build_objective(sections)
@@ -61,16 +65,14 @@ class Objective:
         """True when a reward scores whole clips, so every frame must be decoded."""
         return any(t.reward.scores == "clip" for t in self.terms)
 
-    def load(self, device: "torch.device | str", dtype: "torch.dtype", tiny: bool = False, seed: int = 0) -> None:
+    def load(self, device: torch.device | str, dtype: torch.dtype, tiny: bool = False, seed: int = 0) -> None:
         for t in self.terms:
             if tiny:
                 t.reward.load_tiny(device, dtype, seed=seed)
             else:
                 t.reward.load(device, dtype)
 
-    def __call__(
-        self, video: "torch.Tensor", prompts: Sequence[str]
-    ) -> "tuple[torch.Tensor, dict[str, torch.Tensor]]":
+    def __call__(self, video: torch.Tensor, prompts: Sequence[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Returns the weighted total ``(B,)`` and each raw score ``(B,)``."""
         scores = {t.name: t.reward(video, prompts) for t in self.terms}
         total = sum(t.value(scores[t.name]) for t in self.terms)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -62,9 +63,11 @@ class OfficialLayout:
         out: dict[str, torch.Tensor] = {}
         for k, v in sd.items():
             if not k.startswith(self.prefix + "."):
-                raise CheckpointError(f"`{k}` is not {self.denoiser} "
-                                      f"LoRA weight of the {self.backbone} backbone (no `{self.prefix}.` prefix)")
-            path = k[len(self.prefix) + 1:]
+                raise CheckpointError(
+                    f"`{k}` is not {self.denoiser} "
+                    f"LoRA weight of the {self.backbone} backbone (no `{self.prefix}.` prefix)"
+                )
+            path = k[len(self.prefix) + 1 :]
             module = path.rsplit(".lora_", 1)[0]
             if module.rsplit(".", 1)[-1] not in self.targets:
                 raise ConfigError(
@@ -80,10 +83,12 @@ class OfficialLayout:
 
         bad = [k for k in sd if not k.startswith(self.official_prefix)]
         if bad:
-            raise CheckpointError(f"{len(bad)} keys are not official {self.project} LoRA weights, e.g. `{bad[0]}` "
-                                  f"(expected `{self.official_prefix}...lora_A.weight`)")
+            raise CheckpointError(
+                f"{len(bad)} keys are not official {self.project} LoRA weights, e.g. `{bad[0]}` "
+                f"(expected `{self.official_prefix}...lora_A.weight`)"
+            )
         rank = _rank(sd)
-        out = {f"{self.prefix}.{k[len(self.official_prefix):]}": v.contiguous() for k, v in sd.items()}
+        out = {f"{self.prefix}.{k[len(self.official_prefix) :]}": v.contiguous() for k, v in sd.items()}
         targets = sorted({k.rsplit(".lora_", 1)[0].rsplit(".", 1)[-1] for k in sd})
         config = argparse.Namespace(r=rank, lora_alpha=OFFICIAL_ALPHA, lora_dropout=0.01, target_modules=targets)
         return out, config_metadata(config, self.prefix)
@@ -91,9 +96,13 @@ class OfficialLayout:
     def main(self, prog: str, argv: list[str] | None = None) -> int:
         """The ``python -m <plugin>.export`` command line: ``--export official`` or ``--export vader``."""
         ap = argparse.ArgumentParser(
-            prog=prog, description=f"Convert {self.backbone} LoRA weights to or from the official VADER layout.")
-        ap.add_argument("source", type=Path, help="vader checkpoint directory / .safetensors (--export official), "
-                        "or an official .pt (--export vader)")
+            prog=prog, description=f"Convert {self.backbone} LoRA weights to or from the official VADER layout."
+        )
+        ap.add_argument(
+            "source",
+            type=Path,
+            help="vader checkpoint directory / .safetensors (--export official), or an official .pt (--export vader)",
+        )
         ap.add_argument("--export", choices=["official", "vader"], required=True, help="layout to write")
         ap.add_argument("--out", type=Path, required=True, help="output .pt (official) or directory (vader)")
         args = ap.parse_args(argv)
@@ -105,8 +114,10 @@ class OfficialLayout:
                 out, rank = self.to_official(sd, meta)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(out, args.out)
-                print(f"wrote {args.out} ({len(out)} tensors); load it in {self.project} with "
-                      f"{self.load_hint(args.out, rank)}")
+                print(
+                    f"wrote {args.out} ({len(out)} tensors); load it in {self.project} with "
+                    f"{self.load_hint(args.out, rank)}"
+                )
             else:
                 from .lora import WEIGHTS_NAME, save_lora
 
@@ -119,8 +130,10 @@ class OfficialLayout:
                 out, meta = self.from_official(sd)
                 args.out.mkdir(parents=True, exist_ok=True)
                 save_lora(args.out / WEIGHTS_NAME, out, meta)
-                print(f"wrote {args.out / WEIGHTS_NAME} ({len(out)} tensors); use it with "
-                      f"`vader generate --backbone {self.backbone} --lora {args.out}`")
+                print(
+                    f"wrote {args.out / WEIGHTS_NAME} ({len(out)} tensors); use it with "
+                    f"`vader generate --backbone {self.backbone} --lora {args.out}`"
+                )
         except VaderError as e:
             print(f"error: {e}", file=sys.stderr)
             return e.exit_code

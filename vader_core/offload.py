@@ -10,7 +10,8 @@ run's device only for the duration of each ``encode_condition`` call.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .lazy import torch
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import MemorySection
 
 
-def offload_enabled(memory: "MemorySection", device: "torch.device | str") -> bool:
+def offload_enabled(memory: MemorySection, device: torch.device | str) -> bool:
     """``memory.offload_encoders``, where null means: on for a CUDA device, off elsewhere."""
     if memory.offload_encoders is not None:
         return bool(memory.offload_encoders)
@@ -36,17 +37,17 @@ class EncoderOffload:
         store (`torch.device` or `str`, *optional*, defaults to `"cpu"`): where they wait.
     """
 
-    def __init__(self, backbone: "BackbonePlugin", device: Any, store: Any = "cpu") -> None:
+    def __init__(self, backbone: BackbonePlugin, device: Any, store: Any = "cpu") -> None:
         self.backbone = backbone
         self.device, self.store = torch.device(device), torch.device(store)
         self.encoders = dict(backbone.condition_encoders())
         self._original: Callable[..., Any] | None = None
 
-    def _move(self, where: "torch.device") -> None:
+    def _move(self, where: torch.device) -> None:
         for m in self.encoders.values():
             m.to(where)
 
-    def install(self) -> "EncoderOffload":
+    def install(self) -> EncoderOffload:
         """Move the encoders to ``store`` and wrap ``encode_condition``; returns ``self``."""
         if self._original is not None or not self.encoders:
             return self
@@ -74,7 +75,7 @@ class EncoderOffload:
         self._move(self.device)
 
 
-def offload_encoders(backbone: "BackbonePlugin", memory: "MemorySection", device: Any) -> EncoderOffload | None:
+def offload_encoders(backbone: BackbonePlugin, memory: MemorySection, device: Any) -> EncoderOffload | None:
     """Install :class:`EncoderOffload` when :func:`offload_enabled` says so; returns it (or ``None``)."""
     if not offload_enabled(memory, device) or not backbone.condition_encoders():
         return None

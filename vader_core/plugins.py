@@ -22,8 +22,12 @@ from .errors import PluginConflictError, PluginNotFoundError
 
 Kind = Literal["backbone", "reward", "method", "metric"]
 KINDS: tuple[Kind, ...] = ("backbone", "reward", "method", "metric")
-_HOOKS = {"backbone": "register_backbones", "reward": "register_rewards", "method": "register_methods",
-          "metric": "register_metrics"}
+_HOOKS = {
+    "backbone": "register_backbones",
+    "reward": "register_rewards",
+    "method": "register_methods",
+    "metric": "register_metrics",
+}
 BUILTIN_DIST = "vader"
 
 #: Official plugins that live in their own distributions: name -> pip requirement.
@@ -231,7 +235,9 @@ def register_plugin(module: Any, name: str = "local", package: str = "local", ve
             del reg.conflicts[key]
         if reg.manager.is_registered(module):
             unregister_plugin(module)
-        raise PluginConflictError(b.reason if "registered twice" in b.reason else f"plugin `{name}` is broken: {b.reason}")
+        raise PluginConflictError(
+            b.reason if "registered twice" in b.reason else f"plugin `{name}` is broken: {b.reason}"
+        )
 
 
 def unregister_plugin(module: Any) -> None:

@@ -30,8 +30,9 @@ Gradient: the base prediction has none; ``mu_lora`` carries the gradient of the 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator
+from typing import TYPE_CHECKING, Any, ContextManager
 
 import torch
 
@@ -97,8 +98,9 @@ class KLGuard:
     :attr:`steps` the number of kept steps measured.
     """
 
-    def __init__(self, backbone: "BackbonePlugin", cond: Any,
-                 autocast: Callable[[], ContextManager[Any]] = nullcontext) -> None:
+    def __init__(
+        self, backbone: BackbonePlugin, cond: Any, autocast: Callable[[], ContextManager[Any]] = nullcontext
+    ) -> None:
         self.inner = backbone
         self.cond = cond
         self.autocast = autocast
@@ -114,8 +116,14 @@ class KLGuard:
             return torch.zeros(())
         return torch.stack(self.terms).sum(dim=0)
 
-    def _step(self, model_output: torch.Tensor, t: torch.Tensor, latents: torch.Tensor, step_index: int,
-              generator: torch.Generator | None) -> torch.Tensor:
+    def _step(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
+        step_index: int,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         bb = self.inner
         # A kept step is one whose prediction carries autograd (the loop differentiates its call).
         if not (torch.is_grad_enabled() and model_output.requires_grad):
@@ -146,6 +154,12 @@ class _GuardedBackbone:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._guard.inner, name)
 
-    def scheduler_step(self, model_output: torch.Tensor, t: torch.Tensor, latents: torch.Tensor, step_index: int,
-                       generator: torch.Generator | None) -> torch.Tensor:
+    def scheduler_step(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
+        step_index: int,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         return self._guard._step(model_output, t, latents, step_index, generator)

@@ -14,7 +14,8 @@ torch is imported on first use only (:mod:`vader_core.lazy`): ``vader config`` r
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .method import MethodPlugin
     from .reward import RewardPlugin
 
+
 # ---------------------------------------------------------------------- options
 def validate_options(model: type[BaseModel], data: dict[str, Any] | None, prefix: str) -> BaseModel:
     """``model`` validated from ``data``; a :class:`ConfigError` naming ``prefix.field`` and the value if not."""
@@ -39,26 +41,27 @@ def validate_options(model: type[BaseModel], data: dict[str, Any] | None, prefix
         raise ConfigError(format_validation_error(e, prefix, model=model)) from None
 
 
-def backbone_class(name: str) -> type["BackbonePlugin"]:
+def backbone_class(name: str) -> type[BackbonePlugin]:
     """The backbone class registered as ``name`` (class attributes only, nothing built)."""
     return plugins.get_backbone(name)
 
 
-def metric_kind(section: "MetricSection") -> str:
+def metric_kind(section: MetricSection) -> str:
     """``metric`` or ``reward``: which registry ``section.name`` comes from."""
     if section.kind != "auto":
         return section.kind
     return "metric" if plugins.has("metric", section.name) else "reward"
 
 
-def metric_class(section: "MetricSection") -> type:
+def metric_class(section: MetricSection) -> type:
     """The metric (or reward) class a ``validation.metrics`` entry names."""
     kind = metric_kind(section)
     if section.kind == "auto" and not plugins.has("reward", section.name) and not plugins.has("metric", section.name):
         reg = plugins.registry().entries
         raise PluginNotFoundError(
             f"`validation.metrics`: unknown metric or reward `{section.name}`; metrics: "
-            f"{', '.join(sorted(reg['metric'])) or 'none'}; rewards: {', '.join(sorted(reg['reward'])) or 'none'}")
+            f"{', '.join(sorted(reg['metric'])) or 'none'}; rewards: {', '.join(sorted(reg['reward'])) or 'none'}"
+        )
     return plugins.get_metric(section.name) if kind == "metric" else plugins.get_reward(section.name)
 
 
@@ -81,8 +84,12 @@ def resolve_config(config: VaderConfig) -> VaderConfig:
     for i, r in enumerate(config.rewards):
         rcls = reward_class(r.name)
         ropts = validate_options(rcls.Options, r.options, f"rewards.{i}")
-        data["rewards"][i] = {"name": r.name, "weight": r.weight, "objective": data["rewards"][i]["objective"],
-                              **ropts.model_dump(mode="json")}
+        data["rewards"][i] = {
+            "name": r.name,
+            "weight": r.weight,
+            "objective": data["rewards"][i]["objective"],
+            **ropts.model_dump(mode="json"),
+        }
     mcls = plugins.get_method(config.method.name)
     mopts = validate_options(mcls.Options, config.method.options, "method")
     data["method"] = {"name": config.method.name, **mopts.model_dump(mode="json")}
@@ -100,7 +107,7 @@ def resolve_config(config: VaderConfig) -> VaderConfig:
     return VaderConfig.model_validate(data)
 
 
-def resolve_validation(v: "ValidationSection") -> dict[str, Any]:
+def resolve_validation(v: ValidationSection) -> dict[str, Any]:
     """The ``validation`` section with every metric's options validated and written in; checks that
     ``select`` and ``early_stop`` name ``reward`` or a configured metric."""
     data = json.loads(v.model_dump_json())
@@ -115,12 +122,16 @@ def resolve_validation(v: "ValidationSection") -> dict[str, Any]:
     known = {"reward", *names}
     bad = [k for k in v.select if k not in known]
     if bad:
-        raise ConfigError(f"`validation.select` names {bad}; use `reward` or a `validation.metrics` name ({sorted(known)})")
+        raise ConfigError(
+            f"`validation.select` names {bad}; use `reward` or a `validation.metrics` name ({sorted(known)})"
+        )
     if not v.select:
         raise ConfigError("`validation.select` needs at least one weight, e.g. {reward: 1.0}")
     if v.early_stop is not None and v.early_stop.metric not in known:
-        raise ConfigError(f"`validation.early_stop.metric` is {v.early_stop.metric!r}; use `reward` or a "
-                          f"`validation.metrics` name ({sorted(known)})")
+        raise ConfigError(
+            f"`validation.early_stop.metric` is {v.early_stop.metric!r}; use `reward` or a "
+            f"`validation.metrics` name ({sorted(known)})"
+        )
     return data
 
 
@@ -145,31 +156,40 @@ def check_resolved(config: Any, backbone_cls: type, bopts: Any) -> None:
         )
     for r in config.rewards:
         if r.weight == 0:
-            warn(f"reward `{r.name}` has weight 0: it is computed and logged but does not train; remove it or "
-                 "give it a weight")
+            warn(
+                f"reward `{r.name}` has weight 0: it is computed and logged but does not train; remove it or "
+                "give it a weight"
+            )
     if config.train.prompts is not None and not [p for p in config.train.prompts if str(p).strip()]:
-        raise ConfigError("`train.prompts` is an empty list; give prompts, or remove the key to use "
-                          "`train.prompt_file` or the built-in prompt set")
+        raise ConfigError(
+            "`train.prompts` is an empty list; give prompts, or remove the key to use "
+            "`train.prompt_file` or the built-in prompt set"
+        )
     if config.validation.prompts is not None and not [p for p in config.validation.prompts if str(p).strip()]:
-        raise ConfigError("`validation.prompts` is an empty list; give held-out prompts, or remove the key to use "
-                          "the prompt set's held-out prompts")
+        raise ConfigError(
+            "`validation.prompts` is an empty list; give held-out prompts, or remove the key to use "
+            "the prompt set's held-out prompts"
+        )
     if not config.validation.seeds:
         raise ConfigError("`validation.seeds` is an empty list; give at least one seed, e.g. [0]")
     frames = getattr(bopts, "frames", None)
     d = config.memory.decoded_frames
     if isinstance(frames, int) and d is not None and d > frames:
-        warn(f"`memory.decoded_frames` is {d}, above the {frames} frames of `backbone.frames`: every frame is "
-             "decoded (the same as `memory.decoded_frames: null`)")
+        warn(
+            f"`memory.decoded_frames` is {d}, above the {frames} frames of `backbone.frames`: every frame is "
+            "decoded (the same as `memory.decoded_frames: null`)"
+        )
 
 
 # ---------------------------------------------------------------------- plugins
-def build_backbone(section: "BackboneSection") -> "BackbonePlugin":
+def build_backbone(section: BackboneSection) -> BackbonePlugin:
     """The backbone a ``backbone`` section names, with its options; nothing loaded yet."""
     return instantiate(backbone_class(section.name), section.options, "backbone")
 
 
-def load_backbone(backbone: "BackbonePlugin", device: Any, dtype: Any, *, tiny: bool = False,
-                  seed: int = 0) -> "BackbonePlugin":
+def load_backbone(
+    backbone: BackbonePlugin, device: Any, dtype: Any, *, tiny: bool = False, seed: int = 0
+) -> BackbonePlugin:
     """Load ``backbone`` (tiny random components when ``tiny``) and freeze every module: eval mode, no
     gradient. LoRA added later is what trains."""
     if tiny:
@@ -181,7 +201,7 @@ def load_backbone(backbone: "BackbonePlugin", device: Any, dtype: Any, *, tiny: 
     return backbone
 
 
-def reward_class(name: str) -> type["RewardPlugin"]:
+def reward_class(name: str) -> type[RewardPlugin]:
     """The reward class registered as ``name`` (class attributes only, nothing built)."""
     return plugins.get_reward(name)
 
@@ -191,23 +211,25 @@ def instantiate(cls: type, options: dict[str, Any] | None, where: str) -> Any:
     return cls(validate_options(cls.Options, options, where))
 
 
-def build_reward(name: str, options: dict[str, Any] | None = None, where: str | None = None) -> "RewardPlugin":
+def build_reward(name: str, options: dict[str, Any] | None = None, where: str | None = None) -> RewardPlugin:
     """The reward registered as ``name`` with ``options`` (errors name ``where``, default ``name``)."""
     return instantiate(reward_class(name), options, where if where is not None else name)
 
 
-def build_rewards(sections: Sequence["RewardSection"]) -> list[Term]:
+def build_rewards(sections: Sequence[RewardSection]) -> list[Term]:
     """One objective term per ``rewards`` section: the reward with its options, weight and target."""
-    return [Term(s.name, build_reward(s.name, s.options, f"rewards.{i}"), s.weight, s.target)
-            for i, s in enumerate(sections)]
+    return [
+        Term(s.name, build_reward(s.name, s.options, f"rewards.{i}"), s.weight, s.target)
+        for i, s in enumerate(sections)
+    ]
 
 
-def build_objective(sections: Sequence["RewardSection"]) -> Objective:
+def build_objective(sections: Sequence[RewardSection]) -> Objective:
     """The weighted objective of the ``rewards`` sections; its rewards are not loaded yet."""
     return Objective(build_rewards(sections))
 
 
-def build_method(section: "MethodSection") -> "MethodPlugin":
+def build_method(section: MethodSection) -> MethodPlugin:
     """The training method a ``method`` section names, with its options."""
     return instantiate(plugins.get_method(section.name), section.options, "method")
 
@@ -218,13 +240,14 @@ class _RewardAsMetric:
     def __init__(self, reward: Any) -> None:
         self.reward = reward
 
-    def __call__(self, video: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def __call__(self, video: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         with torch.no_grad():
             return self.reward(video, list(prompts)).detach().float().cpu()
 
 
-def build_metrics(sections: Sequence["MetricSection"], device: Any, dtype: Any, tiny: bool = False,
-                  seed: int = 0) -> dict[str, Callable[["torch.Tensor", Sequence[str]], "torch.Tensor"]]:
+def build_metrics(
+    sections: Sequence[MetricSection], device: Any, dtype: Any, tiny: bool = False, seed: int = 0
+) -> dict[str, Callable[[torch.Tensor, Sequence[str]], torch.Tensor]]:
     """Load every guard metric; name -> callable ``(video (B, F, 3, H, W), prompts) -> (B,)`` on the CPU."""
     out: dict[str, Callable[..., Any]] = {}
     for i, s in enumerate(sections):
@@ -238,7 +261,7 @@ def build_metrics(sections: Sequence["MetricSection"], device: Any, dtype: Any, 
 
 
 # ---------------------------------------------------------------------- device and precision
-def resolve_device(device: str | None) -> "torch.device":
+def resolve_device(device: str | None) -> torch.device:
     """The torch device ``device`` names (``cpu``, ``cuda:1``, ``mps`` ...); without one, CUDA if a GPU is
     visible, else the CPU. One line when the name is not a device or names a GPU that is not there."""
     if device:
@@ -253,7 +276,7 @@ def resolve_device(device: str | None) -> "torch.device":
     return probe
 
 
-def resolve_precision(precision: str, device: "torch.device") -> str:
+def resolve_precision(precision: str, device: torch.device) -> str:
     """``fp32``, ``bf16`` or ``fp16`` for the configured ``precision`` on ``device`` (``auto``: bf16 where CUDA
     supports it, fp16 on other GPUs, fp32 elsewhere)."""
     if precision == "auto":
@@ -265,6 +288,6 @@ def resolve_precision(precision: str, device: "torch.device") -> str:
     return precision
 
 
-def torch_dtype(precision: str) -> "torch.dtype":
+def torch_dtype(precision: str) -> torch.dtype:
     """The torch dtype of a resolved ``precision`` (``fp32``, ``bf16`` or ``fp16``)."""
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -39,27 +40,27 @@ class RewardPlugin:
 
     def __init__(self, options: RewardOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
-        self.device: "torch.device | str" = "cpu"
-        self.dtype: "torch.dtype | None" = None
+        self.device: torch.device | str = "cpu"
+        self.dtype: torch.dtype | None = None
         self.loaded = False
 
-    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         """Load the reward model (if any) onto ``device`` in ``dtype``; frozen, eval mode."""
         self.device, self.dtype, self.loaded = device, dtype, True
 
-    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+    def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Tiny random model of the real architecture, for tests. Weight-free rewards just load."""
         self.load(device, dtype)
 
-    def score_frames(self, frames: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def score_frames(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """Score ``frames`` ``(N, 3, H, W)`` in [0, 1] with one prompt each; returns ``(N,)``."""
         raise NotImplementedError
 
-    def score_clip(self, video: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def score_clip(self, video: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """Score videos ``(B, F, 3, H, W)`` in [0, 1]; returns ``(B,)``."""
         raise NotImplementedError
 
-    def __call__(self, video: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def __call__(self, video: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """Reward of each video ``(B, F, 3, H, W)`` in [0, 1]; returns float32 ``(B,)``."""
         if video.ndim != 5 or video.shape[2] != 3:
             raise ValueError(f"reward `{self.name}` expects video of shape (B, F, 3, H, W), got {tuple(video.shape)}")

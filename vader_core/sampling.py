@@ -15,8 +15,9 @@ from __future__ import annotations
 import inspect
 import random
 import warnings
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Sequence
+from typing import TYPE_CHECKING, Any, ContextManager
 
 import torch
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import MemorySection, TruncationSection
 
 
-def kept_steps(num_steps: int, truncation: "TruncationSection", rng: random.Random) -> list[int]:
+def kept_steps(num_steps: int, truncation: TruncationSection, rng: random.Random) -> list[int]:
     """Indices of the denoising steps whose denoiser call keeps autograd."""
     if truncation.mode == "specific":
         return sorted(truncation.steps or [])
@@ -60,9 +61,12 @@ def _takes_cond(method: Any) -> bool:
         if not ok:
             owner = getattr(method, "__self__", None)
             name = getattr(owner, "name", "") or type(owner).__name__
-            warnings.warn(f"backbone `{name}`: `{fn.__name__}` takes no `cond` keyword; declare `cond=None` "
-                          "(docs/plugins.md): backbones that do not will stop working in a later release",
-                          DeprecationWarning, stacklevel=3)
+            warnings.warn(
+                f"backbone `{name}`: `{fn.__name__}` takes no `cond` keyword; declare `cond=None` "
+                "(docs/plugins.md): backbones that do not will stop working in a later release",
+                DeprecationWarning,
+                stacklevel=3,
+            )
         _TAKES_COND[fn] = ok
     return _TAKES_COND[fn]
 
@@ -70,8 +74,9 @@ def _takes_cond(method: Any) -> bool:
 _TAKES_COND: dict[Any, bool] = {}
 
 
-def prepare_latents(backbone: "BackbonePlugin", batch_size: int, generator: torch.Generator | None,
-                    cond: Any = None) -> torch.Tensor:
+def prepare_latents(
+    backbone: BackbonePlugin, batch_size: int, generator: torch.Generator | None, cond: Any = None
+) -> torch.Tensor:
     """``backbone.prepare_latents(batch_size, generator, cond=cond)``: the condition this batch was encoded
     with (a backbone written before ``cond`` joined the contract gets the call without it)."""
     if _takes_cond(backbone.prepare_latents):
@@ -79,8 +84,13 @@ def prepare_latents(backbone: "BackbonePlugin", batch_size: int, generator: torc
     return backbone.prepare_latents(batch_size, generator)
 
 
-def decode(backbone: "BackbonePlugin", latents: torch.Tensor, frames: Sequence[int] | None = None,
-           chunk_size: int | None = None, cond: Any = None) -> torch.Tensor:
+def decode(
+    backbone: BackbonePlugin,
+    latents: torch.Tensor,
+    frames: Sequence[int] | None = None,
+    chunk_size: int | None = None,
+    cond: Any = None,
+) -> torch.Tensor:
     """``backbone.decode(latents, frames, chunk_size=chunk_size, cond=cond)`` (without ``cond`` for a backbone
     written before it joined the contract)."""
     if _takes_cond(backbone.decode):
@@ -89,7 +99,7 @@ def decode(backbone: "BackbonePlugin", latents: torch.Tensor, frames: Sequence[i
 
 
 def denoise(
-    backbone: "BackbonePlugin",
+    backbone: BackbonePlugin,
     cond: Any,
     latents: torch.Tensor,
     timesteps: Sequence[torch.Tensor],
@@ -127,7 +137,7 @@ def denoise(
 
 
 def generate(
-    backbone: "BackbonePlugin",
+    backbone: BackbonePlugin,
     prompts: Sequence[str],
     images: Sequence[Any] | None,
     generator: torch.Generator,
@@ -149,13 +159,13 @@ def generate(
 
 
 def sample_with_grad(
-    backbone: "BackbonePlugin",
+    backbone: BackbonePlugin,
     cond: Any,
     batch_size: int,
     generator: torch.Generator,
     rng: random.Random,
-    truncation: "TruncationSection",
-    memory: "MemorySection",
+    truncation: TruncationSection,
+    memory: MemorySection,
     decode_all: bool = False,
     autocast: Callable[[], ContextManager[Any]] = nullcontext,
 ) -> tuple[torch.Tensor, list[int], list[int]]:
@@ -167,8 +177,14 @@ def sample_with_grad(
     latents = prepare_latents(backbone, batch_size, generator, cond)
     kept = kept_steps(len(timesteps), truncation, rng)
     latents = denoise(
-        backbone, cond, latents, timesteps, generator, kept=kept,
-        gradient_checkpointing=memory.gradient_checkpointing, autocast=autocast,
+        backbone,
+        cond,
+        latents,
+        timesteps,
+        generator,
+        kept=kept,
+        gradient_checkpointing=memory.gradient_checkpointing,
+        autocast=autocast,
         split_guidance=memory.split_guidance,
     )
     n = backbone.num_latent_frames(latents)

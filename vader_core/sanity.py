@@ -12,7 +12,11 @@ from .config import check_finite
 from .errors import log, warn
 from .resolve import check_resolved
 
-warnings.warn("`vader_core.sanity` is deprecated: use `vader_core.errors.warn`, `vader_core.config.check_finite` "
-              "and `vader_core.resolve.check_resolved`", DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "`vader_core.sanity` is deprecated: use `vader_core.errors.warn`, `vader_core.config.check_finite` "
+    "and `vader_core.resolve.check_resolved`",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 __all__ = ["check_finite", "check_resolved", "log", "warn"]

@@ -13,8 +13,8 @@ import gzip
 _NUM_MERGES = 49152 - 256 - 2
 
 
-@functools.lru_cache(maxsize=None)
-def clip_tokenizer(model_max_length: int = 77) -> "object":
+@functools.cache
+def clip_tokenizer(model_max_length: int = 77) -> object:
     """A transformers ``CLIPTokenizer`` equal to ``openai/clip-vit-large-patch14``'s, built offline."""
     from open_clip.tokenizer import bytes_to_unicode, default_bpe
     from transformers import CLIPTokenizer

@@ -11,9 +11,10 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,8 +28,18 @@ from .guard import ValidationGuard
 from .lora import add_lora, config_metadata, lora_parameters, lora_state_dict, set_lora_training
 from .method import TrainContext
 from .offload import offload_encoders
-from .resolve import (backbone_class, build_backbone, build_method, build_metrics, build_objective, load_backbone,
-                      resolve_config, resolve_device, resolve_precision, torch_dtype)
+from .resolve import (
+    backbone_class,
+    build_backbone,
+    build_method,
+    build_metrics,
+    build_objective,
+    load_backbone,
+    resolve_config,
+    resolve_device,
+    resolve_precision,
+    torch_dtype,
+)
 from .run import distributed
 from .run.loggers import make_logger, progress
 from .run.records import RunState, append_jsonl, finite_or_none, plot_reward_curve, summary
@@ -77,8 +88,9 @@ class Trainer:
         log (`Callable[[str], None]`, *optional*): where to print status lines.
     """
 
-    def __init__(self, config: VaderConfig, progress: bool = True, tiny: bool = False,
-                 log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, config: VaderConfig, progress: bool = True, tiny: bool = False, log: Callable[[str], None] | None = None
+    ) -> None:
         self.config = resolve_config(config)
         self.progress = progress
         self.tiny = tiny
@@ -114,8 +126,9 @@ class Trainer:
 
     def _prepare_models(self) -> None:
         cfg, seed = self.config, self.config.train.seed
-        self.backbone = load_backbone(build_backbone(cfg.backbone), self.device, self.weight_dtype, tiny=self.tiny,
-                                      seed=seed)
+        self.backbone = load_backbone(
+            build_backbone(cfg.backbone), self.device, self.weight_dtype, tiny=self.tiny, seed=seed
+        )
         self.encoder_offload = offload_encoders(self.backbone, cfg.memory, self.device)
         denoiser = self.backbone.denoiser
         targets = cfg.lora.target_modules or list(self.backbone.default_lora_targets)
@@ -128,29 +141,50 @@ class Trainer:
         self.objective.load(self.device, self.weight_dtype, tiny=self.tiny, seed=seed)
         self.method = build_method(cfg.method)
         if cfg.regularization.kl > 0 and not getattr(type(self.method), "supports_kl_guard", False):
-            raise ConfigError(f"method `{cfg.method.name}` does not apply the KL guard; set regularization.kl=0 "
-                              "or use --method vader")
-        self.guard = ValidationGuard(cfg.validation, build_metrics(
-            cfg.validation.metrics, self.device, self.weight_dtype, tiny=self.tiny, seed=seed))
+            raise ConfigError(
+                f"method `{cfg.method.name}` does not apply the KL guard; set regularization.kl=0 or use --method vader"
+            )
+        self.guard = ValidationGuard(
+            cfg.validation,
+            build_metrics(cfg.validation.metrics, self.device, self.weight_dtype, tiny=self.tiny, seed=seed),
+        )
         self.source = training_source(cfg.train, self.backbone.conditioning, self.backbone)
         self.val_prompts, self.val_images = validation_prompts(cfg, self.source, self.backbone)
-        self.validator = Validator(cfg, self.backbone, self.objective, self.guard, self.val_prompts, self.val_images,
-                                   self.out, self._autocast, lambda: (self._lora_sd(), self._lora_meta()),
-                                   self.is_main, self.log)
+        self.validator = Validator(
+            cfg,
+            self.backbone,
+            self.objective,
+            self.guard,
+            self.val_prompts,
+            self.val_images,
+            self.out,
+            self._autocast,
+            lambda: (self._lora_sd(), self._lora_meta()),
+            self.is_main,
+            self.log,
+        )
 
     def _prepare_optimizer(self) -> None:
         from diffusers.optimization import get_scheduler
 
         cfg, o = self.config, self.config.optim
         optimizer = torch.optim.AdamW(self.params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
-        self.lr_scheduler = get_scheduler(o.schedule, optimizer=optimizer, num_warmup_steps=o.warmup_steps,
-                                          num_training_steps=max(cfg.train.max_steps, 1))
+        self.lr_scheduler = get_scheduler(
+            o.schedule,
+            optimizer=optimizer,
+            num_warmup_steps=o.warmup_steps,
+            num_training_steps=max(cfg.train.max_steps, 1),
+        )
         self.optimizer = self.accelerator.prepare(optimizer)
         self._nonfinite_in_step = False
         self._stop_requested = False
         self.ctx = TrainContext(
-            config=cfg, backbone=self.backbone, objective=self.objective, autocast=self._autocast,
-            backward=self._backward, trainable=self.params,
+            config=cfg,
+            backbone=self.backbone,
+            objective=self.objective,
+            autocast=self._autocast,
+            backward=self._backward,
+            trainable=self.params,
             draw_batch=lambda rng: self.source.batch(cfg.train.batch_size, rng),
         )
         self.method.setup(self.ctx)
@@ -176,8 +210,16 @@ class Trainer:
         """A checkpoint of ``step`` (written by the main process; every process waits for it)."""
         path = None
         if self.is_main:
-            path = save_run(self.out, step, self._lora_sd(), self._lora_meta(), self.optimizer, self.lr_scheduler,
-                            self.state, self.config)
+            path = save_run(
+                self.out,
+                step,
+                self._lora_sd(),
+                self._lora_meta(),
+                self.optimizer,
+                self.lr_scheduler,
+                self.state,
+                self.config,
+            )
         self.accelerator.wait_for_everyone()
         return path
 
@@ -204,8 +246,11 @@ class Trainer:
             gen = torch.Generator().manual_seed(derive_seed(cfg.train.seed, "noise", step, micro, rank))
             batch = self.source.batch(cfg.train.batch_size, rng)
             out = self.method.step(self.ctx, batch, gen, rng)
-            queries += (out.reward_queries if out.reward_queries is not None
-                        else self.method.reward_queries_per_step(cfg.train.batch_size))
+            queries += (
+                out.reward_queries
+                if out.reward_queries is not None
+                else self.method.reward_queries_per_step(cfg.train.batch_size)
+            )
             losses.append(out.loss)
             totals.append(out.reward.float().cpu())
             for k, v in out.rewards.items():
@@ -270,8 +315,18 @@ class Trainer:
         if self.is_main and clean_temporaries(self.out / "checkpoints"):
             self.log("removed temporary checkpoint folders an interrupted save left behind")
         if resume:
-            resume_run(resume, self.out, self.backbone, self.params, self.optimizer, self.lr_scheduler, self.state,
-                       self.config, self.is_main, self.log)
+            resume_run(
+                resume,
+                self.out,
+                self.backbone,
+                self.params,
+                self.optimizer,
+                self.lr_scheduler,
+                self.state,
+                self.config,
+                self.is_main,
+                self.log,
+            )
             self.ctx.num_reward_queries = self.state.reward_queries
         else:
             existing = list_checkpoints(self.out / "checkpoints")
@@ -298,8 +353,9 @@ class Trainer:
             if not any(v["step"] == 0 for v in self.state.validation) and start == 0:
                 self.validate(0)
             with progress(self.progress and self.is_main) as bar:
-                task = bar.add_task("train", total=cfg.train.max_steps, completed=start, reward=float("nan"),
-                                    step_time=float("nan"))
+                task = bar.add_task(
+                    "train", total=cfg.train.max_steps, completed=start, reward=float("nan"), step_time=float("nan")
+                )
                 while step < cfg.train.max_steps and not self._stop_requested:
                     rec = self.train_step(step + 1)
                     step += 1
@@ -308,8 +364,12 @@ class Trainer:
                     if self.is_main:
                         append_jsonl(self.out / "metrics.jsonl", rec)
                         writer(rec)
-                    bar.update(task, advance=1, reward=rec["reward"] if rec["reward"] is not None else float("nan"),
-                               step_time=rec["step_time"])
+                    bar.update(
+                        task,
+                        advance=1,
+                        reward=rec["reward"] if rec["reward"] is not None else float("nan"),
+                        step_time=rec["step_time"],
+                    )
                     if self.state.consecutive_nonfinite >= cfg.train.non_finite_patience:
                         kept = last_saved if last_saved is not None else "none"
                         raise NonFiniteLossError(
@@ -342,8 +402,14 @@ class Trainer:
         return self._summary(step)
 
     def _summary(self, step: int) -> dict[str, Any]:
-        data = summary(self.state, step, self.out, device=str(self.device), precision=self.precision,
-                       processes=self.accelerator.num_processes)
+        data = summary(
+            self.state,
+            step,
+            self.out,
+            device=str(self.device),
+            precision=self.precision,
+            processes=self.accelerator.num_processes,
+        )
         data.update(self.guard.summary(str(self.out / "best")))
         if self.is_main:
             (self.out / "summary.json").write_text(json.dumps(data, indent=2))

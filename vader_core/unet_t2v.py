@@ -11,15 +11,16 @@ Subclasses: the built-in ``tiny`` and ``toy`` backbones and the ``modelscope`` p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
-from .lazy import torch
 from pydantic import Field
 
 from .backbone import BackboneOptions, BackbonePlugin
 from .errors import ConfigError, MissingWeightsError
 from .hub import missing_weights
+from .lazy import torch
 
 
 class UNetT2VOptions(BackboneOptions):
@@ -84,9 +85,15 @@ class UNetT2VBackbone(BackbonePlugin):
                 f"{' or '.join(SUPPORTED_UNETS)}: pick the backbone plugin made for that model"
             )
         self.setup(
-            {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
-             "scheduler": self.make_scheduler(self._scheduler_config(source, kw))},
-            device, dtype,
+            {
+                "unet": unet,
+                "vae": vae,
+                "text_encoder": text_encoder,
+                "tokenizer": tokenizer,
+                "scheduler": self.make_scheduler(self._scheduler_config(source, kw)),
+            },
+            device,
+            dtype,
         )
 
     def _scheduler_config(self, source: str, kw: dict[str, Any]) -> dict[str, Any] | None:
@@ -107,9 +114,14 @@ class UNetT2VBackbone(BackbonePlugin):
 
     def default_scheduler_config(self) -> dict[str, Any]:
         return {
-            "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
-            "beta_schedule": "scaled_linear", "clip_sample": False, "set_alpha_to_one": False,
-            "steps_offset": 1, "prediction_type": "epsilon",
+            "num_train_timesteps": 1000,
+            "beta_start": 0.00085,
+            "beta_end": 0.012,
+            "beta_schedule": "scaled_linear",
+            "clip_sample": False,
+            "set_alpha_to_one": False,
+            "steps_offset": 1,
+            "prediction_type": "epsilon",
         }
 
     def setup(self, components: dict[str, Any], device: torch.device | str, dtype: torch.dtype) -> None:
@@ -154,8 +166,9 @@ class UNetT2VBackbone(BackbonePlugin):
 
     def _embed(self, texts: Sequence[str]) -> torch.Tensor:
         tok = self.components["tokenizer"]
-        ids = tok(list(texts), padding="max_length", max_length=tok.model_max_length, truncation=True,
-                  return_tensors="pt").input_ids.to(self.device)
+        ids = tok(
+            list(texts), padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids.to(self.device)
         return self.components["text_encoder"](ids)[0]
 
     def encode_condition(self, prompts: Sequence[str], images: Sequence[Any] | None = None) -> dict[str, torch.Tensor]:
@@ -177,7 +190,9 @@ class UNetT2VBackbone(BackbonePlugin):
         latents = randn_tensor(self.latent_shape(batch_size), generator=generator, device=self.device, dtype=self.dtype)
         return latents * self.scheduler.init_noise_sigma
 
-    def predict(self, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], step_index: int) -> torch.Tensor:
+    def predict(
+        self, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], step_index: int
+    ) -> torch.Tensor:
         from .checkpointing import run_guided
 
         x = torch.cat([latents] * 2) if self.do_cfg else latents
@@ -195,8 +210,14 @@ class UNetT2VBackbone(BackbonePlugin):
             out = uncond + self.options.guidance * (text - uncond)
         return out
 
-    def scheduler_step(self, model_output: torch.Tensor, t: torch.Tensor, latents: torch.Tensor, step_index: int,
-                       generator: torch.Generator | None) -> torch.Tensor:
+    def scheduler_step(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
+        step_index: int,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         b, c, f, h, w = latents.shape
         flat = latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
         out = model_output.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
@@ -208,8 +229,14 @@ class UNetT2VBackbone(BackbonePlugin):
         prev = self.scheduler.step(out, t, flat, **kwargs, return_dict=False)[0]
         return prev.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
 
-    def step_log_prob(self, model_output: torch.Tensor, t: torch.Tensor, latents: torch.Tensor,
-                      prev_latents: torch.Tensor, step_index: int) -> torch.Tensor:
+    def step_log_prob(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
+        prev_latents: torch.Tensor,
+        step_index: int,
+    ) -> torch.Tensor:
         """Gaussian log-density of a DDIM step with ``eta > 0`` (the DDPO policy), per video.
 
         Mean and standard deviation follow diffusers' ``DDIMScheduler.step`` (Song et al., eq. 12),
@@ -223,8 +250,9 @@ class UNetT2VBackbone(BackbonePlugin):
         if not isinstance(sched, DDIMScheduler) or self.options.eta <= 0:
             from .errors import ConfigError
 
-            raise ConfigError("this method needs a stochastic DDIM sampler: set backbone.scheduler=ddim and "
-                              "sampling.eta=1.0")
+            raise ConfigError(
+                "this method needs a stochastic DDIM sampler: set backbone.scheduler=ddim and sampling.eta=1.0"
+            )
         ac = sched.alphas_cumprod.to(latents.device)
         t_int = int(t)
         prev_t = t_int - sched.config.num_train_timesteps // sched.num_inference_steps
@@ -246,8 +274,13 @@ class UNetT2VBackbone(BackbonePlugin):
         logp = -((prev_latents.float() - mean) ** 2) / (2 * std**2) - std.log() - math.log(math.sqrt(2 * math.pi))
         return logp.mean(dim=tuple(range(1, logp.ndim)))
 
-    def decode(self, latents: torch.Tensor, frames: Sequence[int] | None = None,
-               chunk_size: int | None = None, cond: Any = None) -> torch.Tensor:
+    def decode(
+        self,
+        latents: torch.Tensor,
+        frames: Sequence[int] | None = None,
+        chunk_size: int | None = None,
+        cond: Any = None,
+    ) -> torch.Tensor:
         vae = self.components["vae"]
         if frames is not None:
             latents = latents[:, :, list(frames)]
@@ -255,6 +288,6 @@ class UNetT2VBackbone(BackbonePlugin):
         # 1 / s * x, not x / s: the stock pipeline's rounding, so frames match it to the last bit.
         flat = 1 / vae.config.scaling_factor * latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
         step = chunk_size or flat.shape[0]
-        images = torch.cat([vae.decode(flat[i:i + step]).sample for i in range(0, flat.shape[0], step)])
+        images = torch.cat([vae.decode(flat[i : i + step]).sample for i in range(0, flat.shape[0], step)])
         video = images.reshape(b, f, *images.shape[1:]).float()
         return (video / 2 + 0.5).clamp(0, 1)

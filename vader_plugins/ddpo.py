@@ -32,7 +32,9 @@ class DDPOOptions(MethodOptions):
     )
     clip_range: float = Field(1e-4, gt=0, description="PPO clip range eps of the importance ratio.")
     adv_clip_max: float = Field(10.0, gt=0, description="Advantages are clipped to [-x, x].")
-    timestep_fraction: float = Field(1.0, gt=0, le=1, description="Fraction of the denoising steps trained per trajectory.")
+    timestep_fraction: float = Field(
+        1.0, gt=0, le=1, description="Fraction of the denoising steps trained per trajectory."
+    )
     per_prompt_stat_tracking: bool = Field(True, description="Normalise rewards per prompt (else per epoch).")
     stat_buffer_size: int = Field(16, ge=1, description="Rewards remembered per prompt.")
     stat_min_count: int = Field(16, ge=1, description="Samples a prompt needs before its own statistics are used.")
@@ -57,7 +59,7 @@ class PerPromptStats:
         self.buffer_size, self.min_count = buffer_size, min_count
         self.stats: dict[str, deque[float]] = {}
 
-    def update(self, prompts: list[str], rewards: "torch.Tensor") -> "torch.Tensor":
+    def update(self, prompts: list[str], rewards: torch.Tensor) -> torch.Tensor:
         out = torch.empty_like(rewards)
         batch_mean, batch_std = rewards.mean(), rewards.std(unbiased=False) + 1e-6
         for p in set(prompts):
@@ -91,11 +93,11 @@ class DDPOMethod(MethodPlugin):
         bb.step_log_prob(torch.zeros_like(z), t0, z, z, 0)
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, ctx: TrainContext, batch: Batch, generator: "torch.Generator") -> _Trajectory:
+    def sample(self, ctx: TrainContext, batch: Batch, generator: torch.Generator) -> _Trajectory:
         with torch.no_grad():
             return self._sample(ctx, batch, generator)
 
-    def _sample(self, ctx: TrainContext, batch: Batch, generator: "torch.Generator") -> _Trajectory:
+    def _sample(self, ctx: TrainContext, batch: Batch, generator: torch.Generator) -> _Trajectory:
         bb = ctx.backbone
         with ctx.autocast():
             cond = bb.encode_condition(batch.prompts, batch.images)
@@ -114,10 +116,18 @@ class DDPOMethod(MethodPlugin):
         with ctx.autocast():
             video = decode(bb, latents, None, chunk_size=ctx.config.memory.decode_chunk_size, cond=cond).float()
             total, scores = ctx.objective(video, batch.prompts)
-        return _Trajectory(batch, cond, list(timesteps), traj, torch.stack(logps), None, total.float(),
-                           {k: v.float() for k, v in scores.items()})
+        return _Trajectory(
+            batch,
+            cond,
+            list(timesteps),
+            traj,
+            torch.stack(logps),
+            None,
+            total.float(),
+            {k: v.float() for k, v in scores.items()},
+        )
 
-    def _collect(self, ctx: TrainContext, first: Batch, generator: "torch.Generator", rng: random.Random) -> int:
+    def _collect(self, ctx: TrainContext, first: Batch, generator: torch.Generator, rng: random.Random) -> int:
         """Sample and score ``sample_batches`` micro-batches into the buffer; returns the videos scored."""
         from vader_core.lora import set_lora_training
 
@@ -135,13 +145,13 @@ class DDPOMethod(MethodPlugin):
         offset = 0
         for tr in trajs:
             n = len(tr.batch.prompts)
-            tr.advantages = adv[offset:offset + n]
+            tr.advantages = adv[offset : offset + n]
             offset += n
             self.buffer.append(tr)
         return len(prompts)
 
     # ------------------------------------------------------------------ training
-    def step(self, ctx: TrainContext, batch: Batch, generator: "torch.Generator", rng: random.Random) -> StepOutput:
+    def step(self, ctx: TrainContext, batch: Batch, generator: torch.Generator, rng: random.Random) -> StepOutput:
         queries = self._collect(ctx, batch, generator, rng) if not self.buffer else 0
         tr = self.buffer.popleft()
         bb = ctx.backbone
@@ -170,6 +180,9 @@ class DDPOMethod(MethodPlugin):
             clipfrac += float(((ratio - 1.0).abs() > eps).float().mean()) / n_train
         set_lora_training(bb.denoiser, True)
         return StepOutput(
-            loss=total_loss, reward=tr.reward, rewards=tr.rewards,
-            extras={"clipfrac": clipfrac, "advantage_abs": float(adv.abs().mean())}, reward_queries=queries,
+            loss=total_loss,
+            reward=tr.reward,
+            rewards=tr.rewards,
+            extras={"clipfrac": clipfrac, "advantage_abs": float(adv.abs().mean())},
+            reward_queries=queries,
         )

@@ -15,7 +15,7 @@ class VaderMethod(MethodPlugin):
     summary = "Reward-gradient alignment: backprop through the last K denoising steps into LoRA (VADER)."
     supports_kl_guard = True
 
-    def step(self, ctx: TrainContext, batch: Batch, generator: "torch.Generator", rng: random.Random) -> StepOutput:
+    def step(self, ctx: TrainContext, batch: Batch, generator: torch.Generator, rng: random.Random) -> StepOutput:
         from vader_core.sampling import sample_with_grad
 
         bb, cfg = ctx.backbone, ctx.config
@@ -28,8 +28,15 @@ class VaderMethod(MethodPlugin):
 
             guard = KLGuard(bb, cond, ctx.autocast)
         video, kept, frames = sample_with_grad(
-            guard.backbone if guard is not None else bb, cond, len(batch.prompts), generator, rng, cfg.truncation, cfg.memory,
-            decode_all=ctx.objective.needs_clip, autocast=ctx.autocast,
+            guard.backbone if guard is not None else bb,
+            cond,
+            len(batch.prompts),
+            generator,
+            rng,
+            cfg.truncation,
+            cfg.memory,
+            decode_all=ctx.objective.needs_clip,
+            autocast=ctx.autocast,
         )
         with ctx.autocast():
             total, scores = ctx.objective(video, batch.prompts)

@@ -6,7 +6,8 @@ All take frames in [0, 1]. Luma is ``Y = 0.299 R + 0.587 G + 0.114 B`` (ITU-R BT
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 from pydantic import Field, field_validator
 
@@ -16,7 +17,7 @@ from vader_core.reward import RewardOptions, RewardPlugin
 _LUMA = (0.299, 0.587, 0.114)
 
 
-def _luma(frames: "torch.Tensor") -> "torch.Tensor":
+def _luma(frames: torch.Tensor) -> torch.Tensor:
     w = frames.new_tensor(_LUMA).view(1, 3, 1, 1)
     return (frames * w).sum(dim=1)
 
@@ -90,9 +91,18 @@ class TemporalSmoothness(RewardPlugin):
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 _NAMED = {
-    "red": (1.0, 0.0, 0.0), "green": (0.0, 0.5, 0.0), "blue": (0.0, 0.0, 1.0), "yellow": (1.0, 1.0, 0.0),
-    "cyan": (0.0, 1.0, 1.0), "magenta": (1.0, 0.0, 1.0), "white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0),
-    "orange": (1.0, 0.65, 0.0), "purple": (0.5, 0.0, 0.5), "gray": (0.5, 0.5, 0.5), "grey": (0.5, 0.5, 0.5),
+    "red": (1.0, 0.0, 0.0),
+    "green": (0.0, 0.5, 0.0),
+    "blue": (0.0, 0.0, 1.0),
+    "yellow": (1.0, 1.0, 0.0),
+    "cyan": (0.0, 1.0, 1.0),
+    "magenta": (1.0, 0.0, 1.0),
+    "white": (1.0, 1.0, 1.0),
+    "black": (0.0, 0.0, 0.0),
+    "orange": (1.0, 0.65, 0.0),
+    "purple": (0.5, 0.0, 0.5),
+    "gray": (0.5, 0.5, 0.5),
+    "grey": (0.5, 0.5, 0.5),
 }
 
 
@@ -113,7 +123,7 @@ class TargetColorOptions(RewardOptions):
             if not m:
                 raise ValueError(f"expected [r, g, b], '#rrggbb' or one of {', '.join(sorted(_NAMED))}")
             h = m.group(1)
-            return tuple(int(h[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
+            return tuple(int(h[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
         return v
 
     @field_validator("color")

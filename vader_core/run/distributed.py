@@ -8,7 +8,8 @@ per-forward hooks do not suit; LoRA gradients are small).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -24,7 +25,7 @@ def reduce_gradients(params: Sequence[torch.nn.Parameter], num_processes: int) -
     offset = 0
     for p in params:
         k = p.numel()
-        p.grad = flat[offset:offset + k].view_as(p).clone()
+        p.grad = flat[offset : offset + k].view_as(p).clone()
         offset += k
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import VaderConfig
 
 
-def make_logger(config: "VaderConfig", out: Path, is_main: bool) -> Callable[[dict[str, Any]], None]:
+def make_logger(config: VaderConfig, out: Path, is_main: bool) -> Callable[[dict[str, Any]], None]:
     """A callable taking each step's record, for ``output.logger`` (only the main process logs)."""
     kind = config.output.logger
     if not is_main or kind == "none":
@@ -40,18 +41,25 @@ def make_logger(config: "VaderConfig", out: Path, is_main: bool) -> Callable[[di
     try:
         import wandb
     except ImportError:
-        raise MissingDependencyError("logger `wandb` needs `pip install wandb` (or `pip install vader[wandb]`)") from None
+        raise MissingDependencyError(
+            "logger `wandb` needs `pip install wandb` (or `pip install vader[wandb]`)"
+        ) from None
     run = wandb.init(project=config.output.wandb_project, config=json.loads(config.model_dump_json()), dir=str(out))
 
     def log_wandb(rec: dict[str, Any]) -> None:
-        run.log({**{k: v for k, v in rec.items() if k != "rewards"},
-                 **{f"reward/{k}": v for k, v in rec["rewards"].items()}}, step=rec["step"])
+        run.log(
+            {
+                **{k: v for k, v in rec.items() if k != "rewards"},
+                **{f"reward/{k}": v for k, v in rec["rewards"].items()},
+            },
+            step=rec["step"],
+        )
 
     return log_wandb
 
 
 class _NoProgress:
-    def __enter__(self) -> "_NoProgress":
+    def __enter__(self) -> _NoProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -71,7 +79,10 @@ def progress(show: bool) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("[bold]training"),
+        BarColumn(),
+        MofNCompleteColumn(),
         TextColumn("reward {task.fields[reward]:.4f}"),
-        TextColumn("{task.fields[step_time]:.2f} s/step"), TimeRemainingColumn(),
+        TextColumn("{task.fields[step_time]:.2f} s/step"),
+        TimeRemainingColumn(),
     )

@@ -85,7 +85,7 @@ def summary(state: RunState, step: int, out: Path, **run: Any) -> dict[str, Any]
     return data
 
 
-def plot_reward_curve(out: Path, state: RunState, config: "VaderConfig") -> Path | None:
+def plot_reward_curve(out: Path, state: RunState, config: VaderConfig) -> Path | None:
     """``reward_curve.png``: the training reward (and its running mean), the held-out reward and the guard
     metrics (right axis) over the steps; nothing before the first step."""
     if not state.history:
@@ -103,10 +103,15 @@ def plot_reward_curve(out: Path, state: RunState, config: "VaderConfig") -> Path
     if len(ys) >= 5:
         w = max(2, len(ys) // 10)
         smooth = np.convolve(ys, np.ones(w) / w, mode="valid")
-        ax.plot(xs[w - 1:], smooth, lw=2, label=f"training (mean of {w})")
+        ax.plot(xs[w - 1 :], smooth, lw=2, label=f"training (mean of {w})")
     if state.validation:
-        ax.plot([r["step"] for r in state.validation], [r["reward"] for r in state.validation],
-                "o-", lw=2, label="held-out validation reward")
+        ax.plot(
+            [r["step"] for r in state.validation],
+            [r["reward"] for r in state.validation],
+            "o-",
+            lw=2,
+            label="held-out validation reward",
+        )
     guarded = [r for r in state.validation if r.get("metrics")]
     if guarded:
         ax2 = ax.twinx()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..checkpoint import find_resume, load_checkpoint, save_checkpoint, set_rng_state
 from ..errors import ConfigError
@@ -17,21 +18,47 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import VaderConfig
 
 
-def save(out: Path, step: int, lora: dict[str, "torch.Tensor"], lora_meta: dict[str, Any], optimizer: Any,
-         scheduler: Any, state: RunState, config: "VaderConfig") -> Path:
+def save(
+    out: Path,
+    step: int,
+    lora: dict[str, torch.Tensor],
+    lora_meta: dict[str, Any],
+    optimizer: Any,
+    scheduler: Any,
+    state: RunState,
+    config: VaderConfig,
+) -> Path:
     """Write ``checkpoints/step-N`` (and prune to ``output.keep_checkpoints``); returns its path."""
     return save_checkpoint(
-        out / "checkpoints", step, lora, lora_meta, optimizer, scheduler,
-        {"consecutive_nonfinite": state.consecutive_nonfinite, "reward_queries": state.reward_queries,
-         "backbone": config.backbone.name, "rewards": [r.name for r in config.rewards],
-         "max_steps": config.train.max_steps},
+        out / "checkpoints",
+        step,
+        lora,
+        lora_meta,
+        optimizer,
+        scheduler,
+        {
+            "consecutive_nonfinite": state.consecutive_nonfinite,
+            "reward_queries": state.reward_queries,
+            "backbone": config.backbone.name,
+            "rewards": [r.name for r in config.rewards],
+            "max_steps": config.train.max_steps,
+        },
         keep=config.output.keep_checkpoints,
     )
 
 
-def resume(spec: str, out: Path, backbone: "BackbonePlugin", params: Sequence["torch.nn.Parameter"], optimizer: Any,
-           scheduler: Any, state: RunState, config: "VaderConfig", is_main: bool,
-           log: Callable[[str], None]) -> None:
+def resume(
+    spec: str,
+    out: Path,
+    backbone: BackbonePlugin,
+    params: Sequence[torch.nn.Parameter],
+    optimizer: Any,
+    scheduler: Any,
+    state: RunState,
+    config: VaderConfig,
+    is_main: bool,
+    log: Callable[[str], None],
+) -> None:
     """Continue from the checkpoint ``spec`` names (``latest`` or a directory): its LoRA weights, optimiser,
     schedule and random states, and ``state`` with the records up to its step (the main process rewrites
     ``metrics.jsonl`` and ``validation.jsonl`` without later lines)."""
@@ -40,12 +67,10 @@ def resume(spec: str, out: Path, backbone: "BackbonePlugin", params: Sequence["t
     path = find_resume(spec, out)
     ck = load_checkpoint(path)
     prefix = backbone.denoiser_name + "."
-    sd = {k[len(prefix):]: v for k, v in ck["lora"].items() if k.startswith(prefix)}
+    sd = {k[len(prefix) :]: v for k, v in ck["lora"].items() if k.startswith(prefix)}
     own = lora_state_dict(backbone.denoiser, backbone.denoiser_name)
     if set(own) != set(ck["lora"]) or any(own[k].shape != v.shape for k, v in ck["lora"].items()):
-        raise ConfigError(
-            f"checkpoint {path} does not match this run's LoRA (backbone or `lora` settings differ)"
-        )
+        raise ConfigError(f"checkpoint {path} does not match this run's LoRA (backbone or `lora` settings differ)")
     set_peft_model_state_dict(backbone.denoiser, sd)
     for p in params:
         p.data = p.data.float()
@@ -67,12 +92,14 @@ def resume(spec: str, out: Path, backbone: "BackbonePlugin", params: Sequence["t
         log(note)
 
 
-def schedule_change_note(state: dict[str, Any], config: "VaderConfig") -> str | None:
+def schedule_change_note(state: dict[str, Any], config: VaderConfig) -> str | None:
     """The one line said when a resumed run's ``train.max_steps`` differs from the checkpoint's and the
     learning-rate schedule depends on it (``linear``, ``cosine``): the schedule follows the new length."""
     before = state.get("max_steps")
     now = config.train.max_steps
     if before is None or int(before) == now or config.optim.schedule not in ("linear", "cosine"):
         return None
-    return (f"note: resuming with train.max_steps {now} (the run started with {before}): the "
-            f"`{config.optim.schedule}` learning-rate schedule now spans {now} steps from step {state['step']} on")
+    return (
+        f"note: resuming with train.max_steps {now} (the run started with {before}): the "
+        f"`{config.optim.schedule}` learning-rate schedule now spans {now} steps from step {state['step']} on"
+    )

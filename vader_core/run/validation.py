@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Sequence
+from typing import TYPE_CHECKING, Any, ContextManager
 
 import torch
 
@@ -37,10 +38,20 @@ class Validator:
         log (`Callable[[str], None]`): where status lines go.
     """
 
-    def __init__(self, config: "VaderConfig", backbone: "BackbonePlugin", objective: "Objective",
-                 guard: "ValidationGuard", prompts: list[str], images: list[Any] | None, out: Path,
-                 autocast: Callable[[], ContextManager[Any]], lora: Callable[[], tuple[dict[str, Any], dict[str, Any]]],
-                 is_main: bool, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        config: VaderConfig,
+        backbone: BackbonePlugin,
+        objective: Objective,
+        guard: ValidationGuard,
+        prompts: list[str],
+        images: list[Any] | None,
+        out: Path,
+        autocast: Callable[[], ContextManager[Any]],
+        lora: Callable[[], tuple[dict[str, Any], dict[str, Any]]],
+        is_main: bool,
+        log: Callable[[str], None],
+    ) -> None:
         self.config, self.backbone, self.objective, self.guard = config, backbone, objective, guard
         self.prompts, self.images, self.out = prompts, images, out
         self.autocast, self.lora, self.is_main, self.log = autocast, lora, is_main, log
@@ -56,11 +67,18 @@ class Validator:
         seeds = self.config.validation.seeds
         for i, seed in enumerate(seeds):
             if step == 0:  # the first thing a run does; on a large model it takes minutes
-                self.log(f"validation before training: seed {seed} ({i + 1}/{len(seeds)}), "
-                         f"{len(self.prompts)} prompt(s)")
+                self.log(
+                    f"validation before training: seed {seed} ({i + 1}/{len(seeds)}), {len(self.prompts)} prompt(s)"
+                )
             gen = torch.Generator().manual_seed(seed)
-            video = sampling.generate(self.backbone, self.prompts, self.images, gen, autocast=self.autocast,
-                                      chunk_size=self.config.memory.decode_chunk_size)
+            video = sampling.generate(
+                self.backbone,
+                self.prompts,
+                self.images,
+                gen,
+                autocast=self.autocast,
+                chunk_size=self.config.memory.decode_chunk_size,
+            )
             with torch.no_grad(), self.autocast():
                 total, scores = self.objective(video, self.prompts)
             totals.append(total.float().cpu())
@@ -88,8 +106,9 @@ class Validator:
             self.save_best(step)
         if stop:
             s = self.guard.stopper
-            self.log(f"step {step}: early stop, `{s.metric}` fell from {s.start:.4f} to {s.last:.4f} "
-                     f"(margin {s.margin})")
+            self.log(
+                f"step {step}: early stop, `{s.metric}` fell from {s.start:.4f} to {s.last:.4f} (margin {s.margin})"
+            )
         if self.is_main and self.config.validation.save_videos:
             self.save_samples(step, videos)
         return rec, stop
@@ -101,8 +120,10 @@ class Validator:
         for v in records:
             if self.guard.update(v)[1]:
                 s = self.guard.stopper
-                self.log(f"this run stopped early at step {v['step']} (`{s.metric}` fell by more than {s.margin}); "
-                         "not training further: raise validation.early_stop.margin in a new run to go on")
+                self.log(
+                    f"this run stopped early at step {v['step']} (`{s.metric}` fell by more than {s.margin}); "
+                    "not training further: raise validation.early_stop.margin in a new run to go on"
+                )
                 stopped = True
         return stopped
 
@@ -114,8 +135,9 @@ class Validator:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         save_lora(tmp / WEIGHTS_NAME, *self.lora())
-        (tmp / "best.json").write_text(json.dumps(
-            {"step": step, "value": self.guard.best.value, "select": self.guard.best.weights}, indent=2))
+        (tmp / "best.json").write_text(
+            json.dumps({"step": step, "value": self.guard.best.value, "select": self.guard.best.weights}, indent=2)
+        )
         old = self.out / ".best.old"
         with deferred_signals():  # never a moment without best/ once there was one
             shutil.rmtree(old, ignore_errors=True)

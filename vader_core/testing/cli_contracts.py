@@ -32,8 +32,17 @@ from typing import Any, ClassVar
 import pytest
 
 from .helpers import (
-    QUIET_TRAINING, assert_one_line_error, lora_checkpoint, offline_hub_cache, read_metrics, registry_of, run_cli,
-    save_images, save_random_lora, save_video, set_options,
+    QUIET_TRAINING,
+    assert_one_line_error,
+    lora_checkpoint,
+    offline_hub_cache,
+    read_metrics,
+    registry_of,
+    run_cli,
+    save_images,
+    save_random_lora,
+    save_video,
+    set_options,
 )
 
 
@@ -97,9 +106,28 @@ class BackboneCLIContractTests:
             extra.setdefault("train.images", root / "images")
         out = root / "run"
         with _registry(request):
-            _run(["train", "--backbone", self.backbone_cls.name, "--random-weights", "--reward", self.reward,
-                  "--max-steps", "2", *set_options(QUIET_TRAINING), *set_options(self.options, "backbone."),
-                  "--set", "lora.rank=4", *set_options(extra), "--output-dir", out, "--device", "cpu", "-q"])
+            _run(
+                [
+                    "train",
+                    "--backbone",
+                    self.backbone_cls.name,
+                    "--random-weights",
+                    "--reward",
+                    self.reward,
+                    "--max-steps",
+                    "2",
+                    *set_options(QUIET_TRAINING),
+                    *set_options(self.options, "backbone."),
+                    "--set",
+                    "lora.rank=4",
+                    *set_options(extra),
+                    "--output-dir",
+                    out,
+                    "--device",
+                    "cpu",
+                    "-q",
+                ]
+            )
         return SimpleNamespace(dir=out, rows=read_metrics(out), lora=lora_checkpoint(out, 2))
 
     def test_cli_train_random_weights(self, training_run: SimpleNamespace) -> None:
@@ -110,8 +138,9 @@ class BackboneCLIContractTests:
         keys = list(training_run.lora)
         prefix = self.backbone_cls.denoiser_name + "."
         assert keys and all(k.startswith(prefix) for k in keys), f"LoRA keys not under `{prefix}`: {keys[:3]}"
-        assert any(v.abs().sum() > 0 for k, v in training_run.lora.items() if "lora_B" in k), \
+        assert any(v.abs().sum() > 0 for k, v in training_run.lora.items() if "lora_B" in k), (
             "the LoRA did not change (lora_B starts at zero)"
+        )
         for k in self.lora_keys:
             assert k in keys, f"{k} not in the saved LoRA"
         summary = json.loads((training_run.dir / "summary.json").read_text())
@@ -124,15 +153,32 @@ class BackboneCLIContractTests:
         o = self.backbone_cls.Options.model_validate(self.options)
         bb = self.backbone_cls(o)
         bb.load_tiny("cpu", torch.float32, seed=0)
-        lora = save_random_lora(bb.denoiser, tmp_path / "lora", prefix=bb.denoiser_name,
-                                targets=bb.default_lora_targets, std=0.5)
+        lora = save_random_lora(
+            bb.denoiser, tmp_path / "lora", prefix=bb.denoiser_name, targets=bb.default_lora_targets, std=0.5
+        )
         condition = self._condition(tmp_path)
 
         def generate(name: str, *extra: Any) -> Any:
             out = tmp_path / f"{name}.npy"
-            _run(["generate", "--backbone", self.backbone_cls.name, *set_options(saved_weights, "backbone."),
-                  *set_options(self.options, "backbone."), *condition, "--seed", "3", "--out", out,
-                  "--device", "cpu", "--precision", "fp32", *extra])
+            _run(
+                [
+                    "generate",
+                    "--backbone",
+                    self.backbone_cls.name,
+                    *set_options(saved_weights, "backbone."),
+                    *set_options(self.options, "backbone."),
+                    *condition,
+                    "--seed",
+                    "3",
+                    "--out",
+                    out,
+                    "--device",
+                    "cpu",
+                    "--precision",
+                    "fp32",
+                    *extra,
+                ]
+            )
             return np.load(out)
 
         plain, with_lora, again = generate("plain"), generate("lora", "--lora", lora), generate("again", "--lora", lora)
@@ -151,8 +197,19 @@ class BackboneCLIContractTests:
         with pytest.raises(MissingWeightsError) as e:
             self.backbone_cls(self.backbone_cls.Options.model_validate(self.options)).load("cpu", torch.float32)
         assert "\n" not in str(e.value) and all(n in str(e.value) for n in needles), str(e.value)
-        res = run_cli(["generate", "--backbone", self.backbone_cls.name, *set_options(self.options, "backbone."),
-                       *self._condition(tmp_path), "--out", tmp_path / "x.npy", "--device", "cpu"])
+        res = run_cli(
+            [
+                "generate",
+                "--backbone",
+                self.backbone_cls.name,
+                *set_options(self.options, "backbone."),
+                *self._condition(tmp_path),
+                "--out",
+                tmp_path / "x.npy",
+                "--device",
+                "cpu",
+            ]
+        )
         assert_one_line_error(res, *needles)
 
 
@@ -204,16 +261,30 @@ class RewardCLIContractTests:
         (root / "run.yaml").write_text(json.dumps(config))  # JSON is YAML
         out = root / "run"
         with _registry(request):
-            _run(["train", "--config", root / "run.yaml", "--random-weights", "--max-steps", "2",
-                  *set_options({**QUIET_TRAINING, "output.checkpoint_every": 1, **self.train_options}),
-                  "--output-dir", out, "--device", "cpu", "-q"])
+            _run(
+                [
+                    "train",
+                    "--config",
+                    root / "run.yaml",
+                    "--random-weights",
+                    "--max-steps",
+                    "2",
+                    *set_options({**QUIET_TRAINING, "output.checkpoint_every": 1, **self.train_options}),
+                    "--output-dir",
+                    out,
+                    "--device",
+                    "cpu",
+                    "-q",
+                ]
+            )
         return SimpleNamespace(dir=out, rows=read_metrics(out))
 
     def test_cli_score_random_weights(self, tmp_path: Path) -> None:
         video = save_video(tmp_path / "video.npy", *self.video_size)
         for reward in self.rewards:
-            value = self.cli_score(video, reward, "--prompt", self.prompt,
-                                   *set_options(self.reward_options.get(reward, {})))
+            value = self.cli_score(
+                video, reward, "--prompt", self.prompt, *set_options(self.reward_options.get(reward, {}))
+            )
             assert math.isfinite(value), f"{reward}: {value}"
             bounds = self._value_range(reward)
             if bounds is not None:

@@ -78,8 +78,11 @@ class RewardContractTests:
         if r.value_range is None:
             pytest.skip("unbounded reward")
         lo, hi = r.value_range
-        for video in (self.make_video(1), torch.zeros(self.video_size[0], *self.make_video().shape[1:]),
-                      torch.ones(self.video_size[0], *self.make_video().shape[1:])):
+        for video in (
+            self.make_video(1),
+            torch.zeros(self.video_size[0], *self.make_video().shape[1:]),
+            torch.ones(self.video_size[0], *self.make_video().shape[1:]),
+        ):
             out = r(video, self._prompts())
             assert (out >= lo - 1e-5).all() and (out <= hi + 1e-5).all(), f"{out} outside {r.value_range}"
 
@@ -253,8 +256,13 @@ class BackboneContractTests:
         images = self.make_images(1)
         cond = bb.encode_condition(self.prompts[:1], images)
         video, kept, frames = sample_with_grad(
-            bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0),
-            TruncationSection(mode="last", k=1), MemorySection(decoded_frames=1),
+            bb,
+            cond,
+            1,
+            torch.Generator().manual_seed(0),
+            random.Random(0),
+            TruncationSection(mode="last", k=1),
+            MemorySection(decoded_frames=1),
         )
         video.mean().backward()
         for n, p in bb.denoiser.named_parameters():
@@ -265,16 +273,24 @@ class BackboneContractTests:
                 if "lora_" not in n:
                     assert p.grad is None, f"frozen parameter {name}.{n} got a gradient"
 
-    def _lora_gradients(self, bb: Any, level: bool | str, split_guidance: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _lora_gradients(
+        self, bb: Any, level: bool | str, split_guidance: bool
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         from ..config import MemorySection
         from ..sampling import sample_with_grad
 
         with torch.no_grad():
             cond = bb.encode_condition(self.prompts[:1], self.make_images(1))
         video, _, _ = sample_with_grad(
-            bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0), TruncationSection(mode="last", k=2),
-            MemorySection(gradient_checkpointing=level, split_guidance=split_guidance, decoded_frames=1,
-                          frame_selection="uniform"),
+            bb,
+            cond,
+            1,
+            torch.Generator().manual_seed(0),
+            random.Random(0),
+            TruncationSection(mode="last", k=2),
+            MemorySection(
+                gradient_checkpointing=level, split_guidance=split_guidance, decoded_frames=1, frame_selection="uniform"
+            ),
         )
         video.mean().backward()
         grads = [p.grad.clone() for n, p in bb.denoiser.named_parameters() if "lora_" in n]
@@ -321,8 +337,14 @@ class BackboneContractTests:
             with torch.no_grad():
                 cond = bb.encode_condition(self.prompts[:1], self.make_images(1))
             video, _, _ = sample_with_grad(
-                bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0), TruncationSection(mode="last", k=1),
-                MemorySection(gradient_checkpointing=True, split_guidance=True, decoded_frames=1))
+                bb,
+                cond,
+                1,
+                torch.Generator().manual_seed(0),
+                random.Random(0),
+                TruncationSection(mode="last", k=1),
+                MemorySection(gradient_checkpointing=True, split_guidance=True, decoded_frames=1),
+            )
             video.float().mean().backward()
         finally:
             handle.remove()
@@ -356,22 +378,31 @@ class BackboneContractTests:
         counts: dict[str, list[int]] = {}
         for level in ("call", True):
             calls = [0] * len(watched)
-            hooks = [leaf.register_forward_pre_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
-                     for i, m in enumerate(watched) for leaf in m.modules() if not list(leaf.children())]
+            hooks = [
+                leaf.register_forward_pre_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
+                for i, m in enumerate(watched)
+                for leaf in m.modules()
+                if not list(leaf.children())
+            ]
             try:
                 with torch.no_grad():
                     cond = bb.encode_condition(self.prompts[:1], self.make_images(1))
                 video, _, _ = sample_with_grad(
-                    bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0),
+                    bb,
+                    cond,
+                    1,
+                    torch.Generator().manual_seed(0),
+                    random.Random(0),
                     # K=2: the second kept call's input requires grad, so backward passes every one of its layers
                     TruncationSection(mode="last", k=min(2, bb.options.steps)),
-                    MemorySection(gradient_checkpointing=level, split_guidance=False, decoded_frames=1))
+                    MemorySection(gradient_checkpointing=level, split_guidance=False, decoded_frames=1),
+                )
                 video.mean().backward()
             finally:
                 for h in hooks:
                     h.remove()
             counts[str(level)] = calls
-        assert sum(counts["call"][len(blocks):]) > 0 or not bb.decoder_checkpoint_blocks(), "no decoder block ran"
+        assert sum(counts["call"][len(blocks) :]) > 0 or not bb.decoder_checkpoint_blocks(), "no decoder block ran"
         for m, c, b in zip(watched, counts["call"], counts["True"]):
             # (a layer the model never calls, like an attention diffusers skips with one mid-block layer, runs 0 times)
             assert b > c or c == 0, f"{type(m).__name__} ran {b} times at block level, {c} at call level"
@@ -400,8 +431,7 @@ class PluginPackageContractTests:
         import subprocess
         import sys
 
-        code = (f"import sys, {self.package}; "
-                f"print(','.join(m for m in {self.heavy_modules!r} if m in sys.modules))")
+        code = f"import sys, {self.package}; print(','.join(m for m in {self.heavy_modules!r} if m in sys.modules))"
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert res.returncode == 0, res.stderr
         assert res.stdout.strip() == "", f"importing {self.package} imported {res.stdout.strip()}"
@@ -412,8 +442,12 @@ class PluginPackageContractTests:
         infos, broken = plugins.list_plugins()
         assert not [b for b in broken if b.package == self.distribution], broken
         registered = {info.cls: info for info in infos}
-        get = {"backbone": plugins.get_backbone, "reward": plugins.get_reward, "method": plugins.get_method,
-               "metric": plugins.get_metric}
+        get = {
+            "backbone": plugins.get_backbone,
+            "reward": plugins.get_reward,
+            "method": plugins.get_method,
+            "metric": plugins.get_metric,
+        }
         for cls in self.plugin_classes:
             assert cls in registered, f"{cls.__name__} is not registered (is `vader_plugin_name` this plugin's?)"
             info = registered[cls]

@@ -55,9 +55,17 @@ def randomize_lora_b(module: torch.nn.Module, *, seed: int = 0, std: float = 0.2
                 p.copy_(torch.randn(p.shape, generator=g) * std)
 
 
-def save_random_lora(denoiser: torch.nn.Module, directory: str | Path, *, prefix: str = "unet", rank: int = 4,
-                     alpha: float = 8.0, targets: Sequence[str] = ("to_q", "to_k", "to_v", "to_out.0"),
-                     seed: int = 0, std: float = 0.2) -> Path:
+def save_random_lora(
+    denoiser: torch.nn.Module,
+    directory: str | Path,
+    *,
+    prefix: str = "unet",
+    rank: int = 4,
+    alpha: float = 8.0,
+    targets: Sequence[str] = ("to_q", "to_k", "to_v", "to_out.0"),
+    seed: int = 0,
+    std: float = 0.2,
+) -> Path:
     """Add LoRA to ``denoiser`` with random B matrices (so that it changes the output; peft starts B at
     zero) and save it in ``directory`` as vader's trainer does, for round-trip tests against diffusers'
     ``load_lora_weights`` or another loader. Returns ``directory`` as a `pathlib.Path`; ``denoiser`` keeps
@@ -140,7 +148,10 @@ def assert_one_line_error(result: tuple[int, str, str], *needles: str, code: int
 
 #: ``--set`` options of a quiet smoke training run: one micro-batch a step, no validation, logger or videos.
 QUIET_TRAINING: dict[str, Any] = {
-    "optim.grad_accum": 1, "validation.every": 0, "output.logger": "none", "validation.save_videos": "false",
+    "optim.grad_accum": 1,
+    "validation.every": 0,
+    "output.logger": "none",
+    "validation.save_videos": "false",
     "validation.seeds": "[0]",
 }
 

@@ -30,20 +30,36 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: bundled model's), ``unet="3d"`` ModelScope's UNet3DConditionModel.
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
-        "vae_channels": (16, 32, 64), "vae_groups": 8,
-        "unet_channels": (32, 64), "unet_heads": 4, "unet_groups": 8,
-        "text_hidden": 64, "text_layers": 2, "text_heads": 4, "max_length": 16,
+        "vae_channels": (16, 32, 64),
+        "vae_groups": 8,
+        "unet_channels": (32, 64),
+        "unet_heads": 4,
+        "unet_groups": 8,
+        "text_hidden": 64,
+        "text_layers": 2,
+        "text_heads": 4,
+        "max_length": 16,
     },
     "tiny": {
-        "vae_channels": (16, 16, 16), "vae_groups": 8,
-        "unet_channels": (32, 32), "unet_heads": 4, "unet_groups": 8,
-        "text_hidden": 32, "text_layers": 1, "text_heads": 4, "max_length": 16,
+        "vae_channels": (16, 16, 16),
+        "vae_groups": 8,
+        "unet_channels": (32, 32),
+        "unet_heads": 4,
+        "unet_groups": 8,
+        "text_hidden": 32,
+        "text_layers": 1,
+        "text_heads": 4,
+        "max_length": 16,
     },
 }
 
 _SD_BETAS: dict[str, Any] = {
-    "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
-    "beta_schedule": "scaled_linear", "clip_sample": False, "set_alpha_to_one": False,
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
 }
 
 #: Noise schedules the training script can use (``--schedule``); the one used is written to scheduler/ and
@@ -54,8 +70,12 @@ _SD_BETAS: dict[str, Any] = {
 #: Diffusion Noise Schedules and Sample Steps are Flawed") prescribe; diffusers implements all three.
 SCHEDULES: dict[str, dict[str, Any]] = {
     "sd": {**_SD_BETAS, "steps_offset": 1, "prediction_type": "epsilon"},
-    "zero-snr": {**_SD_BETAS, "rescale_betas_zero_snr": True, "prediction_type": "v_prediction",
-                 "timestep_spacing": "trailing"},
+    "zero-snr": {
+        **_SD_BETAS,
+        "rescale_betas_zero_snr": True,
+        "prediction_type": "v_prediction",
+        "timestep_spacing": "trailing",
+    },
 }
 
 #: The schedule of the bundled weights (also what tiny test components are sampled with).
@@ -87,34 +107,62 @@ def toy_components(size: str = "full", seed: int = 0, unet: str = "3d") -> dict[
     s = SIZES[size]
     torch.manual_seed(seed)
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * len(s["vae_channels"]),
-        up_block_types=("UpDecoderBlock2D",) * len(s["vae_channels"]), block_out_channels=s["vae_channels"],
-        layers_per_block=1, latent_channels=4, norm_num_groups=s["vae_groups"], sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * len(s["vae_channels"]),
+        up_block_types=("UpDecoderBlock2D",) * len(s["vae_channels"]),
+        block_out_channels=s["vae_channels"],
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=s["vae_groups"],
+        sample_size=32,
     )
     if unet not in UNET_KINDS:
         raise ValueError(f"`unet` must be one of {UNET_KINDS}, got {unet!r}")
     n = len(s["unet_channels"])
     if unet == "motion":
         denoiser = UNetMotionModel(
-            sample_size=8, in_channels=4, out_channels=4,
-            down_block_types=("CrossAttnDownBlockMotion",) * n, up_block_types=("CrossAttnUpBlockMotion",) * n,
-            block_out_channels=s["unet_channels"], layers_per_block=1, cross_attention_dim=s["text_hidden"],
-            num_attention_heads=s["unet_heads"], motion_num_attention_heads=s["unet_heads"],
-            norm_num_groups=s["unet_groups"], motion_max_seq_length=16, use_motion_mid_block=True,
+            sample_size=8,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("CrossAttnDownBlockMotion",) * n,
+            up_block_types=("CrossAttnUpBlockMotion",) * n,
+            block_out_channels=s["unet_channels"],
+            layers_per_block=1,
+            cross_attention_dim=s["text_hidden"],
+            num_attention_heads=s["unet_heads"],
+            motion_num_attention_heads=s["unet_heads"],
+            norm_num_groups=s["unet_groups"],
+            motion_max_seq_length=16,
+            use_motion_mid_block=True,
         )
     else:
         denoiser = UNet3DConditionModel(
-            sample_size=8, in_channels=4, out_channels=4,
-            down_block_types=("CrossAttnDownBlock3D",) * n, up_block_types=("CrossAttnUpBlock3D",) * n,
-            block_out_channels=s["unet_channels"], layers_per_block=1, cross_attention_dim=s["text_hidden"],
-            attention_head_dim=s["unet_heads"], norm_num_groups=s["unet_groups"],
+            sample_size=8,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("CrossAttnDownBlock3D",) * n,
+            up_block_types=("CrossAttnUpBlock3D",) * n,
+            block_out_channels=s["unet_channels"],
+            layers_per_block=1,
+            cross_attention_dim=s["text_hidden"],
+            attention_head_dim=s["unet_heads"],
+            norm_num_groups=s["unet_groups"],
         )
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=49408, hidden_size=s["text_hidden"], intermediate_size=4 * s["text_hidden"],
-        num_attention_heads=s["text_heads"], num_hidden_layers=s["text_layers"],
-        max_position_embeddings=s["max_length"], bos_token_id=49406, eos_token_id=49407,
-        pad_token_id=49407, projection_dim=s["text_hidden"],
-    ))
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=s["text_hidden"],
+            intermediate_size=4 * s["text_hidden"],
+            num_attention_heads=s["text_heads"],
+            num_hidden_layers=s["text_layers"],
+            max_position_embeddings=s["max_length"],
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=49407,
+            projection_dim=s["text_hidden"],
+        )
+    )
     return {"unet": denoiser, "vae": vae, "text_encoder": text_encoder, "tokenizer": clip_tokenizer(s["max_length"])}
 
 

@@ -61,10 +61,21 @@ def parse_caption(caption: str) -> Spec:
         `Spec`: the named attributes. Raises `ValueError` for any other sentence.
     """
     words = caption.strip().lower().split()
-    if len(words) != 9 or words[0] != "a" or words[3] != "moving" or words[5:7] != ["on", "a"] or words[8] != "background":
+    if (
+        len(words) != 9
+        or words[0] != "a"
+        or words[3] != "moving"
+        or words[5:7] != ["on", "a"]
+        or words[8] != "background"
+    ):
         raise ValueError(f"not a toy caption: {caption!r}")
     spec = Spec(shape=words[2], color=words[1], direction=words[4], background=words[7])
-    if spec.shape not in SHAPES or spec.color not in COLORS or spec.direction not in DIRECTIONS or spec.background not in BACKGROUNDS:
+    if (
+        spec.shape not in SHAPES
+        or spec.color not in COLORS
+        or spec.direction not in DIRECTIONS
+        or spec.background not in BACKGROUNDS
+    ):
         raise ValueError(f"unknown word in toy caption: {caption!r}")
     return spec
 
@@ -77,16 +88,21 @@ def _is_heldout(spec: Spec) -> bool:
     # A fixed arithmetic rule rather than a random draw: the split never depends on library versions.
     # With modulus 7 it takes 1/7 of the 288 combinations and still leaves every (colour, direction),
     # (colour, background) and (direction, background) pair in training.
-    i = (SHAPES.index(spec.shape), list(COLORS).index(spec.color), list(DIRECTIONS).index(spec.direction),
-         list(BACKGROUNDS).index(spec.background))
+    i = (
+        SHAPES.index(spec.shape),
+        list(COLORS).index(spec.color),
+        list(DIRECTIONS).index(spec.direction),
+        list(BACKGROUNDS).index(spec.background),
+    )
     return (i[0] + 2 * i[1] + 3 * i[2] + 5 * i[3]) % 7 == 0
 
 
 TRAIN_SPECS: tuple[Spec, ...] = tuple(s for s in _all_specs() if not _is_heldout(s))
 # Shuffled once with a fixed seed so that the first few held-out prompts (the trainer validates on the
 # first two by default) differ in colour and direction.
-HELDOUT_SPECS: tuple[Spec, ...] = tuple(random.Random(4).sample([s for s in _all_specs() if _is_heldout(s)],
-                                                                   k=sum(_is_heldout(s) for s in _all_specs())))
+HELDOUT_SPECS: tuple[Spec, ...] = tuple(
+    random.Random(4).sample([s for s in _all_specs() if _is_heldout(s)], k=sum(_is_heldout(s) for s in _all_specs()))
+)
 TRAIN_CAPTIONS: tuple[str, ...] = tuple(s.caption for s in TRAIN_SPECS)
 HELDOUT_CAPTIONS: tuple[str, ...] = tuple(s.caption for s in HELDOUT_SPECS)
 

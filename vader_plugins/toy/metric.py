@@ -10,7 +10,7 @@ and ``vader eval``::
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pydantic import Field
 
@@ -19,8 +19,12 @@ from vader_core.metric import MetricOptions, MetricPlugin
 
 
 class ToyCheckOptions(MetricOptions):
-    threshold: float = Field(0.3, gt=0, description="RGB distance from the background above which a pixel is the object's.")
-    min_travel: float = Field(2.0, ge=0, description="Centroid travel in pixels below which the object counts as still.")
+    threshold: float = Field(
+        0.3, gt=0, description="RGB distance from the background above which a pixel is the object's."
+    )
+    min_travel: float = Field(
+        2.0, ge=0, description="Centroid travel in pixels below which the object counts as still."
+    )
 
 
 class _ToyCheck(MetricPlugin):
@@ -28,7 +32,7 @@ class _ToyCheck(MetricPlugin):
     value_range = (0.0, 1.0)
     field: str = ""
 
-    def compute(self, video: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def compute(self, video: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         from .data import parse_caption
         from .quality import analyze_clip
 
@@ -37,8 +41,10 @@ class _ToyCheck(MetricPlugin):
             try:
                 want = getattr(parse_caption(prompt), self.field)
             except ValueError:
-                raise ValueError(f"metric `{self.name}` needs toy captions such as 'a red circle moving left on a "
-                                 f"gray background', got {prompt!r}") from None
+                raise ValueError(
+                    f"metric `{self.name}` needs toy captions such as 'a red circle moving left on a "
+                    f"gray background', got {prompt!r}"
+                ) from None
             got = analyze_clip(clip, self.options.threshold, self.options.min_travel)[self.field]
             out.append(1.0 if got == want else 0.0)
         return torch.tensor(out, dtype=torch.float32)

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from vader_core.lazy import torch
 
 from .data import COLORS, DIRECTIONS, HELDOUT_CAPTIONS, parse_caption
 
 
-def analyze_clip(video: "torch.Tensor", threshold: float = 0.3, min_travel: float = 2.0) -> dict[str, Any]:
+def analyze_clip(video: torch.Tensor, threshold: float = 0.3, min_travel: float = 2.0) -> dict[str, Any]:
     """Colour and direction of the moving object of one clip.
 
     Args:
@@ -56,9 +57,11 @@ def analyze_clip(video: "torch.Tensor", threshold: float = 0.3, min_travel: floa
     present = [t for t in range(f) if mask[t].any()]
     if len(present) < 2:
         return out
-    def centroid(t: int) -> "torch.Tensor":
+
+    def centroid(t: int) -> torch.Tensor:
         m = mask[t].float()
         return torch.stack([(xs * m).sum() / m.sum(), (ys * m).sum() / m.sum()])
+
     d = centroid(present[-1]) - centroid(present[0])
     out["travel"] = [round(float(d[0]), 2), round(float(d[1]), 2)]
     if float(d.norm()) >= min_travel:
@@ -68,7 +71,7 @@ def analyze_clip(video: "torch.Tensor", threshold: float = 0.3, min_travel: floa
     return out
 
 
-def score(videos: "torch.Tensor", prompts: Sequence[str]) -> dict[str, Any]:
+def score(videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, Any]:
     """Prompt following of ``videos`` ``(B, F, 3, H, W)`` generated for toy ``prompts``.
 
     Returns:
@@ -79,8 +82,14 @@ def score(videos: "torch.Tensor", prompts: Sequence[str]) -> dict[str, Any]:
     for video, prompt in zip(videos, prompts):
         spec = parse_caption(prompt)
         a = analyze_clip(video)
-        clips.append({"prompt": prompt, **a, "color_ok": a["color"] == spec.color,
-                      "direction_ok": a["direction"] == spec.direction})
+        clips.append(
+            {
+                "prompt": prompt,
+                **a,
+                "color_ok": a["color"] == spec.color,
+                "direction_ok": a["direction"] == spec.direction,
+            }
+        )
     n = max(len(clips), 1)
     return {
         "n": len(clips),
@@ -91,8 +100,9 @@ def score(videos: "torch.Tensor", prompts: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def evaluate(backbone: Any, prompts: Sequence[str] = HELDOUT_CAPTIONS, seeds: Sequence[int] = (0,),
-             batch_size: int = 48) -> dict[str, Any]:
+def evaluate(
+    backbone: Any, prompts: Sequence[str] = HELDOUT_CAPTIONS, seeds: Sequence[int] = (0,), batch_size: int = 48
+) -> dict[str, Any]:
     """Generate one clip per prompt and seed with a loaded toy backbone and :func:`score` them.
 
     Args:
@@ -107,15 +117,18 @@ def evaluate(backbone: Any, prompts: Sequence[str] = HELDOUT_CAPTIONS, seeds: Se
     videos, used = [], []
     for seed in seeds:
         for i in range(0, len(prompts), batch_size):
-            chunk = list(prompts[i:i + batch_size])
+            chunk = list(prompts[i : i + batch_size])
             g = torch.Generator().manual_seed(seed * 1000 + i)
             videos.append(generate(backbone, chunk, None, g))
             used += chunk
     return score(torch.cat(videos), used)
 
 
-def direction_control(backbone: Any, prompts: Sequence[str] = HELDOUT_CAPTIONS[:12], seeds: Sequence[int] = (0,),
-                      ) -> dict[str, Any]:
+def direction_control(
+    backbone: Any,
+    prompts: Sequence[str] = HELDOUT_CAPTIONS[:12],
+    seeds: Sequence[int] = (0,),
+) -> dict[str, Any]:
     """Does the caption or the initial noise decide which way the object moves?
 
     Each prompt is generated four times from the same seed (so from the same initial noise), once with
@@ -142,8 +155,12 @@ def direction_control(backbone: Any, prompts: Sequence[str] = HELDOUT_CAPTIONS[:
             same += len(set(got)) == 1
             distinct += len(set(got))
             n += 1
-    return {"n": n, "same_direction": same / n, "distinct_directions": distinct / n,
-            "direction_accuracy": correct / (4 * n)}
+    return {
+        "n": n,
+        "same_direction": same / n,
+        "distinct_directions": distinct / n,
+        "direction_accuracy": correct / (4 * n),
+    }
 
 
 def _load(model: str | None, steps: int | None, guidance: float | None, lora: str | None) -> Any:
@@ -168,19 +185,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="weights directory (default: the bundled weights)")
     p.add_argument("--lora", default=None, help="a vader LoRA checkpoint directory to apply to the UNet")
-    p.add_argument("--run", default=None,
-                   help="a `vader train` output directory on `toy`: compare the model before and after its newest "
-                        "LoRA checkpoint, with the run's sampling settings, and write prompt_following.json there")
+    p.add_argument(
+        "--run",
+        default=None,
+        help="a `vader train` output directory on `toy`: compare the model before and after its newest "
+        "LoRA checkpoint, with the run's sampling settings, and write prompt_following.json there",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--prompts", type=int, default=None, help="use only the first N held-out prompts (default: all)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the backbone's)")
     p.add_argument("--guidance", type=float, default=None)
     p.add_argument("--clips", action="store_true", help="print the per-clip analysis too")
-    p.add_argument("--direction-control", action="store_true",
-                   help="instead: generate each prompt with all four direction words from the same noise and report "
-                        "whether the word or the noise decides the motion (first 12 prompts unless --prompts)")
+    p.add_argument(
+        "--direction-control",
+        action="store_true",
+        help="instead: generate each prompt with all four direction words from the same noise and report "
+        "whether the word or the noise decides the motion (first 12 prompts unless --prompts)",
+    )
     a = p.parse_args(argv)
-    prompts = HELDOUT_CAPTIONS[:a.prompts] if a.prompts else HELDOUT_CAPTIONS
+    prompts = HELDOUT_CAPTIONS[: a.prompts] if a.prompts else HELDOUT_CAPTIONS
     if a.run:
         import yaml
 
@@ -200,12 +223,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"prompt following on {out['before']['n']} held-out clips (colour / direction of the moving object):")
         for name in ("before", "after"):
             r = out[name]
-            print(f"  {name:6s} colour {r['color_accuracy']:.0%}  direction {r['direction_accuracy']:.0%}  "
-                  f"both {r['both_accuracy']:.0%}")
+            print(
+                f"  {name:6s} colour {r['color_accuracy']:.0%}  direction {r['direction_accuracy']:.0%}  "
+                f"both {r['both_accuracy']:.0%}"
+            )
         print(f"written to {run / 'prompt_following.json'}")
         return out
     if a.direction_control:
-        res = direction_control(_load(a.model, a.steps, a.guidance, a.lora), prompts[:a.prompts or 12], a.seeds)
+        res = direction_control(_load(a.model, a.steps, a.guidance, a.lora), prompts[: a.prompts or 12], a.seeds)
         print(json.dumps(res, indent=2))
         return res
     res = evaluate(_load(a.model, a.steps, a.guidance, a.lora), prompts, seeds=a.seeds)

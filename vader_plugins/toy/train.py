@@ -36,15 +36,23 @@ import json
 import math
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from .backbone import SCHEDULES, SIZES, UNET_KINDS, toy_components
 from .data import (
-    BACKGROUNDS, COLORS, DIRECTIONS, HELDOUT_CAPTIONS, SHAPES, TRAIN_CAPTIONS, ClipConfig, ToyVideoDataset,
+    BACKGROUNDS,
+    COLORS,
+    DIRECTIONS,
+    HELDOUT_CAPTIONS,
+    SHAPES,
+    TRAIN_CAPTIONS,
+    ClipConfig,
+    ToyVideoDataset,
     parse_caption,
 )
 
@@ -66,8 +74,15 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
             e.lerp_(p, 1.0 - decay)
 
 
-def train_vae(vae: torch.nn.Module, data: ToyVideoDataset, steps: int, batch_clips: int, lr: float,
-              kl_weight: float, log_every: int) -> dict[str, float]:
+def train_vae(
+    vae: torch.nn.Module,
+    data: ToyVideoDataset,
+    steps: int,
+    batch_clips: int,
+    lr: float,
+    kl_weight: float,
+    log_every: int,
+) -> dict[str, float]:
     """Stage 1. Each step draws ``batch_clips`` clips and trains on two random frames of each."""
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.05)
@@ -170,17 +185,37 @@ def _text_per_frame(unet: torch.nn.Module, text: torch.Tensor, frames: int) -> t
 
 def _token_ids(tokenizer: Any, captions: Sequence[str]) -> torch.Tensor:
     """Token ids padded to the tokenizer's length, as the backbone encodes prompts."""
-    return tokenizer(list(captions), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                     return_tensors="pt").input_ids
+    return tokenizer(
+        list(captions),
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
 
 
-def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokenizer: Any, pool: dict[str, Any],
-                   scaling: float, steps: int, batch_size: int, lr: float, cfg_drop: float, ema_decay: float,
-                   log_every: int, max_seconds: float | None,
-                   on_checkpoint: Any = None, checkpoint_every: int = 0, object_weight: float = 1.0,
-                   train_text: bool = True, high_noise_weight: float = 1.0,
-                   scheduler_config: dict[str, Any] = SCHEDULES["sd"], terminal_share: float = 0.0,
-                   terminal_steps: int = 0) -> dict[str, Any]:
+def train_denoiser(
+    unet: torch.nn.Module,
+    text_encoder: torch.nn.Module,
+    tokenizer: Any,
+    pool: dict[str, Any],
+    scaling: float,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    cfg_drop: float,
+    ema_decay: float,
+    log_every: int,
+    max_seconds: float | None,
+    on_checkpoint: Any = None,
+    checkpoint_every: int = 0,
+    object_weight: float = 1.0,
+    train_text: bool = True,
+    high_noise_weight: float = 1.0,
+    scheduler_config: dict[str, Any] = SCHEDULES["sd"],
+    terminal_share: float = 0.0,
+    terminal_steps: int = 0,
+) -> dict[str, Any]:
     """Stage 2: the DDPM loss of ``scheduler_config`` (a value of :data:`SCHEDULES`: the UNet predicts the
     noise or v, as its ``prediction_type`` says); returns the EMA modules and figures.
 
@@ -208,7 +243,11 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     warmup = min(100, max(steps // 10, 1))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / max(steps, 1), 1.0)))))
+        opt,
+        lambda s: (
+            min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / max(steps, 1), 1.0))))
+        ),
+    )
     ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text_encoder).eval()
     g = torch.Generator().manual_seed(2)
     n = pool["mean"].shape[0]
@@ -218,8 +257,9 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
     terminal_on = terminal_share > 0 or terminal_steps > 0
     if terminal_on:
         if noise_sched.config.prediction_type != "v_prediction" or float(noise_sched.alphas_cumprod[last]) != 0.0:
-            raise ValueError("terminal_share and terminal_steps need a zero-terminal-SNR v-prediction schedule "
-                             "(--schedule zero-snr)")
+            raise ValueError(
+                "terminal_share and terminal_steps need a zero-terminal-SNR v-prediction schedule (--schedule zero-snr)"
+            )
         latents = pool["mean"] * scaling
         _, cap_mean, cap_of = _group_means(latents, pool["captions"])
         all_mean = latents.mean(dim=0)
@@ -264,21 +304,33 @@ def train_denoiser(unet: torch.nn.Module, text_encoder: torch.nn.Module, tokeniz
         loss_avg = a * (loss_avg if step else 0.0) + (1 - a) * loss.item()
         elapsed = time.perf_counter() - t0
         if log_every and (step % log_every == 0 or step == steps - 1):
-            _log(f"denoiser step {done}/{steps} loss {loss_avg:.4f} lr {sched.get_last_lr()[0]:.2e} "
-                 f"{elapsed / done:.2f} s/step")
+            _log(
+                f"denoiser step {done}/{steps} loss {loss_avg:.4f} lr {sched.get_last_lr()[0]:.2e} "
+                f"{elapsed / done:.2f} s/step"
+            )
         if on_checkpoint is not None and checkpoint_every and done % checkpoint_every == 0 and done < steps:
             on_checkpoint(ema_unet, ema_text, done, loss_avg)
         if max_seconds is not None and elapsed > max_seconds:
             _log(f"time budget reached after {done} steps")
             break
-    return {"unet": ema_unet, "text_encoder": ema_text, "steps_done": done, "denoiser_loss": loss_avg,
-            "seconds": time.perf_counter() - t0}
+    return {
+        "unet": ema_unet,
+        "text_encoder": ema_text,
+        "steps_done": done,
+        "denoiser_loss": loss_avg,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 @torch.no_grad()
-def caption_sensitivity(comps: dict[str, Any], clips: int = 96, timestep: int = 500, seed: int = 3,
-                        config: ClipConfig = ClipConfig(),
-                        scheduler_config: dict[str, Any] = SCHEDULES["sd"]) -> dict[str, float]:
+def caption_sensitivity(
+    comps: dict[str, Any],
+    clips: int = 96,
+    timestep: int = 500,
+    seed: int = 3,
+    config: ClipConfig = ClipConfig(),
+    scheduler_config: dict[str, Any] = SCHEDULES["sd"],
+) -> dict[str, float]:
     """Does the denoiser listen to each word? Its error on held-out clips with one word of the caption swapped.
 
     Held-out clips are noised to ``timestep`` under ``scheduler_config`` (the model's schedule); the UNet
@@ -312,15 +364,17 @@ def caption_sensitivity(comps: dict[str, Any], clips: int = 96, timestep: int = 
     base = error(list(pool["captions"]))
     out = {}
     for name, pos in positions.items():
-        swapped = [" ".join(_SWAP[name][w] if i == pos else w for i, w in enumerate(c.split()))
-                   for c in pool["captions"]]
+        swapped = [
+            " ".join(_SWAP[name][w] if i == pos else w for i, w in enumerate(c.split())) for c in pool["captions"]
+        ]
         out[name] = error(swapped) / base - 1.0
     return out
 
 
 @torch.no_grad()
-def reference_sensitivity(vae: torch.nn.Module, clips: int = 3000, heldout: int = 96, seed: int = 3,
-                          config: ClipConfig = ClipConfig()) -> dict[str, float]:
+def reference_sensitivity(
+    vae: torch.nn.Module, clips: int = 3000, heldout: int = 96, seed: int = 3, config: ClipConfig = ClipConfig()
+) -> dict[str, float]:
     """What :func:`caption_sensitivity` at the last timestep of a zero-SNR schedule would show for the best
     possible denoiser, one that knows the caption only.
 
@@ -343,9 +397,11 @@ def reference_sensitivity(vae: torch.nn.Module, clips: int = 3000, heldout: int 
     for z, obj, caption in zip(held["mean"], held["object"], held["captions"]):
         s = parse_caption(caption)
         x0 = z * scaling
-        keys = {"true": (s.color, s.direction, s.background),
-                "color": (_SWAP["color"][s.color], s.direction, s.background),
-                "direction": (s.color, _SWAP["direction"][s.direction], s.background)}
+        keys = {
+            "true": (s.color, s.direction, s.background),
+            "color": (_SWAP["color"][s.color], s.direction, s.background),
+            "direction": (s.color, _SWAP["direction"][s.direction], s.background),
+        }
         if not all(k in means for k in keys.values()):
             continue  # a group no training clip fell into (only with very few ``clips``)
         for name, k in keys.items():
@@ -366,8 +422,9 @@ def load_components(path: Path) -> dict[str, Any]:
         "unet": AutoModel.from_pretrained(str(path / "unet"), torch_dtype=torch.float32),
         "vae": AutoencoderKL.from_pretrained(path / "vae", torch_dtype=torch.float32),
         "text_encoder": CLIPTextModel.from_pretrained(path / "text_encoder", torch_dtype=torch.float32),
-        "tokenizer": clip_tokenizer(int(json.loads((path / "text_encoder" / "config.json").read_text())
-                                        ["max_position_embeddings"])),
+        "tokenizer": clip_tokenizer(
+            int(json.loads((path / "text_encoder" / "config.json").read_text())["max_position_embeddings"])
+        ),
     }
 
 
@@ -395,20 +452,28 @@ def _history(info: dict[str, Any]) -> str:
     """Earlier stages of a run continued with ``--init``, oldest first (empty for a run from scratch)."""
     if not info.get("history"):
         return ""
-    kept = ("same VAE; UNet and text encoder trained from scratch (`--fresh-denoiser`)" if info.get("fresh_denoiser")
-            else "same VAE")
-    rows = [f"The table above is the last stage. It continued (`--init`, {kept}) from earlier stages:", "",
-            "| stage | command | UNet | VAE steps | denoiser steps | final denoiser loss | time | held-out colour / direction "
-            "| error rise, colour / direction word swapped |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    kept = (
+        "same VAE; UNet and text encoder trained from scratch (`--fresh-denoiser`)"
+        if info.get("fresh_denoiser")
+        else "same VAE"
+    )
+    rows = [
+        f"The table above is the last stage. It continued (`--init`, {kept}) from earlier stages:",
+        "",
+        "| stage | command | UNet | VAE steps | denoiser steps | final denoiser loss | time | held-out colour / direction "
+        "| error rise, colour / direction word swapped |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for i, h in enumerate(info["history"], 1):
         q = h.get("quality") or {}
         qa = f"{q['color_accuracy']:.0%} / {q['direction_accuracy']:.0%}" if q else "-"
         cs = h.get("caption_sensitivity")
         sa = f"{cs['color']:+.0%} / {cs['direction']:+.1%}" if cs else "-"
-        rows.append(f"| {i} | `{h.get('argv')}` | `{h.get('unet_class') or 'UNet3DConditionModel'}` | "
-                    f"{h.get('vae_steps')} | {h.get('denoiser_steps')} | "
-                    f"{h.get('denoiser_loss', float('nan')):.4f} | {h.get('wall_minutes', float('nan')):.1f} min | {qa} | {sa} |")
+        rows.append(
+            f"| {i} | `{h.get('argv')}` | `{h.get('unet_class') or 'UNet3DConditionModel'}` | "
+            f"{h.get('vae_steps')} | {h.get('denoiser_steps')} | "
+            f"{h.get('denoiser_loss', float('nan')):.4f} | {h.get('wall_minutes', float('nan')):.1f} min | {qa} | {sa} |"
+        )
     return "\n".join(rows) + "\n\n"
 
 
@@ -447,24 +512,25 @@ def model_card(info: dict[str, Any]) -> str:
     unet_row = (
         f"| `UNetMotionModel` | blocks {s['unet_channels']}, 1 layer per block, cross-attention to the text in every "
         f"block, temporal attention with sinusoidal frame positions (up to 16 frames), {s['unet_heads']} heads |"
-        if info.get("unet_class") == "UNetMotionModel" else
-        f"| `UNet3DConditionModel` | blocks {s['unet_channels']}, 1 layer per block, cross-attention in every block, "
-        f"{s['unet_heads']} heads |")
+        if info.get("unet_class") == "UNetMotionModel"
+        else f"| `UNet3DConditionModel` | blocks {s['unet_channels']}, 1 layer per block, cross-attention in every block, "
+        f"{s['unet_heads']} heads |"
+    )
     return f"""# toy: a small text-to-video model of moving coloured shapes
 
-Trained from scratch by `python -m vader_plugins.toy.train {info['argv']}` in {info['wall_minutes']:.1f}
-minutes on {info['machine']}. Everything it knows comes from the procedural data below; nothing was
+Trained from scratch by `python -m vader_plugins.toy.train {info["argv"]}` in {info["wall_minutes"]:.1f}
+minutes on {info["machine"]}. Everything it knows comes from the procedural data below; nothing was
 downloaded. It exists so that vader's reward training can be shown end to end offline, on a CPU.
 
 ## Data
 
-`vader_plugins.toy.data.ToyVideoDataset` (seed {info['seed']}): {info['frames']} frames at
-{info['size']}x{info['size']} of one shape ({', '.join(SHAPES)}) in one colour ({', '.join(COLORS)}) moving
-{', '.join(DIRECTIONS)} over a {', '.join(BACKGROUNDS)} background (half the clips with a faint static
+`vader_plugins.toy.data.ToyVideoDataset` (seed {info["seed"]}): {info["frames"]} frames at
+{info["size"]}x{info["size"]} of one shape ({", ".join(SHAPES)}) in one colour ({", ".join(COLORS)}) moving
+{", ".join(DIRECTIONS)} over a {", ".join(BACKGROUNDS)} background (half the clips with a faint static
 texture), with random position, size and speed{_speed(info)}. Captions: "a red circle moving left on a gray background".
 The VAE also trains on clips whose background and object colours are drawn uniformly from the RGB cube
-({info['vae_random_colors']:.0%} of its clips), so that it decodes colours the captions never name: its mean absolute error
-on plain frames of 64 random colours is {info['vae'].get('vae_plain_color_error', float('nan')):.4f} (pixels in [0, 1]).
+({info["vae_random_colors"]:.0%} of its clips), so that it decodes colours the captions never name: its mean absolute error
+on plain frames of 64 random colours is {info["vae"].get("vae_plain_color_error", float("nan")):.4f} (pixels in [0, 1]).
 {len(TRAIN_CAPTIONS)} caption combinations are used for training; {len(HELDOUT_CAPTIONS)} others are held out
 (every word and every pair of attributes of them occurs in training, not the combination).
 
@@ -472,24 +538,24 @@ on plain frames of 64 random colours is {info['vae'].get('vae_plain_color_error'
 
 | component | configuration | parameters |
 | --- | --- | --- |
-| `AutoencoderKL` | blocks {s['vae_channels']}, 1 layer per block, 4 latent channels, 32x32 -> 8x8, scaling factor {info['scaling_factor']:.4f} | {info['params']['vae']:,} |
-{unet_row} {info['params']['unet']:,} |
-| `CLIPTextModel` | {s['text_layers']} layers, width {s['text_hidden']}, {s['max_length']} tokens, CLIP BPE vocabulary (49,408) | {info['params']['text_encoder']:,} |
+| `AutoencoderKL` | blocks {s["vae_channels"]}, 1 layer per block, 4 latent channels, 32x32 -> 8x8, scaling factor {info["scaling_factor"]:.4f} | {info["params"]["vae"]:,} |
+{unet_row} {info["params"]["unet"]:,} |
+| `CLIPTextModel` | {s["text_layers"]} layers, width {s["text_hidden"]}, {s["max_length"]} tokens, CLIP BPE vocabulary (49,408) | {info["params"]["text_encoder"]:,} |
 | scheduler | {_schedule_row(info)} | - |
 
-Weights are stored in fp16 safetensors: {info['bytes'] / 1e6:.1f} MB in all.
+Weights are stored in fp16 safetensors: {info["bytes"] / 1e6:.1f} MB in all.
 
 ## Training
 
 | stage | steps | batch | final loss (moving average) | time |
 | --- | --- | --- | --- | --- |
-| VAE (frames) | {info['vae_steps']}{' (kept from stage 1)' if info.get('history') and not info['vae_steps'] else ''} | {info['vae_batch']} clips x 2 frames | object-weighted reconstruction MSE + L1 {info['vae']['vae_reconstruction_loss']:.4f} (pixels in [-1, 1]), KL/dim {info['vae']['vae_kl_per_dim']:.3f} | {info['vae_minutes']:.1f} min |
-| latent pool | {info['pool']} clips | - | - | {info['pool_minutes']:.1f} min |
-| {_stage2(info)} | {info['denoiser_steps']} (of {info['steps']} planned) | {info['batch_size']} clips | {'epsilon' if info.get('schedule', 'sd') == 'sd' else 'v'} MSE{_weighting(info)} {info['denoiser_loss']:.4f} | {info['denoiser_minutes']:.1f} min |
+| VAE (frames) | {info["vae_steps"]}{" (kept from stage 1)" if info.get("history") and not info["vae_steps"] else ""} | {info["vae_batch"]} clips x 2 frames | object-weighted reconstruction MSE + L1 {info["vae"]["vae_reconstruction_loss"]:.4f} (pixels in [-1, 1]), KL/dim {info["vae"]["vae_kl_per_dim"]:.3f} | {info["vae_minutes"]:.1f} min |
+| latent pool | {info["pool"]} clips | - | - | {info["pool_minutes"]:.1f} min |
+| {_stage2(info)} | {info["denoiser_steps"]} (of {info["steps"]} planned) | {info["batch_size"]} clips | {"epsilon" if info.get("schedule", "sd") == "sd" else "v"} MSE{_weighting(info)} {info["denoiser_loss"]:.4f} | {info["denoiser_minutes"]:.1f} min |
 
-{_history(info)}AdamW, learning rates {info['vae_lr']} (VAE, one-cycle) and {info['lr']} (denoiser, warm-up then cosine to 10%),
-gradient clipping at 1, 10% empty captions (classifier-free guidance), EMA {info['ema_decay']} of the trained
-weights (what is saved). Seed {info['seed']}; torch {torch.__version__}, {info['threads']} CPU thread(s).
+{_history(info)}AdamW, learning rates {info["vae_lr"]} (VAE, one-cycle) and {info["lr"]} (denoiser, warm-up then cosine to 10%),
+gradient clipping at 1, 10% empty captions (classifier-free guidance), EMA {info["ema_decay"]} of the trained
+weights (what is saved). Seed {info["seed"]}; torch {torch.__version__}, {info["threads"]} CPU thread(s).
 
 ## Prompt following
 
@@ -505,8 +571,10 @@ checked.
 def _schedule_row(info: dict[str, Any]) -> str:
     if info.get("schedule", "sd") == "sd":
         return "DDPM `scaled_linear` betas 0.00085-0.012, 1000 steps, epsilon prediction (sampled with DDIM)"
-    return ("DDPM `scaled_linear` betas 0.00085-0.012 rescaled to zero terminal SNR, 1000 steps, v-prediction "
-            "(sampled with DDIM from the last timestep, `trailing` spacing)")
+    return (
+        "DDPM `scaled_linear` betas 0.00085-0.012 rescaled to zero terminal SNR, 1000 steps, v-prediction "
+        "(sampled with DDIM from the last timestep, `trailing` spacing)"
+    )
 
 
 def _speed(info: dict[str, Any]) -> str:
@@ -525,13 +593,15 @@ def _stage2(info: dict[str, Any]) -> str:
 def _weighting(info: dict[str, Any]) -> str:
     w, h = info.get("object_weight", 1.0), info.get("high_noise_weight", 1.0)
     parts = ([f"object cells weighted {w:g}x"] if w != 1.0 else []) + (
-        [f"clips weighted clamp(1/SNR(t), 1, {h:g})"] if h != 1.0 else [])
+        [f"clips weighted clamp(1/SNR(t), 1, {h:g})"] if h != 1.0 else []
+    )
     steps, share = info.get("terminal_steps"), info.get("terminal_share")
     if steps:
         parts.append(f"the first {steps} steps only at the last timestep against the caption's mean clip")
     if share:
-        parts.append(f"{'then ' if steps else ''}{share:.0%} of each batch at the last timestep against its "
-                     "caption's mean clip")
+        parts.append(
+            f"{'then ' if steps else ''}{share:.0%} of each batch at the last timestep against its caption's mean clip"
+        )
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -540,10 +610,12 @@ def _direction_limit(q: dict[str, Any] | None) -> str:
         return ""
     if q["direction_accuracy"] >= 0.5:
         return f"Objects move in the prompted direction in {q['direction_accuracy']:.0%} of held-out clips."
-    return (f"Direction is NOT learnt yet: {q['direction_accuracy']:.0%} of held-out clips move the prompted way, "
-            "about chance for four directions (25%), although objects do move (several pixels over a clip): the "
-            "initial noise, not the direction word, decides which way (see the caption sensitivity and the "
-            "direction control above). Colour, which reward training changes in the demo, is learnt.")
+    return (
+        f"Direction is NOT learnt yet: {q['direction_accuracy']:.0%} of held-out clips move the prompted way, "
+        "about chance for four directions (25%), although objects do move (several pixels over a clip): the "
+        "initial noise, not the direction word, decides which way (see the caption sensitivity and the "
+        "direction control above). Colour, which reward training changes in the demo, is learnt."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -551,54 +623,98 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", required=True, help="output directory (diffusers layout + MODEL_CARD.md)")
     p.add_argument("--size", default="full", choices=sorted(SIZES))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--unet", default="3d", choices=UNET_KINDS,
-                   help="denoiser: `3d` (ModelScope's UNet3DConditionModel) or `motion` (AnimateDiff's UNetMotionModel: "
-                        "temporal attention with frame positions; the bundled model's)")
+    p.add_argument(
+        "--unet",
+        default="3d",
+        choices=UNET_KINDS,
+        help="denoiser: `3d` (ModelScope's UNet3DConditionModel) or `motion` (AnimateDiff's UNetMotionModel: "
+        "temporal attention with frame positions; the bundled model's)",
+    )
     p.add_argument("--vae-steps", type=int, default=600)
     p.add_argument("--vae-batch", type=int, default=32, help="clips per VAE step (two frames of each)")
     p.add_argument("--vae-lr", type=float, default=2e-3)
     p.add_argument("--kl-weight", type=float, default=1e-6)
-    p.add_argument("--vae-random-colors", type=float, default=0.5,
-                   help="share of the VAE's clips drawn in arbitrary background and object colours")
+    p.add_argument(
+        "--vae-random-colors",
+        type=float,
+        default=0.5,
+        help="share of the VAE's clips drawn in arbitrary background and object colours",
+    )
     p.add_argument("--pool", type=int, default=6000, help="clips encoded for the denoiser stage")
-    p.add_argument("--speed", type=float, nargs=2, default=None, metavar=("LO", "HI"),
-                   help="range of the objects' speed in pixels per frame (default: ClipConfig's)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="range of the objects' speed in pixels per frame (default: ClipConfig's)",
+    )
     p.add_argument("--steps", type=int, default=2000, help="denoiser steps")
-    p.add_argument("--schedule", default="sd", choices=sorted(SCHEDULES),
-                   help="noise schedule and prediction target of the denoiser: `sd` (Stable Diffusion's: epsilon, "
-                        "non-zero terminal SNR) or `zero-snr` (the bundled model's: v-prediction, zero terminal SNR, "
-                        "sampled from the last timestep)")
+    p.add_argument(
+        "--schedule",
+        default="sd",
+        choices=sorted(SCHEDULES),
+        help="noise schedule and prediction target of the denoiser: `sd` (Stable Diffusion's: epsilon, "
+        "non-zero terminal SNR) or `zero-snr` (the bundled model's: v-prediction, zero terminal SNR, "
+        "sampled from the last timestep)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--cfg-drop", type=float, default=0.1)
-    p.add_argument("--high-noise-weight", type=float, default=1.0,
-                   help="weigh each clip's error by clamp(1/SNR(t), 1, this) to stress the high-noise steps that decide "
-                        "the layout (1: plain epsilon MSE)")
-    p.add_argument("--terminal-share", type=float, default=0.0,
-                   help="with --schedule zero-snr: share of each batch trained at the last timestep against the mean "
-                        "clip of its caption (a low-variance target for the caption-only prediction; 0: off)")
-    p.add_argument("--terminal-steps", type=int, default=0,
-                   help="with --schedule zero-snr: train only at the last timestep (against the captions' mean clips) "
-                        "for the first this many denoiser steps, then as --terminal-share says")
-    p.add_argument("--freeze-text", action="store_true",
-                   help="keep the text encoder as it is (with --fresh-denoiser: at its random initialisation) instead "
-                        "of training it with the UNet")
-    p.add_argument("--object-weight", type=float, default=1.0,
-                   help="weight of the denoiser's error on the latent cells the object touches (1: plain MSE)")
+    p.add_argument(
+        "--high-noise-weight",
+        type=float,
+        default=1.0,
+        help="weigh each clip's error by clamp(1/SNR(t), 1, this) to stress the high-noise steps that decide "
+        "the layout (1: plain epsilon MSE)",
+    )
+    p.add_argument(
+        "--terminal-share",
+        type=float,
+        default=0.0,
+        help="with --schedule zero-snr: share of each batch trained at the last timestep against the mean "
+        "clip of its caption (a low-variance target for the caption-only prediction; 0: off)",
+    )
+    p.add_argument(
+        "--terminal-steps",
+        type=int,
+        default=0,
+        help="with --schedule zero-snr: train only at the last timestep (against the captions' mean clips) "
+        "for the first this many denoiser steps, then as --terminal-share says",
+    )
+    p.add_argument(
+        "--freeze-text",
+        action="store_true",
+        help="keep the text encoder as it is (with --fresh-denoiser: at its random initialisation) instead "
+        "of training it with the UNet",
+    )
+    p.add_argument(
+        "--object-weight",
+        type=float,
+        default=1.0,
+        help="weight of the denoiser's error on the latent cells the object touches (1: plain MSE)",
+    )
     p.add_argument("--ema-decay", type=float, default=0.998)
     p.add_argument("--max-minutes", type=float, default=None, help="stop the denoiser stage after this long")
     p.add_argument("--checkpoint-every", type=int, default=500, help="write EMA weights every N steps (0: end only)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (1 is fastest on a CPU shared with other jobs)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a CPU shared with other jobs)"
+    )
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--no-quality", action="store_true", help="skip the prompt-following check")
     p.add_argument("--quality-seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--init", default=None,
-                   help="continue from the weights in this directory (written by this script) instead of a fresh "
-                        "initialisation; with --vae-steps 0 its VAE and latent scaling are kept as they are")
-    p.add_argument("--fresh-denoiser", action="store_true",
-                   help="with --init: keep its VAE (and latent scaling) but start the UNet (`--unet`) and the text "
-                        "encoder, which stage 2 trains together, from scratch")
+    p.add_argument(
+        "--init",
+        default=None,
+        help="continue from the weights in this directory (written by this script) instead of a fresh "
+        "initialisation; with --vae-steps 0 its VAE and latent scaling are kept as they are",
+    )
+    p.add_argument(
+        "--fresh-denoiser",
+        action="store_true",
+        help="with --init: keep its VAE (and latent scaling) but start the UNet (`--unet`) and the text "
+        "encoder, which stage 2 trains together, from scratch",
+    )
     a = p.parse_args(argv)
     if (a.terminal_share or a.terminal_steps) and a.schedule != "zero-snr":
         p.error("--terminal-share and --terminal-steps need --schedule zero-snr")
@@ -617,9 +733,27 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             comps["unet"], comps["text_encoder"] = fresh["unet"], fresh["text_encoder"]
         prev_path = Path(a.init) / "training_info.json"
         prev = json.loads(prev_path.read_text()) if prev_path.is_file() else {}
-        history = prev.get("history", []) + [{k: prev.get(k) for k in (
-            "argv", "unet_class", "vae_steps", "denoiser_steps", "denoiser_loss", "wall_minutes", "quality",
-            "caption_sensitivity", "schedule")}] if prev else []
+        history = (
+            prev.get("history", [])
+            + [
+                {
+                    k: prev.get(k)
+                    for k in (
+                        "argv",
+                        "unet_class",
+                        "vae_steps",
+                        "denoiser_steps",
+                        "denoiser_loss",
+                        "wall_minutes",
+                        "quality",
+                        "caption_sensitivity",
+                        "schedule",
+                    )
+                }
+            ]
+            if prev
+            else []
+        )
         # Continue on clips the earlier stages never drew.
         data_start = prev.get("data_end", 0)
     schedule = SCHEDULES[a.schedule]
@@ -627,7 +761,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     data = ToyVideoDataset("train", seed=a.seed, config=ClipConfig(speed=speed))
     # The VAE also sees clips in arbitrary colours, so that any colour a reward asks for can be decoded.
     vae_data = ToyVideoDataset("train", seed=a.seed, config=ClipConfig(speed=speed, random_colors=a.vae_random_colors))
-    _log(f"params: " + ", ".join(f"{k} {_count(comps[k]):,}" for k in ("vae", "unet", "text_encoder")))
+    _log("params: " + ", ".join(f"{k} {_count(comps[k]):,}" for k in ("vae", "unet", "text_encoder")))
 
     t = time.perf_counter()
     keep_vae = bool(a.init) and a.vae_steps == 0
@@ -656,19 +790,36 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         _log(f"checkpoint at step {step} written to {out}")
 
     den = train_denoiser(
-        comps["unet"], comps["text_encoder"], comps["tokenizer"], pool, scaling, a.steps, a.batch_size, a.lr,
-        a.cfg_drop, a.ema_decay, a.log_every, a.max_minutes * 60 if a.max_minutes else None,
-        on_checkpoint=checkpoint, checkpoint_every=a.checkpoint_every, object_weight=a.object_weight,
-        train_text=not a.freeze_text, high_noise_weight=a.high_noise_weight, scheduler_config=schedule,
-        terminal_share=a.terminal_share, terminal_steps=a.terminal_steps,
+        comps["unet"],
+        comps["text_encoder"],
+        comps["tokenizer"],
+        pool,
+        scaling,
+        a.steps,
+        a.batch_size,
+        a.lr,
+        a.cfg_drop,
+        a.ema_decay,
+        a.log_every,
+        a.max_minutes * 60 if a.max_minutes else None,
+        on_checkpoint=checkpoint,
+        checkpoint_every=a.checkpoint_every,
+        object_weight=a.object_weight,
+        train_text=not a.freeze_text,
+        high_noise_weight=a.high_noise_weight,
+        scheduler_config=schedule,
+        terminal_share=a.terminal_share,
+        terminal_steps=a.terminal_steps,
     )
     final = {**comps, "unet": den["unet"], "text_encoder": den["text_encoder"]}
     save_weights(out, final, schedule)
     (out / "checkpoint.json").unlink(missing_ok=True)
 
     sensitivity = caption_sensitivity(final, config=data.config, scheduler_config=schedule)
-    _log("caption sensitivity (rise of the error on the object when a word is swapped): "
-         + ", ".join(f"{k} {v:+.1%}" for k, v in sensitivity.items()))
+    _log(
+        "caption sensitivity (rise of the error on the object when a word is swapped): "
+        + ", ".join(f"{k} {v:+.1%}" for k, v in sensitivity.items())
+    )
     quality = None
     if not a.no_quality:
         from .backbone import ToyBackbone, ToyOptions
@@ -683,25 +834,55 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ref = score(real, HELDOUT_CAPTIONS)
         o = bb.options
         quality = {k: res[k] for k in ("n", "color_accuracy", "direction_accuracy", "both_accuracy")}
-        quality.update(seeds=a.quality_seeds, sampling=f"DDIM {o.steps} steps, guidance {o.guidance}",
-                       data_color_accuracy=ref["color_accuracy"], data_direction_accuracy=ref["direction_accuracy"],
-                       direction_control=direction_control(bb, HELDOUT_CAPTIONS[:12], seeds=(0,)))
+        quality.update(
+            seeds=a.quality_seeds,
+            sampling=f"DDIM {o.steps} steps, guidance {o.guidance}",
+            data_color_accuracy=ref["color_accuracy"],
+            data_direction_accuracy=ref["direction_accuracy"],
+            direction_control=direction_control(bb, HELDOUT_CAPTIONS[:12], seeds=(0,)),
+        )
         _log(f"quality: {json.dumps(quality)}")
 
     info = {
         "argv": " ".join(argv if argv is not None else __import__("sys").argv[1:]),
-        "seed": a.seed, "sizes": SIZES[a.size], "unet_class": type(comps["unet"]).__name__,
-        "fresh_denoiser": a.fresh_denoiser, "frames": data.config.frames, "size": data.config.size,
+        "seed": a.seed,
+        "sizes": SIZES[a.size],
+        "unet_class": type(comps["unet"]).__name__,
+        "fresh_denoiser": a.fresh_denoiser,
+        "frames": data.config.frames,
+        "size": data.config.size,
         "params": {k: _count(comps[k]) for k in ("vae", "unet", "text_encoder")},
-        "scaling_factor": scaling, "vae": vae_info, "vae_steps": a.vae_steps, "vae_batch": a.vae_batch,
-        "vae_lr": a.vae_lr, "object_weight": a.object_weight, "speed": list(speed), "freeze_text": a.freeze_text,
-        "high_noise_weight": a.high_noise_weight, "schedule": a.schedule, "terminal_share": a.terminal_share, "terminal_steps": a.terminal_steps, "vae_random_colors": a.vae_random_colors, "lr": a.lr, "pool": a.pool, "steps": a.steps, "batch_size": a.batch_size,
-        "denoiser_steps": den["steps_done"], "denoiser_loss": den["denoiser_loss"], "ema_decay": a.ema_decay,
-        "vae_minutes": vae_minutes, "pool_minutes": pool_minutes, "denoiser_minutes": den["seconds"] / 60,
-        "threads": a.threads, "quality": quality, "caption_sensitivity": sensitivity, "init": a.init, "history": history,
+        "scaling_factor": scaling,
+        "vae": vae_info,
+        "vae_steps": a.vae_steps,
+        "vae_batch": a.vae_batch,
+        "vae_lr": a.vae_lr,
+        "object_weight": a.object_weight,
+        "speed": list(speed),
+        "freeze_text": a.freeze_text,
+        "high_noise_weight": a.high_noise_weight,
+        "schedule": a.schedule,
+        "terminal_share": a.terminal_share,
+        "terminal_steps": a.terminal_steps,
+        "vae_random_colors": a.vae_random_colors,
+        "lr": a.lr,
+        "pool": a.pool,
+        "steps": a.steps,
+        "batch_size": a.batch_size,
+        "denoiser_steps": den["steps_done"],
+        "denoiser_loss": den["denoiser_loss"],
+        "ema_decay": a.ema_decay,
+        "vae_minutes": vae_minutes,
+        "pool_minutes": pool_minutes,
+        "denoiser_minutes": den["seconds"] / 60,
+        "threads": a.threads,
+        "quality": quality,
+        "caption_sensitivity": sensitivity,
+        "init": a.init,
+        "history": history,
         "data_end": pool_start + a.pool,
         "machine": f"{platform.machine()} CPU ({torch.get_num_threads()} torch thread(s); shared with other jobs), "
-                   f"{platform.system()}, Python {platform.python_version()}",
+        f"{platform.system()}, Python {platform.python_version()}",
     }
     info["wall_minutes"] = (time.perf_counter() - t_start) / 60
     info["bytes"] = _dir_size(out)

@@ -15,8 +15,9 @@ class TestClipRewardCommands(RewardCLIContractTests):
         plain = self.cli_score(video, "clip_score", "--prompt", "a cat")
         scaled = self.cli_score(video, "clip_score", "--prompt", "a cat", "--set", "scale=100")
         assert scaled == pytest.approx(100 * plain, rel=1e-4, abs=1e-4)
-        letterbox = self.cli_score(video, "hps", "--prompt", "a cat", "--set", "version=v2",
-                                   "--set", "resize_mode=longest")
+        letterbox = self.cli_score(
+            video, "hps", "--prompt", "a cat", "--set", "version=v2", "--set", "resize_mode=longest"
+        )
         squash = self.cli_score(video, "hps", "--prompt", "a cat", "--set", "resize_mode=squash")
         assert letterbox != squash
 
@@ -48,9 +49,10 @@ def test_objective_settings_reproduce_the_official_losses(tmp_path):
     # the core's loss is -total; the official sum differs by the constant 1 of the HPS term
     torch.testing.assert_close(-total + 1, official)
     for t in objective.terms:
-        torch.testing.assert_close(-t.value(scores[t.name]) + (1 if t.name == "hps" else 0),
-                                   {"aesthetic": 0.1 * (a - 10).abs(), "hps": 1 - h,
-                                    "pickscore": (1 - p / 100).abs()}[t.name])
+        torch.testing.assert_close(
+            -t.value(scores[t.name]) + (1 if t.name == "hps" else 0),
+            {"aesthetic": 0.1 * (a - 10).abs(), "hps": 1 - h, "pickscore": (1 - p / 100).abs()}[t.name],
+        )
 
 
 COMBINED = """

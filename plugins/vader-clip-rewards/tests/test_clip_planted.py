@@ -4,10 +4,10 @@ code without `allow_pickle`; an all-zero embedding scores finite."""
 import numpy as np
 import pytest
 from safetensors.torch import save_file
-
 from vader_clip_rewards import pickscore as pickscore_mod
 from vader_clip_rewards._common import TINY_CLIP
 from vader_clip_rewards.aesthetic import tiny_components
+
 from vader_core.testing import assert_one_line_error, plant_pickle, planted_pickle_works, run_cli
 
 
@@ -76,7 +76,6 @@ def test_aesthetic_zero_embedding_scores_the_mlp_at_zero():
     """An all-zero CLIP embedding has no direction: the score is the MLP's value at 0 (the LAION
     reference), finite, with a finite gradient, instead of the NaN of dividing by a zero norm."""
     import torch
-
     from vader_clip_rewards import Aesthetic
 
     r = Aesthetic()

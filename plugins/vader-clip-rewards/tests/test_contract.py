@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from vader_clip_rewards import HPS, Aesthetic, ClipScore, PickScore
+
 from vader_core.testing import PluginPackageContractTests, RewardContractTests
 
 

@@ -6,13 +6,13 @@ import argparse
 import pytest
 import torch
 from safetensors.torch import save_file
-
 from vader_clip_rewards import HPS, Aesthetic, ClipScore, PickScore
 from vader_clip_rewards import clip_score as clip_score_mod
 from vader_clip_rewards import hps as hps_mod
 from vader_clip_rewards import pickscore as pickscore_mod
 from vader_clip_rewards._common import TINY_CLIP
 from vader_clip_rewards.aesthetic import MLP_FILE, MLP_HUB_FILE, MLP_HUB_REPO, tiny_components
+
 from vader_core.errors import CheckpointError, ConfigError, MissingWeightsError
 
 SEED = 3

@@ -8,7 +8,6 @@ units (the references are un-normalised first).
 
 import pytest
 import torch
-
 from vader_clip_rewards.preprocess import CLIP_MEAN, CLIP_STD, ImageSpec, normalize, preprocess, resize_to_input
 
 # (height, width): video sizes of the paper's backbones, portrait and landscape, an odd crop
@@ -62,8 +61,13 @@ def test_matches_transformers_clip_image_processor(hw, image_tools):
     assert procs
     for proc_cls in procs:
         # laion/CLIP-ViT-H-14-laion2B-s32B-b79K's processor: shortest_edge 224, crop 224, bicubic, CLIP mean/std
-        proc = proc_cls(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}, resample=3,
-                        image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
+        proc = proc_cls(
+            size={"shortest_edge": 224},
+            crop_size={"height": 224, "width": 224},
+            resample=3,
+            image_mean=list(CLIP_MEAN),
+            image_std=list(CLIP_STD),
+        )
         ref = _unnorm(proc(images=im, return_tensors="pt")["pixel_values"][0])
         mad = _mad(ours, ref)
         MEASURED[(proc_cls.__name__, "shortest", hw)] = mad
@@ -235,10 +239,16 @@ def test_measured_differences_match_the_stored_ones(image_tools):
             got.setdefault(("open_clip", mode), []).append(_mad(ours, ref))
         im = draw(*hw, seed=1 + hash(hw) % 1000)
         ours = resize_to_input(to_tensor(im), ImageSpec(crop_offset="floor"))[0]
-        proc = _transformers_processors()[0](size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224},
-                                             resample=3, image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
+        proc = _transformers_processors()[0](
+            size={"shortest_edge": 224},
+            crop_size={"height": 224, "width": 224},
+            resample=3,
+            image_mean=list(CLIP_MEAN),
+            image_std=list(CLIP_STD),
+        )
         got.setdefault(("transformers", "shortest"), []).append(
-            _mad(ours, _unnorm(proc(images=im, return_tensors="pt")["pixel_values"][0])))
+            _mad(ours, _unnorm(proc(images=im, return_tensors="pt")["pixel_values"][0]))
+        )
         im = draw(*hw, seed=2 + hash(hw) % 1000)
         ours = resize_to_input(to_tensor(im), ImageSpec(resize_mode="longest", clamp=False))[0]
         got.setdefault(("hpsv2", "longest"), []).append(_mad(ours, _hpsv2_reference(im)))

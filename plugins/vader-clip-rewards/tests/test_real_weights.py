@@ -20,8 +20,10 @@ def _options(name):
     }.get(name, {})
 
 
-@pytest.mark.parametrize("name,lo,hi", [("aesthetic", 0.0, 11.0), ("hps", -1.0, 1.0), ("pickscore", -100.0, 100.0),
-                                        ("clip_score", -1.0, 1.0)])
+@pytest.mark.parametrize(
+    "name,lo,hi",
+    [("aesthetic", 0.0, 11.0), ("hps", -1.0, 1.0), ("pickscore", -100.0, 100.0), ("clip_score", -1.0, 1.0)],
+)
 def test_real_model_scores(name, lo, hi, image_tools):
     from vader_core import plugins
 

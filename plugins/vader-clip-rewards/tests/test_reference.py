@@ -3,7 +3,6 @@ PIL / processor preprocessing and the libraries' own embedding calls, as the off
 
 import pytest
 import torch
-
 from vader_clip_rewards import HPS, Aesthetic, ClipScore, PickScore
 
 SIZES = [(320, 512), (512, 288)]
@@ -42,7 +41,6 @@ def test_aesthetic_matches_clip_preprocess_and_mlp(hw, image_tools):
 def test_hps_matches_hpsv2_scorer(hw, image_tools):
     import open_clip
     import torchvision.transforms.functional as TF
-
     from vader_clip_rewards._common import TINY_CLIP
 
     draw, to_tensor = image_tools
@@ -93,7 +91,6 @@ def test_pickscore_matches_the_model_card_recipe(hw, image_tools):
 @pytest.mark.parametrize("hw", SIZES)
 def test_clip_score_matches_open_clip(hw, image_tools):
     import open_clip
-
     from vader_clip_rewards._common import TINY_CLIP
 
     draw, to_tensor = image_tools

@@ -16,10 +16,10 @@ SMALL_LABELS = {0: "person", 1: "book", 2: "dog", 3: "red umbrella"}
 def save_yolos(path: Path, seed: int = 0, labels: dict | None = None) -> Path:
     """A tiny random ``YolosForObjectDetection`` saved with ``save_pretrained`` (config + safetensors)."""
     from transformers import YolosForObjectDetection
-
-    from vader_core.modules import seeded
     from vader_detection_rewards import yolos
     from vader_detection_rewards._common import spread_init
+
+    from vader_core.modules import seeded
 
     cfg = yolos.tiny_config()
     if labels is not None:

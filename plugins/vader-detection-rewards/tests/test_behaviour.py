@@ -5,9 +5,9 @@ otherwise, differentiable to the pixels, and able to remove the object by gradie
 import numpy as np
 import pytest
 import torch
-
 from vader_detection_rewards import ObjectRemoval
 from vader_detection_rewards.preprocess import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, resize_square
+
 
 def _colour(*rgb):
     return torch.tensor(rgb).view(3, 1, 1).expand(3, 40, 64)
@@ -15,10 +15,16 @@ def _colour(*rgb):
 
 # Black, white, noise, red, blue, half black / half white: the tiny detectors see the target in some
 # of them and not in others.
-FRAMES = torch.stack([_colour(0.0, 0.0, 0.0), _colour(1.0, 1.0, 1.0),
-                      torch.rand(3, 40, 64, generator=torch.Generator().manual_seed(0)),
-                      _colour(1.0, 0.0, 0.0), _colour(0.0, 0.0, 1.0),
-                      torch.cat([torch.zeros(3, 40, 32), torch.ones(3, 40, 32)], dim=-1)])
+FRAMES = torch.stack(
+    [
+        _colour(0.0, 0.0, 0.0),
+        _colour(1.0, 1.0, 1.0),
+        torch.rand(3, 40, 64, generator=torch.Generator().manual_seed(0)),
+        _colour(1.0, 0.0, 0.0),
+        _colour(0.0, 0.0, 1.0),
+        torch.cat([torch.zeros(3, 40, 32), torch.ones(3, 40, 32)], dim=-1),
+    ]
+)
 
 
 def _loaded(model, **opts):
@@ -81,7 +87,8 @@ def _official_yolos(model, frames, target_id, threshold):
     with torch.no_grad():
         outputs = model(pixel_values=images)
     results = YolosImageProcessor().post_process_object_detection(
-        outputs, threshold=threshold, target_sizes=[images.shape[-2:]] * len(images))
+        outputs, threshold=threshold, target_sizes=[images.shape[-2:]] * len(images)
+    )
     out = []
     for res in results:
         scores = res["scores"][res["labels"] == target_id]
@@ -130,8 +137,11 @@ def test_official_owlvit_scores(saved):
     x = (resize_square(FRAMES, 96) - torch.tensor(CLIP_MEAN).view(3, 1, 1)) / torch.tensor(CLIP_STD).view(3, 1, 1)
     n = len(FRAMES)
     with torch.no_grad():
-        out = r.model(input_ids=r.detector.input_ids.expand(n, -1),
-                      attention_mask=r.detector.attention_mask.expand(n, -1), pixel_values=x)
+        out = r.model(
+            input_ids=r.detector.input_ids.expand(n, -1),
+            attention_mask=r.detector.attention_mask.expand(n, -1),
+            pixel_values=x,
+        )
         ours = r.confidence(FRAMES)
     results = OwlViTImageProcessor().post_process_object_detection(out, threshold=0.3)
     ref = torch.tensor([res["scores"].mean().item() if len(res["scores"]) else 0.0 for res in results])
@@ -172,7 +182,6 @@ def test_owlvit_preprocessing_matches_the_image_processor(h, w):
 
 def test_owlvit_tokens_match_the_processor(saved):
     from transformers import OwlViTImageProcessor, OwlViTProcessor
-
     from vader_detection_rewards.owlvit import tiny_tokenizer
 
     r = _loaded(saved.owlvit, target="a red umbrella")
@@ -246,16 +255,28 @@ def test_detr_checkpoints_take_the_same_path(tmp_path):
     """DETR (same head convention: softmax with a no-object class) loads with `detector: auto`, matches
     transformers' DETR post-processing with `temperature: 0`, and checkpoints its `layers`."""
     from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor, ResNetConfig
-
-    from vader_core.modules import seeded
     from vader_detection_rewards._common import spread_init
 
-    backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1],
-                            out_features=["stage4"])
-    cfg = DetrConfig(use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=backbone, d_model=32,
-                     encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-                     encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=8,
-                     id2label={0: "book", 1: "dog"}, label2id={"book": 0, "dog": 1})
+    from vader_core.modules import seeded
+
+    backbone = ResNetConfig(
+        embedding_size=8, hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1], out_features=["stage4"]
+    )
+    cfg = DetrConfig(
+        use_timm_backbone=False,
+        use_pretrained_backbone=False,
+        backbone_config=backbone,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        num_queries=8,
+        id2label={0: "book", 1: "dog"},
+        label2id={"book": 0, "dog": 1},
+    )
     with seeded(0):
         spread_init(DetrForObjectDetection(cfg)).save_pretrained(tmp_path / "detr")
     r = _loaded(tmp_path / "detr", temperature=0.0, threshold=0.3)
@@ -270,8 +291,9 @@ def test_detr_checkpoints_take_the_same_path(tmp_path):
     with torch.no_grad():
         results = DetrImageProcessor().post_process_object_detection(r.model(pixel_values=x), threshold=0.3)
         ours = r.confidence(FRAMES)
-    ref = torch.tensor([res["scores"][res["labels"] == 0].mean().item() if (res["labels"] == 0).any() else 0.0
-                        for res in results])
+    ref = torch.tensor(
+        [res["scores"][res["labels"] == 0].mean().item() if (res["labels"] == 0).any() else 0.0 for res in results]
+    )
     torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-5)
     assert (ref > 0).any()
     ckpt = _loaded(tmp_path / "detr", gradient_checkpointing=True)

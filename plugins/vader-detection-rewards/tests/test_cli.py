@@ -15,14 +15,20 @@ class TestObjectRemovalCommands(RewardCLIContractTests):
     def video(self, tmp_path):
         return save_video(tmp_path / "video.npy", *self.video_size)
 
-    @pytest.mark.parametrize("sets", [[], ["--set", "detector=owlvit", "--set", "target=a red umbrella"],
-                                      ["--set", "target=dog", "--set", "threshold=0.005",
-                                       "--set", "top_class_only=false"]])
+    @pytest.mark.parametrize(
+        "sets",
+        [
+            [],
+            ["--set", "detector=owlvit", "--set", "target=a red umbrella"],
+            ["--set", "target=dog", "--set", "threshold=0.005", "--set", "top_class_only=false"],
+        ],
+    )
     def test_vader_score_detector_options(self, video, sets):
         assert 0 <= self.cli_score(video, "object_removal", *sets) <= 1
 
     @pytest.mark.parametrize("sets, expected", [("target=bok", "did you mean `book`"), ("threshold=2", "threshold")])
     def test_vader_score_bad_option_is_one_line(self, video, sets, expected):
-        res = run_cli(["score", video, "--reward", "object_removal", "--set", sets, "--device", "cpu",
-                       "--random-weights"])
+        res = run_cli(
+            ["score", video, "--reward", "object_removal", "--set", sets, "--device", "cpu", "--random-weights"]
+        )
         assert_one_line_error(res, expected)

@@ -3,12 +3,19 @@ the real ``load`` (``from_pretrained`` of ``save_pretrained`` directories) with 
 
 import pytest
 import torch
-
-from vader_core.testing import PluginPackageContractTests, RewardContractTests
 from vader_detection_rewards import ObjectRemoval
 
-INVALID = [{"no_such_option_xyz": 1}, {"threshold": 1.5}, {"threshold": -0.1}, {"detector": "yolo"},
-           {"target": "  "}, {"temperature": -1}, {"image_height": 8}]
+from vader_core.testing import PluginPackageContractTests, RewardContractTests
+
+INVALID = [
+    {"no_such_option_xyz": 1},
+    {"threshold": 1.5},
+    {"threshold": -0.1},
+    {"detector": "yolo"},
+    {"target": "  "},
+    {"temperature": -1},
+    {"image_height": 8},
+]
 
 
 class _FromDirectory(RewardContractTests):

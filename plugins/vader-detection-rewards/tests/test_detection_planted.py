@@ -15,7 +15,6 @@ def test_detector_directory_with_planted_weights(tmp_path, saved):
     marker = tmp_path / "MARKER"
     plant_pickle(d / "pytorch_model.bin", marker)
     np.save(tmp_path / "v.npy", np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32))
-    res = run_cli(["score", tmp_path / "v.npy", "--reward", "object_removal", "--set", f"model={d}",
-                   "--device", "cpu"])
+    res = run_cli(["score", tmp_path / "v.npy", "--reward", "object_removal", "--set", f"model={d}", "--device", "cpu"])
     assert not marker.exists()
     assert_one_line_error(res, "not unpickled")

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 import torch
+from vader_detection_rewards import ObjectRemoval
 
 from vader_core.errors import ConfigError, MissingWeightsError
-from vader_detection_rewards import ObjectRemoval
 
 VIDEO = torch.rand(2, 2, 3, 48, 80, generator=torch.Generator().manual_seed(0))
 
@@ -92,7 +92,8 @@ def test_detector_must_match_the_model(saved, tmp_path):
     from transformers import ViTConfig
 
     ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32).save_pretrained(
-        tmp_path / "vit")
+        tmp_path / "vit"
+    )
     with pytest.raises(ConfigError) as e:
         _loaded(model=str(tmp_path / "vit"))
     assert "`vit` model" in _one_line(e) and "hustvl/yolos-base" in str(e.value)
@@ -102,8 +103,15 @@ def test_processor_normalisation_is_read_when_present(saved, tmp_path):
     d = tmp_path / "yolos"
     shutil.copytree(saved.yolos_small, d)
     assert _loaded(model=str(d)).detector.norm == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    (d / "preprocessor_config.json").write_text(json.dumps(
-        {"image_processor_type": "YolosImageProcessor", "image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.5, 1.0]}))
+    (d / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "YolosImageProcessor",
+                "image_mean": [0.5, 0.5, 0.5],
+                "image_std": [0.25, 0.5, 1.0],
+            }
+        )
+    )
     r = _loaded(model=str(d))
     assert r.detector.norm == ((0.5, 0.5, 0.5), (0.25, 0.5, 1.0))
     (d / "preprocessor_config.json").write_text(json.dumps({"do_normalize": False}))

@@ -37,8 +37,9 @@ def test_the_official_objective(tmp_path, saved):
     assert cfg.memory.decoded_frames == 1 and cfg.memory.frame_selection == "random"
     objective = Objective.from_config(cfg.rewards)
     for t in objective.terms:  # the tiny saved detector with the COCO labels, target `book` seen
-        t.reward.options = t.reward.Options.model_validate({**t.reward.options.model_dump(),
-                                                             "model": str(saved.yolos_coco)})
+        t.reward.options = t.reward.Options.model_validate(
+            {**t.reward.options.model_dump(), "model": str(saved.yolos_coco)}
+        )
     objective.load("cpu", torch.float32)
     reward = objective.terms[0].reward
     with torch.no_grad():

@@ -13,8 +13,10 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize("options", [{}, {"model": "hustvl/yolos-tiny", "target": "dog"},
-                                     {"detector": "owlvit", "target": "a photo of a book"}])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"model": "hustvl/yolos-tiny", "target": "dog"}, {"detector": "owlvit", "target": "a photo of a book"}],
+)
 def test_real_detector(options):
     from vader_detection_rewards import ObjectRemoval
 

@@ -31,9 +31,16 @@ from vader_core.estimate import GIB, blocks_gib, kept_call_gib, step_peak
 LEVELS = {"off": False, "call": "call", "block": True}
 
 
-def estimate(size: int = 384, frames: int = 16, decoded_frames: int = 1, k: int = 1, checkpointing: bool | str = True,
-             dtype: torch.dtype = torch.bfloat16, split_guidance: bool = True,
-             offload_encoders: bool = True) -> dict[str, float]:
+def estimate(
+    size: int = 384,
+    frames: int = 16,
+    decoded_frames: int = 1,
+    k: int = 1,
+    checkpointing: bool | str = True,
+    dtype: torch.dtype = torch.bfloat16,
+    split_guidance: bool = True,
+    offload_encoders: bool = True,
+) -> dict[str, float]:
     """Memory figures in GiB for one training step (batch 1, guidance on).
 
     Args:
@@ -56,26 +63,49 @@ def estimate(size: int = 384, frames: int = 16, decoded_frames: int = 1, k: int 
     from diffusers import AutoencoderKL, UNet3DConditionModel
     from diffusers.utils import logging
     from transformers import CLIPTextConfig, CLIPTextModel
+    from vader_modelscope import ModelScopeBackbone
 
     from vader_core.checkpointing import level_of
-    from vader_modelscope import ModelScopeBackbone
 
     logging.set_verbosity_error()  # casting meta modules is harmless
     h = size // 8
     with torch.device("meta"):
-        unet = UNet3DConditionModel(
-            block_out_channels=(320, 640, 1280, 1280), attention_head_dim=64, cross_attention_dim=1024,
-            down_block_types=("CrossAttnDownBlock3D",) * 3 + ("DownBlock3D",),
-            up_block_types=("UpBlock3D",) + ("CrossAttnUpBlock3D",) * 3, layers_per_block=2, norm_num_groups=32,
-        ).to(device="meta", dtype=dtype).requires_grad_(False)
-        vae = AutoencoderKL(
-            block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4,
-        ).to(device="meta", dtype=dtype).requires_grad_(False)
-        text = CLIPTextModel(CLIPTextConfig(
-            vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_attention_heads=16, num_hidden_layers=23,
-            max_position_embeddings=77, hidden_act="gelu", projection_dim=512,
-        ))
+        unet = (
+            UNet3DConditionModel(
+                block_out_channels=(320, 640, 1280, 1280),
+                attention_head_dim=64,
+                cross_attention_dim=1024,
+                down_block_types=("CrossAttnDownBlock3D",) * 3 + ("DownBlock3D",),
+                up_block_types=("UpBlock3D",) + ("CrossAttnUpBlock3D",) * 3,
+                layers_per_block=2,
+                norm_num_groups=32,
+            )
+            .to(device="meta", dtype=dtype)
+            .requires_grad_(False)
+        )
+        vae = (
+            AutoencoderKL(
+                block_out_channels=(128, 256, 512, 512),
+                down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4,
+                layers_per_block=2,
+                latent_channels=4,
+            )
+            .to(device="meta", dtype=dtype)
+            .requires_grad_(False)
+        )
+        text = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=49408,
+                hidden_size=1024,
+                intermediate_size=4096,
+                num_attention_heads=16,
+                num_hidden_layers=23,
+                max_position_embeddings=77,
+                hidden_act="gelu",
+                projection_dim=512,
+            )
+        )
         bb = ModelScopeBackbone()
         bb.components = {"unet": unet, "vae": vae, "text_encoder": text}
 
@@ -90,10 +120,19 @@ def estimate(size: int = 384, frames: int = 16, decoded_frames: int = 1, k: int 
     weights = sum(p.numel() for m in (unet, vae, text) for p in m.parameters()) * size_of
     on_gpu = weights - (sum(p.numel() for p in text.parameters()) * size_of if offload_encoders else 0.0)
     peaks = {lv: step_peak(on_gpu, den, dec, lv, k) for lv in LEVELS}
-    return {"weights": weights, "weights_gpu": on_gpu, "unet": den["off"], "unet_call": den["call"],
-            "unet_block": den["block"], "unet_boundaries": den["boundaries"], "unet_largest_block": den["largest_block"],
-            "decoder": dec["off"], "decoder_block": dec["block"], "peak": peaks[level_of(checkpointing)],
-            **{f"peak_{lv}": v for lv, v in peaks.items()}}
+    return {
+        "weights": weights,
+        "weights_gpu": on_gpu,
+        "unet": den["off"],
+        "unet_call": den["call"],
+        "unet_block": den["block"],
+        "unet_boundaries": den["boundaries"],
+        "unet_largest_block": den["largest_block"],
+        "decoder": dec["off"],
+        "decoder_block": dec["block"],
+        "peak": peaks[level_of(checkpointing)],
+        **{f"peak_{lv}": v for lv, v in peaks.items()},
+    }
 
 
 def main() -> None:
@@ -105,14 +144,24 @@ def main() -> None:
     parser.add_argument("--no-split-guidance", action="store_true")
     parser.add_argument("--no-offload-encoders", action="store_true")
     a = parser.parse_args()
-    r = estimate(a.size, a.frames, a.decoded_frames, a.k, split_guidance=not a.no_split_guidance,
-                 offload_encoders=not a.no_offload_encoders)
+    r = estimate(
+        a.size,
+        a.frames,
+        a.decoded_frames,
+        a.k,
+        split_guidance=not a.no_split_guidance,
+        offload_encoders=not a.no_offload_encoders,
+    )
     print(f"ModelScope {a.frames} frames {a.size}x{a.size}, K={a.k}, bf16 (GiB, estimated):")
     print(f"  weights {r['weights']:.1f}, on the GPU during the step {r['weights_gpu']:.1f}")
-    print(f"  one kept UNet call: stored {r['unet']:.1f}; recomputed whole {r['unet_call']:.1f}; layer by layer "
-          f"{r['unet_block']:.2f} (boundaries {r['unet_boundaries']:.2f} + largest layer {r['unet_largest_block']:.2f})")
+    print(
+        f"  one kept UNet call: stored {r['unet']:.1f}; recomputed whole {r['unet_call']:.1f}; layer by layer "
+        f"{r['unet_block']:.2f} (boundaries {r['unet_boundaries']:.2f} + largest layer {r['unet_largest_block']:.2f})"
+    )
     print(f"  decoding {a.decoded_frames} frame(s): stored {r['decoder']:.2f}; layer by layer {r['decoder_block']:.2f}")
-    print(f"  peak of a step: off {r['peak_off']:.1f}, call {r['peak_call']:.1f}, block (default) {r['peak_block']:.1f}")
+    print(
+        f"  peak of a step: off {r['peak_off']:.1f}, call {r['peak_call']:.1f}, block (default) {r['peak_block']:.1f}"
+    )
 
 
 if __name__ == "__main__":

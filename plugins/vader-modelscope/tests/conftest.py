@@ -13,7 +13,6 @@ def tiny_dir(saved_pipeline) -> Path:
     """Tiny random ModelScope components saved by the stock pipeline (diffusers layout, model_index.json),
     with a DDIM scheduler configuration, as in the hub repository."""
     from diffusers import DDIMScheduler, TextToVideoSDPipeline
-
     from vader_modelscope.backbone import scheduler_config
     from vader_modelscope.tiny import tiny_components
 

@@ -3,9 +3,9 @@ one line), and loading a local directory."""
 
 import pytest
 import torch
+from vader_modelscope import ModelScopeBackbone, ModelScopeOptions
 
 from vader_core.testing import BackboneCLIContractTests
-from vader_modelscope import ModelScopeBackbone, ModelScopeOptions
 
 
 class TestModelScopeCommands(BackboneCLIContractTests):

@@ -1,9 +1,9 @@
 """The backbone contract on tiny random ModelScope components."""
 
 import torch
+from vader_modelscope import HUB_ID, ModelScopeBackbone, ModelScopeOptions
 
 from vader_core.testing import BackboneContractTests, PluginPackageContractTests
-from vader_modelscope import HUB_ID, ModelScopeBackbone, ModelScopeOptions
 
 
 class TestModelScope(BackboneContractTests):
@@ -29,7 +29,14 @@ class TestPackage(PluginPackageContractTests):
 def test_defaults_are_the_paper_s():
     o = ModelScopeOptions()
     assert (o.model, o.height, o.width, o.frames, o.steps, o.guidance, o.scheduler) == (
-        HUB_ID, 384, 384, 16, 25, 9.0, "dpmsolver")
+        HUB_ID,
+        384,
+        384,
+        16,
+        25,
+        9.0,
+        "dpmsolver",
+    )
     assert ModelScopeBackbone.default_lora_targets == ("to_q", "to_k", "to_v", "to_out.0")
     assert ModelScopeBackbone.conditioning == "text"
 

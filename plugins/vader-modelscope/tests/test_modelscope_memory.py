@@ -4,12 +4,12 @@ import random
 
 import pytest
 import torch
+from vader_modelscope import ModelScopeBackbone, ModelScopeOptions
 
 from vader_core.config import MemorySection, TruncationSection
 from vader_core.lora import add_lora
 from vader_core.sampling import sample_with_grad
 from vader_core.testing import randomize_lora_b
-from vader_modelscope import ModelScopeBackbone, ModelScopeOptions
 
 
 def _backbone(**options):
@@ -25,7 +25,12 @@ def _lora_grads(gradient_checkpointing: bool, scheduler: str):
     with torch.no_grad():
         cond = bb.encode_condition(["a panda riding a bike"])
     video, kept, frames = sample_with_grad(
-        bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0), TruncationSection(mode="last", k=2),
+        bb,
+        cond,
+        1,
+        torch.Generator().manual_seed(0),
+        random.Random(0),
+        TruncationSection(mode="last", k=2),
         MemorySection(gradient_checkpointing=gradient_checkpointing, decoded_frames=2, split_guidance=False),
     )
     video.mean().backward()

@@ -12,7 +12,22 @@ def test_model_directory_with_planted_unet(tmp_path, tiny_dir):
         f.unlink()
     marker = tmp_path / "MARKER"
     plant_pickle(d / "unet" / "diffusion_pytorch_model.bin", marker)
-    res = run_cli(["generate", "--backbone", "modelscope", "--prompt", "a cat", "--set", f"backbone.model={d}",
-                   "--set", "backbone.steps=1", "--device", "cpu", "--out", tmp_path / "v.npy"])
+    res = run_cli(
+        [
+            "generate",
+            "--backbone",
+            "modelscope",
+            "--prompt",
+            "a cat",
+            "--set",
+            f"backbone.model={d}",
+            "--set",
+            "backbone.steps=1",
+            "--device",
+            "cpu",
+            "--out",
+            tmp_path / "v.npy",
+        ]
+    )
     assert not marker.exists() and not (tmp_path / "v.npy").exists()
     assert_one_line_error(res)

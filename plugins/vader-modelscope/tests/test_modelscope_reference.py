@@ -28,17 +28,51 @@ def _stock(model_dir, prompt, seed, scheduler="dpmsolver", lora=None, guidance=G
         from vader_core.lora import load_lora
 
         load_lora(pipe, lora)
-    frames = pipe(prompt, height=H, width=W, num_frames=FRAMES, num_inference_steps=STEPS, guidance_scale=guidance,
-                  generator=torch.Generator().manual_seed(seed), output_type="np").frames
+    frames = pipe(
+        prompt,
+        height=H,
+        width=W,
+        num_frames=FRAMES,
+        num_inference_steps=STEPS,
+        guidance_scale=guidance,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="np",
+    ).frames
     return frames[0]  # (F, H, W, 3) in [0, 1]
 
 
 def _vader(tmp_path, model_dir, prompt, seed, *extra):
     out = tmp_path / f"vader-{seed}.npy"
-    vader(["generate", "--backbone", "modelscope", "--set", f"backbone.model={model_dir}", "--prompt", prompt,
-           "--seed", str(seed), "--out", str(out), "--device", "cpu", "--precision", "fp32",
-           "--set", f"backbone.height={H}", "--set", f"backbone.width={W}", "--set", f"backbone.frames={FRAMES}",
-           "--set", f"backbone.steps={STEPS}", "--set", f"backbone.guidance={GUIDANCE}", *extra])
+    vader(
+        [
+            "generate",
+            "--backbone",
+            "modelscope",
+            "--set",
+            f"backbone.model={model_dir}",
+            "--prompt",
+            prompt,
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--set",
+            f"backbone.height={H}",
+            "--set",
+            f"backbone.width={W}",
+            "--set",
+            f"backbone.frames={FRAMES}",
+            "--set",
+            f"backbone.steps={STEPS}",
+            "--set",
+            f"backbone.guidance={GUIDANCE}",
+            *extra,
+        ]
+    )
     return np.load(out)
 
 
@@ -70,7 +104,9 @@ def test_lora_loads_into_the_stock_pipeline(tmp_path, tiny_dir, capsys):
     plain = _stock(tiny_dir, prompt, seed)
     diff = float(np.abs(ours - ref).max())
     with capsys.disabled():
-        print(f"\n[modelscope + LoRA vs TextToVideoSDPipeline + load_lora] max abs diff {diff:.3g}; "
-              f"LoRA changed the frames by up to {np.abs(ref - plain).max():.3g}")
+        print(
+            f"\n[modelscope + LoRA vs TextToVideoSDPipeline + load_lora] max abs diff {diff:.3g}; "
+            f"LoRA changed the frames by up to {np.abs(ref - plain).max():.3g}"
+        )
     assert diff <= TOL
     assert np.abs(ref - plain).max() > 1e-3, "the LoRA had no effect"

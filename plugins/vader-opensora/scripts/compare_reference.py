@@ -51,8 +51,11 @@ import torch  # noqa: E402
 
 SEED, STEPS, GUIDANCE, FPS = 0, 10, 7.0, 24
 H, W = 32, 48
-PROMPTS = ["A red robot walking in the City", "a dog  surfing",
-           "A woman in a stylish dress walking down a busy street, with high-end stores and neon lights."]
+PROMPTS = [
+    "A red robot walking in the City",
+    "a dog  surfing",
+    "A woman in a stylish dress walking down a busy street, with high-end stores and neon lights.",
+]
 
 
 def _xformers_stand_in() -> None:
@@ -70,7 +73,7 @@ def _xformers_stand_in() -> None:
             m = torch.zeros(sum(self.q_seqlen), sum(self.kv_seqlen), dtype=torch.bool, device=device)
             qi = ki = 0
             for nq, nk in zip(self.q_seqlen, self.kv_seqlen):
-                m[qi:qi + nq, ki:ki + nk] = True
+                m[qi : qi + nq, ki : ki + nk] = True
                 qi, ki = qi + nq, ki + nk
             return m
 
@@ -101,9 +104,18 @@ def import_official(root: Path) -> dict[str, types.ModuleType]:
 
     _xformers_stand_in()
     pkg_root = root / "opensora"
-    for name in ("opensora", "opensora.models", "opensora.models.stdit", "opensora.models.vae",
-                 "opensora.models.text_encoder", "opensora.models.layers", "opensora.schedulers",
-                 "opensora.schedulers.iddpm", "opensora.utils", "opensora.acceleration"):
+    for name in (
+        "opensora",
+        "opensora.models",
+        "opensora.models.stdit",
+        "opensora.models.vae",
+        "opensora.models.text_encoder",
+        "opensora.models.layers",
+        "opensora.schedulers",
+        "opensora.schedulers.iddpm",
+        "opensora.utils",
+        "opensora.acceleration",
+    ):
         m = types.ModuleType(name)
         m.__path__ = [str(pkg_root.joinpath(*name.split(".")[1:]))]
         sys.modules[name] = m
@@ -114,9 +126,13 @@ def import_official(root: Path) -> dict[str, types.ModuleType]:
 
     ckpt.load_checkpoint = load_checkpoint
     sys.modules["opensora.utils.ckpt_utils"] = ckpt
-    names = {"stdit3": "opensora.models.stdit.stdit3", "vae": "opensora.models.vae.vae",
-             "vae_temporal": "opensora.models.vae.vae_temporal", "t5": "opensora.models.text_encoder.t5",
-             "rf": "opensora.schedulers.rf"}
+    names = {
+        "stdit3": "opensora.models.stdit.stdit3",
+        "vae": "opensora.models.vae.vae",
+        "vae_temporal": "opensora.models.vae.vae_temporal",
+        "t5": "opensora.models.text_encoder.t5",
+        "rf": "opensora.schedulers.rf",
+    }
     return {k: importlib.import_module(v) for k, v in names.items()}
 
 
@@ -129,8 +145,11 @@ def main() -> None:
     ap.add_argument("--official", type=Path, required=True, help="folder holding Open-Sora v1.2's opensora/ package")
     ap.add_argument("--ref-path", type=Path, help="folder with the packages only the official code needs")
     ap.add_argument("--json", type=Path, help="also write the figures here")
-    ap.add_argument("--prompt-file", type=Path, help="also count the prompts of this file (one a line) whose text "
-                    "for T5 differs from the official pipeline's")
+    ap.add_argument(
+        "--prompt-file",
+        type=Path,
+        help="also count the prompts of this file (one a line) whose text for T5 differs from the official pipeline's",
+    )
     a = ap.parse_args()
     if a.ref_path:
         sys.path.insert(0, str(a.ref_path))
@@ -142,18 +161,35 @@ def main() -> None:
     dlog.set_verbosity_error()
     official = import_official(a.official)
 
-    from vader_core.sampling import generate
     from vader_opensora import OpenSoraBackbone, OpenSoraOptions
-    from vader_opensora.tiny import TINY_SPATIAL_VAE, TINY_STDIT3, TINY_TEMPORAL_VAE, save_official_layout, tiny_components
+    from vader_opensora.tiny import (
+        TINY_SPATIAL_VAE,
+        TINY_STDIT3,
+        TINY_TEMPORAL_VAE,
+        save_official_layout,
+        tiny_components,
+    )
     from vader_opensora.vae import SCALE, SHIFT
+
+    from vader_core.sampling import generate
 
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         paths = save_official_layout(tiny_components(SEED), tmp)
         OpenSoraBackbone.architecture = {"spatial_vae": TINY_SPATIAL_VAE, "temporal_vae": TINY_TEMPORAL_VAE}
-        ours = OpenSoraBackbone(OpenSoraOptions(height=H, width=W, frames=17, steps=STEPS, guidance=GUIDANCE, fps=FPS,
-                                                model=str(paths["model"]), vae=str(paths["vae"]),
-                                                text_encoder=str(paths["text_encoder"])))
+        ours = OpenSoraBackbone(
+            OpenSoraOptions(
+                height=H,
+                width=W,
+                frames=17,
+                steps=STEPS,
+                guidance=GUIDANCE,
+                fps=FPS,
+                model=str(paths["model"]),
+                vae=str(paths["vae"]),
+                text_encoder=str(paths["text_encoder"]),
+            )
+        )
         ours.load("cpu", torch.float32)
         from safetensors.torch import load_file
 
@@ -166,15 +202,24 @@ def main() -> None:
         ours.components["vae"].spatial_vae.module.save_pretrained(spatial_dir)
         vae_mod = official["vae"]
         vae_cfg = vae_mod.VideoAutoencoderPipelineConfig(
-            vae_2d=dict(type="VideoAutoencoderKL", from_pretrained=str(spatial_dir), micro_batch_size=4,
-                        local_files_only=True),
-            vae_temporal=dict(type="VAE_Temporal", **TINY_TEMPORAL_VAE), micro_frame_size=17, shift=SHIFT, scale=SCALE)
+            vae_2d=dict(
+                type="VideoAutoencoderKL", from_pretrained=str(spatial_dir), micro_batch_size=4, local_files_only=True
+            ),
+            vae_temporal=dict(type="VAE_Temporal", **TINY_TEMPORAL_VAE),
+            micro_frame_size=17,
+            shift=SHIFT,
+            scale=SCALE,
+        )
         their_vae = vae_mod.VideoAutoencoderPipeline(vae_cfg).eval()
         their_vae.load_state_dict(load_file(str(paths["vae"] / "model.safetensors")), strict=True)
         t5 = official["t5"]
         t5.T5Embedder.available_models = [str(paths["text_encoder"])]
-        their_text = t5.T5Encoder(from_pretrained=str(paths["text_encoder"]), model_max_length=TINY_STDIT3["model_max_length"],
-                                  device="cpu", dtype=torch.float32)
+        their_text = t5.T5Encoder(
+            from_pretrained=str(paths["text_encoder"]),
+            model_max_length=TINY_STDIT3["model_max_length"],
+            device="cpu",
+            dtype=torch.float32,
+        )
         their_text.y_embedder = theirs.y_embedder
 
         with torch.no_grad():
@@ -187,7 +232,9 @@ def main() -> None:
             if a.prompt_file:
                 lines = [ln.strip() for ln in a.prompt_file.read_text().splitlines() if ln.strip()]
                 results["prompt_file_lines"] = float(len(lines))
-                results["prompt_file_texts_differing"] = float(sum(official_prompt(p) != ours.prompt_text(p) for p in lines))
+                results["prompt_file_texts_differing"] = float(
+                    sum(official_prompt(p) != ours.prompt_text(p) for p in lines)
+                )
             enc = their_text.encode([official_prompt(p) for p in PROMPTS])
             cond = ours.encode_condition(PROMPTS)
             n = len(PROMPTS)
@@ -220,10 +267,22 @@ def main() -> None:
             rflow = official["rf"].RFLOW(num_sampling_steps=STEPS, cfg_scale=GUIDANCE, use_timestep_transform=True)
             shape = ours.latent_shape(n)
             z0 = torch.randn(shape, generator=torch.Generator().manual_seed(SEED))
-            info = {"height": torch.full((n,), float(H)), "width": torch.full((n,), float(W)),
-                    "num_frames": torch.full((n,), 17.0), "ar": torch.full((n,), H / W), "fps": torch.full((n,), float(FPS))}
-            ref_z = rflow.sample(theirs, their_text, z=z0.clone(), prompts=[official_prompt(p) for p in PROMPTS], device="cpu", additional_args=info,
-                                 progress=False)
+            info = {
+                "height": torch.full((n,), float(H)),
+                "width": torch.full((n,), float(W)),
+                "num_frames": torch.full((n,), 17.0),
+                "ar": torch.full((n,), H / W),
+                "fps": torch.full((n,), float(FPS)),
+            }
+            ref_z = rflow.sample(
+                theirs,
+                their_text,
+                z=z0.clone(),
+                prompts=[official_prompt(p) for p in PROMPTS],
+                device="cpu",
+                additional_args=info,
+                progress=False,
+            )
             ref_sample = (their_vae.decode(ref_z, num_frames=17).clamp(-1, 1) + 1) / 2
             port_sample = generate(ours, PROMPTS, None, torch.Generator().manual_seed(SEED))  # (B, F, 3, H, W)
             results["sample_video"] = max_abs(port_sample.permute(0, 2, 1, 3, 4), ref_sample)

@@ -29,9 +29,16 @@ import torch
 from vader_core.estimate import GIB, saved_gib
 
 
-def estimate(height: int = 276, width: int = 368, frames: int = 51, decoded_frames: int = 1,
-             block_checkpointing: bool = False, dtype: torch.dtype = torch.bfloat16,
-             text_encoder: bool = True, split_guidance: bool = True) -> dict[str, float]:
+def estimate(
+    height: int = 276,
+    width: int = 368,
+    frames: int = 51,
+    decoded_frames: int = 1,
+    block_checkpointing: bool = False,
+    dtype: torch.dtype = torch.bfloat16,
+    text_encoder: bool = True,
+    split_guidance: bool = True,
+) -> dict[str, float]:
     """Memory figures in GiB for one training step (batch 1, guidance on, vader's gradient checkpointing on).
 
     With ``split_guidance`` (``memory.split_guidance``, the default) the kept call's text and null halves are
@@ -43,7 +50,6 @@ def estimate(height: int = 276, width: int = 368, frames: int = 51, decoded_fram
     """
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from diffusers.utils import logging
-
     from vader_opensora.stdit3 import STDiT3, STDiT3Config
     from vader_opensora.vae import OpenSoraVAE
 
@@ -56,8 +62,16 @@ def estimate(height: int = 276, width: int = 368, frames: int = 51, decoded_fram
         from transformers import T5Config, T5EncoderModel
 
         # DeepFloyd/t5-v1_1-xxl's encoder: d_model 4096, 24 layers, 64 heads of 64, d_ff 10240, gated GELU
-        cfg = T5Config(d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, vocab_size=32128,
-                       feed_forward_proj="gated-gelu", tie_word_embeddings=False)
+        cfg = T5Config(
+            d_model=4096,
+            d_kv=64,
+            d_ff=10240,
+            num_layers=24,
+            num_heads=64,
+            vocab_size=32128,
+            feed_forward_proj="gated-gelu",
+            tie_word_embeddings=False,
+        )
         with torch.device("meta"):
             modules.append(T5EncoderModel(cfg))
     n_params = {type(m).__name__: sum(p.numel() for p in m.parameters()) for m in modules}
@@ -81,8 +95,14 @@ def estimate(height: int = 276, width: int = 368, frames: int = 51, decoded_fram
     total = sum(n_params.values())
     weights = total * torch.empty((), dtype=dtype).element_size() / GIB
     # vader's gradient checkpointing frees the decoder's activations before the kept calls are recomputed.
-    return {"weights": weights, "transformer": tr_gib, "decoder": dec_gib, "peak": weights + max(tr_gib, dec_gib),
-            "params": total, **{f"params_{k}": v for k, v in n_params.items()}}
+    return {
+        "weights": weights,
+        "transformer": tr_gib,
+        "decoder": dec_gib,
+        "peak": weights + max(tr_gib, dec_gib),
+        "params": total,
+        **{f"params_{k}": v for k, v in n_params.items()},
+    }
 
 
 def main() -> None:
@@ -91,16 +111,27 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=368)
     parser.add_argument("--frames", type=int, default=51)
     parser.add_argument("--decoded-frames", type=int, default=1)
-    parser.add_argument("--no-split-guidance", action="store_true",
-                        help="memory.split_guidance: false (the kept call recomputed on the doubled batch at once)")
+    parser.add_argument(
+        "--no-split-guidance",
+        action="store_true",
+        help="memory.split_guidance: false (the kept call recomputed on the doubled batch at once)",
+    )
     a = parser.parse_args()
     for block in (False, True):
-        r = estimate(a.height, a.width, a.frames, a.decoded_frames, block_checkpointing=block,
-                     split_guidance=not a.no_split_guidance)
+        r = estimate(
+            a.height,
+            a.width,
+            a.frames,
+            a.decoded_frames,
+            block_checkpointing=block,
+            split_guidance=not a.no_split_guidance,
+        )
         parts = ", ".join(f"{k[7:]} {v / 1e9:.2f}B" for k, v in r.items() if k.startswith("params_"))
-        print(f"Open-Sora 1.2 {a.frames} frames {a.height}x{a.width}, bf16, K=1, block_checkpointing={block} "
-              f"(GiB, estimated): weights {r['weights']:.1f} ({parts}); one kept STDiT3 call {r['transformer']:.2f}; "
-              f"decoding {a.decoded_frames} frame(s) {r['decoder']:.2f}; peak about {r['peak']:.1f}")
+        print(
+            f"Open-Sora 1.2 {a.frames} frames {a.height}x{a.width}, bf16, K=1, block_checkpointing={block} "
+            f"(GiB, estimated): weights {r['weights']:.1f} ({parts}); one kept STDiT3 call {r['transformer']:.2f}; "
+            f"decoding {a.decoded_frames} frame(s) {r['decoder']:.2f}; peak about {r['peak']:.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ def tiny_architecture(monkeypatch):
     from vader_opensora import OpenSoraBackbone
     from vader_opensora.tiny import TINY_SPATIAL_VAE, TINY_TEMPORAL_VAE
 
-    monkeypatch.setattr(OpenSoraBackbone, "architecture",
-                        {"spatial_vae": TINY_SPATIAL_VAE, "temporal_vae": TINY_TEMPORAL_VAE})
+    monkeypatch.setattr(
+        OpenSoraBackbone, "architecture", {"spatial_vae": TINY_SPATIAL_VAE, "temporal_vae": TINY_TEMPORAL_VAE}
+    )
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,10 @@
 import pytest
 import torch
 from pydantic import ValidationError
-
-from vader_core.testing import BackboneContractTests, PluginPackageContractTests
 from vader_opensora import OpenSoraBackbone, OpenSoraOptions
 from vader_opensora.backbone import MODEL_ID, TEXT_ID, VAE_ID, shift_ratio, timestep_transform
+
+from vader_core.testing import BackboneContractTests, PluginPackageContractTests
 
 TINY = {"height": 32, "width": 32, "frames": 17, "steps": 2}
 
@@ -97,7 +97,8 @@ def test_prompt_text_is_the_official_pipeline():
     """append_score_to_prompts with the recipe's aes 6.5, then T5 text_preprocessing (lower case, one space)."""
     bb = OpenSoraBackbone(OpenSoraOptions(**TINY))
     assert bb.prompt_text("A woman in a Red dress,  walking in Tokyo") == (
-        "a woman in a red dress, walking in tokyo aesthetic score: 6.5.")
+        "a woman in a red dress, walking in tokyo aesthetic score: 6.5."
+    )
     assert bb.prompt_text("a cat aesthetic score: 5.0.") == "a cat aesthetic score: 5.0."
     raw = OpenSoraBackbone(OpenSoraOptions(**TINY, aesthetic_score=None, prompt_preprocessing=False))
     assert raw.prompt_text("A Cat") == "A Cat"

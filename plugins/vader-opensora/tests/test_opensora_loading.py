@@ -6,16 +6,19 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from vader_opensora import OpenSoraBackbone, OpenSoraOptions
 
 from vader_core.errors import CheckpointError, MissingWeightsError
-from vader_opensora import OpenSoraBackbone, OpenSoraOptions
 
 TINY = {"height": 32, "width": 32, "frames": 17, "steps": 2}
 
 
 def _load(paths, **kw):
-    bb = OpenSoraBackbone(OpenSoraOptions(**TINY, model=str(paths["model"]), vae=str(paths["vae"]),
-                                          text_encoder=str(paths["text_encoder"]), **kw))
+    bb = OpenSoraBackbone(
+        OpenSoraOptions(
+            **TINY, model=str(paths["model"]), vae=str(paths["vae"]), text_encoder=str(paths["text_encoder"]), **kw
+        )
+    )
     bb.load("cpu", torch.float32)
     return bb
 
@@ -34,18 +37,33 @@ def test_released_layout_loads_and_matches_the_tiny_components(tiny_release, tin
     torch.testing.assert_close(videos[0], videos[1])
     # the official names, as in hpcai-tech/OpenSora-STDiT-v3 and OpenSora-VAE-v1.2
     keys = load_file(str(tiny_release["model"] / "model.safetensors")).keys()
-    for k in ("rope.freqs", "y_embedder.y_embedding", "spatial_blocks.0.attn.q_norm.weight",
-              "temporal_blocks.1.cross_attn.kv_linear.weight", "final_layer.scale_shift_table", "t_block.1.weight"):
+    for k in (
+        "rope.freqs",
+        "y_embedder.y_embedding",
+        "spatial_blocks.0.attn.q_norm.weight",
+        "temporal_blocks.1.cross_attn.kv_linear.weight",
+        "final_layer.scale_shift_table",
+        "t_block.1.weight",
+    ):
         assert k in keys
     vae_keys = load_file(str(tiny_release["vae"] / "model.safetensors")).keys()
-    for k in ("scale", "shift", "spatial_vae.module.decoder.conv_out.weight", "temporal_vae.decoder.conv_out.conv.weight",
-              "temporal_vae.encoder.block_res_blocks.0.0.conv1.conv.weight", "temporal_vae.post_quant_conv.conv.bias"):
+    for k in (
+        "scale",
+        "shift",
+        "spatial_vae.module.decoder.conv_out.weight",
+        "temporal_vae.decoder.conv_out.conv.weight",
+        "temporal_vae.encoder.block_res_blocks.0.0.conv1.conv.weight",
+        "temporal_vae.post_quant_conv.conv.bias",
+    ):
         assert k in vae_keys
 
 
 def test_a_single_safetensors_file_is_accepted(tiny_release, tiny_architecture):
-    paths = {**tiny_release, "vae": tiny_release["vae"] / "model.safetensors",
-             "model": tiny_release["model"] / "model.safetensors"}
+    paths = {
+        **tiny_release,
+        "vae": tiny_release["vae"] / "model.safetensors",
+        "model": tiny_release["model"] / "model.safetensors",
+    }
     bb = _load(paths)
     assert bb.denoiser.config.hidden_size == 32  # config.json beside the file was read
 
@@ -91,8 +109,21 @@ def test_missing_weights_are_one_line(tmp_path, empty_hub_cache, tiny_release):
     with pytest.raises(MissingWeightsError, match="text encoder"):
         _load({**tiny_release, "text_encoder": "nobody/no-such-t5"})
     with pytest.raises(SystemExit) as ex:
-        vader(["generate", "--backbone", "opensora", "--prompt", "a cat", "--out", str(tmp_path / "x.npy"),
-               "--device", "cpu", "--set", "backbone.frames=17"])
+        vader(
+            [
+                "generate",
+                "--backbone",
+                "opensora",
+                "--prompt",
+                "a cat",
+                "--out",
+                str(tmp_path / "x.npy"),
+                "--device",
+                "cpu",
+                "--set",
+                "backbone.frames=17",
+            ]
+        )
     assert ex.value.code != 0
 
 
@@ -100,7 +131,12 @@ def test_save_pretrained_round_trip(tmp_path, tiny_architecture):
     bb = OpenSoraBackbone(OpenSoraOptions(**TINY))
     bb.load_tiny("cpu", torch.float32, seed=3)
     bb.save_pretrained(tmp_path / "saved")
-    again = _load({"model": tmp_path / "saved" / "stdit3", "vae": tmp_path / "saved" / "vae",
-                   "text_encoder": tmp_path / "saved" / "t5"})
+    again = _load(
+        {
+            "model": tmp_path / "saved" / "stdit3",
+            "vae": tmp_path / "saved" / "vae",
+            "text_encoder": tmp_path / "saved" / "t5",
+        }
+    )
     a, b = bb.denoiser.state_dict(), again.denoiser.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -4,12 +4,12 @@ import back, block checkpointing."""
 import peft
 import pytest
 import torch
+from vader_opensora import export
+from vader_opensora.tiny import tiny_stdit3
 
 from vader_core.errors import ConfigError
 from vader_core.lora import add_lora, load_lora
 from vader_core.testing import save_random_lora
-from vader_opensora import export
-from vader_opensora.tiny import tiny_stdit3
 
 TARGETS = ["qkv", "q_linear", "kv_linear"]
 
@@ -34,8 +34,9 @@ def test_export_loads_the_official_way(tmp_path, capsys):
     """An exported LoRA loads as VADER-Open-Sora loads one (peft.get_peft_model on the STDiT3 with peft's
     default alpha, then set_peft_model_state_dict) and gives the same output."""
     model = tiny_stdit3(0)
-    lora_dir = save_random_lora(model, tmp_path / "lora", prefix="transformer", rank=4, alpha=6.0,
-                                targets=TARGETS, seed=1)
+    lora_dir = save_random_lora(
+        model, tmp_path / "lora", prefix="transformer", rank=4, alpha=6.0, targets=TARGETS, seed=1
+    )
     ours = _forward(model)
     assert (ours - _forward(tiny_stdit3(0))).abs().max() > 1e-4  # the LoRA matters
     out = tmp_path / "peft_model_1.pt"
@@ -102,8 +103,9 @@ def test_text_mask_and_fps_matter():
 
 def test_block_checkpointing_follows_the_core_level():
     """STDiT3's own per-block switch is on only for the core's block level; the old option is one line."""
-    from vader_core.checkpointing import CheckpointPlan
     from vader_opensora import OpenSoraBackbone, OpenSoraOptions
+
+    from vader_core.checkpointing import CheckpointPlan
 
     bb = OpenSoraBackbone(OpenSoraOptions(height=32, width=32, frames=17, steps=2))
     bb.load_tiny("cpu", torch.float32)

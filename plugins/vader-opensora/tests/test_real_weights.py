@@ -5,7 +5,6 @@ import os
 
 import pytest
 import torch
-
 from vader_opensora import OpenSoraBackbone, OpenSoraOptions
 
 pytestmark = [
@@ -17,13 +16,20 @@ pytestmark = [
 def test_released_weights_load_and_sample():
     from vader_core.sampling import generate
 
-    paths = {k: os.environ[f"VADER_OPENSORA_{k.upper()}"] for k in ("model", "vae", "t5")
-             if os.environ.get(f"VADER_OPENSORA_{k.upper()}")}
-    kw = {"model": paths.get("model"), **({"vae": paths["vae"]} if "vae" in paths else {}),
-          **({"text_encoder": paths["t5"]} if "t5" in paths else {})}
+    paths = {
+        k: os.environ[f"VADER_OPENSORA_{k.upper()}"]
+        for k in ("model", "vae", "t5")
+        if os.environ.get(f"VADER_OPENSORA_{k.upper()}")
+    }
+    kw = {
+        "model": paths.get("model"),
+        **({"vae": paths["vae"]} if "vae" in paths else {}),
+        **({"text_encoder": paths["t5"]} if "t5" in paths else {}),
+    }
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    bb = OpenSoraBackbone(OpenSoraOptions(resolution="144p", aspect_ratio="1:1", frames=17, steps=4,
-                                          **{k: v for k, v in kw.items() if v}))
+    bb = OpenSoraBackbone(
+        OpenSoraOptions(resolution="144p", aspect_ratio="1:1", frames=17, steps=4, **{k: v for k, v in kw.items() if v})
+    )
     bb.load(device, torch.bfloat16 if device == "cuda" else torch.float32)
     assert sum(p.numel() for p in bb.denoiser.parameters()) == 1_207_643_972
     video = generate(bb, ["a dog running on the beach"], None, torch.Generator(device).manual_seed(0))

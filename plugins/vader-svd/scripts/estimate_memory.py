@@ -36,9 +36,15 @@ from vader_core.estimate import GIB, blocks_gib, kept_call_gib, step_peak
 LEVELS = ("off", "call", "block")
 
 
-def estimate(height: int = 576, width: int = 1024, frames: int = 14, chunk: int | None = None,
-             dtype: torch.dtype = torch.bfloat16, split_guidance: bool = True,
-             offload_encoders: bool = True) -> dict[str, float]:
+def estimate(
+    height: int = 576,
+    width: int = 1024,
+    frames: int = 14,
+    chunk: int | None = None,
+    dtype: torch.dtype = torch.bfloat16,
+    split_guidance: bool = True,
+    offload_encoders: bool = True,
+) -> dict[str, float]:
     """Memory figures in GiB for one training step (batch 1, K=1, guidance on).
 
     Args:
@@ -59,7 +65,6 @@ def estimate(height: int = 576, width: int = 1024, frames: int = 14, chunk: int 
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
     from diffusers.utils import logging
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
     from vader_svd import SVDBackbone
 
     logging.set_verbosity_error()  # casting meta modules is harmless
@@ -68,14 +73,28 @@ def estimate(height: int = 576, width: int = 1024, frames: int = 14, chunk: int 
     h, w = height // 8, width // 8
     with torch.device("meta"):
         unet = UNetSpatioTemporalConditionModel().to(device="meta", dtype=dtype).requires_grad_(False)
-        vae = AutoencoderKLTemporalDecoder(
-            block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-            layers_per_block=2, latent_channels=4,
-        ).to(device="meta", dtype=dtype).requires_grad_(False)
-        encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
-            hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16, image_size=224,
-            patch_size=14, projection_dim=1024, hidden_act="gelu",
-        ))
+        vae = (
+            AutoencoderKLTemporalDecoder(
+                block_out_channels=(128, 256, 512, 512),
+                down_block_types=("DownEncoderBlock2D",) * 4,
+                layers_per_block=2,
+                latent_channels=4,
+            )
+            .to(device="meta", dtype=dtype)
+            .requires_grad_(False)
+        )
+        encoder = CLIPVisionModelWithProjection(
+            CLIPVisionConfig(
+                hidden_size=1280,
+                intermediate_size=5120,
+                num_hidden_layers=32,
+                num_attention_heads=16,
+                image_size=224,
+                patch_size=14,
+                projection_dim=1024,
+                hidden_act="gelu",
+            )
+        )
         bb = SVDBackbone()
         bb.components = {"unet": unet, "vae": vae, "image_encoder": encoder}
 
@@ -91,10 +110,19 @@ def estimate(height: int = 576, width: int = 1024, frames: int = 14, chunk: int 
     weights = sum(p.numel() for m in (unet, vae, encoder) for p in m.parameters()) * size_of
     on_gpu = weights - (sum(p.numel() for p in encoder.parameters()) * size_of if offload_encoders else 0.0)
     peaks = {lv: step_peak(on_gpu, den, dec, lv) for lv in LEVELS}
-    return {"weights": weights, "weights_gpu": on_gpu, "unet": den["off"], "unet_call": den["call"],
-            "unet_block": den["block"], "unet_boundaries": den["boundaries"], "unet_largest_block": den["largest_block"],
-            "decoder": dec["off"], "decoder_block": dec["block"], "peak": peaks["block"],
-            **{f"peak_{lv}": v for lv, v in peaks.items()}}
+    return {
+        "weights": weights,
+        "weights_gpu": on_gpu,
+        "unet": den["off"],
+        "unet_call": den["call"],
+        "unet_block": den["block"],
+        "unet_boundaries": den["boundaries"],
+        "unet_largest_block": den["largest_block"],
+        "decoder": dec["off"],
+        "decoder_block": dec["block"],
+        "peak": peaks["block"],
+        **{f"peak_{lv}": v for lv, v in peaks.items()},
+    }
 
 
 def main() -> None:
@@ -108,10 +136,14 @@ def main() -> None:
     r = estimate(a.height, a.width, a.frames, a.chunk, split_guidance=not a.no_split_guidance)
     print(f"SVD {a.frames} frames {a.height}x{a.width}, decode chunk {a.chunk or a.frames}, bf16 (GiB, estimated):")
     print(f"  weights {r['weights']:.1f}, on the GPU during the step {r['weights_gpu']:.1f}")
-    print(f"  one kept UNet call: stored {r['unet']:.1f}; recomputed whole {r['unet_call']:.1f}; layer by layer "
-          f"{r['unet_block']:.1f} (boundaries {r['unet_boundaries']:.1f} + largest layer {r['unet_largest_block']:.1f})")
+    print(
+        f"  one kept UNet call: stored {r['unet']:.1f}; recomputed whole {r['unet_call']:.1f}; layer by layer "
+        f"{r['unet_block']:.1f} (boundaries {r['unet_boundaries']:.1f} + largest layer {r['unet_largest_block']:.1f})"
+    )
     print(f"  decoder chunk with gradient: stored {r['decoder']:.1f}; layer by layer {r['decoder_block']:.1f}")
-    print(f"  peak of a K=1 step: off {r['peak_off']:.0f}, call {r['peak_call']:.0f}, block (default) {r['peak_block']:.1f}")
+    print(
+        f"  peak of a K=1 step: off {r['peak_off']:.0f}, call {r['peak_call']:.0f}, block (default) {r['peak_block']:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -5,11 +5,11 @@ import json
 
 import pytest
 import torch
+from vader_svd import SVDBackbone, SVDOptions
 
 from vader_core.cli import main as vader
 from vader_core.errors import MissingWeightsError
 from vader_core.testing import BackboneCLIContractTests
-from vader_svd import SVDBackbone, SVDOptions
 
 HUB_ID = "stabilityai/stable-video-diffusion-img2vid"
 
@@ -46,8 +46,19 @@ def test_frames_other_than_the_released_ones_warn(tiny_dir, caplog):
 
 def test_generate_needs_an_image(tiny_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
-        vader(["generate", "--backbone", "svd", "--set", f"backbone.model={tiny_dir}", "--out",
-               str(tmp_path / "x.npy"), "--device", "cpu"])
+        vader(
+            [
+                "generate",
+                "--backbone",
+                "svd",
+                "--set",
+                f"backbone.model={tiny_dir}",
+                "--out",
+                str(tmp_path / "x.npy"),
+                "--device",
+                "cpu",
+            ]
+        )
     assert exit_.value.code == 2
     assert "--image" in capsys.readouterr().err
 
@@ -56,8 +67,20 @@ def test_missing_image_folder_is_reported_before_weights(tmp_path):
     """A wrong `train.images` says so in one line before the weights load (offline, no weights here)."""
     from vader_core.testing import assert_one_line_error, run_cli
 
-    res = run_cli(["train", "--backbone", "svd", "--set", f"train.images={tmp_path / 'no-such-folder'}",
-                   "--output-dir", tmp_path / "run", "--device", "cpu", "-q"])
+    res = run_cli(
+        [
+            "train",
+            "--backbone",
+            "svd",
+            "--set",
+            f"train.images={tmp_path / 'no-such-folder'}",
+            "--output-dir",
+            tmp_path / "run",
+            "--device",
+            "cpu",
+            "-q",
+        ]
+    )
     line = assert_one_line_error(res, "`train.images`: no such folder or file", "folder of images")
     assert "weights" not in line
 
@@ -71,10 +94,33 @@ def test_eval_with_images_from_the_cli(tiny_dir, tmp_path, make_image):
         paths.append(tmp_path / f"{name}.png")
         make_image(40, 48, seed=i).save(paths[-1])
     out = tmp_path / "eval"
-    vader(["eval", "--backbone", "svd", "--set", f"backbone.model={tiny_dir}", "--set", "backbone.height=32",
-           "--set", "backbone.width=32", "--set", "backbone.frames=3", "--set", "backbone.steps=2",
-           "--reward", "brightness", "--image", str(paths[0]), "--image", str(paths[1]), "--out", str(out),
-           "--device", "cpu"])
+    vader(
+        [
+            "eval",
+            "--backbone",
+            "svd",
+            "--set",
+            f"backbone.model={tiny_dir}",
+            "--set",
+            "backbone.height=32",
+            "--set",
+            "backbone.width=32",
+            "--set",
+            "backbone.frames=3",
+            "--set",
+            "backbone.steps=2",
+            "--reward",
+            "brightness",
+            "--image",
+            str(paths[0]),
+            "--image",
+            str(paths[1]),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ]
+    )
     data = json.loads((out / "eval.json").read_text())
     rows = data["models"][0]["videos"]
     assert [r["prompt"] for r in rows] == ["a red kite", "a boat at sea"]
@@ -84,12 +130,17 @@ def test_eval_with_images_from_the_cli(tiny_dir, tmp_path, make_image):
     assert (out / "grid.png").is_file() and (out / "eval.md").is_file()
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--prompt", "a", "--prompt", "b", "--prompt", "c", "--image", "{img}", "--image", "{img}"],
-     "2 --image for 3 prompts"),
-    (["--prompt", "a"], "is image-to-video: pass --image PATH"),
-    (["--image", "{tmp}/nope.png"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["--prompt", "a", "--prompt", "b", "--prompt", "c", "--image", "{img}", "--image", "{img}"],
+            "2 --image for 3 prompts",
+        ),
+        (["--prompt", "a"], "is image-to-video: pass --image PATH"),
+        (["--image", "{tmp}/nope.png"], "no such file"),
+    ],
+)
 def test_eval_image_errors_are_one_line(tmp_path, image_file, args, expected):
     from vader_core.testing import assert_one_line_error, run_cli
 
@@ -101,6 +152,19 @@ def test_eval_image_errors_are_one_line(tmp_path, image_file, args, expected):
 def test_eval_image_on_a_text_backbone_is_one_line(tmp_path, image_file):
     from vader_core.testing import assert_one_line_error, run_cli
 
-    res = run_cli(["eval", "--backbone", "tiny", "--prompt", "a", "--image", image_file, "--out", tmp_path / "e",
-                   "--device", "cpu"])
+    res = run_cli(
+        [
+            "eval",
+            "--backbone",
+            "tiny",
+            "--prompt",
+            "a",
+            "--image",
+            image_file,
+            "--out",
+            tmp_path / "e",
+            "--device",
+            "cpu",
+        ]
+    )
     assert_one_line_error(res, "takes no conditioning image")

@@ -3,9 +3,9 @@
 import pytest
 import torch
 from pydantic import ValidationError
+from vader_svd import SVDBackbone, SVDOptions
 
 from vader_core.testing import BackboneContractTests, PluginPackageContractTests
-from vader_svd import SVDBackbone, SVDOptions
 
 
 class TestSVD(BackboneContractTests):
@@ -38,8 +38,12 @@ def test_defaults_are_the_stock_pipeline_s():
     assert (o.height, o.width, o.frames, o.steps) == (576, 1024, 14, 25)
     assert (o.min_guidance, o.guidance, o.fps, o.motion_bucket_id, o.noise_aug_strength) == (1.0, 3.0, 7, 127, 0.02)
     assert o.model == "stabilityai/stable-video-diffusion-img2vid"
-    assert SVDBackbone.conditioning == "image" and SVDBackbone.default_lora_targets == ("to_q", "to_k", "to_v",
-                                                                                          "to_out.0")
+    assert SVDBackbone.conditioning == "image" and SVDBackbone.default_lora_targets == (
+        "to_q",
+        "to_k",
+        "to_v",
+        "to_out.0",
+    )
     with pytest.raises(ValidationError, match="multiple of 8"):
         SVDOptions(width=1020)
 

@@ -4,12 +4,12 @@ import random
 
 import pytest
 import torch
+from vader_svd import SVDBackbone, SVDOptions
 
 from vader_core.config import MemorySection, TruncationSection
 from vader_core.lora import add_lora, lora_parameters
 from vader_core.sampling import sample_with_grad
 from vader_core.testing import randomize_lora_b
-from vader_svd import SVDBackbone, SVDOptions
 
 
 def _backbone(**options):
@@ -25,7 +25,12 @@ def _lora_grads(gradient_checkpointing: bool, image, **options):
     with torch.no_grad():
         cond = bb.encode_condition(["a kite"], [image])
     video, kept, frames = sample_with_grad(
-        bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0), TruncationSection(mode="last", k=2),
+        bb,
+        cond,
+        1,
+        torch.Generator().manual_seed(0),
+        random.Random(0),
+        TruncationSection(mode="last", k=2),
         MemorySection(gradient_checkpointing=gradient_checkpointing, decoded_frames=2, split_guidance=False),
     )
     video.mean().backward()
@@ -125,6 +130,8 @@ def test_memory_estimator_runs_on_the_meta_device():
     spec.loader.exec_module(module)
     whole, chunked = module.estimate(64, 128, 4, None), module.estimate(64, 128, 4, 2)
     assert 4.0 < whole["weights"] < 4.5  # 2.26e9 parameters in bf16
-    assert 0 < whole["unet_block"] < whole["unet_call"] < whole["unet"] and 0 < whole["decoder_block"] < whole["decoder"]
+    assert (
+        0 < whole["unet_block"] < whole["unet_call"] < whole["unet"] and 0 < whole["decoder_block"] < whole["decoder"]
+    )
     assert whole["peak"] == whole["peak_block"] < whole["peak_call"] < whole["peak_off"]
     assert chunked["decoder"] < whole["decoder"] and chunked["unet"] == whole["unet"]

@@ -26,17 +26,49 @@ def _stock(model_dir, image, seed, lora=None, **kwargs):
         from vader_core.lora import load_lora
 
         load_lora(pipe, lora)
-    frames = pipe(Image.open(image), height=32, width=32, num_frames=FRAMES, num_inference_steps=STEPS,
-                  generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs).frames
+    frames = pipe(
+        Image.open(image),
+        height=32,
+        width=32,
+        num_frames=FRAMES,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="np",
+        **kwargs,
+    ).frames
     return frames[0]  # (F, H, W, 3) in [0, 1]
 
 
 def _vader(tmp_path, model_dir, image, seed, *extra):
     out = tmp_path / f"vader-{seed}.npy"
-    vader(["generate", "--backbone", "svd", "--set", f"backbone.model={model_dir}", "--image", str(image),
-           "--seed", str(seed), "--out", str(out), "--device", "cpu", "--precision", "fp32",
-           "--set", "backbone.height=32", "--set", "backbone.width=32", "--set", f"backbone.frames={FRAMES}",
-           "--set", f"backbone.steps={STEPS}", *extra])
+    vader(
+        [
+            "generate",
+            "--backbone",
+            "svd",
+            "--set",
+            f"backbone.model={model_dir}",
+            "--image",
+            str(image),
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--set",
+            "backbone.height=32",
+            "--set",
+            "backbone.width=32",
+            "--set",
+            f"backbone.frames={FRAMES}",
+            "--set",
+            f"backbone.steps={STEPS}",
+            *extra,
+        ]
+    )
     return np.load(out)
 
 
@@ -46,10 +78,22 @@ def _vader(tmp_path, model_dir, image, seed, *extra):
         ({}, []),
         # Every conditioning option away from its default, and a decode in chunks of 4 frames (4+4+4+2).
         (
-            {"min_guidance_scale": 1.5, "max_guidance_scale": 2.5, "fps": 10, "motion_bucket_id": 60,
-             "noise_aug_strength": 0.1, "decode_chunk_size": 4},
-            ["backbone.min_guidance=1.5", "backbone.max_guidance=2.5", "backbone.fps=10",
-             "backbone.motion_bucket_id=60", "backbone.noise_aug_strength=0.1", "memory.decode_chunk_size=4"],
+            {
+                "min_guidance_scale": 1.5,
+                "max_guidance_scale": 2.5,
+                "fps": 10,
+                "motion_bucket_id": 60,
+                "noise_aug_strength": 0.1,
+                "decode_chunk_size": 4,
+            },
+            [
+                "backbone.min_guidance=1.5",
+                "backbone.max_guidance=2.5",
+                "backbone.fps=10",
+                "backbone.motion_bucket_id=60",
+                "backbone.noise_aug_strength=0.1",
+                "memory.decode_chunk_size=4",
+            ],
         ),
     ],
     ids=["defaults", "options"],
@@ -82,7 +126,9 @@ def test_lora_loads_into_the_stock_pipeline(tmp_path, tiny_dir, image_file, caps
     plain = _stock(tiny_dir, image_file, seed)
     diff = float(np.abs(ours - ref).max())
     with capsys.disabled():
-        print(f"\n[svd + LoRA vs StableVideoDiffusionPipeline + load_lora] max abs diff {diff:.3g}; "
-              f"LoRA changed the frames by up to {np.abs(ref - plain).max():.3g}")
+        print(
+            f"\n[svd + LoRA vs StableVideoDiffusionPipeline + load_lora] max abs diff {diff:.3g}; "
+            f"LoRA changed the frames by up to {np.abs(ref - plain).max():.3g}"
+        )
     assert diff <= TOL
     assert np.abs(ref - plain).max() > 1e-3, "the LoRA had no effect"

@@ -3,13 +3,22 @@ transformers' own cross-entropy."""
 
 import pytest
 import torch
-
-from vader_core.errors import ConfigError
 from vader_video_rewards import Action
 from vader_video_rewards.action import TINY_LABELS, Labels
 
-KINETICS = ["playing guitar", "playing", "riding a bike", "riding mechanical bull", "dancing ballet",
-            "skiing (not slalom or crosscountry)", "ice skating", "skating", "bike"]
+from vader_core.errors import ConfigError
+
+KINETICS = [
+    "playing guitar",
+    "playing",
+    "riding a bike",
+    "riding mechanical bull",
+    "dancing ballet",
+    "skiing (not slalom or crosscountry)",
+    "ice skating",
+    "skating",
+    "bike",
+]
 
 
 @pytest.fixture
@@ -23,16 +32,19 @@ def _reward(**opts):
     return r
 
 
-@pytest.mark.parametrize("prompt,name", [
-    ("a man playing guitar on a beach", "playing guitar"),          # longest name wins over `playing`
-    ("A Man PLAYING   Guitar", "playing guitar"),                    # case and spaces ignored
-    ("kids playing in the snow", "playing"),
-    ("a girl riding a bike, cinematic", "riding a bike"),            # over `bike`
-    ("skiing (not slalom or crosscountry) in the Alps", "skiing (not slalom or crosscountry)"),
-    ("ice skating at night", "ice skating"),
-    ("skating", "skating"),
-    ("a bike", "bike"),
-])
+@pytest.mark.parametrize(
+    "prompt,name",
+    [
+        ("a man playing guitar on a beach", "playing guitar"),  # longest name wins over `playing`
+        ("A Man PLAYING   Guitar", "playing guitar"),  # case and spaces ignored
+        ("kids playing in the snow", "playing"),
+        ("a girl riding a bike, cinematic", "riding a bike"),  # over `bike`
+        ("skiing (not slalom or crosscountry) in the Alps", "skiing (not slalom or crosscountry)"),
+        ("ice skating at night", "ice skating"),
+        ("skating", "skating"),
+        ("a bike", "bike"),
+    ],
+)
 def test_label_from_the_prompt(labels, prompt, name):
     assert KINETICS[labels.from_prompt(prompt)] == name
 
@@ -75,8 +87,7 @@ def test_label_option_overrides_the_prompts():
     fixed, free = _reward(label="juggling balls"), _reward()
     v = torch.rand(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        torch.testing.assert_close(fixed(v, ["a cat", "playing chess"]),
-                                   free(v, ["juggling balls", "juggling balls!"]))
+        torch.testing.assert_close(fixed(v, ["a cat", "playing chess"]), free(v, ["juggling balls", "juggling balls!"]))
     assert fixed.targets(["playing chess"]) == [TINY_LABELS.index("juggling balls")]
 
 
@@ -91,7 +102,7 @@ def test_score_is_minus_transformers_cross_entropy():
     with torch.no_grad():
         out = r(v, prompts)
         for i, name in enumerate(names):
-            loss = r.model(pixel_values=x[i:i + 1], labels=torch.tensor([TINY_LABELS.index(name)])).loss
+            loss = r.model(pixel_values=x[i : i + 1], labels=torch.tensor([TINY_LABELS.index(name)])).loss
             torch.testing.assert_close(out[i], -loss)
     assert (out <= 0).all()
 

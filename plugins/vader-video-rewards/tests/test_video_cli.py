@@ -31,10 +31,13 @@ class TestVideoRewardCommands(RewardCLIContractTests):
         other = self.cli_score(video, "vjepa", "--set", "mask_draws=1", "--set", "mask_seed=5")
         assert one != other
 
-    @pytest.mark.parametrize("args, expected", [
-        (["--prompt", "a cat"], "no class name of the model occurs in the prompt 'a cat'"),
-        (["--prompt", "a cat", "--set", "label=playing guitr"], "did you mean `playing guitar`"),
-    ])
+    @pytest.mark.parametrize(
+        "args, expected",
+        [
+            (["--prompt", "a cat"], "no class name of the model occurs in the prompt 'a cat'"),
+            (["--prompt", "a cat", "--set", "label=playing guitr"], "did you mean `playing guitar`"),
+        ],
+    )
     def test_vader_score_errors_are_one_line(self, video, args, expected):
         res = run_cli(["score", video, "--reward", "action", "--device", "cpu", "--random-weights", *args])
         assert_one_line_error(res, expected)

@@ -2,16 +2,21 @@
 
 import pytest
 import torch
+from vader_video_rewards import VJEPA, Action
 
 from vader_core.testing import PluginPackageContractTests, RewardContractTests
-from vader_video_rewards import VJEPA, Action
 
 
 class TestVJEPAContract(RewardContractTests):
     reward_cls = VJEPA
     video_size = (2, 3, 24, 40)  # 3 frames of 24x40: resampled to 4 frames of 32x32
-    invalid_options = [{"no_such_option_xyz": 1}, {"mask_draws": 0}, {"context": "masked"}, {"num_frames": 0},
-                       {"resize_mode": "pad"}]
+    invalid_options = [
+        {"no_such_option_xyz": 1},
+        {"mask_draws": 0},
+        {"context": "masked"},
+        {"num_frames": 0},
+        {"resize_mode": "pad"},
+    ]
 
 
 class TestVJEPAFullContextContract(RewardContractTests):

@@ -3,11 +3,11 @@ and an offline Hugging Face cache), and one-line errors when weights are missing
 
 import pytest
 import torch
-
-from vader_core.errors import ConfigError, MissingWeightsError
 from vader_video_rewards import VJEPA, Action
 from vader_video_rewards import action as action_mod
 from vader_video_rewards import vjepa as vjepa_mod
+
+from vader_core.errors import ConfigError, MissingWeightsError
 
 SEED = 3
 VIDEO = torch.rand(2, 3, 3, 40, 64, generator=torch.Generator().manual_seed(0))

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-
-from vader_core.testing import assert_one_line_error, plant_pickle, run_cli
 from vader_video_rewards import action as action_mod
 from vader_video_rewards import vjepa as vjepa_mod
+
+from vader_core.testing import assert_one_line_error, plant_pickle, run_cli
 
 
 @pytest.mark.parametrize("reward,mod", [("vjepa", vjepa_mod), ("action", action_mod)])

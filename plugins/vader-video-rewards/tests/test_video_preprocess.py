@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from vader_video_rewards._common import IMAGENET_MEAN, IMAGENET_STD, normalize, resample_clip
 
 STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -16,7 +15,7 @@ def _frames(f, h, w):
     for t in range(f):
         img = np.stack([0.5 + 0.5 * np.sin(9 * xx + t), 0.5 + 0.5 * np.cos(5 * yy + 3 * xx), (xx + yy) / 2], -1)
         y0, x0 = (5 * t) % (h // 2), (7 * t) % (w // 2)
-        img[y0:y0 + h // 4, x0:x0 + w // 4] = (1.0, 0.1, 0.2)
+        img[y0 : y0 + h // 4, x0 : x0 + w // 4] = (1.0, 0.1, 0.2)
         out.append(img)
     return (np.stack(out) * 255).round().astype(np.uint8)
 
@@ -30,8 +29,12 @@ def test_crop_matches_videomae_processor(h, w):
     from transformers import VideoMAEImageProcessor
 
     u8 = _frames(4, h, w)
-    p = VideoMAEImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
-                               image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD))
+    p = VideoMAEImageProcessor(
+        size={"shortest_edge": 32},
+        crop_size={"height": 32, "width": 32},
+        image_mean=list(IMAGENET_MEAN),
+        image_std=list(IMAGENET_STD),
+    )
     ref = p(list(u8), return_tensors="pt")["pixel_values"]
     ours = normalize(resample_clip(_tensor(u8), 4, (32, 32), "crop"))
     assert ref.shape == ours.shape

@@ -37,7 +37,7 @@ def _moving_square(frames=16, h=240, w=320, seed=0):
     for t in range(frames):
         f = bg.clone()
         y, x = 40 + 4 * t, 30 + 10 * t
-        f[:, y:y + 60, x:x + 60] = torch.tensor([0.95, 0.9, 0.2]).view(3, 1, 1)
+        f[:, y : y + 60, x : x + 60] = torch.tensor([0.95, 0.9, 0.2]).view(3, 1, 1)
         clip.append(f)
     return torch.stack(clip)[None].clamp(0, 1)
 

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
-from vader_core.errors import ConfigError
 from vader_video_rewards import VJEPA
 from vader_video_rewards.masks import VJEPA2_MASKS, BlockMaskSpec, block_mask, draw_masks
+
+from vader_core.errors import ConfigError
 
 GRID = (32, 16, 16)  # facebook/vjepa2-vitl-fpc64-256: 64 frames / tubelet 2, 256 / patch 16
 
@@ -82,8 +82,9 @@ def test_visible_encoder_with_every_token_is_transformers_encoder():
     x = torch.randn(2, 4, 3, 32, 32)
     every = torch.arange(128).expand(2, -1)
     with torch.no_grad():
-        torch.testing.assert_close(r._encode_visible(x, every, 128), r.model.get_vision_features(x),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            r._encode_visible(x, every, 128), r.model.get_vision_features(x), atol=1e-5, rtol=1e-5
+        )
 
 
 def _by_hand(r, video, forward):
@@ -125,12 +126,21 @@ def test_visible_context_is_the_predictor_on_a_masked_encoder(clip):
         pix = pix.view(2, 8, 8).repeat_interleave(2, 0).repeat_interleave(4, 1).repeat_interleave(4, 2)
         swapped = torch.where(pix[None, :, None], other, v)
         with torch.no_grad():
-            pred = lambda clip: r.model.predictor(  # noqa: E731
-                encoder_hidden_states=r._encode_visible(_prep(r, clip), context[None], 128),
-                context_mask=[context[None]], target_mask=[target[None]]).last_hidden_state
+            pred = lambda clip: (
+                r.model.predictor(  # noqa: E731
+                    encoder_hidden_states=r._encode_visible(_prep(r, clip), context[None], 128),
+                    context_mask=[context[None]],
+                    target_mask=[target[None]],
+                ).last_hidden_state
+            )
             torch.testing.assert_close(pred(v), pred(swapped))
-            full = lambda clip: r.model(pixel_values_videos=_prep(r, clip), context_mask=[context[None]],  # noqa: E731
-                                        target_mask=[target[None]]).predictor_output.last_hidden_state
+            full = lambda clip: (
+                r.model(
+                    pixel_values_videos=_prep(r, clip),
+                    context_mask=[context[None]],  # noqa: E731
+                    target_mask=[target[None]],
+                ).predictor_output.last_hidden_state
+            )
             assert not torch.allclose(full(v), full(swapped), atol=1e-4)  # the full encoder does see them
 
 

@@ -23,16 +23,18 @@ import tempfile
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "vader_videocrafter" / "manifest" / "videocrafter2_512.json"
-SHIMS = {"pytorch_lightning/__init__.py": "import torch\n\nclass LightningModule(torch.nn.Module):\n    pass\n",
-         "cv2.py": "", "kornia.py": ""}
+SHIMS = {
+    "pytorch_lightning/__init__.py": "import torch\n\nclass LightningModule(torch.nn.Module):\n    pass\n",
+    "cv2.py": "",
+    "kornia.py": "",
+}
 
 
 def build(official: Path) -> dict[str, list]:
+    import lvdm.models.ddpm3d as ddpm3d
     import open_clip
     import torch
     from omegaconf import OmegaConf
-
-    import lvdm.models.ddpm3d as ddpm3d
     from utils.utils import instantiate_from_config
 
     register_schedule = ddpm3d.DDPM.register_schedule
@@ -61,8 +63,12 @@ def main() -> None:
         sys.path[:0] = [str(args.official)]
         json.dump(build(args.official), sys.stdout)
         return
-    commit = subprocess.run(["git", "-C", str(args.official), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    commit = (
+        subprocess.run(
+            ["git", "-C", str(args.official), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        or "unknown"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in SHIMS.items():
             (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
@@ -70,9 +76,14 @@ def main() -> None:
         paths = [str(args.official)] + ([str(args.ref_path)] if args.ref_path else []) + [tmp]
         import os
 
-        out = subprocess.run([sys.executable, __file__, "--phase", "build", "--official", str(args.official)],
-                             env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)}, cwd=args.official,
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--phase", "build", "--official", str(args.official)],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+            cwd=args.official,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     tensors = json.loads(out.strip().splitlines()[-1])
     header = {
         "checkpoint": "VideoCrafter/VideoCrafter2 model.ckpt (state_dict)",

@@ -45,7 +45,8 @@ PROMPTS = ["a panda riding a bike", "a dog surfing a wave"]
 SHIMS = {
     "pytorch_lightning/__init__.py": "import torch\n\nclass LightningModule(torch.nn.Module):\n"
     "    @property\n    def device(self):\n        return next(self.parameters()).device\n",
-    "cv2.py": "", "kornia.py": "",
+    "cv2.py": "",
+    "kornia.py": "",
 }
 
 
@@ -96,16 +97,28 @@ def reference(official: Path, out: Path, guidance: float, init: str) -> None:
     import open_clip
 
     open_clip.factory._MODEL_CONFIGS["vader-tiny"] = clip  # the official embedder takes an architecture name
-    from utils.utils import instantiate_from_config
-
     import lvdm.models.samplers.ddim as ddim_mod
+    from utils.utils import instantiate_from_config
 
     cfg = OmegaConf.load(official / "configs" / "inference_t2v_512_v2.0.yaml").model
     p = cfg.params.unet_config.params
-    p.model_channels, p.channel_mult, p.num_res_blocks = unet["model_channels"], list(unet["channel_mult"]), unet["num_res_blocks"]
-    p.attention_resolutions, p.num_head_channels, p.context_dim = list(unet["attention_resolutions"]), unet["num_head_channels"], unet["context_dim"]
+    p.model_channels, p.channel_mult, p.num_res_blocks = (
+        unet["model_channels"],
+        list(unet["channel_mult"]),
+        unet["num_res_blocks"],
+    )
+    p.attention_resolutions, p.num_head_channels, p.context_dim = (
+        list(unet["attention_resolutions"]),
+        unet["num_head_channels"],
+        unet["context_dim"],
+    )
     dd = cfg.params.first_stage_config.params.ddconfig
-    dd.ch, dd.ch_mult, dd.num_res_blocks, dd.resolution = vae["block_out_channels"][0], [1, 2], vae["layers_per_block"], H
+    dd.ch, dd.ch_mult, dd.num_res_blocks, dd.resolution = (
+        vae["block_out_channels"][0],
+        [1, 2],
+        vae["layers_per_block"],
+        H,
+    )
     cfg.params.cond_stage_config.params.arch = "vader-tiny"
     torch.manual_seed(SEED)
     model = instantiate_from_config(cfg).eval()
@@ -134,15 +147,22 @@ def reference(official: Path, out: Path, guidance: float, init: str) -> None:
             x_T = torch.randn(shape, generator=noise_gen)
             ddim_mod.noise_like = lambda shape, device, repeat=False: torch.randn(shape, generator=noise_gen)
             samples, _ = ddim_mod.DDIMSampler(model).sample(
-                S=STEPS, batch_size=len(PROMPTS), shape=shape[1:], conditioning={"c_crossattn": [c], "fps": fps},
-                verbose=False, unconditional_guidance_scale=guidance,
-                unconditional_conditioning={"c_crossattn": [uc], "fps": fps}, eta=eta, x_T=x_T)
+                S=STEPS,
+                batch_size=len(PROMPTS),
+                shape=shape[1:],
+                conditioning={"c_crossattn": [c], "fps": fps},
+                verbose=False,
+                unconditional_guidance_scale=guidance,
+                unconditional_conditioning={"c_crossattn": [uc], "fps": fps},
+                eta=eta,
+                x_T=x_T,
+            )
             rec[f"latents_eta{eta}"] = samples
             rec[f"video_eta{eta}"] = model.decode_first_stage(samples)
     torch.save(rec, out)
 
 
-def _diff(res: dict, name: str, ours_: "torch.Tensor", ref: "torch.Tensor") -> None:  # noqa: F821
+def _diff(res: dict, name: str, ours_: torch.Tensor, ref: torch.Tensor) -> None:  # noqa: F821
     """Largest absolute difference, and relative to the reference's largest magnitude."""
     res[name] = (ours_ - ref).abs().max().item()
     res[f"{name}_relative"] = res[name] / ref.abs().max().item()
@@ -150,18 +170,26 @@ def _diff(res: dict, name: str, ours_: "torch.Tensor", ref: "torch.Tensor") -> N
 
 def ours(rec_path: Path, guidance: float) -> dict:
     import torch
+    from vader_videocrafter import VideoCrafterBackbone, VideoCrafterOptions
 
     from vader_core.sampling import denoise, prepare_latents
-    from vader_videocrafter import VideoCrafterBackbone, VideoCrafterOptions
 
     unet, vae, clip = tiny_overrides()
     rec = torch.load(rec_path, weights_only=True)
     res: dict = {}
     for eta in (1.0, 0.0):
-        bb = VideoCrafterBackbone(VideoCrafterOptions(height=H, width=W, frames=FRAMES, steps=STEPS,
-                                                      guidance=guidance, eta=eta, fps=FPS))
-        bb.load_state_dict_components(rec["state_dict"], "reference state dict", "cpu", torch.float32,
-                                      unet_config=unet, vae_config=vae, text_config=clip)
+        bb = VideoCrafterBackbone(
+            VideoCrafterOptions(height=H, width=W, frames=FRAMES, steps=STEPS, guidance=guidance, eta=eta, fps=FPS)
+        )
+        bb.load_state_dict_components(
+            rec["state_dict"],
+            "reference state dict",
+            "cpu",
+            torch.float32,
+            unet_config=unet,
+            vae_config=vae,
+            text_config=clip,
+        )
         with torch.no_grad():
             cond = bb.encode_condition(PROMPTS)
             if eta == 1.0:
@@ -199,12 +227,20 @@ def ours(rec_path: Path, guidance: float) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--official", type=Path, help="checkout of github.com/AILab-CVC/VideoCrafter")
-    ap.add_argument("--ref-path", type=Path, default=None, help="folder of reference-only packages (einops, "
-                    "omegaconf, open_clip_torch==2.22.0)")
+    ap.add_argument(
+        "--ref-path",
+        type=Path,
+        default=None,
+        help="folder of reference-only packages (einops, omegaconf, open_clip_torch==2.22.0)",
+    )
     ap.add_argument("--guidance", type=float, default=GUIDANCE, help="guidance scale of the DDIM runs (default 12)")
-    ap.add_argument("--init", choices=["denoiser", "random"], default="denoiser",
-                    help="denoiser (default): random weights whose noise prediction follows the input's noise, "
-                    "so the sampled latents stay O(1); random: plain random weights (latents grow to about 80)")
+    ap.add_argument(
+        "--init",
+        choices=["denoiser", "random"],
+        default="denoiser",
+        help="denoiser (default): random weights whose noise prediction follows the input's noise, "
+        "so the sampled latents stay O(1); random: plain random weights (latents grow to about 80)",
+    )
     ap.add_argument("--phase", choices=["reference"], help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -222,9 +258,25 @@ def main() -> None:
         paths = [str(args.official)] + ([str(args.ref_path)] if args.ref_path else []) + [str(shims)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         rec = Path(tmp) / "reference.pt"
-        subprocess.run([sys.executable, __file__, "--phase", "reference", "--official", str(args.official),
-                        "--guidance", str(args.guidance), "--init", args.init, "--out", str(rec)],
-                       env=env, check=True, cwd=args.official)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--phase",
+                "reference",
+                "--official",
+                str(args.official),
+                "--guidance",
+                str(args.guidance),
+                "--init",
+                args.init,
+                "--out",
+                str(rec),
+            ],
+            env=env,
+            check=True,
+            cwd=args.official,
+        )
         res = ours(rec, args.guidance)
     print(json.dumps({k: float(f"{v:.3g}") for k, v in res.items()}, indent=1))
 

@@ -33,9 +33,16 @@ from vader_core.estimate import GIB, blocks_gib, kept_call_gib, step_peak
 LEVELS = ("off", "call", "block")
 
 
-def estimate(height: int = 320, width: int = 512, frames: int = 12, decoded_frames: int = 1, k: int = 1,
-             dtype: torch.dtype = torch.bfloat16, split_guidance: bool = True,
-             offload_encoders: bool = True) -> dict[str, float]:
+def estimate(
+    height: int = 320,
+    width: int = 512,
+    frames: int = 12,
+    decoded_frames: int = 1,
+    k: int = 1,
+    dtype: torch.dtype = torch.bfloat16,
+    split_guidance: bool = True,
+    offload_encoders: bool = True,
+) -> dict[str, float]:
     """Memory figures in GiB for one training step (batch 1, guidance on).
 
     Returns:
@@ -48,7 +55,6 @@ def estimate(height: int = 320, width: int = 512, frames: int = 12, decoded_fram
     import open_clip
     from diffusers import AutoencoderKL
     from diffusers.utils import logging
-
     from vader_videocrafter.backbone import VAE_CONFIG, VideoCrafterBackbone
     from vader_videocrafter.text_encoder import build_openclip_text_model
     from vader_videocrafter.unet import LVDMUNet3DModel
@@ -63,6 +69,7 @@ def estimate(height: int = 320, width: int = 512, frames: int = 12, decoded_fram
     bb = VideoCrafterBackbone()
     bb.components = {"unet": unet, "vae": vae, "text_encoder": text}
     with torch.device("meta"):
+
         def call(b: int) -> object:
             x = torch.randn(b, 4, frames, h, w, dtype=dtype, requires_grad=True)
             return unet(x, torch.ones(b, dtype=torch.long), torch.randn(b, 77, 1024, dtype=dtype), fps=24)
@@ -74,10 +81,20 @@ def estimate(height: int = 320, width: int = 512, frames: int = 12, decoded_fram
     weights = n_params * size_of
     on_gpu = weights - (sum(p.numel() for p in text.parameters()) * size_of if offload_encoders else 0.0)
     peaks = {lv: step_peak(on_gpu, den, dec, lv, k) for lv in LEVELS}
-    return {"weights": weights, "weights_gpu": on_gpu, "params": n_params, "unet": den["off"],
-            "unet_call": den["call"], "unet_block": den["block"], "unet_boundaries": den["boundaries"],
-            "unet_largest_block": den["largest_block"], "decoder": dec["off"], "decoder_block": dec["block"],
-            "peak": peaks["block"], **{f"peak_{lv}": v for lv, v in peaks.items()}}
+    return {
+        "weights": weights,
+        "weights_gpu": on_gpu,
+        "params": n_params,
+        "unet": den["off"],
+        "unet_call": den["call"],
+        "unet_block": den["block"],
+        "unet_boundaries": den["boundaries"],
+        "unet_largest_block": den["largest_block"],
+        "decoder": dec["off"],
+        "decoder_block": dec["block"],
+        "peak": peaks["block"],
+        **{f"peak_{lv}": v for lv, v in peaks.items()},
+    }
 
 
 def main() -> None:
@@ -88,12 +105,18 @@ def main() -> None:
     parser.add_argument("--decoded-frames", type=int, default=1)
     a = parser.parse_args()
     r = estimate(a.height, a.width, a.frames, a.decoded_frames)
-    print(f"VideoCrafter2 {a.frames} frames {a.height}x{a.width}, bf16 (GiB, estimated): weights {r['weights']:.1f} "
-          f"({r['params'] / 1e9:.2f}B parameters), on the GPU during the step {r['weights_gpu']:.1f}")
-    print(f"  one kept UNet call: stored {r['unet']:.1f}; recomputed whole {r['unet_call']:.1f}; layer by layer "
-          f"{r['unet_block']:.2f} (boundaries {r['unet_boundaries']:.2f} + largest layer {r['unet_largest_block']:.2f})")
+    print(
+        f"VideoCrafter2 {a.frames} frames {a.height}x{a.width}, bf16 (GiB, estimated): weights {r['weights']:.1f} "
+        f"({r['params'] / 1e9:.2f}B parameters), on the GPU during the step {r['weights_gpu']:.1f}"
+    )
+    print(
+        f"  one kept UNet call: stored {r['unet']:.1f}; recomputed whole {r['unet_call']:.1f}; layer by layer "
+        f"{r['unet_block']:.2f} (boundaries {r['unet_boundaries']:.2f} + largest layer {r['unet_largest_block']:.2f})"
+    )
     print(f"  decoding {a.decoded_frames} frame(s): stored {r['decoder']:.2f}; layer by layer {r['decoder_block']:.2f}")
-    print(f"  peak of a step: off {r['peak_off']:.1f}, call {r['peak_call']:.1f}, block (default) {r['peak_block']:.1f}")
+    print(
+        f"  peak of a step: off {r['peak_off']:.1f}, call {r['peak_call']:.1f}, block (default) {r['peak_block']:.1f}"
+    )
 
 
 if __name__ == "__main__":

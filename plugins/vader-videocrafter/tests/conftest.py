@@ -14,8 +14,11 @@ def tiny_architecture(monkeypatch):
     from vader_videocrafter import VideoCrafterBackbone
     from vader_videocrafter.tiny import TINY_OPENCLIP, TINY_UNET, TINY_VAE
 
-    monkeypatch.setattr(VideoCrafterBackbone, "architecture",
-                        {"unet_config": TINY_UNET, "vae_config": TINY_VAE, "text_config": TINY_OPENCLIP})
+    monkeypatch.setattr(
+        VideoCrafterBackbone,
+        "architecture",
+        {"unet_config": TINY_UNET, "vae_config": TINY_VAE, "text_config": TINY_OPENCLIP},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -23,13 +26,14 @@ def official_sd() -> dict:
     """The tiny components (seed 0) as a state dict in the layout of VideoCrafter2's model.ckpt, with the
     schedule buffers the official LatentDiffusion saves."""
     import torch
-
     from vader_videocrafter.backbone import lvdm_alphas_cumprod, lvdm_scale_arr
     from vader_videocrafter.tiny import official_state_dict, tiny_components
 
     sd = official_state_dict(tiny_components(0))
     ac = lvdm_alphas_cumprod()
-    sd.update({"betas": 1 - ac / torch.cat([torch.ones(1), ac[:-1]]), "alphas_cumprod": ac, "scale_arr": lvdm_scale_arr()})
+    sd.update(
+        {"betas": 1 - ac / torch.cat([torch.ones(1), ac[:-1]]), "alphas_cumprod": ac, "scale_arr": lvdm_scale_arr()}
+    )
     return sd
 
 

@@ -8,7 +8,6 @@ from importlib import resources
 
 import pytest
 import torch
-
 from vader_videocrafter import VideoCrafterBackbone, VideoCrafterOptions
 
 pytestmark = [

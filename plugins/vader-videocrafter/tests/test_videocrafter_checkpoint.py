@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from vader_videocrafter import HUB_ID, VideoCrafterBackbone, VideoCrafterOptions
 
 from vader_core.cli import main as vader
 from vader_core.errors import CheckpointError, MissingWeightsError
 from vader_core.sampling import generate
-from vader_videocrafter import HUB_ID, VideoCrafterBackbone, VideoCrafterOptions
 
 OPTS = {"height": 32, "width": 32, "frames": 3, "steps": 2}
 
@@ -100,8 +100,19 @@ def test_missing_local_file(tmp_path):
 
 def test_missing_weights_from_the_cli(empty_hub_cache, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
-        vader(["generate", "--backbone", "videocrafter2", "--prompt", "a cat", "--out", str(tmp_path / "x.npy"),
-               "--device", "cpu"])
+        vader(
+            [
+                "generate",
+                "--backbone",
+                "videocrafter2",
+                "--prompt",
+                "a cat",
+                "--out",
+                str(tmp_path / "x.npy"),
+                "--device",
+                "cpu",
+            ]
+        )
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and HUB_ID in err and "backbone.model" in err

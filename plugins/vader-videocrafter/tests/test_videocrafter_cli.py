@@ -2,9 +2,9 @@
 model.ckpt with a LoRA, missing weights in one line."""
 
 import pytest
+from vader_videocrafter import VideoCrafterBackbone
 
 from vader_core.testing import BackboneCLIContractTests
-from vader_videocrafter import VideoCrafterBackbone
 
 
 class TestVideoCrafterCommands(BackboneCLIContractTests):

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from vader_videocrafter import HUB_ID, VideoCrafterBackbone, VideoCrafterOptions
 
 from vader_core.errors import ConfigError
 from vader_core.testing import BackboneContractTests, PluginPackageContractTests
-from vader_videocrafter import HUB_ID, VideoCrafterBackbone, VideoCrafterOptions
 
 
 class TestVideoCrafter(BackboneContractTests):
@@ -32,7 +32,16 @@ class TestPackage(PluginPackageContractTests):
 def test_defaults_are_the_official_ones():
     o = VideoCrafterOptions()
     assert (o.model, o.height, o.width, o.frames, o.steps, o.guidance, o.eta, o.fps, o.scheduler) == (
-        HUB_ID, 320, 512, 12, 25, 12.0, 1.0, 24, "ddim")
+        HUB_ID,
+        320,
+        512,
+        12,
+        25,
+        12.0,
+        1.0,
+        24,
+        "ddim",
+    )
     assert VideoCrafterBackbone.default_lora_targets == ("to_q", "to_k", "to_v")
     assert VideoCrafterBackbone.conditioning == "text"
 
@@ -94,7 +103,7 @@ def test_step_log_prob_is_the_density_of_the_step():
     prev = bb.scheduler_step(eps, timesteps[i], x, i, torch.Generator().manual_seed(1))
     mean, sigma = bb._step_mean_std(eps, x, i)
     noise = (prev - mean) / sigma
-    expected = (-noise**2 / 2 - sigma.log() - 0.5 * torch.log(torch.tensor(2 * torch.pi))).mean(dim=(1, 2, 3, 4))
+    expected = (-(noise**2) / 2 - sigma.log() - 0.5 * torch.log(torch.tensor(2 * torch.pi))).mean(dim=(1, 2, 3, 4))
     torch.testing.assert_close(bb.step_log_prob(eps, timesteps[i], x, prev, i), expected)
     assert (bb.step_log_prob(eps, timesteps[i], x, mean, i) > expected).all()
 

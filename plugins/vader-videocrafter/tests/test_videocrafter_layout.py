@@ -10,7 +10,6 @@ from importlib import resources
 
 import pytest
 import torch
-
 from vader_videocrafter.checkpoint import SCHEDULE_BUFFERS, TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX
 
 
@@ -21,7 +20,7 @@ def manifest() -> dict[str, tuple[tuple[int, ...], str]]:
 
 
 def _part(manifest, prefix):
-    return {k[len(prefix):]: shape for k, (shape, _) in manifest.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: shape for k, (shape, _) in manifest.items() if k.startswith(prefix)}
 
 
 def test_manifest_has_only_known_parts(manifest):
@@ -44,7 +43,6 @@ def test_unet_state_dict_is_the_official_one(manifest):
 
 def test_text_encoder_state_dict_is_the_official_one(manifest):
     import open_clip
-
     from vader_videocrafter.text_encoder import OpenCLIPTextEncoder, build_openclip_text_model
 
     enc = OpenCLIPTextEncoder(build_openclip_text_model(open_clip.get_model_config("ViT-H-14"), "meta"))
@@ -56,7 +54,6 @@ def test_vae_keys_convert_to_autoencoderkl(manifest):
     """diffusers' LDM converter maps the official first_stage_model keys onto AutoencoderKL, all of them."""
     from diffusers import AutoencoderKL
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
-
     from vader_videocrafter.backbone import VAE_CONFIG
 
     with torch.device("meta"):

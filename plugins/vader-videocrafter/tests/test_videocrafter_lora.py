@@ -4,12 +4,12 @@ import back, block-wise gradient checkpointing."""
 import peft
 import pytest
 import torch
+from vader_videocrafter import export
+from vader_videocrafter.tiny import tiny_components
 
 from vader_core.errors import ConfigError
 from vader_core.lora import add_lora, load_lora
 from vader_core.testing import save_random_lora
-from vader_videocrafter import export
-from vader_videocrafter.tiny import tiny_components
 
 TARGETS = ["to_q", "to_k", "to_v"]
 
@@ -48,8 +48,9 @@ def test_export_loads_the_official_way(tmp_path, capsys):
     assert "base_model.model.model.diffusion_model.init_attn.0.transformer_blocks.0.attn1.to_q.lora_A.weight" in sd
 
     unet = tiny_components(0)["unet"]
-    model = peft.get_peft_model(_LatentDiffusionLike(unet), peft.LoraConfig(r=4, target_modules=["to_k", "to_v", "to_q"],
-                                                                         lora_dropout=0.01))
+    model = peft.get_peft_model(
+        _LatentDiffusionLike(unet), peft.LoraConfig(r=4, target_modules=["to_k", "to_v", "to_q"], lora_dropout=0.01)
+    )
     result = peft.set_peft_model_state_dict(model, sd)
     assert not result.unexpected_keys
     model.eval()
@@ -108,7 +109,6 @@ def test_fps_conditioning_matters():
 def test_block_checkpointing_option_folded_into_the_core():
     """`block_checkpointing` is now the core's `memory.gradient_checkpointing`; the backbone names its layers."""
     from pydantic import ValidationError
-
     from vader_videocrafter import VideoCrafterBackbone, VideoCrafterOptions
 
     with pytest.raises(ValidationError, match="memory.gradient_checkpointing"):

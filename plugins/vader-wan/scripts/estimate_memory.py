@@ -42,23 +42,42 @@ TRANSFORMERS: dict[str, dict[str, Any]] = {
     "a14b": _DIT_14B,  # each of the two experts
 }
 #: Default size (height, width, frames) of each checkpoint.
-DEFAULT_SIZE = {"t2v-1.3b": (480, 832, 81), "t2v-14b": (720, 1280, 81), "i2v-14b": (480, 832, 81),
-                "ti2v-5b": (704, 1280, 121), "a14b": (720, 1280, 81)}
+DEFAULT_SIZE = {
+    "t2v-1.3b": (480, 832, 81),
+    "t2v-14b": (720, 1280, 81),
+    "i2v-14b": (480, 832, 81),
+    "ti2v-5b": (704, 1280, 121),
+    "a14b": (720, 1280, 81),
+}
 
 
 def _vae(wan22: bool) -> Any:
     from diffusers import AutoencoderKLWan
 
     if wan22:
-        return AutoencoderKLWan(base_dim=160, decoder_base_dim=256, z_dim=48, is_residual=True, in_channels=12,
-                                out_channels=12, patch_size=2, scale_factor_spatial=16, latents_mean=[0.0] * 48,
-                                latents_std=[1.0] * 48)
+        return AutoencoderKLWan(
+            base_dim=160,
+            decoder_base_dim=256,
+            z_dim=48,
+            is_residual=True,
+            in_channels=12,
+            out_channels=12,
+            patch_size=2,
+            scale_factor_spatial=16,
+            latents_mean=[0.0] * 48,
+            latents_std=[1.0] * 48,
+        )
     return AutoencoderKLWan(base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2)
 
 
-def estimate(model: str = "t2v-1.3b", height: int | None = None, width: int | None = None,
-             frames: int | None = None, checkpointing: bool = True,
-             offload_encoders: bool = True) -> dict[str, float]:
+def estimate(
+    model: str = "t2v-1.3b",
+    height: int | None = None,
+    width: int | None = None,
+    frames: int | None = None,
+    checkpointing: bool = True,
+    offload_encoders: bool = True,
+) -> dict[str, float]:
     """Memory figures in GiB for one K=1 bf16 training step (batch 1, guidance on).
 
     As the core runs it at ``memory.gradient_checkpointing: true``: the kept call (both guidance calls) is
@@ -85,14 +104,32 @@ def estimate(model: str = "t2v-1.3b", height: int | None = None, width: int | No
     wan22 = model == "ti2v-5b"
     spatial = 16 if wan22 else 8
     z = 48 if wan22 else 16
-    cfg = {"patch_size": (1, 2, 2), "attention_head_dim": 128, "in_channels": 16, "out_channels": 16,
-           "text_dim": 4096, "freq_dim": 256, "cross_attn_norm": True, "qk_norm": "rms_norm_across_heads",
-           "eps": 1e-6, **TRANSFORMERS[model]}
+    cfg = {
+        "patch_size": (1, 2, 2),
+        "attention_head_dim": 128,
+        "in_channels": 16,
+        "out_channels": 16,
+        "text_dim": 4096,
+        "freq_dim": 256,
+        "cross_attn_norm": True,
+        "qk_norm": "rms_norm_across_heads",
+        "eps": 1e-6,
+        **TRANSFORMERS[model],
+    }
     with torch.device("meta"):
         dit = WanTransformer3DModel(**cfg).to(dtype=dtype).requires_grad_(False)
         vae = _vae(wan22).to(dtype=dtype).requires_grad_(False)
-        text = UMT5EncoderModel(UMT5Config(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24,
-                                           num_heads=64, feed_forward_proj="gated-gelu"))
+        text = UMT5EncoderModel(
+            UMT5Config(
+                vocab_size=256384,
+                d_model=4096,
+                d_kv=64,
+                d_ff=10240,
+                num_layers=24,
+                num_heads=64,
+                feed_forward_proj="gated-gelu",
+            )
+        )
         n_dit = sum(p.numel() for p in dit.parameters())
         n_text = sum(p.numel() for p in text.parameters())
         n_vae = sum(p.numel() for p in vae.parameters())
@@ -101,8 +138,9 @@ def estimate(model: str = "t2v-1.3b", height: int | None = None, width: int | No
         x = torch.randn(1, cfg["in_channels"], lat_f, h, w, dtype=dtype, requires_grad=True)
         emb = torch.randn(1, 512, 4096, dtype=dtype)
         kw = {"encoder_hidden_states_image": torch.randn(1, 257, 1280, dtype=dtype)} if cfg.get("image_dim") else {}
-        call, block = saved_gib(lambda: dit(x, torch.tensor([500.0]), emb, return_dict=False, **kw)[0],
-                                layers=list(dit.blocks))
+        call, block = saved_gib(
+            lambda: dit(x, torch.tensor([500.0]), emb, return_dict=False, **kw)[0], layers=list(dit.blocks)
+        )
         zl = torch.randn(1, z, lat_f, h, w, dtype=dtype, requires_grad=True)
         dec_one, _ = saved_gib(lambda: vae.decode(zl[:, :, :1]).sample)
         # vader's default: the chosen frame's latent frame with autograd, the earlier ones without.
@@ -129,12 +167,19 @@ def estimate(model: str = "t2v-1.3b", height: int | None = None, width: int | No
     # Off: both calls' activations stored.
     kept = 2 * stored
     return {
-        "transformer_weights": transformer_weights, "weights": weights, "text_encoder_weights": n_text * size / GIB,
-        "transformer_call": stored, "block": block,
-        "decoder": dec_one, "decoder_last": dec_last, "decoder_all": dec_all,
+        "transformer_weights": transformer_weights,
+        "weights": weights,
+        "text_encoder_weights": n_text * size / GIB,
+        "transformer_call": stored,
+        "block": block,
+        "decoder": dec_one,
+        "decoder_last": dec_last,
+        "decoder_all": dec_all,
         "peak": weights + (max(dec_last, kept + recompute) if checkpointing else kept + dec_last),
         "peak_history_gradient": weights + (max(dec_all, kept + recompute) if checkpointing else kept + dec_all),
-        "height": height, "width": width, "frames": frames,
+        "height": height,
+        "width": width,
+        "frames": frames,
     }
 
 
@@ -147,14 +192,18 @@ def main() -> None:
     parser.add_argument("--no-checkpointing", action="store_true")
     parser.add_argument("--encoders-on-gpu", action="store_true", help="memory.offload_encoders=false")
     a = parser.parse_args()
-    print("| checkpoint | size | weights (transformer / all) | one kept call | one block | decode frame 0 / last frame "
-          "/ last with history gradient | peak (default) | peak with history gradient |")
+    print(
+        "| checkpoint | size | weights (transformer / all) | one kept call | one block | decode frame 0 / last frame "
+        "/ last with history gradient | peak (default) | peak with history gradient |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for m in [a.model] if a.model else list(TRANSFORMERS):
         r = estimate(m, a.height, a.width, a.frames, not a.no_checkpointing, not a.encoders_on_gpu)
-        print(f"| {m} | {r['height']}x{r['width']}x{r['frames']} | {r['transformer_weights']:.1f} / {r['weights']:.1f} "
-              f"| {r['transformer_call']:.1f} | {r['block']:.1f} | {r['decoder']:.1f} / {r['decoder_last']:.1f} / "
-              f"{r['decoder_all']:.0f} | {r['peak']:.0f} | {r['peak_history_gradient']:.0f} |")
+        print(
+            f"| {m} | {r['height']}x{r['width']}x{r['frames']} | {r['transformer_weights']:.1f} / {r['weights']:.1f} "
+            f"| {r['transformer_call']:.1f} | {r['block']:.1f} | {r['decoder']:.1f} / {r['decoder_last']:.1f} / "
+            f"{r['decoder_all']:.0f} | {r['peak']:.0f} | {r['peak_history_gradient']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -5,11 +5,11 @@ import math
 
 import pytest
 import torch
+from vader_wan import WanBackbone, WanOptions
 
 from vader_core.cli import main as vader
 from vader_core.errors import MissingWeightsError
 from vader_core.testing import QUIET_TRAINING, BackboneCLIContractTests, lora_checkpoint, read_metrics, set_options
-from vader_wan import WanBackbone, WanOptions
 
 SIZE = {"height": 32, "width": 32, "frames": 5, "steps": 2}
 TINY = [*set_options(SIZE, "backbone."), "--set", "lora.rank=4"]
@@ -34,9 +34,33 @@ class TestWanCommands(BackboneCLIContractTests):
 def test_ddpo_smoke_from_the_cli(tmp_path):
     """ddpo runs on wan with the stochastic SDE step (sampling.eta > 0)."""
     out = tmp_path / "run"
-    vader(["train", "--backbone", "wan", "--random-weights", "--reward", "brightness", "--method", "ddpo",
-           "--max-steps", "2", *QUIET, *TINY, "--set", "sampling.eta=0.7", "--set", "method.sample_batches=2",
-           "--set", "method.clip_range=0.2", "--output-dir", str(out), "--device", "cpu", "-q"])
+    vader(
+        [
+            "train",
+            "--backbone",
+            "wan",
+            "--random-weights",
+            "--reward",
+            "brightness",
+            "--method",
+            "ddpo",
+            "--max-steps",
+            "2",
+            *QUIET,
+            *TINY,
+            "--set",
+            "sampling.eta=0.7",
+            "--set",
+            "method.sample_batches=2",
+            "--set",
+            "method.clip_range=0.2",
+            "--output-dir",
+            str(out),
+            "--device",
+            "cpu",
+            "-q",
+        ]
+    )
     rows = read_metrics(out)
     assert [r["step"] for r in rows] == [1, 2]
     assert all(math.isfinite(r["loss"]) and not r["skipped"] for r in rows)
@@ -45,8 +69,27 @@ def test_ddpo_smoke_from_the_cli(tmp_path):
 
 def test_ddpo_without_noise_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
-        vader(["train", "--backbone", "wan", "--random-weights", "--reward", "brightness", "--method", "ddpo",
-               "--max-steps", "1", *QUIET, *TINY, "--output-dir", str(tmp_path / "run"), "--device", "cpu", "-q"])
+        vader(
+            [
+                "train",
+                "--backbone",
+                "wan",
+                "--random-weights",
+                "--reward",
+                "brightness",
+                "--method",
+                "ddpo",
+                "--max-steps",
+                "1",
+                *QUIET,
+                *TINY,
+                "--output-dir",
+                str(tmp_path / "run"),
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "sampling.eta" in err, err
@@ -89,9 +132,32 @@ def test_train_both_experts_from_the_cli(tmp_path):
 
     d = save_tiny(tmp_path / "a14b", extra={"boundary_ratio": 0.9}, two_experts=True)
     out = tmp_path / "run"
-    vader(["train", "--backbone", "wan", "--set", f"backbone.model={d}", "--set", "backbone.lora_expert=both",
-           "--set", "truncation.k=2", "--reward", "brightness", "--max-steps", "2", *QUIET, *TINY,
-           "--output-dir", str(out), "--device", "cpu", "--precision", "fp32", "-q"])
+    vader(
+        [
+            "train",
+            "--backbone",
+            "wan",
+            "--set",
+            f"backbone.model={d}",
+            "--set",
+            "backbone.lora_expert=both",
+            "--set",
+            "truncation.k=2",
+            "--reward",
+            "brightness",
+            "--max-steps",
+            "2",
+            *QUIET,
+            *TINY,
+            "--output-dir",
+            str(out),
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "-q",
+        ]
+    )
     assert all(math.isfinite(r["loss"]) for r in read_metrics(out))
     b = {k: t for k, t in lora_checkpoint(out, 2).items() if "lora_B" in k}
     for expert in ("transformer.transformer.", "transformer.transformer_2."):

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from vader_wan import T2V_1_3B, WanBackbone, WanI2VBackbone, WanOptions, nearest_frame_counts
 
 from vader_core.errors import ConfigError
 from vader_core.testing import BackboneContractTests, PluginPackageContractTests
-from vader_wan import T2V_1_3B, WanBackbone, WanI2VBackbone, WanOptions, nearest_frame_counts
 
 
 class TestWan(BackboneContractTests):
@@ -39,7 +39,15 @@ class TestPackage(PluginPackageContractTests):
 def test_defaults_are_the_1_3b_checkpoint_s():
     o = WanOptions()
     assert (o.model, o.height, o.width, o.frames, o.steps, o.guidance, o.scheduler, o.flow_shift) == (
-        T2V_1_3B, 480, 832, 81, 50, 5.0, "unipc", None)
+        T2V_1_3B,
+        480,
+        832,
+        81,
+        50,
+        5.0,
+        "unipc",
+        None,
+    )
     assert WanBackbone.denoiser_name == "transformer" and WanBackbone.conditioning == "text"
     assert WanI2VBackbone.conditioning == "text+image"
 
@@ -52,8 +60,21 @@ def test_frame_count_error_is_one_line(capsys):
     from vader_core.cli import main as vader
 
     with pytest.raises(SystemExit) as exit_:
-        vader(["generate", "--backbone", "wan", "--prompt", "a cat", "--out", "/tmp/x.npy",
-               "--set", "backbone.frames=80", "--device", "cpu"])
+        vader(
+            [
+                "generate",
+                "--backbone",
+                "wan",
+                "--prompt",
+                "a cat",
+                "--out",
+                "/tmp/x.npy",
+                "--set",
+                "backbone.frames=80",
+                "--device",
+                "cpu",
+            ]
+        )
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "77" in err and "81" in err, err
@@ -85,4 +106,6 @@ def test_save_pretrained_round_trip(tmp_path):
     again.load("cpu", torch.float32)
     a = generate(bb, ["a cat"], None, torch.Generator().manual_seed(0))
     b = generate(again, ["a cat"], None, torch.Generator().manual_seed(0))
-    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)  # weights bit-equal; the reloaded transformer rounds ~5e-7 differently
+    torch.testing.assert_close(
+        a, b, rtol=0, atol=1e-5
+    )  # weights bit-equal; the reloaded transformer rounds ~5e-7 differently

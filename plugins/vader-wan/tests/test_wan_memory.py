@@ -5,12 +5,12 @@ import random
 
 import pytest
 import torch
+from vader_wan import WanBackbone, WanOptions
 
 from vader_core.config import MemorySection, TruncationSection
 from vader_core.lora import add_lora
 from vader_core.sampling import sample_with_grad
 from vader_core.testing import randomize_lora_b
-from vader_wan import WanBackbone, WanOptions
 
 
 def _backbone(**options):
@@ -35,7 +35,12 @@ def _lora_grads(gradient_checkpointing: bool, scheduler: str, seen: list):
 
     block.forward = counted
     video, kept, frames = sample_with_grad(
-        bb, cond, 1, torch.Generator().manual_seed(0), random.Random(0), TruncationSection(mode="last", k=2),
+        bb,
+        cond,
+        1,
+        torch.Generator().manual_seed(0),
+        random.Random(0),
+        TruncationSection(mode="last", k=2),
         MemorySection(gradient_checkpointing=gradient_checkpointing, decoded_frames=2),
     )
     video.mean().backward()

@@ -10,19 +10,32 @@ counts, head size, patch size, frame count, flow shift, the sampler).
 import numpy as np
 import pytest
 import torch
+from vader_wan.tiny import save_tiny
 
 from vader_core.cli import main as vader
 from vader_core.errors import ConfigError
 from vader_core.lora import read_lora
-from vader_wan.tiny import save_tiny
 
 H, W = 32, 48
 FRAMES, STEPS, GUIDANCE = 9, 3, 5.0
 TOL = 1e-4
 
 
-def _stock(model_dir, prompt, seed, scheduler="unipc", lora=None, frames=FRAMES, guidance=GUIDANCE, h=H, w=W,
-           pipeline="WanPipeline", image=None, lora_kwargs=None, **kwargs):
+def _stock(
+    model_dir,
+    prompt,
+    seed,
+    scheduler="unipc",
+    lora=None,
+    frames=FRAMES,
+    guidance=GUIDANCE,
+    h=H,
+    w=W,
+    pipeline="WanPipeline",
+    image=None,
+    lora_kwargs=None,
+    **kwargs,
+):
     import diffusers
     from diffusers import FlowMatchEulerDiscreteScheduler
 
@@ -36,18 +49,54 @@ def _stock(model_dir, prompt, seed, scheduler="unipc", lora=None, frames=FRAMES,
         from PIL import Image
 
         kwargs["image"] = Image.open(image).convert("RGB")
-    out = pipe(prompt=prompt, height=h, width=w, num_frames=frames, num_inference_steps=STEPS, guidance_scale=guidance,
-               generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs).frames
+    out = pipe(
+        prompt=prompt,
+        height=h,
+        width=w,
+        num_frames=frames,
+        num_inference_steps=STEPS,
+        guidance_scale=guidance,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="np",
+        **kwargs,
+    ).frames
     return out[0]  # (F, H, W, 3) in [0, 1]
 
 
 def _vader(tmp_path, model_dir, prompt, seed, *extra, frames=FRAMES, h=H, w=W, backbone="wan", image=None):
     out = tmp_path / f"vader-{seed}.npy"
     img = ["--image", str(image)] if image is not None else []
-    vader(["generate", "--backbone", backbone, "--set", f"backbone.model={model_dir}", "--prompt", prompt, *img,
-           "--seed", str(seed), "--out", str(out), "--device", "cpu", "--precision", "fp32",
-           "--set", f"backbone.height={h}", "--set", f"backbone.width={w}", "--set", f"backbone.frames={frames}",
-           "--set", f"backbone.steps={STEPS}", "--set", f"backbone.guidance={GUIDANCE}", *extra])
+    vader(
+        [
+            "generate",
+            "--backbone",
+            backbone,
+            "--set",
+            f"backbone.model={model_dir}",
+            "--prompt",
+            prompt,
+            *img,
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--set",
+            f"backbone.height={h}",
+            "--set",
+            f"backbone.width={w}",
+            "--set",
+            f"backbone.frames={frames}",
+            "--set",
+            f"backbone.steps={STEPS}",
+            "--set",
+            f"backbone.guidance={GUIDANCE}",
+            *extra,
+        ]
+    )
     return np.load(out)
 
 
@@ -95,8 +144,12 @@ def test_lora_loads_into_the_stock_pipeline(tmp_path, tiny_dir, capsys):
 
     from vader_core.testing import save_random_lora
 
-    lora_dir = save_random_lora(WanTransformer3DModel.from_pretrained(tiny_dir, subfolder="transformer"),
-                                tmp_path / "lora", prefix="transformer", std=0.5)
+    lora_dir = save_random_lora(
+        WanTransformer3DModel.from_pretrained(tiny_dir, subfolder="transformer"),
+        tmp_path / "lora",
+        prefix="transformer",
+        std=0.5,
+    )
     prompt, seed = "a dog surfing a wave", 0
     ours = _vader(tmp_path, tiny_dir, prompt, seed, "--lora", str(lora_dir))
     ref = _stock(tiny_dir, prompt, seed, lora=lora_dir)
@@ -174,23 +227,31 @@ def test_a14b_lora_goes_on_the_low_noise_expert(tmp_path, capsys):
     """The default LoRA expert of A14B is `transformer_2`; its file loads with load_lora_weights(...,
     load_into_transformer_2=True) and gives vader generate --lora's frames."""
     from diffusers import WanTransformer3DModel
+    from vader_wan import WanBackbone, WanOptions
 
     from vader_core.testing import save_random_lora
-    from vader_wan import WanBackbone, WanOptions
 
     d = save_tiny(tmp_path / "a14b", extra={"boundary_ratio": 0.9}, two_experts=True)
     bb = WanBackbone(WanOptions(model=str(d), frames=5))
     bb.load("cpu", torch.float32)
     assert bb.denoiser is bb.components["transformer_2"]
-    lora_dir = save_random_lora(WanTransformer3DModel.from_pretrained(d, subfolder="transformer_2"),
-                                tmp_path / "lora", prefix="transformer", std=0.5)
+    lora_dir = save_random_lora(
+        WanTransformer3DModel.from_pretrained(d, subfolder="transformer_2"),
+        tmp_path / "lora",
+        prefix="transformer",
+        std=0.5,
+    )
     prompt, seed = "a cat", 1
     ours = _vader(tmp_path, d, prompt, seed, "--lora", str(lora_dir))
     ref = _stock(d, prompt, seed, lora=lora_dir, lora_kwargs={"load_into_transformer_2": True})
     plain = _stock(d, prompt, seed)
     diff = float(np.abs(ours - ref).max())
-    _report(capsys, f"wan A14B + low-expert LoRA vs load_lora_weights(load_into_transformer_2); LoRA changed "
-            f"frames by {np.abs(ref - plain).max():.3g}", diff)
+    _report(
+        capsys,
+        f"wan A14B + low-expert LoRA vs load_lora_weights(load_into_transformer_2); LoRA changed "
+        f"frames by {np.abs(ref - plain).max():.3g}",
+        diff,
+    )
     assert diff <= TOL and np.abs(ref - plain).max() > 1e-3
 
 
@@ -199,10 +260,11 @@ def test_a14b_lora_on_both_experts(tmp_path, capsys):
     `vader_wan.export` splits it into the two files stock diffusers loads (the low one with
     load_into_transformer_2=True), which give the same frames."""
     import diffusers
+    from vader_wan import WanBackbone, WanOptions
+    from vader_wan.export import HIGH_NAME, LOW_NAME
+    from vader_wan.export import main as export_main
 
     from vader_core.testing import save_random_lora
-    from vader_wan import WanBackbone, WanOptions
-    from vader_wan.export import HIGH_NAME, LOW_NAME, main as export_main
 
     d = save_tiny(tmp_path / "a14b", extra={"boundary_ratio": 0.9}, two_experts=True)
     bb = WanBackbone(WanOptions(model=str(d), frames=5, lora_expert="both"))
@@ -218,19 +280,36 @@ def test_a14b_lora_on_both_experts(tmp_path, capsys):
     pipe = diffusers.WanPipeline.from_pretrained(d)
     pipe.set_progress_bar_config(disable=True)
     pipe.load_lora_weights(str(tmp_path / "split"), weight_name=HIGH_NAME, adapter_name="high")
-    pipe.load_lora_weights(str(tmp_path / "split"), weight_name=LOW_NAME, adapter_name="low",
-                           load_into_transformer_2=True)
-    ref = pipe(prompt=prompt, height=H, width=W, num_frames=FRAMES, num_inference_steps=STEPS,
-               guidance_scale=GUIDANCE, generator=torch.Generator().manual_seed(seed), output_type="np").frames[0]
-    low_only = _stock(d, prompt, seed, lora=tmp_path / "split", lora_kwargs={"weight_name": LOW_NAME,
-                                                                             "load_into_transformer_2": True})
+    pipe.load_lora_weights(
+        str(tmp_path / "split"), weight_name=LOW_NAME, adapter_name="low", load_into_transformer_2=True
+    )
+    ref = pipe(
+        prompt=prompt,
+        height=H,
+        width=W,
+        num_frames=FRAMES,
+        num_inference_steps=STEPS,
+        guidance_scale=GUIDANCE,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="np",
+    ).frames[0]
+    low_only = _stock(
+        d, prompt, seed, lora=tmp_path / "split", lora_kwargs={"weight_name": LOW_NAME, "load_into_transformer_2": True}
+    )
     diff = float(np.abs(ours - ref).max())
-    _report(capsys, f"wan A14B + LoRA on both experts vs the two split files in load_lora_weights; the high "
-            f"expert's LoRA changed frames by {np.abs(ref - low_only).max():.3g}", diff)
+    _report(
+        capsys,
+        f"wan A14B + LoRA on both experts vs the two split files in load_lora_weights; the high "
+        f"expert's LoRA changed frames by {np.abs(ref - low_only).max():.3g}",
+        diff,
+    )
     assert diff <= TOL and np.abs(ref - low_only).max() > 1e-3
     # A one-expert LoRA is not split, and `both` needs two experts.
-    one = save_random_lora(diffusers.WanTransformer3DModel.from_pretrained(d, subfolder="transformer_2"),
-                           tmp_path / "one", prefix="transformer")
+    one = save_random_lora(
+        diffusers.WanTransformer3DModel.from_pretrained(d, subfolder="transformer_2"),
+        tmp_path / "one",
+        prefix="transformer",
+    )
     assert export_main([str(one), "--out", str(tmp_path / "x")]) == 2
     single = save_tiny(tmp_path / "single")
     with pytest.raises(ConfigError, match="two-expert"):

@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-
 from vader_wan import WanBackbone, WanOptions
 
 
@@ -26,8 +25,12 @@ def test_sampled_step_follows_the_stated_gaussian(step_index):
     s_safe = bb.sigma(1) if s >= 1 else s  # sigma = 1 (the first step) has no finite std: Flow-GRPO uses the next
     assert std == pytest.approx(0.7 * math.sqrt(s / (1 - s_safe)) * math.sqrt(s - s_next))
     # 200 draws of the step from the same state: standardised residuals are N(0, 1), independent of the mean.
-    z = torch.stack([(bb.scheduler_step(v, ts[step_index], x, step_index, torch.Generator().manual_seed(k)) - mean)
-                     / std for k in range(200)])
+    z = torch.stack(
+        [
+            (bb.scheduler_step(v, ts[step_index], x, step_index, torch.Generator().manual_seed(k)) - mean) / std
+            for k in range(200)
+        ]
+    )
     n = z.numel()
     assert abs(float(z.mean())) < 4 / math.sqrt(n)
     assert abs(float(z.var()) - 1) < 4 * math.sqrt(2 / n)

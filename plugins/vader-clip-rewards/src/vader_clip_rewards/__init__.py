@@ -6,7 +6,7 @@ torch, open_clip and transformers are imported only when a reward loads its mode
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from vader_core.hookspecs import hookimpl
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from vader_core.errors import ConfigError, MissingWeightsError
 from vader_core.hub import hub_offline
@@ -59,12 +60,14 @@ def _check_architecture(model_name: str, reward: str) -> None:
     known = open_clip.list_models()
     if model_name not in known:
         close = difflib.get_close_matches(model_name, known, n=3)
-        raise ConfigError(f"{reward}: unknown open_clip architecture `{model_name}`"
-                          + (f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else "")
-                          + " (`open_clip.list_models()` lists them)")
+        raise ConfigError(
+            f"{reward}: unknown open_clip architecture `{model_name}`"
+            + (f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else "")
+            + " (`open_clip.list_models()` lists them)"
+        )
 
 
-def create_open_clip(model_name: str, quick_gelu: bool, reward: str = "clip") -> "torch.nn.Module":
+def create_open_clip(model_name: str, quick_gelu: bool, reward: str = "clip") -> torch.nn.Module:
     """An open_clip model of architecture ``model_name`` with random weights (fp32, CPU)."""
     import open_clip
 
@@ -73,9 +76,7 @@ def create_open_clip(model_name: str, quick_gelu: bool, reward: str = "clip") ->
         return open_clip.create_model(model_name, pretrained=None, force_quick_gelu=quick_gelu)
 
 
-def open_clip_weights(
-    model_name: str, pretrained: str, *, reward: str, option: str
-) -> tuple[str, dict[str, Any]]:
+def open_clip_weights(model_name: str, pretrained: str, *, reward: str, option: str) -> tuple[str, dict[str, Any]]:
     """Resolve ``pretrained`` (an open_clip tag of ``model_name`` or a local file) to a weights file.
 
     Returns:
@@ -92,7 +93,12 @@ def open_clip_weights(
     if not cfg:
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
         looks_like_path = any(s in pretrained for s in ("/", "\\", "~")) or p.suffix in (
-            ".bin", ".pt", ".pth", ".safetensors", ".npz")
+            ".bin",
+            ".pt",
+            ".pth",
+            ".safetensors",
+            ".npz",
+        )
         if looks_like_path:
             raise MissingWeightsError(
                 f"{reward}: `{option}` is {pretrained!r}, but there is no such file; give an existing open_clip "
@@ -116,13 +122,15 @@ def open_clip_weights(
         try:
             return open_clip.download_pretrained(cfg, prefer_hf_hub=False), cfg
         except Exception as e:  # noqa: BLE001
-            raise missing_weights(reward, what, name, cfg["url"], option,
-                                  f"download failed ({type(e).__name__})") from None
-    raise MissingWeightsError(f"{reward}: open_clip knows no download for `{model_name}` / `{pretrained}`; "
-                              f"give a local file with `{option}`")
+            raise missing_weights(
+                reward, what, name, cfg["url"], option, f"download failed ({type(e).__name__})"
+            ) from None
+    raise MissingWeightsError(
+        f"{reward}: open_clip knows no download for `{model_name}` / `{pretrained}`; give a local file with `{option}`"
+    )
 
 
-def load_open_clip_file(model: "torch.nn.Module", path: str, *, reward: str, option: str) -> None:
+def load_open_clip_file(model: torch.nn.Module, path: str, *, reward: str, option: str) -> None:
     """Load an open_clip checkpoint file (``.safetensors``, ``.bin``, ``.pt``, big_vision ``.npz``) with
     open_clip's own loader, which also converts third-party layouts."""
     import open_clip
@@ -133,12 +141,13 @@ def load_open_clip_file(model: "torch.nn.Module", path: str, *, reward: str, opt
         open_clip.load_checkpoint(model, path, strict=True)
     except Exception as e:  # noqa: BLE001
         first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise CheckpointError(f"{reward}: `{option}` file {path} does not load into the model: "
-                              f"{type(e).__name__}: {first}") from None
+        raise CheckpointError(
+            f"{reward}: `{option}` file {path} does not load into the model: {type(e).__name__}: {first}"
+        ) from None
 
 
 def open_clip_spec(
-    model: "torch.nn.Module", pretrained_cfg: dict[str, Any], resize_mode: str | None, *, clamp: bool = True
+    model: torch.nn.Module, pretrained_cfg: dict[str, Any], resize_mode: str | None, *, clamp: bool = True
 ) -> ImageSpec:
     """The :class:`ImageSpec` open_clip's ``preprocess`` would use for this model and tag.
 
@@ -160,21 +169,31 @@ def open_clip_spec(
     mode = resize_mode or cfg.get("resize_mode", "shortest")
     if mode == "squash":  # the VADER training code: torchvision's Resize((224, 224)), bilinear, antialiased
         interpolation = "bilinear"
-    return ImageSpec(size=size, mean=mean, std=std, resize_mode=mode, interpolation=interpolation,
-                     crop_offset="round", clamp=clamp, fill=0.0)
+    return ImageSpec(
+        size=size,
+        mean=mean,
+        std=std,
+        resize_mode=mode,
+        interpolation=interpolation,
+        crop_offset="round",
+        clamp=clamp,
+        fill=0.0,
+    )
 
 
-def open_clip_tokenizer(model_name: str, *, reward: str) -> Callable[[Sequence[str]], "torch.Tensor"]:
+def open_clip_tokenizer(model_name: str, *, reward: str) -> Callable[[Sequence[str]], torch.Tensor]:
     """open_clip's tokenizer for ``model_name`` (the offline CLIP BPE for the CLIP models), built once."""
     try:
         return _open_clip_tokenizer(model_name)
     except Exception as e:  # noqa: BLE001
-        raise MissingWeightsError(f"{reward}: the tokenizer of `{model_name}` is not available "
-                                  f"({type(e).__name__}); run once with network access to cache it") from None
+        raise MissingWeightsError(
+            f"{reward}: the tokenizer of `{model_name}` is not available "
+            f"({type(e).__name__}); run once with network access to cache it"
+        ) from None
 
 
 @functools.lru_cache(maxsize=8)
-def _open_clip_tokenizer(model_name: str) -> Callable[[Sequence[str]], "torch.Tensor"]:
+def _open_clip_tokenizer(model_name: str) -> Callable[[Sequence[str]], torch.Tensor]:
     import open_clip
 
     if model_name == TINY_CLIP:

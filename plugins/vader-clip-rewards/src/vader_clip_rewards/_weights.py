@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from vader_core.errors import CheckpointError, MissingWeightsError
 from vader_core.hub import OFFLINE_REASON, hub_offline
@@ -17,7 +18,9 @@ def _reason(exc: BaseException) -> str:
     return f"download failed ({type(exc).__name__}{': ' + first if first else ''})"
 
 
-def missing_weights(reward: str, what: str, filename: str, source: str, option: str, reason: str) -> MissingWeightsError:
+def missing_weights(
+    reward: str, what: str, filename: str, source: str, option: str, reason: str
+) -> MissingWeightsError:
     """The one-line error for weights that are neither local nor downloadable.
 
     Args:
@@ -45,7 +48,13 @@ def local_file(value: str, *, reward: str, what: str, filename: str, source: str
 
 
 def hub_file(
-    repo_id: str, filenames: Sequence[str], *, reward: str, what: str, option: str, source: str | None = None,
+    repo_id: str,
+    filenames: Sequence[str],
+    *,
+    reward: str,
+    what: str,
+    option: str,
+    source: str | None = None,
     filename: str | None = None,
 ) -> str:
     """Path of the first of ``filenames`` found in the hub repo ``repo_id`` (cache, then download).
@@ -66,12 +75,16 @@ def hub_file(
             last = e
     shown = filename or " or ".join(f"`{n}`" for n in filenames).strip("`")
     raise missing_weights(
-        reward, what, shown, source or f"the Hugging Face hub repo `{repo_id}`", option,
+        reward,
+        what,
+        shown,
+        source or f"the Hugging Face hub repo `{repo_id}`",
+        option,
         _reason(last) if last is not None else "no candidate file",
     )
 
 
-def read_state_dict(path: str, *, reward: str, what: str, allow_pickle: bool = False) -> "dict[str, Any]":
+def read_state_dict(path: str, *, reward: str, what: str, allow_pickle: bool = False) -> dict[str, Any]:
     """Tensors of a ``.pt``/``.pth``/``.bin``/``.safetensors`` file; a ``{"state_dict": ...}`` wrapper
     and a DistributedDataParallel ``module.`` prefix are removed.
 
@@ -114,11 +127,11 @@ def read_state_dict(path: str, *, reward: str, what: str, allow_pickle: bool = F
     if not isinstance(obj, dict) or not obj:
         raise CheckpointError(f"{reward}: {path} holds no state dict of {what} (got {type(obj).__name__})")
     if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
 
 
-def load_strict(module: "Any", state_dict: "dict[str, Any]", *, reward: str, what: str, path: str) -> None:
+def load_strict(module: Any, state_dict: dict[str, Any], *, reward: str, what: str, path: str) -> None:
     """``module.load_state_dict(state_dict)``, turning a mismatch into one :class:`CheckpointError` line."""
     try:
         module.load_state_dict(state_dict, strict=True)

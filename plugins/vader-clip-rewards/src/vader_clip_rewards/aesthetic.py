@@ -8,7 +8,8 @@ the same head the VADER, DDPO and AlignProp code use. Raw score, ~1-10. VADER's 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -50,7 +51,8 @@ class AestheticOptions(RewardOptions):
         "reference), `longest` side + black padding, or `squash` (the VADER training code).",
     )
     allow_pickle: bool = Field(
-        False, description="Unpickle Python objects in the weights file (weights_only=False) when it holds more "
+        False,
+        description="Unpickle Python objects in the weights file (weights_only=False) when it holds more "
         "than tensors; the released files do not need it. Only for files you trust.",
     )
     gradient_checkpointing: bool = Field(
@@ -78,9 +80,9 @@ class Aesthetic(OpenClipReward):
 
     def __init__(self, options: AestheticOptions | None = None) -> None:
         super().__init__(options)
-        self.mlp: "torch.nn.Module | None" = None
+        self.mlp: torch.nn.Module | None = None
 
-    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         """Load CLIP and the MLP (local paths or the hub, honouring ``HF_HUB_OFFLINE``), frozen, in ``dtype``."""
         from ._mlp import LaionAestheticMLP
 
@@ -89,9 +91,16 @@ class Aesthetic(OpenClipReward):
         if o.mlp_path:
             mlp_file = local_file(o.mlp_path, filename=MLP_FILE, source=MLP_GITHUB, **where)
         else:
-            mlp_file = hub_file(MLP_HUB_REPO, [MLP_HUB_FILE], filename=MLP_FILE, **where, source=(
-                f"{MLP_GITHUB} (or as `{MLP_HUB_FILE}`, the default download, from the Hugging Face hub repo "
-                f"`{MLP_HUB_REPO}`)"))
+            mlp_file = hub_file(
+                MLP_HUB_REPO,
+                [MLP_HUB_FILE],
+                filename=MLP_FILE,
+                **where,
+                source=(
+                    f"{MLP_GITHUB} (or as `{MLP_HUB_FILE}`, the default download, from the Hugging Face hub repo "
+                    f"`{MLP_HUB_REPO}`)"
+                ),
+            )
         clip_file, tag_cfg = self.clip_weights()
         state = read_state_dict(mlp_file, reward=self.name, what="LAION aesthetic MLP", allow_pickle=o.allow_pickle)
         weight = state.get("layers.0.weight")
@@ -103,7 +112,7 @@ class Aesthetic(OpenClipReward):
         self._setup_head(clip, mlp, device, dtype)
         self._setup(clip, tag_cfg, o.clip_model, device, dtype)
 
-    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+    def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Tiny random CLIP (real open_clip ``CLIP`` class) and a random LAION MLP, for tests."""
         clip, mlp = tiny_components(seed)
         self._setup_head(clip, mlp, device, dtype)
@@ -112,10 +121,12 @@ class Aesthetic(OpenClipReward):
     def _setup_head(self, clip: Any, mlp: Any, device: Any, dtype: Any) -> None:
         width = int(clip.visual.output_dim)
         if mlp.layers[0].in_features != width:
-            raise CheckpointError(f"{self.name}: the MLP takes {mlp.layers[0].in_features}-d embeddings but "
-                                  f"`{self.options.clip_model}` gives {width}-d ones")
+            raise CheckpointError(
+                f"{self.name}: the MLP takes {mlp.layers[0].in_features}-d embeddings but "
+                f"`{self.options.clip_model}` gives {width}-d ones"
+            )
         self.mlp = freeze(mlp, device, dtype)
 
-    def score_frames(self, frames: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def score_frames(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """Aesthetic score of each frame ``(N, 3, H, W)`` in [0, 1]; prompts are ignored. Returns ``(N,)``."""
         return self.mlp(self.image_embeddings(frames))

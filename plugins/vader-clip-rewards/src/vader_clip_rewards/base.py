@@ -11,14 +11,20 @@ its weights come from, its head and its formula.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from vader_core.lazy import torch as _torch
 from vader_core.modules import freeze
 from vader_core.reward import RewardOptions, RewardPlugin
 
 from ._common import (
-    create_open_clip, load_open_clip_file, open_clip_spec, open_clip_tokenizer, open_clip_weights, unique_prompts,
+    create_open_clip,
+    load_open_clip_file,
+    open_clip_spec,
+    open_clip_tokenizer,
+    open_clip_weights,
+    unique_prompts,
 )
 from .preprocess import ImageSpec, preprocess
 
@@ -26,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-def unit(x: "torch.Tensor") -> "torch.Tensor":
+def unit(x: torch.Tensor) -> torch.Tensor:
     """``x`` scaled to unit length along the last dimension.
 
     An all-zero embedding (a degenerate image through a random or broken tower) has no direction: it
@@ -47,23 +53,23 @@ class ClipReward(RewardPlugin):
 
     def __init__(self, options: RewardOptions | None = None) -> None:
         super().__init__(options)
-        self.model: "torch.nn.Module | None" = None
+        self.model: torch.nn.Module | None = None
         self.tokenizer: Any = None
         self.spec = ImageSpec()
 
-    def image_features(self, pixels: "torch.Tensor") -> "torch.Tensor":
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """The image tower on model input ``(N, 3, *spec.size)``: ``(N, D)`` embeddings, any length."""
         raise NotImplementedError
 
-    def text_features(self, prompts: Sequence[str]) -> "torch.Tensor":
+    def text_features(self, prompts: Sequence[str]) -> torch.Tensor:
         """The text tower on ``prompts``: ``(len(prompts), D)`` embeddings, any length."""
         raise NotImplementedError
 
-    def image_embeddings(self, frames: "torch.Tensor") -> "torch.Tensor":
+    def image_embeddings(self, frames: torch.Tensor) -> torch.Tensor:
         """Unit-length embeddings ``(N, D)`` of frames ``(N, 3, H, W)`` in [0, 1], differentiable in ``frames``."""
         return unit(self.image_features(preprocess(frames, self.spec).to(device=self.device, dtype=self.dtype)))
 
-    def prompt_embeddings(self, prompts: Sequence[str]) -> "torch.Tensor":
+    def prompt_embeddings(self, prompts: Sequence[str]) -> torch.Tensor:
         """Unit-length embeddings ``(N, D)`` of one prompt per frame; the text tower runs once per distinct
         prompt, without gradient (nothing the reward trains reaches it)."""
         import torch
@@ -73,7 +79,7 @@ class ClipReward(RewardPlugin):
             text = unit(self.text_features(distinct))
         return text[torch.as_tensor(index, device=text.device)]
 
-    def cosine(self, frames: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def cosine(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """``cos(image, prompt)`` of each frame ``(N, 3, H, W)`` in [0, 1] and its prompt: ``(N,)``."""
         return (self.image_embeddings(frames) * self.prompt_embeddings(prompts)).sum(dim=-1)
 
@@ -92,7 +98,7 @@ class OpenClipReward(ClipReward):
 
     def __init__(self, options: RewardOptions | None = None) -> None:
         super().__init__(options)
-        self.visual: "torch.nn.Module | None" = None
+        self.visual: torch.nn.Module | None = None
 
     def clip_weights(self) -> tuple[str, dict[str, Any]]:
         """The weights file ``clip_pretrained`` names, an open_clip tag of ``clip_model`` (from the Hugging Face
@@ -101,8 +107,7 @@ class OpenClipReward(ClipReward):
         o = self.options
         return open_clip_weights(o.clip_model, o.clip_pretrained, reward=self.name, option="clip_pretrained")
 
-    def build_clip(self, path: str, tag_cfg: dict[str, Any], quick_gelu: bool | None, *,
-                   local_quick_gelu: bool) -> Any:
+    def build_clip(self, path: str, tag_cfg: dict[str, Any], quick_gelu: bool | None, *, local_quick_gelu: bool) -> Any:
         """``clip_model`` with the weights of :meth:`clip_weights` (fp32, CPU, not yet frozen).
 
         Args:
@@ -128,8 +133,8 @@ class OpenClipReward(ClipReward):
             self.visual.set_grad_checkpointing(True)
         super().load(device, dtype)
 
-    def image_features(self, pixels: "torch.Tensor") -> "torch.Tensor":
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.visual(pixels)
 
-    def text_features(self, prompts: Sequence[str]) -> "torch.Tensor":
+    def text_features(self, prompts: Sequence[str]) -> torch.Tensor:
         return self.model.encode_text(self.tokenizer(prompts).to(self.device))

@@ -7,7 +7,8 @@ negative cosines to 0, which would cut the gradient, so this reward does not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -29,7 +30,9 @@ class ClipScoreOptions(RewardOptions):
         "downloaded from the hub) or a local open_clip checkpoint file.",
     )
     scale: float = Field(
-        1.0, gt=0, description="Multiplier of the cosine: 1 (default), 100 (torchmetrics CLIPScore), 2.5 (Hessel et al.)."
+        1.0,
+        gt=0,
+        description="Multiplier of the cosine: 1 (default), 100 (torchmetrics CLIPScore), 2.5 (Hessel et al.).",
     )
     quick_gelu: bool | None = Field(
         None,
@@ -37,8 +40,9 @@ class ClipScoreOptions(RewardOptions):
         "default for a local file.",
     )
     resize_mode: Literal["shortest", "longest", "squash"] | None = Field(
-        None, description="Frame to model input: `shortest` + centre crop, `longest` + padding, `squash`; null: as "
-        "open_clip's preprocess for the tag (shortest for the CLIP models)."
+        None,
+        description="Frame to model input: `shortest` + centre crop, `longest` + padding, `squash`; null: as "
+        "open_clip's preprocess for the tag (shortest for the CLIP models).",
     )
     gradient_checkpointing: bool = Field(
         False, description="Recompute the vision tower in backward instead of storing its activations."
@@ -64,16 +68,16 @@ class ClipScore(OpenClipReward):
         s = float(self.options.scale)
         self.value_range = (-s, s)
 
-    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         """Load ``clip_model`` with ``clip_pretrained`` (tag or local file, honouring ``HF_HUB_OFFLINE``)."""
         path, tag_cfg = self.clip_weights()
         model = self.build_clip(path, tag_cfg, self.options.quick_gelu, local_quick_gelu=False)
         self._setup(model, tag_cfg, self.options.clip_model, device, dtype)
 
-    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+    def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Tiny random open_clip model (the real ``CLIP`` class), for tests."""
         self._setup(tiny_model(seed, bool(self.options.quick_gelu)), {}, TINY_CLIP, device, dtype)
 
-    def score_frames(self, frames: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def score_frames(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """``scale * cos`` of each frame ``(N, 3, H, W)`` in [0, 1] and its prompt. Returns ``(N,)``."""
         return self.options.scale * self.cosine(frames, prompts)

@@ -9,7 +9,8 @@ it (a few tenths for generated images). VADER's loss ``1 - s`` is ``objective: m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -44,7 +45,8 @@ class HPSOptions(RewardOptions):
         "`shortest` side + centre crop (open_clip's default), or `squash` (the VADER training code).",
     )
     allow_pickle: bool = Field(
-        False, description="Unpickle Python objects in the weights file (weights_only=False) when it holds more "
+        False,
+        description="Unpickle Python objects in the weights file (weights_only=False) when it holds more "
         "than tensors; the released files do not need it. Only for files you trust.",
     )
     gradient_checkpointing: bool = Field(
@@ -74,14 +76,15 @@ class HPS(OpenClipReward):
     # HPSv2 resizes float tensors (ToTensor comes first), so nothing clamps the bicubic overshoot.
     clamp_resized = False
 
-    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         """Load the HPS checkpoint into ViT-H-14 (local path or the hub, honouring ``HF_HUB_OFFLINE``)."""
         o = self.options
         filename = HPS_FILES[o.version]
         where = {"reward": self.name, "what": f"HPS {o.version} weights", "option": "checkpoint"}
         if o.checkpoint:
-            path = local_file(o.checkpoint, filename=filename, source=f"the Hugging Face hub repo `{HPS_REPO}`",
-                              **where)
+            path = local_file(
+                o.checkpoint, filename=filename, source=f"the Hugging Face hub repo `{HPS_REPO}`", **where
+            )
         else:
             path = hub_file(HPS_REPO, [filename], **where)
         # The published files hold {"state_dict": ...} of the whole CLIP model (hpsv2's loader reads
@@ -91,10 +94,10 @@ class HPS(OpenClipReward):
         load_strict(model, state, reward=self.name, what=f"`{o.clip_model}` model", path=path)
         self._setup(model, {}, o.clip_model, device, dtype)
 
-    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+    def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Tiny random OpenCLIP model of the same class, for tests."""
         self._setup(tiny_model(seed), {}, TINY_CLIP, device, dtype)
 
-    def score_frames(self, frames: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def score_frames(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """HPS of each frame ``(N, 3, H, W)`` in [0, 1] with its prompt. Returns ``(N,)``."""
         return self.cosine(frames, prompts)

@@ -9,7 +9,8 @@ generated images). VADER's loss ``|1 - s / 100|`` is ``weight: 0.01, objective: 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -49,12 +50,22 @@ def tiny_config() -> Any:
 
     return CLIPConfig(
         text_config={
-            "vocab_size": 49408, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
-            "num_hidden_layers": 2, "max_position_embeddings": 77, "hidden_act": "gelu",
+            "vocab_size": 49408,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_attention_heads": 2,
+            "num_hidden_layers": 2,
+            "max_position_embeddings": 77,
+            "hidden_act": "gelu",
         },
         vision_config={
-            "image_size": 224, "patch_size": 32, "hidden_size": 64, "intermediate_size": 128,
-            "num_attention_heads": 2, "num_hidden_layers": 2, "hidden_act": "gelu",
+            "image_size": 224,
+            "patch_size": 32,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_attention_heads": 2,
+            "num_hidden_layers": 2,
+            "hidden_act": "gelu",
         },
         projection_dim=32,
     )
@@ -79,7 +90,7 @@ class PickScore(ClipReward):
         super().__init__(options)
         self.spec = ImageSpec(crop_offset="floor")
 
-    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         """Load ``options.model`` (hub id or local directory, honouring ``HF_HUB_OFFLINE``), frozen, in ``dtype``."""
         from transformers import CLIPModel
 
@@ -91,7 +102,7 @@ class PickScore(ClipReward):
             raise missing_model(self.name, ref, unavailable_reason(e, local), repo=PICKSCORE_REPO) from None
         self._setup(model, device, dtype)
 
-    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+    def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Tiny random transformers ``CLIPModel`` of the same classes, for tests."""
         self._setup(tiny_model(seed), device, dtype)
 
@@ -101,8 +112,12 @@ class PickScore(ClipReward):
         size = int(model.config.vision_config.image_size)
         mode = self.options.resize_mode
         # `squash` is the VADER training code's resize: torchvision's bilinear default
-        self.spec = ImageSpec(size=(size, size), resize_mode=mode, crop_offset="floor",
-                              interpolation="bilinear" if mode == "squash" else "bicubic")
+        self.spec = ImageSpec(
+            size=(size, size),
+            resize_mode=mode,
+            crop_offset="floor",
+            interpolation="bilinear" if mode == "squash" else "bicubic",
+        )
         # The processor's tokenizer is CLIP's BPE (49,408 tokens); vader builds it offline from
         # open_clip's vocabulary file, so scoring never needs the processor repo.
         self.tokenizer = clip_tokenizer(int(model.config.text_config.max_position_embeddings))
@@ -120,16 +135,22 @@ class PickScore(ClipReward):
         for layer in encoder.layers:
             layer.training = True
 
-    def image_features(self, pixels: "torch.Tensor") -> "torch.Tensor":
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.visual_projection(self.model.vision_model(pixel_values=pixels).pooler_output)
 
-    def text_features(self, prompts: Sequence[str]) -> "torch.Tensor":
-        tok = self.tokenizer(list(prompts), padding="max_length", truncation=True,
-                             max_length=self.tokenizer.model_max_length, return_tensors="pt")
-        out = self.model.text_model(input_ids=tok["input_ids"].to(self.device),
-                                    attention_mask=tok["attention_mask"].to(self.device))
+    def text_features(self, prompts: Sequence[str]) -> torch.Tensor:
+        tok = self.tokenizer(
+            list(prompts),
+            padding="max_length",
+            truncation=True,
+            max_length=self.tokenizer.model_max_length,
+            return_tensors="pt",
+        )
+        out = self.model.text_model(
+            input_ids=tok["input_ids"].to(self.device), attention_mask=tok["attention_mask"].to(self.device)
+        )
         return self.model.text_projection(out.pooler_output)
 
-    def score_frames(self, frames: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def score_frames(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """PickScore of each frame ``(N, 3, H, W)`` in [0, 1] with its prompt. Returns ``(N,)``."""
         return self.model.logit_scale.exp() * self.cosine(frames, prompts)

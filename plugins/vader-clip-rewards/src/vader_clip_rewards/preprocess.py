@@ -65,7 +65,7 @@ class ImageSpec:
     fill: float = 0.0
 
 
-def _resize(x: "torch.Tensor", size: tuple[int, int], spec: ImageSpec) -> "torch.Tensor":
+def _resize(x: torch.Tensor, size: tuple[int, int], spec: ImageSpec) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     y = F.interpolate(x, size=size, mode=spec.interpolation, align_corners=False, antialias=True)
@@ -76,7 +76,7 @@ def _crop_start(excess: int, how: str) -> int:
     return int(round(excess / 2.0)) if how == "round" else excess // 2
 
 
-def resize_to_input(frames: "torch.Tensor", spec: ImageSpec) -> "torch.Tensor":
+def resize_to_input(frames: torch.Tensor, spec: ImageSpec) -> torch.Tensor:
     """Resize (and crop or pad) frames to the model input size, still in [0, 1] pixel units.
 
     Args:
@@ -103,7 +103,7 @@ def resize_to_input(frames: "torch.Tensor", spec: ImageSpec) -> "torch.Tensor":
             nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
         x = _resize(x, (nh, nw), spec)
         top, left = _crop_start(nh - th, spec.crop_offset), _crop_start(nw - tw, spec.crop_offset)
-        return x[:, :, top:top + th, left:left + tw]
+        return x[:, :, top : top + th, left : left + tw]
     if spec.resize_mode == "longest":
         scale = min(th / h, tw / w)
         nh, nw = min(th, round(h * scale)), min(tw, round(w * scale))
@@ -115,13 +115,13 @@ def resize_to_input(frames: "torch.Tensor", spec: ImageSpec) -> "torch.Tensor":
     raise ValueError(f"`resize_mode` must be shortest, longest or squash, got {spec.resize_mode!r}")
 
 
-def normalize(pixels: "torch.Tensor", spec: ImageSpec) -> "torch.Tensor":
+def normalize(pixels: torch.Tensor, spec: ImageSpec) -> torch.Tensor:
     """``(pixels - mean) / std`` per channel."""
     mean = pixels.new_tensor(spec.mean).view(1, -1, 1, 1)
     std = pixels.new_tensor(spec.std).view(1, -1, 1, 1)
     return (pixels - mean) / std
 
 
-def preprocess(frames: "torch.Tensor", spec: ImageSpec) -> "torch.Tensor":
+def preprocess(frames: torch.Tensor, spec: ImageSpec) -> torch.Tensor:
     """Frames ``(N, 3, H, W)`` in [0, 1] to normalised model input ``(N, 3, *spec.size)`` (float32)."""
     return normalize(resize_to_input(frames, spec), spec)

@@ -6,7 +6,7 @@ torch and transformers are imported only when the reward loads its model.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from vader_core.hookspecs import hookimpl
 

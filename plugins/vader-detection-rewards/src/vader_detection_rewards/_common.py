@@ -46,7 +46,7 @@ def mean_std(cfg: dict[str, Any], mean: tuple[float, ...], std: tuple[float, ...
     return m, s
 
 
-def flag_for_checkpointing(encoder: "torch.nn.Module", layers: "torch.nn.ModuleList") -> None:
+def flag_for_checkpointing(encoder: torch.nn.Module, layers: torch.nn.ModuleList) -> None:
     """transformers only checkpoints layers in training mode; flag the encoder and its layers alone
     (not their submodules), so checkpointing runs while every dropout stays off."""
     encoder.training = True
@@ -54,7 +54,7 @@ def flag_for_checkpointing(encoder: "torch.nn.Module", layers: "torch.nn.ModuleL
         layer.training = True
 
 
-def spread_init(model: "torch.nn.Module", std: float = 0.3) -> "torch.nn.Module":
+def spread_init(model: torch.nn.Module, std: float = 0.3) -> torch.nn.Module:
     """Re-initialise a freshly built tiny model so that its outputs depend on its inputs.
 
     transformers' initialisation (weights of std 0.02, zero detection tokens) makes a tiny random

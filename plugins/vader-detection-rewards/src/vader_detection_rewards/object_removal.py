@@ -26,7 +26,8 @@ it goes to 0 (reward 1) smoothly as the object disappears.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -58,18 +59,22 @@ class ObjectRemovalOptions(RewardOptions):
         description="`yolos`: closed-vocabulary YOLOS / DETR checkpoints; `owlvit`: OWL-ViT, free-text targets; "
         "`auto`: from the model's `config.model_type` (YOLOS when `model` is not given).",
     )
-    model: Optional[str] = Field(
+    model: str | None = Field(
         None,
         description="Hub id or local `save_pretrained` directory of the detector; null: `hustvl/yolos-base` "
         "(`hustvl/yolos-tiny` is smaller), or `google/owlvit-base-patch32` with `detector: owlvit`.",
     )
     image_height: int = Field(
-        512, ge=32, le=2048,
+        512,
+        ge=32,
+        le=2048,
         description="YOLOS / DETR input height; the width keeps the frame's aspect ratio (VADER: 512). OWL-ViT "
         "always takes its square input size.",
     )
     temperature: float = Field(
-        0.02, ge=0.0, le=1.0,
+        0.02,
+        ge=0.0,
+        le=1.0,
         description="Softness of the threshold: slots weigh sigmoid((p - threshold) / temperature); 0 is the hard "
         "threshold of the official code (no detection: reward 1, no gradient).",
     )
@@ -113,12 +118,12 @@ class ObjectRemoval(RewardPlugin):
 
     def __init__(self, options: ObjectRemovalOptions | None = None) -> None:
         super().__init__(options)
-        self.model: "torch.nn.Module | None" = None
+        self.model: torch.nn.Module | None = None
         self.detector: Any = None
         self.kind: str = ""
 
     # ------------------------------------------------------------------------------------ loading
-    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         """Load the detector (hub id or local directory, honouring ``HF_HUB_OFFLINE``), frozen, in ``dtype``.
 
         The target is checked against the model's configuration before any weights are read.
@@ -152,21 +157,30 @@ class ObjectRemoval(RewardPlugin):
             vocab = int(config.text_config.vocab_size)
             if len(tokenizer) < vocab // 2:
                 # transformers builds an empty tokenizer when the files are missing; its ids would be garbage
-                raise self._missing(ref, f"its tokenizer files (tokenizer.json, or vocab.json + merges.txt) are "
-                                         f"missing: the tokenizer found has {len(tokenizer)} tokens, the model {vocab}")
+                raise self._missing(
+                    ref,
+                    f"its tokenizer files (tokenizer.json, or vocab.json + merges.txt) are "
+                    f"missing: the tokenizer found has {len(tokenizer)} tokens, the model {vocab}",
+                )
             model = self._pretrained(ref, local, "owlvit")
             self._setup_owlvit(model, tokenizer, proc, device, dtype)
 
     def _pretrained(self, ref: str, local: bool, what: str) -> Any:
         from transformers import AutoConfig, AutoModelForObjectDetection, AutoTokenizer, OwlViTForObjectDetection
 
-        loader = {"config": AutoConfig, "model": AutoModelForObjectDetection, "owlvit": OwlViTForObjectDetection,
-                  "tokenizer": AutoTokenizer}[what]
+        loader = {
+            "config": AutoConfig,
+            "model": AutoModelForObjectDetection,
+            "owlvit": OwlViTForObjectDetection,
+            "tokenizer": AutoTokenizer,
+        }[what]
         try:
             return loader.from_pretrained(ref)
         except (OSError, ValueError) as e:
             if what == "tokenizer":
-                reason = f"its tokenizer files (tokenizer.json, or vocab.json + merges.txt) are missing: {first_line(e)}"
+                reason = (
+                    f"its tokenizer files (tokenizer.json, or vocab.json + merges.txt) are missing: {first_line(e)}"
+                )
             else:
                 reason = unavailable_reason(e, local)
             raise self._missing(ref, reason) from None
@@ -178,7 +192,7 @@ class ObjectRemoval(RewardPlugin):
     def _missing(self, ref: str, reason: str) -> MissingWeightsError:
         return missing_model(self.name, ref, reason, repo=self._repo(ref), what="detector", files=_FILES)
 
-    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+    def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Tiny random model of the same classes, for tests: YOLOS with the COCO label set, or OWL-ViT with
         the CLIP tokenizer when ``detector: owlvit``. The option ``model`` is ignored."""
         if self.options.detector == "owlvit":
@@ -189,8 +203,9 @@ class ObjectRemoval(RewardPlugin):
             from . import yolos
 
             model = yolos.tiny_model(seed)
-            target_id = yolos.resolve_label(model.config.id2label, self.options.target, model="the tiny YOLOS",
-                                            reward=self.name)
+            target_id = yolos.resolve_label(
+                model.config.id2label, self.options.target, model="the tiny YOLOS", reward=self.name
+            )
             self._setup_yolos(model, target_id, {}, device, dtype)
 
     def _setup_yolos(self, model: Any, target_id: int, proc: dict, device: Any, dtype: Any) -> None:
@@ -199,8 +214,9 @@ class ObjectRemoval(RewardPlugin):
 
         self.model = freeze(model, device, dtype)
         self.kind = "yolos"
-        self.detector = LabelDetector(self.model, target_id, self.options.image_height,
-                                      mean_std(proc, IMAGENET_MEAN, IMAGENET_STD))
+        self.detector = LabelDetector(
+            self.model, target_id, self.options.image_height, mean_std(proc, IMAGENET_MEAN, IMAGENET_STD)
+        )
         if self.options.gradient_checkpointing:
             self._checkpoint(self.model.base_model.encoder)
         super().load(device, dtype)
@@ -212,8 +228,9 @@ class ObjectRemoval(RewardPlugin):
         self.model = freeze(model, device, dtype)
         self.kind = "owlvit"
         size = int(model.config.vision_config.image_size)
-        self.detector = TextDetector(self.model, tokenizer, self.options.target, size,
-                                     mean_std(proc, CLIP_MEAN, CLIP_STD))
+        self.detector = TextDetector(
+            self.model, tokenizer, self.options.target, size, mean_std(proc, CLIP_MEAN, CLIP_STD)
+        )
         if self.options.gradient_checkpointing:
             self._checkpoint(self.model.owlvit.vision_model.encoder)
         super().load(device, dtype)
@@ -224,7 +241,7 @@ class ObjectRemoval(RewardPlugin):
         flag_for_checkpointing(encoder, getattr(encoder, "layer", None) or encoder.layers)
 
     # ------------------------------------------------------------------------------------ scoring
-    def confidence(self, frames: "torch.Tensor") -> "torch.Tensor":
+    def confidence(self, frames: torch.Tensor) -> torch.Tensor:
         """The detector's mean confidence in the target per frame ``(N, 3, H, W)`` in [0, 1]. Returns ``(N,)``."""
         import torch
 
@@ -239,6 +256,6 @@ class ObjectRemoval(RewardPlugin):
                 gate = gate * top.float()
         return (gate * p).sum(dim=-1) / gate.sum(dim=-1).clamp(min=1.0)
 
-    def score_frames(self, frames: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def score_frames(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """``1 - confidence`` of each frame; the prompts are not used (the target is an option)."""
         return 1.0 - self.confidence(frames)

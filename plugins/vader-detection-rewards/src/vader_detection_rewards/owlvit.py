@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from vader_core.lazy import torch
-
 from vader_core.modules import seeded
 
 from ._common import spread_init
@@ -28,12 +27,20 @@ def tiny_config() -> Any:
 
     return OwlViTConfig(
         text_config={
-            "vocab_size": 49408, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
-            "num_hidden_layers": 2, "max_position_embeddings": TEXT_POSITIONS,
+            "vocab_size": 49408,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_attention_heads": 2,
+            "num_hidden_layers": 2,
+            "max_position_embeddings": TEXT_POSITIONS,
         },
         vision_config={
-            "image_size": 96, "patch_size": 16, "hidden_size": 32, "intermediate_size": 64,
-            "num_attention_heads": 2, "num_hidden_layers": 2,
+            "image_size": 96,
+            "patch_size": 16,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_attention_heads": 2,
+            "num_hidden_layers": 2,
         },
         projection_dim=32,
     )
@@ -65,14 +72,15 @@ class TextDetector:
         norm (`tuple | None`): ``(mean, std)`` of the processor, or ``None``.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, text: str, size: int,
-                 norm: tuple | None = (CLIP_MEAN, CLIP_STD)) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, text: str, size: int, norm: tuple | None = (CLIP_MEAN, CLIP_STD)
+    ) -> None:
         self.model, self.size, self.norm = model, int(size), norm
         length = int(model.config.text_config.max_position_embeddings)
         tok = tokenizer([text], padding="max_length", truncation=True, max_length=length, return_tensors="pt")
         self.input_ids, self.attention_mask = tok["input_ids"], tok["attention_mask"]
 
-    def __call__(self, frames: "torch.Tensor", device: Any, dtype: Any) -> "tuple[torch.Tensor, torch.Tensor]":
+    def __call__(self, frames: torch.Tensor, device: Any, dtype: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``(p, top)``, each ``(N, patches)``: ``sigmoid`` of the query logit (float32), and all true
         (with a single query, the target is every patch's best class)."""
         x = resize_square(frames, self.size)

@@ -16,7 +16,8 @@ Then :func:`normalize` with the processor's mean/std: ImageNet for YOLOS and DET
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from vader_core.lazy import F
 
@@ -26,7 +27,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def resize_to_height(frames: "Any", height: int) -> "Any":
+def resize_to_height(frames: Any, height: int) -> Any:
     """Frames to ``(N, 3, height, height * W // H)``, bilinear, no antialiasing (float32)."""
     x = frames.float()
     h, w = int(x.shape[-2]), int(x.shape[-1])
@@ -36,7 +37,7 @@ def resize_to_height(frames: "Any", height: int) -> "Any":
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
 
 
-def resize_square(frames: "Any", size: int) -> "Any":
+def resize_square(frames: Any, size: int) -> Any:
     """Frames to ``(N, 3, size, size)``, bicubic, antialiased, clamped to [0, 1] (float32)."""
     x = frames.float()
     if tuple(x.shape[-2:]) == (size, size):
@@ -44,7 +45,7 @@ def resize_square(frames: "Any", size: int) -> "Any":
     return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True).clamp(0.0, 1.0)
 
 
-def normalize(pixels: "Any", mean: Sequence[float], std: Sequence[float]) -> "Any":
+def normalize(pixels: Any, mean: Sequence[float], std: Sequence[float]) -> Any:
     """``(pixels - mean) / std`` per channel."""
     m = pixels.new_tensor(tuple(mean)).view(1, -1, 1, 1)
     s = pixels.new_tensor(tuple(std)).view(1, -1, 1, 1)

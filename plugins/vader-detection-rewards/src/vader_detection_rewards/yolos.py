@@ -10,11 +10,11 @@ the target class's probability per query, and whether the target is the query's 
 from __future__ import annotations
 
 import difflib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from vader_core.errors import ConfigError
 from vader_core.lazy import torch
-
 from vader_core.modules import seeded
 
 from ._common import spread_init
@@ -30,9 +30,16 @@ def tiny_config() -> Any:
     from transformers import YolosConfig
 
     return YolosConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        image_size=[512, 864], patch_size=32, num_detection_tokens=8, use_mid_position_embeddings=True,
-        id2label=dict(COCO_ID2LABEL), label2id={v: k for k, v in COCO_ID2LABEL.items()},
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=[512, 864],
+        patch_size=32,
+        num_detection_tokens=8,
+        use_mid_position_embeddings=True,
+        id2label=dict(COCO_ID2LABEL),
+        label2id={v: k for k, v in COCO_ID2LABEL.items()},
     )
 
 
@@ -83,7 +90,7 @@ class LabelDetector:
     def __init__(self, model: Any, target_id: int, height: int, norm: tuple | None = (IMAGENET_MEAN, IMAGENET_STD)):
         self.model, self.target_id, self.height, self.norm = model, int(target_id), int(height), norm
 
-    def __call__(self, frames: "torch.Tensor", device: Any, dtype: Any) -> "tuple[torch.Tensor, torch.Tensor]":
+    def __call__(self, frames: torch.Tensor, device: Any, dtype: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``(p, top)``, each ``(N, Q)``: the softmax probability of the target per query slot
         (float32), and whether the target is the query's most probable real class."""
         x = resize_to_height(frames, self.height)

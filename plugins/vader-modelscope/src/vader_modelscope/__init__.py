@@ -6,7 +6,7 @@ diffusers and transformers are imported only when a run loads the model.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from vader_core.hookspecs import hookimpl
 

@@ -28,7 +28,8 @@ class ModelScopeOptions(UNetT2VOptions):
     steps: int = Field(25, ge=1, description="Denoising steps.")
     guidance: float = Field(9.0, ge=0.0, description="Classifier-free guidance scale; 1 disables it.")
     scheduler: Literal["ddim", "dpmsolver"] = Field(
-        "dpmsolver", description="Sampler: `dpmsolver` (DPM-Solver++ multistep, the paper's) or `ddim`.",
+        "dpmsolver",
+        description="Sampler: `dpmsolver` (DPM-Solver++ multistep, the paper's) or `ddim`.",
     )
 
 
@@ -54,7 +55,14 @@ def scheduler_config() -> dict[str, Any]:
     """The scheduler configuration shipped with ``damo-vilab/text-to-video-ms-1.7b`` (a DDIM config; the
     DPM-Solver sampler is built from it, as ``DPMSolverMultistepScheduler.from_config`` does)."""
     return {
-        "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-        "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1, "prediction_type": "epsilon",
-        "skip_prk_steps": True, "trained_betas": None,
+        "num_train_timesteps": 1000,
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "clip_sample": False,
+        "set_alpha_to_one": False,
+        "steps_offset": 1,
+        "prediction_type": "epsilon",
+        "skip_prk_steps": True,
+        "trained_betas": None,
     }

@@ -19,8 +19,9 @@ no renaming (:mod:`vader_opensora.checkpoint`), and the official rectified-flow 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -52,8 +53,10 @@ def image_size(resolution: str, aspect_ratio: str) -> tuple[int, int]:
     try:
         return IMAGE_SIZES[resolution][aspect_ratio]
     except KeyError:
-        raise ConfigError(f"no official size for resolution `{resolution}` and aspect ratio `{aspect_ratio}`; "
-                          f"resolutions {sorted(IMAGE_SIZES)}, aspect ratios {sorted(IMAGE_SIZES['240p'])}") from None
+        raise ConfigError(
+            f"no official size for resolution `{resolution}` and aspect ratio `{aspect_ratio}`; "
+            f"resolutions {sorted(IMAGE_SIZES)}, aspect ratios {sorted(IMAGE_SIZES['240p'])}"
+        ) from None
 
 
 def num_frames(value: str | int) -> int:
@@ -65,17 +68,20 @@ def num_frames(value: str | int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ConfigError(f"`backbone.num_frames`: `{value}` is neither a count nor one of {sorted(NUM_FRAMES)}") from None
+        raise ConfigError(
+            f"`backbone.num_frames`: `{value}` is neither a count nor one of {sorted(NUM_FRAMES)}"
+        ) from None
 
 
 def shift_ratio(height: int, width: int, frames: int, base_resolution: int = 512 * 512, scale: float = 1.0) -> float:
     """The official ``timestep_transform`` ratio for a pixel size and frame count."""
     latent_like = 1 if frames == 1 else frames // 17 * 5
-    return (height * width / base_resolution) ** 0.5 * latent_like ** 0.5 * scale
+    return (height * width / base_resolution) ** 0.5 * latent_like**0.5 * scale
 
 
-def timestep_transform(t: "torch.Tensor", height: int, width: int, frames: int,
-                       num_timesteps: int = NUM_TIMESTEPS) -> "torch.Tensor":
+def timestep_transform(
+    t: torch.Tensor, height: int, width: int, frames: int, num_timesteps: int = NUM_TIMESTEPS
+) -> torch.Tensor:
     """The official transform of timesteps in [0, ``num_timesteps``] (float32 arithmetic, as the official)."""
     r = torch.tensor(height * width / (512 * 512), dtype=torch.float32).sqrt()
     r = r * torch.tensor(float(1 if frames == 1 else frames // 17 * 5)).sqrt()
@@ -84,17 +90,27 @@ def timestep_transform(t: "torch.Tensor", height: int, width: int, frames: int,
 
 
 class OpenSoraOptions(BackboneOptions):
-    model: str | None = Field(MODEL_ID, description="STDiT3: hub id, directory or .safetensors file (released "
-                              "`model.safetensors`, `config.json` read when present).")
+    model: str | None = Field(
+        MODEL_ID,
+        description="STDiT3: hub id, directory or .safetensors file (released "
+        "`model.safetensors`, `config.json` read when present).",
+    )
     vae: str = Field(VAE_ID, description="Open-Sora 1.2 VAE: hub id, directory or .safetensors file.")
-    text_encoder: str = Field(TEXT_ID, description="T5 v1.1 XXL: hub id or local transformers directory "
-                              "(model and tokenizer).")
+    text_encoder: str = Field(
+        TEXT_ID, description="T5 v1.1 XXL: hub id or local transformers directory (model and tokenizer)."
+    )
     revision: str | None = Field(None, description="Hub revision of the STDiT3 weights.")
-    resolution: str | None = Field(None, description="Official resolution (144p, 240p, 360p, 480p, 720p): sets "
-                                   "height and width with `aspect_ratio` (the defaults are 240p 3:4's 276x368).")
-    aspect_ratio: str = Field("3:4", description="Official aspect ratio used with `resolution` (9:16, 3:4, 1:1, 4:3, 16:9).")
-    num_frames: str | None = Field(None, description="Official length: `2s` (51 frames, the default), `4s` (102), "
-                                   "... or a count; sets `frames`.")
+    resolution: str | None = Field(
+        None,
+        description="Official resolution (144p, 240p, 360p, 480p, 720p): sets "
+        "height and width with `aspect_ratio` (the defaults are 240p 3:4's 276x368).",
+    )
+    aspect_ratio: str = Field(
+        "3:4", description="Official aspect ratio used with `resolution` (9:16, 3:4, 1:1, 4:3, 16:9)."
+    )
+    num_frames: str | None = Field(
+        None, description="Official length: `2s` (51 frames, the default), `4s` (102), ... or a count; sets `frames`."
+    )
     height: int = Field(276, ge=16, description="Frame height in pixels (set from `resolution` unless it is null).")
     width: int = Field(368, ge=16, description="Frame width in pixels (set from `resolution` unless it is null).")
     frames: int = Field(51, ge=1, description="Number of frames (set from `num_frames` unless it is null).")
@@ -103,11 +119,18 @@ class OpenSoraOptions(BackboneOptions):
     eta: float = Field(0.0, ge=0.0, le=0.0, description="Unused: the rectified-flow sampler is deterministic.")
     fps: int = Field(24, ge=1, description="Frame rate fed to STDiT3's fps embedding.")
     timestep_transform: bool = Field(True, description="The official resolution- and length-dependent shift.")
-    aesthetic_score: float | None = Field(6.5, description="Appended to every prompt as ` aesthetic score: 6.5.` "
-                                          "(the recipe's `aes`, as the official append_score_to_prompts); null: not.")
-    prompt_preprocessing: bool = Field(True, description="Lower-case the prompt and collapse its white space, which is "
-                                       "what the official T5 text_preprocessing does to plain prompts.")
+    aesthetic_score: float | None = Field(
+        6.5,
+        description="Appended to every prompt as ` aesthetic score: 6.5.` "
+        "(the recipe's `aes`, as the official append_score_to_prompts); null: not.",
+    )
+    prompt_preprocessing: bool = Field(
+        True,
+        description="Lower-case the prompt and collapse its white space, which is "
+        "what the official T5 text_preprocessing does to plain prompts.",
+    )
     token_length: int = Field(300, ge=1, description="T5 token length (the official model_max_length).")
+
     @model_validator(mode="before")
     @classmethod
     def _folded(cls, data: Any) -> Any:
@@ -115,7 +138,7 @@ class OpenSoraOptions(BackboneOptions):
         return reject_folded_options(data, ("block_checkpointing",))
 
     @model_validator(mode="after")
-    def _official_sizes(self) -> "OpenSoraOptions":
+    def _official_sizes(self) -> OpenSoraOptions:
         try:
             if self.resolution is not None:
                 self.height, self.width = image_size(self.resolution, self.aspect_ratio)
@@ -124,9 +147,11 @@ class OpenSoraOptions(BackboneOptions):
         except ConfigError as e:
             raise ValueError(str(e)) from None
         if self.timestep_transform and 1 < self.frames < 17:
-            raise ValueError(f"{self.frames} frames: the official timestep transform needs 1 or at least 17 frames "
-                             "(it counts latent frames as frames // 17 * 5); use more frames or "
-                             "timestep_transform=false")
+            raise ValueError(
+                f"{self.frames} frames: the official timestep transform needs 1 or at least 17 frames "
+                "(it counts latent frames as frames // 17 * 5); use more frames or "
+                "timestep_transform=false"
+            )
         return self
 
 
@@ -162,32 +187,47 @@ class OpenSoraBackbone(BackbonePlugin):
         with torch.device("meta"):
             transformer = STDiT3(stdit_config)
             vae = OpenSoraVAE(arch.get("spatial_vae"), arch.get("temporal_vae"))
-        for module, path, what, option in ((transformer, weights, "STDiT3", "backbone.model"),
-                                           (vae, vae_weights, "the Open-Sora 1.2 VAE", "backbone.vae")):
+        for module, path, what, option in (
+            (transformer, weights, "STDiT3", "backbone.model"),
+            (vae, vae_weights, "the Open-Sora 1.2 VAE", "backbone.vae"),
+        ):
             sd = read_safetensors(path)
             persistent = module.state_dict()
             check_state_dict(sd, {k: v.shape for k, v in persistent.items()}, what, str(path), option)
             module.load_state_dict(sd, strict=True, assign=True)
         # rebuilt, not saved (non-persistent in the official module too): nothing on the meta device
         if stdit_config.caption_channels != text.config.d_model:
-            raise CheckpointError(f"{o.text_encoder} gives {text.config.d_model}-channel states, STDiT3 expects "
-                                  f"{stdit_config.caption_channels}; point `backbone.text_encoder` at {TEXT_ID}")
-        self.setup({"transformer": transformer, "vae": vae, "text_encoder": text, "tokenizer": tokenizer,
-                    "scheduler": self.make_scheduler()}, device, dtype)
+            raise CheckpointError(
+                f"{o.text_encoder} gives {text.config.d_model}-channel states, STDiT3 expects "
+                f"{stdit_config.caption_channels}; point `backbone.text_encoder` at {TEXT_ID}"
+            )
+        self.setup(
+            {
+                "transformer": transformer,
+                "vae": vae,
+                "text_encoder": text,
+                "tokenizer": tokenizer,
+                "scheduler": self.make_scheduler(),
+            },
+            device,
+            dtype,
+        )
 
     def _load_text(self, source: str, dtype: Any) -> tuple[Any, Any]:
         from transformers import AutoTokenizer, T5EncoderModel
 
         local = Path(source).expanduser()
         if source.startswith((".", "/", "~")) and not local.is_dir():
-            raise MissingWeightsError(f"no T5 directory at {local}; set `backbone.text_encoder` to {TEXT_ID} or a "
-                                      "local copy of it")
+            raise MissingWeightsError(
+                f"no T5 directory at {local}; set `backbone.text_encoder` to {TEXT_ID} or a local copy of it"
+            )
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(local) if local.is_dir() else source)
             text = T5EncoderModel.from_pretrained(str(local) if local.is_dir() else source, torch_dtype=dtype)
         except OSError as e:
-            raise missing_weights(source, e, option="backbone.text_encoder", what="the text encoder",
-                                  local="a local directory") from None
+            raise missing_weights(
+                source, e, option="backbone.text_encoder", what="the text encoder", local="a local directory"
+            ) from None
         return text, tokenizer
 
     def load_tiny(self, device: Any, dtype: Any, seed: int = 0) -> None:
@@ -257,8 +297,15 @@ class OpenSoraBackbone(BackbonePlugin):
 
     def encode_condition(self, prompts: Sequence[str], images: Sequence[Any] | None = None) -> dict[str, Any]:
         tok = self.components["tokenizer"]
-        enc = tok([self.prompt_text(p) for p in prompts], max_length=min(self.options.token_length, self.token_length), padding="max_length",
-                  truncation=True, return_attention_mask=True, add_special_tokens=True, return_tensors="pt")
+        enc = tok(
+            [self.prompt_text(p) for p in prompts],
+            max_length=min(self.options.token_length, self.token_length),
+            padding="max_length",
+            truncation=True,
+            return_attention_mask=True,
+            add_special_tokens=True,
+            return_tensors="pt",
+        )
         ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
         with torch.no_grad():
             y = self.components["text_encoder"](input_ids=ids, attention_mask=mask).last_hidden_state
@@ -322,16 +369,19 @@ class OpenSoraBackbone(BackbonePlugin):
     def step_log_prob(self, model_output: Any, t: Any, latents: Any, prev_latents: Any, step_index: int) -> Any:
         """None: the official rectified-flow sampler is a deterministic ODE, so a policy-gradient method has no
         step density to work with."""
-        raise ConfigError("backbone `opensora` samples with the deterministic rectified-flow ODE (no stochastic "
-                          "step log-probability): `--method ddpo` cannot train it; use `--method vader`")
+        raise ConfigError(
+            "backbone `opensora` samples with the deterministic rectified-flow ODE (no stochastic "
+            "step log-probability): `--method ddpo` cannot train it; use `--method vader`"
+        )
 
     def num_latent_frames(self, latents: Any) -> int:
         """Frame subsampling picks *pixel* frames: :meth:`decode` runs the temporal decoder on the chunks that
         hold them and the spatial decoder on them alone."""
         return self.options.frames
 
-    def decode(self, latents: Any, frames: Sequence[int] | None = None, chunk_size: int | None = None,
-               cond: Any = None) -> Any:
+    def decode(
+        self, latents: Any, frames: Sequence[int] | None = None, chunk_size: int | None = None, cond: Any = None
+    ) -> Any:
         vae = self.components["vae"]
         video = vae.decode(latents.to(self.dtype), self.options.frames, frames, chunk_size=chunk_size or 4)
         return (video.float().permute(0, 2, 1, 3, 4) / 2 + 0.5).clamp(0, 1)

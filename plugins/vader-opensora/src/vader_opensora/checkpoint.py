@@ -12,8 +12,9 @@ Each may be a hub id, a local directory holding the files, or (model and VAE) a 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from vader_core.errors import CheckpointError, MissingWeightsError
 from vader_core.hub import missing_weights
@@ -27,13 +28,17 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0].split(". ")[0].rstrip(".")[:160] if text else type(e).__name__
 
 
-def resolve_file(source: str, filename: str, option: str, revision: str | None = None,
-                 required: bool = True) -> Path | None:
+def resolve_file(
+    source: str, filename: str, option: str, revision: str | None = None, required: bool = True
+) -> Path | None:
     """The local path of ``filename`` for ``source`` (file, directory or hub id), downloading it if needed."""
     local = Path(source).expanduser()
     if local.is_file():
-        return local if filename == WEIGHTS_FILE else (local.parent / filename if (local.parent / filename).is_file()
-                                                       else None)
+        return (
+            local
+            if filename == WEIGHTS_FILE
+            else (local.parent / filename if (local.parent / filename).is_file() else None)
+        )
     if local.is_dir():
         if (local / filename).is_file():
             return local / filename
@@ -70,20 +75,27 @@ def read_config(path: Path | None) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {path}: {_first_line(e)}") from None
 
 
-def check_state_dict(sd: Mapping[str, Any], expected: Mapping[str, Any], what: str, source: str,
-                     option: str) -> None:
+def check_state_dict(sd: Mapping[str, Any], expected: Mapping[str, Any], what: str, source: str, option: str) -> None:
     """Raise one :class:`CheckpointError` listing the missing, unexpected and misshapen tensors, if any."""
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
-    misshapen = [f"{k} {tuple(sd[k].shape)} vs model {tuple(expected[k])}" for k in expected
-                 if k in sd and tuple(sd[k].shape) != tuple(expected[k])]
+    misshapen = [
+        f"{k} {tuple(sd[k].shape)} vs model {tuple(expected[k])}"
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != tuple(expected[k])
+    ]
     if not (missing or unexpected or misshapen):
         return
 
     def few(items: list[str]) -> str:
         return ", ".join(items[:3]) + (", ..." if len(items) > 3 else "")
 
-    problems = [f"{len(xs)} {name} ({few(xs)})" for name, xs in
-                (("missing", missing), ("unexpected", unexpected), ("with another shape", misshapen)) if xs]
-    raise CheckpointError(f"{source} does not match {what}: {'; '.join(problems)} tensors; "
-                          f"point `{option}` at the released {what} weights")
+    problems = [
+        f"{len(xs)} {name} ({few(xs)})"
+        for name, xs in (("missing", missing), ("unexpected", unexpected), ("with another shape", misshapen))
+        if xs
+    ]
+    raise CheckpointError(
+        f"{source} does not match {what}: {'; '.join(problems)} tensors; "
+        f"point `{option}` at the released {what} weights"
+    )

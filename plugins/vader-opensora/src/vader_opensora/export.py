@@ -25,15 +25,29 @@ from __future__ import annotations
 
 from vader_core.official_lora import OFFICIAL_ALPHA, OfficialLayout
 
-__all__ = ["LAYOUT", "OFFICIAL_ALPHA", "OFFICIAL_PREFIX", "OFFICIAL_TARGETS", "PREFIX", "from_official", "main",
-           "to_official"]
+__all__ = [
+    "LAYOUT",
+    "OFFICIAL_ALPHA",
+    "OFFICIAL_PREFIX",
+    "OFFICIAL_TARGETS",
+    "PREFIX",
+    "from_official",
+    "main",
+    "to_official",
+]
 
 OFFICIAL_PREFIX = "base_model.model."
 OFFICIAL_TARGETS = ("qkv", "q_linear", "kv_linear")
 PREFIX = "transformer"
-LAYOUT = OfficialLayout(OFFICIAL_PREFIX, PREFIX, OFFICIAL_TARGETS, backbone="opensora", denoiser="an STDiT3",
-                        project="VADER-Open-Sora",
-                        load_hint=lambda out, rank: f'lora_ckpt_path = "{out}", lora_rank = {rank}')
+LAYOUT = OfficialLayout(
+    OFFICIAL_PREFIX,
+    PREFIX,
+    OFFICIAL_TARGETS,
+    backbone="opensora",
+    denoiser="an STDiT3",
+    project="VADER-Open-Sora",
+    load_hint=lambda out, rank: f'lora_ckpt_path = "{out}", lora_rank = {rank}',
+)
 to_official = LAYOUT.to_official
 from_official = LAYOUT.from_official
 

@@ -59,7 +59,7 @@ class STDiT3Config:
     qk_norm: bool = True
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "STDiT3Config":
+    def from_dict(cls, d: dict[str, Any]) -> STDiT3Config:
         """From a (released ``config.json``) dict; keys of no architectural meaning are ignored."""
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
@@ -111,8 +111,9 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, dim: int, theta: float = 10000.0) -> None:
         super().__init__()
-        self.freqs = nn.Parameter(1.0 / (theta ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim)),
-                                  requires_grad=False)
+        self.freqs = nn.Parameter(
+            1.0 / (theta ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim)), requires_grad=False
+        )
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         n = t.shape[-2]
@@ -175,8 +176,15 @@ def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torc
 class STDiT3Block(nn.Module):
     """One spatial or temporal block (official ``STDiT3Block``)."""
 
-    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float, qk_norm: bool, temporal: bool,
-                 rope: RotaryEmbedding | None = None) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        mlp_ratio: float,
+        qk_norm: bool,
+        temporal: bool,
+        rope: RotaryEmbedding | None = None,
+    ) -> None:
         super().__init__()
         self.temporal = temporal
         self.norm1 = nn.LayerNorm(hidden_size, eps=1e-6, elementwise_affine=False)
@@ -186,11 +194,13 @@ class STDiT3Block(nn.Module):
         self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
         self.scale_shift_table = nn.Parameter(torch.randn(6, hidden_size) / hidden_size**0.5)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, mask: torch.Tensor | None,
-                T: int, S: int) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, mask: torch.Tensor | None, T: int, S: int
+    ) -> torch.Tensor:
         b, _, c = x.shape
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (
-            self.scale_shift_table[None] + t.reshape(b, 6, -1)).chunk(6, dim=1)
+            self.scale_shift_table[None] + t.reshape(b, 6, -1)
+        ).chunk(6, dim=1)
         h = _modulate(self.norm1(x), shift_msa, scale_msa)
         if self.temporal:  # attend over the T frames at each of the S patches
             h = h.view(b, T, S, c).transpose(1, 2).reshape(b * S, T, c)
@@ -234,8 +244,9 @@ class TimestepEmbedder(nn.Module):
 
     def __init__(self, hidden_size: int, frequency_embedding_size: int = 256) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(frequency_embedding_size, hidden_size), nn.SiLU(),
-                                 nn.Linear(hidden_size, hidden_size))
+        self.mlp = nn.Sequential(
+            nn.Linear(frequency_embedding_size, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size)
+        )
         self.frequency_embedding_size = frequency_embedding_size
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
@@ -255,8 +266,9 @@ class CaptionEmbedder(nn.Module):
         return self.y_proj(caption)
 
 
-def position_embedding_2d(dim: int, h: int, w: int, scale: float, base_size: int, device: Any,
-                          dtype: torch.dtype) -> torch.Tensor:
+def position_embedding_2d(
+    dim: int, h: int, w: int, scale: float, base_size: int, device: Any, dtype: torch.dtype
+) -> torch.Tensor:
     """The official ``PositionEmbedding2D``: ``(1, h * w, dim)``, half sin-cos of the column coordinate,
     half of the row coordinate (the official ``meshgrid`` puts the width first), coordinates divided by
     ``scale`` and stretched to ``base_size``."""
@@ -315,8 +327,9 @@ class STDiT3(nn.Module):
         self.y_embedder = CaptionEmbedder(config.caption_channels, c, config.model_max_length)
         args = (c, config.num_heads, config.mlp_ratio, config.qk_norm)
         self.spatial_blocks = nn.ModuleList([STDiT3Block(*args, temporal=False) for _ in range(config.depth)])
-        self.temporal_blocks = nn.ModuleList([STDiT3Block(*args, temporal=True, rope=self.rope)
-                                              for _ in range(config.depth)])
+        self.temporal_blocks = nn.ModuleList(
+            [STDiT3Block(*args, temporal=True, rope=self.rope) for _ in range(config.depth)]
+        )
         self.final_layer = T2IFinalLayer(c, math.prod(self.patch_size), self.out_channels)
 
     # the names diffusers' models use, so that the backbone treats both alike
@@ -330,9 +343,16 @@ class STDiT3(nn.Module):
         """The blocks in the order they run (spatial 0, temporal 0, spatial 1, ...)."""
         return [b for pair in zip(self.spatial_blocks, self.temporal_blocks) for b in pair]
 
-    def forward(self, x: torch.Tensor, timestep: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None,
-                fps: torch.Tensor | None = None, height: torch.Tensor | None = None,
-                width: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        timestep: torch.Tensor,
+        y: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        fps: torch.Tensor | None = None,
+        height: torch.Tensor | None = None,
+        width: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         dtype = self.x_embedder.proj.weight.dtype
         b = x.shape[0]
         x, y = x.to(dtype), y.to(dtype)

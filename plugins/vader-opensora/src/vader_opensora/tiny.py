@@ -14,24 +14,50 @@ from typing import Any
 from vader_core.lazy import torch
 
 TINY_STDIT3: dict[str, Any] = {
-    "hidden_size": 32, "depth": 2, "num_heads": 4, "caption_channels": 16, "model_max_length": 12,
+    "hidden_size": 32,
+    "depth": 2,
+    "num_heads": 4,
+    "caption_channels": 16,
+    "model_max_length": 12,
     "input_sq_size": 32,
 }
 TINY_SPATIAL_VAE: dict[str, Any] = {
-    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 1, "norm_num_groups": 32,
-    "block_out_channels": (32, 64), "down_block_types": ("DownEncoderBlock2D",) * 2,
-    "up_block_types": ("UpDecoderBlock2D",) * 2, "sample_size": 32, "scaling_factor": 0.13025,
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 1,
+    "norm_num_groups": 32,
+    "block_out_channels": (32, 64),
+    "down_block_types": ("DownEncoderBlock2D",) * 2,
+    "up_block_types": ("UpDecoderBlock2D",) * 2,
+    "sample_size": 32,
+    "scaling_factor": 0.13025,
 }
 TINY_TEMPORAL_VAE: dict[str, Any] = {
-    "in_out_channels": 4, "latent_embed_dim": 4, "embed_dim": 4, "filters": 32, "num_res_blocks": 1,
-    "channel_multipliers": (1, 1, 2), "temporal_downsample": (True, True), "num_groups": 8,
+    "in_out_channels": 4,
+    "latent_embed_dim": 4,
+    "embed_dim": 4,
+    "filters": 32,
+    "num_res_blocks": 1,
+    "channel_multipliers": (1, 1, 2),
+    "temporal_downsample": (True, True),
+    "num_groups": 8,
 }
 TINY_T5: dict[str, Any] = {
-    "d_model": 16, "d_kv": 8, "d_ff": 32, "num_layers": 2, "num_heads": 2, "feed_forward_proj": "gated-gelu",
-    "tie_word_embeddings": False, "relative_attention_num_buckets": 8, "dropout_rate": 0.0,
+    "d_model": 16,
+    "d_kv": 8,
+    "d_ff": 32,
+    "num_layers": 2,
+    "num_heads": 2,
+    "feed_forward_proj": "gated-gelu",
+    "tie_word_embeddings": False,
+    "relative_attention_num_buckets": 8,
+    "dropout_rate": 0.0,
 }
-_WORDS = ("a an the of on in with and cat dog chess playing surfing wave robot red blue green fashion "
-          "model walking city street night beautiful woman man").split()
+_WORDS = (
+    "a an the of on in with and cat dog chess playing surfing wave robot red blue green fashion "
+    "model walking city street night beautiful woman man"
+).split()
 
 
 def tiny_tokenizer(max_length: int = TINY_STDIT3["model_max_length"]) -> Any:
@@ -43,8 +69,9 @@ def tiny_tokenizer(max_length: int = TINY_STDIT3["model_max_length"]) -> Any:
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                                   model_max_length=max_length)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=max_length
+    )
 
 
 def tiny_text_encoder(seed: int = 0) -> Any:
@@ -70,8 +97,12 @@ def tiny_vae(seed: int = 0) -> Any:
 
 def tiny_components(seed: int = 0) -> dict[str, Any]:
     """Tiny random ``transformer``, ``vae``, ``text_encoder`` and ``tokenizer``."""
-    return {"transformer": tiny_stdit3(seed), "vae": tiny_vae(seed + 1), "text_encoder": tiny_text_encoder(seed + 2),
-            "tokenizer": tiny_tokenizer()}
+    return {
+        "transformer": tiny_stdit3(seed),
+        "vae": tiny_vae(seed + 1),
+        "text_encoder": tiny_text_encoder(seed + 2),
+        "tokenizer": tiny_tokenizer(),
+    }
 
 
 def save_official_layout(components: dict[str, Any], directory: str | Path) -> dict[str, Path]:
@@ -87,10 +118,14 @@ def save_official_layout(components: dict[str, Any], directory: str | Path) -> d
     for p in paths.values():
         p.mkdir(parents=True, exist_ok=True)
     tr = components["transformer"]
-    save_file({k: v.detach().contiguous() for k, v in tr.state_dict().items()}, str(paths["model"] / "model.safetensors"))
+    save_file(
+        {k: v.detach().contiguous() for k, v in tr.state_dict().items()}, str(paths["model"] / "model.safetensors")
+    )
     (paths["model"] / "config.json").write_text(json.dumps({"model_type": "STDiT3", **tr.config.to_dict()}, indent=1))
-    save_file({k: v.detach().contiguous() for k, v in components["vae"].state_dict().items()},
-              str(paths["vae"] / "model.safetensors"))
+    save_file(
+        {k: v.detach().contiguous() for k, v in components["vae"].state_dict().items()},
+        str(paths["vae"] / "model.safetensors"),
+    )
     components["text_encoder"].save_pretrained(paths["text_encoder"])
     components["tokenizer"].save_pretrained(paths["text_encoder"])
     return paths

@@ -22,7 +22,8 @@ decoder, the costly part; the frames are exactly those of a full decode.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,23 +38,43 @@ MICRO_FRAME_SIZE = 17
 
 #: diffusers ``AutoencoderKL`` configuration of the SD-XL VAE.
 SDXL_VAE_CONFIG: dict[str, Any] = {
-    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
-    "block_out_channels": (128, 256, 512, 512), "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4, "act_fn": "silu", "sample_size": 1024, "scaling_factor": 0.13025,
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "block_out_channels": (128, 256, 512, 512),
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "act_fn": "silu",
+    "sample_size": 1024,
+    "scaling_factor": 0.13025,
     "force_upcast": True,
 }
 #: ``VAE_Temporal_SD``.
 TEMPORAL_CONFIG: dict[str, Any] = {
-    "in_out_channels": 4, "latent_embed_dim": 4, "embed_dim": 4, "filters": 128, "num_res_blocks": 4,
-    "channel_multipliers": (1, 2, 2, 4), "temporal_downsample": (False, True, True), "num_groups": 32,
+    "in_out_channels": 4,
+    "latent_embed_dim": 4,
+    "embed_dim": 4,
+    "filters": 128,
+    "num_res_blocks": 4,
+    "channel_multipliers": (1, 2, 2, 4),
+    "temporal_downsample": (False, True, True),
+    "num_groups": 32,
 }
 
 
 class CausalConv3d(nn.Module):
     """Conv3d (``conv``) padded in time at the front only (``k - 1 + 1 - stride`` frames), "same" in space."""
 
-    def __init__(self, chan_in: int, chan_out: int, kernel_size: int | tuple[int, int, int],
-                 strides: tuple[int, int, int] | None = None, bias: bool = True) -> None:
+    def __init__(
+        self,
+        chan_in: int,
+        chan_out: int,
+        kernel_size: int | tuple[int, int, int],
+        strides: tuple[int, int, int] | None = None,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         kt, kh, kw = (kernel_size,) * 3 if isinstance(kernel_size, int) else kernel_size
         stride = strides if strides is not None else (1, 1, 1)
@@ -82,8 +103,16 @@ class ResBlock(nn.Module):
 
 
 class TemporalEncoder(nn.Module):
-    def __init__(self, in_out_channels: int, latent_embed_dim: int, filters: int, num_res_blocks: int,
-                 channel_multipliers: Sequence[int], temporal_downsample: Sequence[bool], num_groups: int) -> None:
+    def __init__(
+        self,
+        in_out_channels: int,
+        latent_embed_dim: int,
+        filters: int,
+        num_res_blocks: int,
+        channel_multipliers: Sequence[int],
+        temporal_downsample: Sequence[bool],
+        num_groups: int,
+    ) -> None:
         super().__init__()
         self.conv_in = CausalConv3d(in_out_channels, filters, 3, bias=False)
         self.block_res_blocks = nn.ModuleList()
@@ -98,8 +127,9 @@ class TemporalEncoder(nn.Module):
                 prev = f
             self.block_res_blocks.append(blocks)
             if i < n - 1:
-                self.conv_blocks.append(CausalConv3d(prev, f, 3, strides=(2, 1, 1)) if temporal_downsample[i]
-                                        else nn.Identity())
+                self.conv_blocks.append(
+                    CausalConv3d(prev, f, 3, strides=(2, 1, 1)) if temporal_downsample[i] else nn.Identity()
+                )
                 prev = f
         self.res_blocks = nn.ModuleList([ResBlock(prev, f, num_groups) for _ in range(num_res_blocks)])
         self.norm1 = nn.GroupNorm(num_groups, prev)
@@ -118,8 +148,16 @@ class TemporalEncoder(nn.Module):
 
 
 class TemporalDecoder(nn.Module):
-    def __init__(self, in_out_channels: int, latent_embed_dim: int, filters: int, num_res_blocks: int,
-                 channel_multipliers: Sequence[int], temporal_downsample: Sequence[bool], num_groups: int) -> None:
+    def __init__(
+        self,
+        in_out_channels: int,
+        latent_embed_dim: int,
+        filters: int,
+        num_res_blocks: int,
+        channel_multipliers: Sequence[int],
+        temporal_downsample: Sequence[bool],
+        num_groups: int,
+    ) -> None:
         super().__init__()
         self.temporal_downsample = tuple(temporal_downsample)
         top = filters * channel_multipliers[-1]
@@ -159,14 +197,27 @@ class TemporalDecoder(nn.Module):
 class TemporalVAE(nn.Module):
     """``VAE_Temporal``: ``encoder``, ``quant_conv``, ``post_quant_conv``, ``decoder``."""
 
-    def __init__(self, in_out_channels: int = 4, latent_embed_dim: int = 4, embed_dim: int = 4, filters: int = 128,
-                 num_res_blocks: int = 4, channel_multipliers: Sequence[int] = (1, 2, 2, 4),
-                 temporal_downsample: Sequence[bool] = (False, True, True), num_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_out_channels: int = 4,
+        latent_embed_dim: int = 4,
+        embed_dim: int = 4,
+        filters: int = 128,
+        num_res_blocks: int = 4,
+        channel_multipliers: Sequence[int] = (1, 2, 2, 4),
+        temporal_downsample: Sequence[bool] = (False, True, True),
+        num_groups: int = 32,
+    ) -> None:
         super().__init__()
         self.time_downsample_factor = 2 ** sum(bool(t) for t in temporal_downsample)
-        kw = dict(in_out_channels=in_out_channels, filters=filters, num_res_blocks=num_res_blocks,
-                  channel_multipliers=tuple(channel_multipliers), temporal_downsample=tuple(temporal_downsample),
-                  num_groups=num_groups)
+        kw = dict(
+            in_out_channels=in_out_channels,
+            filters=filters,
+            num_res_blocks=num_res_blocks,
+            channel_multipliers=tuple(channel_multipliers),
+            temporal_downsample=tuple(temporal_downsample),
+            num_groups=num_groups,
+        )
         self.encoder = TemporalEncoder(latent_embed_dim=latent_embed_dim * 2, **kw)
         self.quant_conv = CausalConv3d(2 * latent_embed_dim, 2 * embed_dim, 1)
         self.post_quant_conv = CausalConv3d(embed_dim, latent_embed_dim, 1)
@@ -183,7 +234,7 @@ class TemporalVAE(nn.Module):
         return self.quant_conv(self.encoder(x))
 
     def decode(self, z: torch.Tensor, num_frames: int) -> torch.Tensor:
-        return self.decoder(self.post_quant_conv(z))[:, :, self.time_padding(num_frames):]
+        return self.decoder(self.post_quant_conv(z))[:, :, self.time_padding(num_frames) :]
 
 
 class SpatialVAE(nn.Module):
@@ -197,8 +248,12 @@ class SpatialVAE(nn.Module):
 class OpenSoraVAE(nn.Module):
     """``VideoAutoencoderPipeline`` of Open-Sora 1.2 (``OpenSoraVAE_V1_2``): spatial then temporal VAE."""
 
-    def __init__(self, spatial_config: dict[str, Any] | None = None, temporal_config: dict[str, Any] | None = None,
-                 micro_frame_size: int = MICRO_FRAME_SIZE) -> None:
+    def __init__(
+        self,
+        spatial_config: dict[str, Any] | None = None,
+        temporal_config: dict[str, Any] | None = None,
+        micro_frame_size: int = MICRO_FRAME_SIZE,
+    ) -> None:
         super().__init__()
         from diffusers import AutoencoderKL
 
@@ -238,11 +293,12 @@ class OpenSoraVAE(nn.Module):
         flat = x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w) / SPATIAL_FACTOR
         step = chunk_size or flat.shape[0]
         vae = self.spatial_vae.module
-        out = torch.cat([vae.decode(flat[i:i + step]).sample for i in range(0, flat.shape[0], step)])
+        out = torch.cat([vae.decode(flat[i : i + step]).sample for i in range(0, flat.shape[0], step)])
         return out.reshape(b, f, *out.shape[1:]).permute(0, 2, 1, 3, 4)
 
-    def decode(self, z: torch.Tensor, num_frames: int, frames: Sequence[int] | None = None,
-               chunk_size: int | None = None) -> torch.Tensor:
+    def decode(
+        self, z: torch.Tensor, num_frames: int, frames: Sequence[int] | None = None, chunk_size: int | None = None
+    ) -> torch.Tensor:
         """Latents ``(B, 4, T', h, w)`` -> video ``(B, 3, len(frames), H, W)`` in [-1, 1] (all frames if ``None``)."""
         z = z * self.scale.to(z.dtype) + self.shift.to(z.dtype)
         wanted = list(range(num_frames)) if frames is None else [int(i) for i in frames]

@@ -25,9 +25,10 @@ SVD latents are ``(B, F, C, h, w)``; frames are dimension 1.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -54,27 +55,38 @@ class SVDOptions(BackboneOptions):
     height: int = Field(576, ge=8, description="Frame height in pixels (multiple of 8; 576 for the released models).")
     width: int = Field(1024, ge=8, description="Frame width in pixels (multiple of 8; 1024 for the released models).")
     frames: int = Field(
-        14, ge=1, description="Frames generated: 14 (img2vid) or 25 (img2vid-xt) as released; other counts warn "
+        14,
+        ge=1,
+        description="Frames generated: 14 (img2vid) or 25 (img2vid-xt) as released; other counts warn "
         "when the weights load.",
     )
     steps: int = Field(25, ge=1, description="Euler (EDM) denoising steps.")
     guidance: float = Field(
-        3.0, ge=0.0, description="Guidance of the last frame (the stock pipeline's `max_guidance_scale`); guidance "
+        3.0,
+        ge=0.0,
+        description="Guidance of the last frame (the stock pipeline's `max_guidance_scale`); guidance "
         "ramps linearly from `min_guidance` at the first frame. <= 1 disables classifier-free guidance.",
     )
     min_guidance: float = Field(1.0, ge=0.0, description="Guidance of the first frame (`min_guidance_scale`).")
     max_guidance: float | None = Field(
-        None, ge=0.0, description="The stock pipeline's name for `guidance`; when set it wins over `guidance`.",
+        None,
+        ge=0.0,
+        description="The stock pipeline's name for `guidance`; when set it wins over `guidance`.",
     )
     eta: float = Field(0.0, ge=0.0, description="Unused: the EDM Euler sampler of SVD is deterministic.")
-    fps: int = Field(7, ge=1, description="Frame rate the UNet is conditioned on (it receives fps - 1, as in the "
-                     "stock pipeline).")
+    fps: int = Field(
+        7, ge=1, description="Frame rate the UNet is conditioned on (it receives fps - 1, as in the stock pipeline)."
+    )
     motion_bucket_id: int = Field(127, ge=0, description="Motion conditioning: higher values give more motion.")
     noise_aug_strength: float = Field(
-        0.02, ge=0.0, description="Std of the noise added to the conditioning image before the VAE encodes it.",
+        0.02,
+        ge=0.0,
+        description="Std of the noise added to the conditioning image before the VAE encodes it.",
     )
     decode_chunk_size: int | None = Field(
-        None, ge=1, description="Frames the temporal decoder decodes together; null: all (the stock default). "
+        None,
+        ge=1,
+        description="Frames the temporal decoder decodes together; null: all (the stock default). "
         "Smaller chunks use less memory but change the frames (the decoder mixes frames within a chunk); "
         "`memory.decode_chunk_size` overrides it when set.",
     )
@@ -136,7 +148,7 @@ class SVDBackbone(BackbonePlugin):
         self._pending: SVDCondition | None = None
 
     # -------------------------------------------------------------- loading
-    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         """Load the five components from ``options.model`` (hub id or local diffusers directory).
 
         Honours ``HF_HUB_OFFLINE``; raises :class:`~vader_core.errors.MissingWeightsError` with the hub id
@@ -162,16 +174,27 @@ class SVDBackbone(BackbonePlugin):
             unet_config = UNetSpatioTemporalConditionModel.load_config(source, subfolder="unet", **kw)
             self._check_frames(int(unet_config.get("num_frames", 0) or 0), source)
             unet = UNetSpatioTemporalConditionModel.from_pretrained(
-                source, subfolder="unet", torch_dtype=dtype, **weights_kw)
+                source, subfolder="unet", torch_dtype=dtype, **weights_kw
+            )
             vae = AutoencoderKLTemporalDecoder.from_pretrained(source, subfolder="vae", torch_dtype=dtype, **weights_kw)
             image_encoder = CLIPVisionModelWithProjection.from_pretrained(
-                source, subfolder="image_encoder", torch_dtype=dtype, **weights_kw)
+                source, subfolder="image_encoder", torch_dtype=dtype, **weights_kw
+            )
             feature_extractor = CLIPImageProcessor.from_pretrained(source, subfolder="feature_extractor", **kw)
             scheduler = EulerDiscreteScheduler.from_pretrained(source, subfolder="scheduler", **kw)
         except OSError as e:
             raise missing_weights(source, e, option=self.model_option, what="Stable Video Diffusion weights") from None
-        self.setup({"unet": unet, "vae": vae, "image_encoder": image_encoder,
-                    "feature_extractor": feature_extractor, "scheduler": scheduler}, device, dtype)
+        self.setup(
+            {
+                "unet": unet,
+                "vae": vae,
+                "image_encoder": image_encoder,
+                "feature_extractor": feature_extractor,
+                "scheduler": scheduler,
+            },
+            device,
+            dtype,
+        )
 
     def _check_frames(self, trained_frames: int, source: str) -> None:
         """Warn (one line) when ``frames`` is neither a released model's frame count nor the one this
@@ -181,16 +204,18 @@ class SVDBackbone(BackbonePlugin):
         from vader_core.errors import warn
 
         own = f"; `{source}` names {trained_frames}" if trained_frames and trained_frames not in RELEASED_FRAMES else ""
-        warn(f"`backbone.frames` is {self.options.frames}: the released Stable Video Diffusion models were trained "
-             f"on 14 (img2vid) and 25 frames (img2vid-xt{own}); other counts run but may move less well")
+        warn(
+            f"`backbone.frames` is {self.options.frames}: the released Stable Video Diffusion models were trained "
+            f"on 14 (img2vid) and 25 frames (img2vid-xt{own}); other counts run but may move less well"
+        )
 
-    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+    def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Tiny random components of the real architecture (any frame count), for tests."""
         from .tiny import tiny_components
 
         self.setup(tiny_components(seed), device, dtype)
 
-    def setup(self, components: dict[str, Any], device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def setup(self, components: dict[str, Any], device: torch.device | str, dtype: torch.dtype) -> None:
         """Install components: moved to ``device``, cast to ``dtype``, frozen, in eval mode."""
         from diffusers import EulerDiscreteScheduler
         from diffusers.video_processor import VideoProcessor
@@ -211,18 +236,18 @@ class SVDBackbone(BackbonePlugin):
         self._pending = None
 
     # -------------------------------------------------------------- memory
-    def checkpoint_blocks(self) -> list["torch.nn.Module"]:
+    def checkpoint_blocks(self) -> list[torch.nn.Module]:
         """Every spatio-temporal resnet, transformer and down/upsampler of the UNet's down, mid and up
         blocks (diffusers' own switch on this UNet recomputes only the resnets)."""
         unet = self.denoiser
         return layers_of(*unet.down_blocks, unet.mid_block, *unet.up_blocks)
 
-    def decoder_checkpoint_blocks(self) -> list["torch.nn.Module"]:
+    def decoder_checkpoint_blocks(self) -> list[torch.nn.Module]:
         """The resnets, attention and upsamplers of the temporal decoder's mid and up blocks."""
         dec = self.components["vae"].decoder
         return layers_of(dec.mid_block, *dec.up_blocks)
 
-    def condition_encoders(self) -> dict[str, "torch.nn.Module"]:
+    def condition_encoders(self) -> dict[str, torch.nn.Module]:
         # The VAE also encodes the conditioning image (prepare_latents), but it decodes too: it stays.
         return {"image_encoder": self.components["image_encoder"]}
 
@@ -256,8 +281,9 @@ class SVDBackbone(BackbonePlugin):
                 "for training set `train.images` to a folder of images)"
             )
         if len(images) != len(prompts):
-            raise ConfigError(f"backbone `svd` needs one image per prompt, got {len(images)} images for "
-                              f"{len(prompts)} prompts")
+            raise ConfigError(
+                f"backbone `svd` needs one image per prompt, got {len(images)} images for {len(prompts)} prompts"
+            )
         o = self.options
         loaded = [load_image(im) for im in images]
         encoder, fe = self.components["image_encoder"], self.components["feature_extractor"]
@@ -267,8 +293,14 @@ class SVDBackbone(BackbonePlugin):
                 # Resized in [-1, 1] and mapped back, as the reference sampler does before CLIP.
                 x = resize_with_antialiasing(to_unit_tensor(im) * 2.0 - 1.0, CLIP_SIZE)
                 clip_in.append((x + 1.0) / 2.0)
-            pixel_values = fe(images=torch.cat(clip_in), do_normalize=True, do_center_crop=False, do_resize=False,
-                              do_rescale=False, return_tensors="pt").pixel_values
+            pixel_values = fe(
+                images=torch.cat(clip_in),
+                do_normalize=True,
+                do_center_crop=False,
+                do_resize=False,
+                do_rescale=False,
+                return_tensors="pt",
+            ).pixel_values
             enc_dtype = next(encoder.parameters()).dtype
             emb = encoder(pixel_values.to(device=self.device, dtype=enc_dtype)).image_embeds.unsqueeze(1)
             pixels = torch.cat([vae_pixels(im, o.height, o.width, self.video_processor) for im in loaded])
@@ -291,7 +323,7 @@ class SVDBackbone(BackbonePlugin):
         c = self.components["unet"].config.in_channels // 2
         return (batch_size, o.frames, c, o.height // self.vae_scale_factor, o.width // self.vae_scale_factor)
 
-    def _init_noise_sigma(self) -> "torch.Tensor":
+    def _init_noise_sigma(self) -> torch.Tensor:
         # From a fresh copy set to `options.steps`: the live scheduler's sigmas depend on what ran before.
         from diffusers import EulerDiscreteScheduler
 
@@ -299,8 +331,9 @@ class SVDBackbone(BackbonePlugin):
         sched.set_timesteps(self.options.steps)
         return sched.init_noise_sigma
 
-    def prepare_latents(self, batch_size: int, generator: "torch.Generator | None",
-                        cond: SVDCondition | None = None) -> "torch.Tensor":
+    def prepare_latents(
+        self, batch_size: int, generator: torch.Generator | None, cond: SVDCondition | None = None
+    ) -> torch.Tensor:
         """Initial latents ``(B, F, C, h, w)``, after the noise that augments the conditioning images.
 
         The generator gives first the augmentation noise ``(B, 3, H, W)``, then the latents, as in the
@@ -318,18 +351,22 @@ class SVDBackbone(BackbonePlugin):
         o = self.options
         cond = cond if cond is not None else self._pending
         self._pending = None
-        noise = randn_tensor((batch_size, 3, o.height, o.width), generator=generator, device=self.device,
-                             dtype=torch.float32)
-        latents = randn_tensor(self.latent_shape(batch_size), generator=generator, device=self.device,
-                               dtype=self.dtype) * self._init_noise_sigma()
+        noise = randn_tensor(
+            (batch_size, 3, o.height, o.width), generator=generator, device=self.device, dtype=torch.float32
+        )
+        latents = (
+            randn_tensor(self.latent_shape(batch_size), generator=generator, device=self.device, dtype=self.dtype)
+            * self._init_noise_sigma()
+        )
         if cond is not None:
             if cond.batch_size != batch_size:
                 raise ConfigError(
-                    f"the condition holds {cond.batch_size} images but {batch_size} videos were asked for")
+                    f"the condition holds {cond.batch_size} images but {batch_size} videos were asked for"
+                )
             cond.image_latents = self._image_latents(cond, noise)
         return latents
 
-    def _image_latents(self, cond: SVDCondition, noise: "torch.Tensor") -> "torch.Tensor":
+    def _image_latents(self, cond: SVDCondition, noise: torch.Tensor) -> torch.Tensor:
         vae = self.components["vae"]
         image = cond.pixels + self.options.noise_aug_strength * noise
         upcast = vae.dtype == torch.float16 and vae.config.force_upcast
@@ -346,8 +383,9 @@ class SVDBackbone(BackbonePlugin):
             lat = lat.to(cond.image_embeddings.dtype)
         return lat.unsqueeze(1).repeat(1, self.options.frames, 1, 1, 1)
 
-    def predict(self, latents: "torch.Tensor", t: "torch.Tensor", cond: SVDCondition,
-                step_index: int) -> "torch.Tensor":
+    def predict(
+        self, latents: torch.Tensor, t: torch.Tensor, cond: SVDCondition, step_index: int
+    ) -> torch.Tensor:
         """One UNet evaluation with the per-frame guidance ramp; returns the v-prediction.
 
         Pure: the input scaling ``1 / sqrt(sigma^2 + 1)`` uses the sigma of ``step_index``.
@@ -362,7 +400,7 @@ class SVDBackbone(BackbonePlugin):
         x = x / ((sigma**2 + 1) ** 0.5)
         x = torch.cat([x, cond.image_latents], dim=2)
 
-        def unet(x: "torch.Tensor", emb: "torch.Tensor", ids: "torch.Tensor") -> "torch.Tensor":
+        def unet(x: torch.Tensor, emb: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
             return self.denoiser(x, t, encoder_hidden_states=emb, added_time_ids=ids, return_dict=False)[0]
 
         args = (x, cond.image_embeddings, cond.added_time_ids)
@@ -372,8 +410,14 @@ class SVDBackbone(BackbonePlugin):
             out = uncond + cond.guidance * (image - uncond)
         return out
 
-    def scheduler_step(self, model_output: "torch.Tensor", t: "torch.Tensor", latents: "torch.Tensor",
-                       step_index: int, generator: "torch.Generator | None") -> "torch.Tensor":
+    def scheduler_step(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
+        step_index: int,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         """The Euler step of ``EulerDiscreteScheduler.step`` (no churn), from sigma[i] to sigma[i + 1].
 
         Computed here from ``step_index`` (not the scheduler's counter) and differentiable; the tests
@@ -395,12 +439,17 @@ class SVDBackbone(BackbonePlugin):
         prev = sample + derivative * (sigma_next - sigma)
         return prev.to(model_output.dtype)
 
-    def num_latent_frames(self, latents: "torch.Tensor") -> int:
+    def num_latent_frames(self, latents: torch.Tensor) -> int:
         """Frames are dimension 1 of SVD latents ``(B, F, C, h, w)``."""
         return int(latents.shape[1])
 
-    def decode(self, latents: "torch.Tensor", frames: Sequence[int] | None = None,
-               chunk_size: int | None = None, cond: Any = None) -> "torch.Tensor":
+    def decode(
+        self,
+        latents: torch.Tensor,
+        frames: Sequence[int] | None = None,
+        chunk_size: int | None = None,
+        cond: Any = None,
+    ) -> torch.Tensor:
         """Decode the latent frames ``frames`` (all if `None`) with the temporal decoder.
 
         Frames are decoded in chunks of ``chunk_size`` (else ``options.decode_chunk_size``, else all
@@ -420,7 +469,7 @@ class SVDBackbone(BackbonePlugin):
         size = chunk_size or self.options.decode_chunk_size or f
         decoded: dict[int, torch.Tensor] = {}
         for start in sorted({i // size * size for i in chosen}):
-            z = latents[:, start:start + size]
+            z = latents[:, start : start + size]
             n = z.shape[1]
             z = 1 / vae.config.scaling_factor * z.flatten(0, 1)
             pixels = vae.decode(z, num_frames=n).sample

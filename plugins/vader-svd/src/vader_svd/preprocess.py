@@ -18,7 +18,7 @@ from vader_core.lazy import np, torch
 CLIP_SIZE = (224, 224)
 
 
-def _gaussian_kernel(size: int, sigma: float, dtype: "torch.dtype") -> "torch.Tensor":
+def _gaussian_kernel(size: int, sigma: float, dtype: torch.dtype) -> torch.Tensor:
     """Normalised 1-D Gaussian of odd length ``size``, computed in ``dtype``."""
     s = torch.tensor([[sigma]], dtype=dtype)
     x = torch.arange(size, dtype=dtype) - size // 2
@@ -26,7 +26,7 @@ def _gaussian_kernel(size: int, sigma: float, dtype: "torch.dtype") -> "torch.Te
     return (g / g.sum(-1, keepdim=True))[0]
 
 
-def _blur_1d(x: "torch.Tensor", kernel: "torch.Tensor", dim: int) -> "torch.Tensor":
+def _blur_1d(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
     """Depthwise convolution of ``(N, C, H, W)`` with ``kernel`` along ``dim`` (2: rows, 3: columns),
     reflect-padded so the size is kept."""
     n, c, h, w = x.shape
@@ -43,7 +43,7 @@ def _blur_1d(x: "torch.Tensor", kernel: "torch.Tensor", dim: int) -> "torch.Tens
     return torch.nn.functional.conv2d(x, weight, groups=c)
 
 
-def resize_with_antialiasing(image: "torch.Tensor", size: tuple[int, int]) -> "torch.Tensor":
+def resize_with_antialiasing(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize ``(N, C, H, W)`` to ``size`` with a Gaussian pre-blur against aliasing, then bicubic.
 
     The blur's standard deviation per axis is ``max((factor - 1) / 2, 0.001)`` for the downscaling
@@ -85,13 +85,15 @@ def load_image(image: Any) -> Any:
         t = image[0] if image.ndim == 4 and image.shape[0] == 1 else image
         if t.ndim != 3 or t.shape[0] != 3:
             raise ConfigError(
-                f"a conditioning image tensor must be (3, H, W) in [0, 1], got shape {tuple(image.shape)}")
+                f"a conditioning image tensor must be (3, H, W) in [0, 1], got shape {tuple(image.shape)}"
+            )
         return t.detach().float()
     raise ConfigError(
-        f"a conditioning image must be a PIL image, a (3, H, W) tensor or a path, got {type(image).__name__}")
+        f"a conditioning image must be a PIL image, a (3, H, W) tensor or a path, got {type(image).__name__}"
+    )
 
 
-def to_unit_tensor(image: Any) -> "torch.Tensor":
+def to_unit_tensor(image: Any) -> torch.Tensor:
     """``(1, 3, H, W)`` float32 CPU tensor in [0, 1] of a PIL image or ``(3, H, W)`` tensor (8-bit
     values divided by 255 in float32, as diffusers' ``pil_to_numpy`` does)."""
     if isinstance(image, torch.Tensor):
@@ -100,7 +102,7 @@ def to_unit_tensor(image: Any) -> "torch.Tensor":
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())[None]
 
 
-def vae_pixels(image: Any, height: int, width: int, processor: Any) -> "torch.Tensor":
+def vae_pixels(image: Any, height: int, width: int, processor: Any) -> torch.Tensor:
     """The image the VAE encodes: ``(1, 3, height, width)`` float32 in [-1, 1].
 
     PIL images go through diffusers' ``VideoProcessor.preprocess`` (Lanczos resize), exactly as in
@@ -110,7 +112,8 @@ def vae_pixels(image: Any, height: int, width: int, processor: Any) -> "torch.Te
     if isinstance(image, torch.Tensor):
         x = to_unit_tensor(image)
         if tuple(x.shape[-2:]) != (height, width):
-            x = torch.nn.functional.interpolate(x, size=(height, width), mode="bicubic", antialias=True,
-                                                align_corners=False).clamp(0, 1)
+            x = torch.nn.functional.interpolate(
+                x, size=(height, width), mode="bicubic", antialias=True, align_corners=False
+            ).clamp(0, 1)
         return x * 2.0 - 1.0
     return processor.preprocess(image, height=height, width=width).float()

@@ -8,7 +8,7 @@ is instant: torch and transformers are imported only when a reward loads its mod
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from vader_core.hookspecs import hookimpl
 

@@ -5,7 +5,8 @@ and the differentiable clip preprocessing. Heavy imports stay inside the functio
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
 from vader_core.errors import ConfigError, MissingWeightsError
 from vader_core.hub import missing_model, resolve_model, unavailable_reason
@@ -19,7 +20,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 ResizeMode = Literal["squash", "crop"]
 
 
-def checkpoint_layers(model: Any, layers: Iterable["torch.nn.Module"]) -> None:
+def checkpoint_layers(model: Any, layers: Iterable[torch.nn.Module]) -> None:
     """Recompute ``layers`` in backward instead of storing their activations, with every dropout off.
 
     transformers only checkpoints a ``GradientCheckpointingLayer`` in training mode; the layers alone
@@ -30,9 +31,7 @@ def checkpoint_layers(model: Any, layers: Iterable["torch.nn.Module"]) -> None:
         layer.training = True
 
 
-def load_pretrained(
-    model_cls: Any, ref: str, *, reward: str, model_type: str, default_repo: str, kind: str
-) -> Any:
+def load_pretrained(model_cls: Any, ref: str, *, reward: str, model_type: str, default_repo: str, kind: str) -> Any:
     """``model_cls.from_pretrained(ref)`` for a hub id or a local ``save_pretrained`` directory.
 
     Args:
@@ -74,9 +73,12 @@ def load_pretrained(
 
 
 def resample_clip(
-    video: "torch.Tensor", frames: int, size: tuple[int, int], resize_mode: ResizeMode = "squash",
+    video: torch.Tensor,
+    frames: int,
+    size: tuple[int, int],
+    resize_mode: ResizeMode = "squash",
     crop_ratio: float = 1.0,
-) -> "torch.Tensor":
+) -> torch.Tensor:
     """Resample videos ``(B, F, 3, H, W)`` to ``(B, frames, 3, *size)``, differentiably.
 
     Time: linear interpolation at ``frames`` evenly spaced positions from the first to the last
@@ -98,7 +100,7 @@ def resample_clip(
     return _resample_time(_resize(video, size, resize_mode, crop_ratio), frames)
 
 
-def _resample_time(video: "torch.Tensor", frames: int) -> "torch.Tensor":
+def _resample_time(video: torch.Tensor, frames: int) -> torch.Tensor:
     n = video.shape[1]
     if n == frames:
         return video
@@ -111,7 +113,7 @@ def _resample_time(video: "torch.Tensor", frames: int) -> "torch.Tensor":
     return video[:, lo] * (1 - w) + video[:, lo + 1] * w
 
 
-def _resize(video: "torch.Tensor", size: tuple[int, int], mode: ResizeMode, crop_ratio: float) -> "torch.Tensor":
+def _resize(video: torch.Tensor, size: tuple[int, int], mode: ResizeMode, crop_ratio: float) -> torch.Tensor:
     b, f, c, h, w = video.shape
     th, tw = size
     x = video.reshape(b * f, c, h, w)
@@ -126,14 +128,15 @@ def _resize(video: "torch.Tensor", size: tuple[int, int], mode: ResizeMode, crop
         if (rh, rw) != (h, w):
             x = F.interpolate(x, size=(rh, rw), mode="bilinear", align_corners=False, antialias=True)
         top, left = (rh - th) // 2, (rw - tw) // 2
-        x = x[:, :, top:top + th, left:left + tw]
+        x = x[:, :, top : top + th, left : left + tw]
     else:  # pragma: no cover - the options model rejects other values
         raise ValueError(f"unknown resize mode {mode!r}")
     return x.reshape(b, f, c, th, tw)
 
 
-def normalize(video: "torch.Tensor", mean: tuple[float, ...] = IMAGENET_MEAN,
-              std: tuple[float, ...] = IMAGENET_STD) -> "torch.Tensor":
+def normalize(
+    video: torch.Tensor, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
+) -> torch.Tensor:
     """Per-channel ``(x - mean) / std`` of ``(..., 3, H, W)``."""
     m = torch.tensor(mean, device=video.device, dtype=video.dtype).view(3, 1, 1)
     s = torch.tensor(std, device=video.device, dtype=video.dtype).view(3, 1, 1)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -32,8 +33,16 @@ if TYPE_CHECKING:  # pragma: no cover
 VIDEOMAE_REPO = "MCG-NJU/videomae-base-finetuned-kinetics"
 
 #: A few Kinetics-400 class names, the labels of the tiny test model.
-TINY_LABELS = ("playing guitar", "playing piano", "riding a bike", "surfing water", "dancing ballet",
-               "juggling balls", "playing chess", "skateboarding")
+TINY_LABELS = (
+    "playing guitar",
+    "playing piano",
+    "riding a bike",
+    "surfing water",
+    "dancing ballet",
+    "juggling balls",
+    "playing chess",
+    "skateboarding",
+)
 
 
 class ActionOptions(RewardOptions):
@@ -62,9 +71,17 @@ def tiny_config() -> Any:
     from transformers import VideoMAEConfig
 
     return VideoMAEConfig(
-        image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, use_mean_pooling=True,
-        id2label=dict(enumerate(TINY_LABELS)), label2id={n: i for i, n in enumerate(TINY_LABELS)},
+        image_size=32,
+        patch_size=8,
+        num_frames=4,
+        tubelet_size=2,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        use_mean_pooling=True,
+        id2label=dict(enumerate(TINY_LABELS)),
+        label2id={n: i for i, n in enumerate(TINY_LABELS)},
     )
 
 
@@ -106,8 +123,10 @@ class Labels:
             return self._by_lower[key]
         close = difflib.get_close_matches(key, list(self._by_lower), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(f'`{self.names[self._by_lower[c]]}`' for c in close)}?" if close else ""
-        raise ConfigError(f"{self.reward}: `label` {label!r} is not a class of the model ({len(self.names)} classes "
-                          f"in config.id2label){hint}")
+        raise ConfigError(
+            f"{self.reward}: `label` {label!r} is not a class of the model ({len(self.names)} classes "
+            f"in config.id2label){hint}"
+        )
 
     def from_prompt(self, prompt: str) -> int:
         """The class whose name is the longest one occurring in ``prompt`` as whole words (case-insensitive)."""
@@ -140,21 +159,27 @@ class Action(RewardPlugin):
 
     def __init__(self, options: ActionOptions | None = None) -> None:
         super().__init__(options)
-        self.model: "torch.nn.Module | None" = None
+        self.model: torch.nn.Module | None = None
         self.labels: Labels | None = None
         self.fixed: int | None = None
         self.frames = 0
         self.size = (0, 0)
 
-    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         """Load ``options.model`` (hub id or local directory, honouring ``HF_HUB_OFFLINE``), frozen, in ``dtype``."""
         from transformers import VideoMAEForVideoClassification
 
-        model = load_pretrained(VideoMAEForVideoClassification, self.options.model, reward=self.name,
-                                model_type="videomae", default_repo=VIDEOMAE_REPO, kind="VideoMAE classifier")
+        model = load_pretrained(
+            VideoMAEForVideoClassification,
+            self.options.model,
+            reward=self.name,
+            model_type="videomae",
+            default_repo=VIDEOMAE_REPO,
+            kind="VideoMAE classifier",
+        )
         self._setup(model, device, dtype)
 
-    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+    def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Tiny random ``VideoMAEForVideoClassification`` labelled with a few Kinetics classes, for tests."""
         self._setup(tiny_model(seed), device, dtype)
 
@@ -174,7 +199,7 @@ class Action(RewardPlugin):
             return [self.fixed] * len(prompts)
         return [self.labels.from_prompt(p) for p in prompts]
 
-    def score_clip(self, video: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def score_clip(self, video: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """``log p(target | clip)`` of each video ``(B, F, 3, H, W)`` in [0, 1]. Returns ``(B,)``."""
         import torch
 

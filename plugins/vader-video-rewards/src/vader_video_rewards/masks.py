@@ -44,17 +44,17 @@ class BlockMaskSpec:
 VJEPA2_MASKS = (BlockMaskSpec(8, (0.15, 0.15)), BlockMaskSpec(2, (0.7, 0.7)))
 
 
-def _uniform(g: "torch.Generator", lo: float, hi: float) -> float:
+def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
     return lo + float(torch.rand(1, generator=g)) * (hi - lo)
 
 
-def _randint(g: "torch.Generator", high: int) -> int:
+def _randint(g: torch.Generator, high: int) -> int:
     return int(torch.randint(0, high, (1,), generator=g))
 
 
 def block_mask(
-    grid: tuple[int, int, int], spec: BlockMaskSpec, generator: "torch.Generator", max_tries: int = 100
-) -> tuple["torch.Tensor", "torch.Tensor"]:
+    grid: tuple[int, int, int], spec: BlockMaskSpec, generator: torch.Generator, max_tries: int = 100
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One mask of kind ``spec`` on the token grid ``(T, H, W)``.
 
     Returns:
@@ -71,9 +71,12 @@ def block_mask(
     for _ in range(max_tries):
         masked = torch.zeros(t_n, h_n, w_n, dtype=torch.bool)
         for _ in range(spec.num_blocks):
-            top, left, start = _randint(generator, h_n - h + 1), _randint(generator, w_n - w + 1), \
-                _randint(generator, t_n - t + 1)
-            masked[start:start + t, top:top + h, left:left + w] = True
+            top, left, start = (
+                _randint(generator, h_n - h + 1),
+                _randint(generator, w_n - w + 1),
+                _randint(generator, t_n - t + 1),
+            )
+            masked[start : start + t, top : top + h, left : left + w] = True
         masked = masked.flatten()
         if not masked.all():
             return torch.nonzero(~masked).flatten(), torch.nonzero(masked).flatten()
@@ -82,7 +85,7 @@ def block_mask(
 
 def draw_masks(
     grid: tuple[int, int, int], specs: tuple[BlockMaskSpec, ...] = VJEPA2_MASKS, draws: int = 1, seed: int = 0
-) -> list[tuple["torch.Tensor", "torch.Tensor"]]:
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``draws`` masks of each kind in ``specs`` (draw-major), the same for the same arguments.
 
     Returns:

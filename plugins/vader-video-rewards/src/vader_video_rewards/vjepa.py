@@ -13,7 +13,8 @@ video.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -22,7 +23,12 @@ from vader_core.modules import freeze, seeded
 from vader_core.reward import RewardOptions, RewardPlugin
 
 from ._common import (
-    ResizeMode, as_size, checkpoint_layers, load_pretrained, normalize, resample_clip,
+    ResizeMode,
+    as_size,
+    checkpoint_layers,
+    load_pretrained,
+    normalize,
+    resample_clip,
 )
 from .masks import VJEPA2_MASKS, draw_masks
 
@@ -41,12 +47,14 @@ class VJEPAOptions(RewardOptions):
         "local directory in `save_pretrained` layout.",
     )
     num_frames: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="Frames the clip is resampled to (a multiple of the tubelet size, 2); null: the model's "
         "`frames_per_clip` (64 for the fpc64 models). Fewer frames cost proportionally less.",
     )
     mask_draws: int = Field(
-        2, ge=1,
+        2,
+        ge=1,
         description="Draws of V-JEPA 2's two mask kinds (8 short-range + 2 long-range blocks); the reward averages "
         "the prediction error over 2 x mask_draws masks.",
     )
@@ -76,9 +84,21 @@ def tiny_config() -> Any:
     from transformers import VJEPA2Config
 
     return VJEPA2Config(
-        patch_size=4, crop_size=32, frames_per_clip=4, tubelet_size=2, hidden_size=32, num_attention_heads=2,
-        num_hidden_layers=2, mlp_ratio=2.0, num_pooler_layers=1, pred_hidden_size=24, pred_num_attention_heads=2,
-        pred_num_hidden_layers=2, pred_num_mask_tokens=2, pred_zero_init_mask_tokens=False, pred_mlp_ratio=2.0,
+        patch_size=4,
+        crop_size=32,
+        frames_per_clip=4,
+        tubelet_size=2,
+        hidden_size=32,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        mlp_ratio=2.0,
+        num_pooler_layers=1,
+        pred_hidden_size=24,
+        pred_num_attention_heads=2,
+        pred_num_hidden_layers=2,
+        pred_num_mask_tokens=2,
+        pred_zero_init_mask_tokens=False,
+        pred_mlp_ratio=2.0,
         initializer_range=0.2,
     )
 
@@ -102,20 +122,26 @@ class VJEPA(RewardPlugin):
 
     def __init__(self, options: VJEPAOptions | None = None) -> None:
         super().__init__(options)
-        self.model: "torch.nn.Module | None" = None
-        self.masks: list[tuple["torch.Tensor", "torch.Tensor"]] = []
+        self.model: torch.nn.Module | None = None
+        self.masks: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.frames = 0
         self.size = (0, 0)
 
-    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         """Load ``options.model`` (hub id or local directory, honouring ``HF_HUB_OFFLINE``), frozen, in ``dtype``."""
         from transformers import VJEPA2Model
 
-        model = load_pretrained(VJEPA2Model, self.options.model, reward=self.name, model_type="vjepa2",
-                                default_repo=VJEPA2_REPO, kind="V-JEPA 2")
+        model = load_pretrained(
+            VJEPA2Model,
+            self.options.model,
+            reward=self.name,
+            model_type="vjepa2",
+            default_repo=VJEPA2_REPO,
+            kind="V-JEPA 2",
+        )
         self._setup(model, device, dtype)
 
-    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+    def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Tiny random ``VJEPA2Model`` of the real classes, for tests."""
         self._setup(tiny_model(seed), device, dtype)
 
@@ -124,8 +150,9 @@ class VJEPA(RewardPlugin):
         tubelet, patch = int(cfg.tubelet_size), as_size(cfg.patch_size)
         frames = int(self.options.num_frames or cfg.frames_per_clip)
         if frames % tubelet:
-            raise ConfigError(f"{self.name}: `num_frames` must be a multiple of the model's tubelet size {tubelet}, "
-                              f"got {frames}")
+            raise ConfigError(
+                f"{self.name}: `num_frames` must be a multiple of the model's tubelet size {tubelet}, got {frames}"
+            )
         self.frames, self.size = frames, as_size(cfg.crop_size)
         grid = (frames // tubelet, self.size[0] // patch[0], self.size[1] // patch[1])
         self.masks = draw_masks(grid, VJEPA2_MASKS, self.options.mask_draws, self.options.mask_seed)
@@ -134,7 +161,7 @@ class VJEPA(RewardPlugin):
             checkpoint_layers(self.model, [*self.model.encoder.layer, *self.model.predictor.layer])
         super().load(device, dtype)
 
-    def score_clip(self, video: "torch.Tensor", prompts: Sequence[str]) -> "torch.Tensor":
+    def score_clip(self, video: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """Minus the mean L1 feature-prediction error of each video ``(B, F, 3, H, W)`` in [0, 1]. Returns ``(B,)``."""
         import torch
         import torch.nn.functional as F
@@ -160,7 +187,7 @@ class VJEPA(RewardPlugin):
             errors.append((pred.float() - truth.float()).abs().mean(dim=(1, 2)))
         return -torch.stack(errors).mean(dim=0)
 
-    def _encode_visible(self, x: "torch.Tensor", context: "torch.Tensor", num_tokens: int) -> "torch.Tensor":
+    def _encode_visible(self, x: torch.Tensor, context: torch.Tensor, num_tokens: int) -> torch.Tensor:
         """The encoder on the context tokens only (V-JEPA's context encoder), laid out at their positions.
 
         The patch embedding runs on the whole clip (it is per tubelet), the context tokens are kept, and

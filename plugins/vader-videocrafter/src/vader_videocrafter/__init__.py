@@ -6,7 +6,7 @@ torch, diffusers and open_clip are imported only when a run loads the model.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from vader_core.hookspecs import hookimpl
 

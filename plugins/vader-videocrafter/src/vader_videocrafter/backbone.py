@@ -18,8 +18,9 @@ empty_seq``); the frame rate enters the UNet as a tensor, for both branches.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -36,23 +37,38 @@ CHECKPOINT_FILE = "model.ckpt"
 #: The official ``first_stage_config`` (``ddconfig``: ch 128, ch_mult [1, 2, 4, 4], 2 res blocks, z 4) in
 #: diffusers' ``AutoencoderKL`` terms, with the model's ``scale_factor`` 0.18215.
 VAE_CONFIG: dict[str, Any] = {
-    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
-    "block_out_channels": (128, 256, 512, 512), "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4, "act_fn": "silu", "sample_size": 512, "scaling_factor": 0.18215,
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "block_out_channels": (128, 256, 512, 512),
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "act_fn": "silu",
+    "sample_size": 512,
+    "scaling_factor": 0.18215,
 }
 
 #: The official noise schedule: ``linear_start``/``linear_end`` of LDM's "linear" schedule (diffusers'
 #: "scaled_linear"), 1000 steps, epsilon prediction; ``use_scale`` with ``scale_b`` 0.7 (``scale_a`` 1,
 #: ``mid_step`` 400, ``fix_scale_bug`` false: the defaults of ``LatentDiffusion``).
 SCHEDULE: dict[str, Any] = {
-    "num_train_timesteps": 1000, "linear_start": 0.00085, "linear_end": 0.012,
-    "use_scale": True, "scale_a": 1.0, "scale_b": 0.7, "mid_step": 400, "fix_scale_bug": False,
+    "num_train_timesteps": 1000,
+    "linear_start": 0.00085,
+    "linear_end": 0.012,
+    "use_scale": True,
+    "scale_a": 1.0,
+    "scale_b": 0.7,
+    "mid_step": 400,
+    "fix_scale_bug": False,
 }
 
 
 class VideoCrafterOptions(UNetT2VOptions):
     model: str | None = Field(
-        HUB_ID, description=f"Hub id (file `{CHECKPOINT_FILE}`), local checkpoint file (.ckpt/.pt/.safetensors) "
+        HUB_ID,
+        description=f"Hub id (file `{CHECKPOINT_FILE}`), local checkpoint file (.ckpt/.pt/.safetensors) "
         f"or directory holding `{CHECKPOINT_FILE}`.",
     )
     height: int = Field(320, ge=16, multiple_of=8, description="Frame height in pixels (multiple of 8).")
@@ -64,9 +80,9 @@ class VideoCrafterOptions(UNetT2VOptions):
     fps: int = Field(24, ge=1, description="Frame rate fed to the UNet's fps conditioning.")
     scheduler: Literal["ddim"] = Field("ddim", description="Sampler: `ddim` (the official DDIM sampler).")
     allow_pickle: bool = Field(
-        False, description="Unpickle Python objects in a .ckpt (weights_only=False); only for files you trust.",
+        False,
+        description="Unpickle Python objects in a .ckpt (weights_only=False); only for files you trust.",
     )
-
 
     @model_validator(mode="before")
     @classmethod
@@ -74,14 +90,14 @@ class VideoCrafterOptions(UNetT2VOptions):
         return reject_folded_options(data, ("block_checkpointing",))
 
 
-def lvdm_alphas_cumprod(schedule: dict[str, Any] = SCHEDULE) -> "torch.Tensor":
+def lvdm_alphas_cumprod(schedule: dict[str, Any] = SCHEDULE) -> torch.Tensor:
     """``alphas_cumprod`` of the official ``register_schedule``: computed in float64, kept in float32."""
     n = schedule["num_train_timesteps"]
     betas = torch.linspace(schedule["linear_start"] ** 0.5, schedule["linear_end"] ** 0.5, n, dtype=torch.float64) ** 2
     return torch.cumprod(1.0 - betas, dim=0).float()
 
 
-def lvdm_scale_arr(schedule: dict[str, Any] = SCHEDULE) -> "torch.Tensor | None":
+def lvdm_scale_arr(schedule: dict[str, Any] = SCHEDULE) -> torch.Tensor | None:
     """VideoCrafter2's ``scale_arr`` (``None`` without ``use_scale``); 1400 entries with the official
     ``fix_scale_bug: false``, of which only the first 1000 are ever read."""
     if not schedule["use_scale"]:
@@ -128,19 +144,28 @@ class VideoCrafterBackbone(UNetT2VBackbone):
             local = local / CHECKPOINT_FILE
             if not local.is_file():
                 raise MissingWeightsError(
-                    f"{local.parent} has no {CHECKPOINT_FILE}; point `backbone.model` at the checkpoint file")
+                    f"{local.parent} has no {CHECKPOINT_FILE}; point `backbone.model` at the checkpoint file"
+                )
         if local.is_file():
             return local
         if source.startswith((".", "/", "~")) or source.endswith((".ckpt", ".pt", ".pth", ".safetensors")):
-            raise MissingWeightsError(f"no checkpoint at {local}; point `backbone.model` at VideoCrafter2's "
-                                      f"{CHECKPOINT_FILE} or use the hub id {HUB_ID}")
+            raise MissingWeightsError(
+                f"no checkpoint at {local}; point `backbone.model` at VideoCrafter2's "
+                f"{CHECKPOINT_FILE} or use the hub id {HUB_ID}"
+            )
         from huggingface_hub import hf_hub_download
 
         try:
             return Path(hf_hub_download(source, CHECKPOINT_FILE, revision=self.options.revision))
         except Exception as e:  # noqa: BLE001 - offline, missing file, bad id, network: all need the same action
-            raise missing_weights(source, e, option="backbone.model", filename=CHECKPOINT_FILE,
-                                  files=[CHECKPOINT_FILE], local=f"a local {CHECKPOINT_FILE}") from None
+            raise missing_weights(
+                source,
+                e,
+                option="backbone.model",
+                filename=CHECKPOINT_FILE,
+                files=[CHECKPOINT_FILE],
+                local=f"a local {CHECKPOINT_FILE}",
+            ) from None
 
     def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         from .checkpoint import check_schedule, read_state_dict
@@ -150,10 +175,16 @@ class VideoCrafterBackbone(UNetT2VBackbone):
         check_schedule(sd, lvdm_alphas_cumprod(self.schedule), lvdm_scale_arr(self.schedule), str(path))
         self.load_state_dict_components(sd, str(path), device, dtype, **self.architecture)
 
-    def load_state_dict_components(self, sd: dict[str, Any], source: str, device: torch.device | str,
-                                   dtype: torch.dtype, unet_config: dict[str, Any] | None = None,
-                                   vae_config: dict[str, Any] | None = None,
-                                   text_config: dict[str, Any] | None = None) -> None:
+    def load_state_dict_components(
+        self,
+        sd: dict[str, Any],
+        source: str,
+        device: torch.device | str,
+        dtype: torch.dtype,
+        unet_config: dict[str, Any] | None = None,
+        vae_config: dict[str, Any] | None = None,
+        text_config: dict[str, Any] | None = None,
+    ) -> None:
         """Fill the components (built on the meta device, so no memory is spent twice) from a VideoCrafter2
         state dict; the configurations default to the official 512 model's."""
         import open_clip
@@ -202,8 +233,15 @@ class VideoCrafterBackbone(UNetT2VBackbone):
 
         sch = self.schedule
         return DDIMScheduler(
-            num_train_timesteps=sch["num_train_timesteps"], beta_start=sch["linear_start"], beta_end=sch["linear_end"], beta_schedule="scaled_linear", clip_sample=False,
-            set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading", prediction_type="epsilon",
+            num_train_timesteps=sch["num_train_timesteps"],
+            beta_start=sch["linear_start"],
+            beta_end=sch["linear_end"],
+            beta_schedule="scaled_linear",
+            clip_sample=False,
+            set_alpha_to_one=False,
+            steps_offset=1,
+            timestep_spacing="leading",
+            prediction_type="epsilon",
         )
 
     def save_pretrained(self, directory: str | Path) -> None:
@@ -241,7 +279,9 @@ class VideoCrafterBackbone(UNetT2VBackbone):
         self._chain = torch.stack([a_t, a_prev, sigma, s_t, s_prev], dim=1).flip(0).float().to(self.device)
         return [torch.tensor(t, device=self.device) for t in reversed(ascending)]
 
-    def predict(self, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], step_index: int) -> torch.Tensor:
+    def predict(
+        self, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], step_index: int
+    ) -> torch.Tensor:
         x = torch.cat([latents] * 2) if self.do_cfg else latents
         ts = t.reshape(-1).expand(x.shape[0]).to(self.device)
 
@@ -255,29 +295,43 @@ class VideoCrafterBackbone(UNetT2VBackbone):
             out = uncond + self.options.guidance * (text - uncond)
         return out
 
-    def _step_mean_std(self, eps: torch.Tensor, latents: torch.Tensor, step_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step_mean_std(
+        self, eps: torch.Tensor, latents: torch.Tensor, step_index: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         a_t, a_prev, sigma, s_t, s_prev = self._chain[step_index]
         x, eps = latents.float(), eps.float()
         pred_x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
         dir_xt = (1.0 - a_prev - sigma**2).sqrt() * eps
         return a_prev.sqrt() * s_prev * (pred_x0 / s_t) + dir_xt, sigma
 
-    def scheduler_step(self, model_output: torch.Tensor, t: torch.Tensor, latents: torch.Tensor, step_index: int,
-                       generator: torch.Generator | None) -> torch.Tensor:
+    def scheduler_step(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
+        step_index: int,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         from diffusers.utils.torch_utils import randn_tensor
 
         mean, sigma = self._step_mean_std(model_output, latents, step_index)
         if float(sigma) > 0:
-            mean = mean + sigma * randn_tensor(latents.shape, generator=generator, device=latents.device,
-                                               dtype=mean.dtype)
+            mean = mean + sigma * randn_tensor(
+                latents.shape, generator=generator, device=latents.device, dtype=mean.dtype
+            )
         return mean.to(latents.dtype)
 
-    def step_log_prob(self, model_output: torch.Tensor, t: torch.Tensor, latents: torch.Tensor,
-                      prev_latents: torch.Tensor, step_index: int) -> torch.Tensor:
+    def step_log_prob(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
+        prev_latents: torch.Tensor,
+        step_index: int,
+    ) -> torch.Tensor:
         """Gaussian log-density of the official DDIM step (the DDPO policy), per video."""
         mean, sigma = self._step_mean_std(model_output, latents, step_index)
         if float(sigma) <= 0:
             raise ConfigError("this method needs a stochastic sampler: set sampling.eta (backbone.eta) > 0")
-        logp = (-((prev_latents.float() - mean) ** 2) / (2 * sigma**2) - sigma.log()
-                - math.log(math.sqrt(2 * math.pi)))
+        logp = -((prev_latents.float() - mean) ** 2) / (2 * sigma**2) - sigma.log() - math.log(math.sqrt(2 * math.pi))
         return logp.mean(dim=tuple(range(1, logp.ndim)))

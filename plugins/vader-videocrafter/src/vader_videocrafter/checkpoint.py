@@ -19,8 +19,9 @@ the state dict at the top level, under ``"state_dict"`` (Lightning) or under ``"
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -31,9 +32,18 @@ VAE_PREFIX = "first_stage_model."
 TEXT_PREFIX = "cond_stage_model."
 #: Buffers of the official ``DDPM.register_schedule`` (and ``LatentDiffusion``'s ``scale_arr``).
 SCHEDULE_BUFFERS = (
-    "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
-    "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
-    "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
+    "betas",
+    "alphas_cumprod",
+    "alphas_cumprod_prev",
+    "sqrt_alphas_cumprod",
+    "sqrt_one_minus_alphas_cumprod",
+    "log_one_minus_alphas_cumprod",
+    "sqrt_recip_alphas_cumprod",
+    "sqrt_recipm1_alphas_cumprod",
+    "posterior_variance",
+    "posterior_log_variance_clipped",
+    "posterior_mean_coef1",
+    "posterior_mean_coef2",
     "scale_arr",
 )
 #: Tensors a checkpoint may hold that no component uses, with the reason they are skipped.
@@ -86,8 +96,9 @@ def _ignored(key: str) -> bool:
     return key in SCHEDULE_BUFFERS or any(key.startswith(p) for p in IGNORED_PREFIXES)
 
 
-def convert_vae(ldm: Mapping[str, torch.Tensor], vae_config: Mapping[str, Any]
-                ) -> tuple[dict[str, torch.Tensor], list[str], dict[str, str]]:
+def convert_vae(
+    ldm: Mapping[str, torch.Tensor], vae_config: Mapping[str, Any]
+) -> tuple[dict[str, torch.Tensor], list[str], dict[str, str]]:
     """LDM ``first_stage_model.*`` tensors -> diffusers ``AutoencoderKL`` keys, with diffusers' own converter.
 
     Returns the converted state dict, the LDM keys the conversion did not use, and for each converted
@@ -127,11 +138,11 @@ def split_and_check(
     unexpected: list[str] = []
     for k, v in sd.items():
         if k.startswith(UNET_PREFIX):
-            parts["unet"][k[len(UNET_PREFIX):]] = v
+            parts["unet"][k[len(UNET_PREFIX) :]] = v
         elif k.startswith(VAE_PREFIX):
             ldm_vae[k] = v
         elif k.startswith(TEXT_PREFIX) and not _ignored(k):
-            parts["text_encoder"][k[len(TEXT_PREFIX):]] = v
+            parts["text_encoder"][k[len(TEXT_PREFIX) :]] = v
         elif not _ignored(k):
             unexpected.append(k)
     origin: dict[str, str] = {}
@@ -154,11 +165,15 @@ def split_and_check(
                 mismatched.append(f"{name_of(name, k)} {tuple(got[k].shape)} vs model {tuple(shape)}")
         unexpected += [name_of(name, k) for k in got if k not in shapes]
     if missing or unexpected or mismatched:
+
         def few(items: list[str]) -> str:
             return ", ".join(items[:3]) + (", ..." if len(items) > 3 else "")
 
-        problems = [f"{len(xs)} {what} ({few(xs)})" for what, xs in
-                    (("missing", missing), ("unexpected", unexpected), ("with another shape", mismatched)) if xs]
+        problems = [
+            f"{len(xs)} {what} ({few(xs)})"
+            for what, xs in (("missing", missing), ("unexpected", unexpected), ("with another shape", mismatched))
+            if xs
+        ]
         raise CheckpointError(
             f"{source} does not match VideoCrafter2 512 (configs/inference_t2v_512_v2.0.yaml): "
             f"{'; '.join(problems)} tensors; point `backbone.model` at VideoCrafter/VideoCrafter2's model.ckpt"
@@ -166,8 +181,9 @@ def split_and_check(
     return parts
 
 
-def check_schedule(sd: Mapping[str, torch.Tensor], alphas_cumprod: torch.Tensor, scale_arr: torch.Tensor | None,
-                   source: str) -> None:
+def check_schedule(
+    sd: Mapping[str, torch.Tensor], alphas_cumprod: torch.Tensor, scale_arr: torch.Tensor | None, source: str
+) -> None:
     """The checkpoint's own schedule buffers, when present, must be the schedule we sample with."""
     for key, ours in (("alphas_cumprod", alphas_cumprod), ("scale_arr", scale_arr)):
         theirs = sd.get(key)

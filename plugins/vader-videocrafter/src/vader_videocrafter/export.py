@@ -25,14 +25,29 @@ from __future__ import annotations
 
 from vader_core.official_lora import OFFICIAL_ALPHA, OfficialLayout
 
-__all__ = ["LAYOUT", "OFFICIAL_ALPHA", "OFFICIAL_PREFIX", "OFFICIAL_TARGETS", "PREFIX", "from_official", "main",
-           "to_official"]
+__all__ = [
+    "LAYOUT",
+    "OFFICIAL_ALPHA",
+    "OFFICIAL_PREFIX",
+    "OFFICIAL_TARGETS",
+    "PREFIX",
+    "from_official",
+    "main",
+    "to_official",
+]
 
 OFFICIAL_PREFIX = "base_model.model.model.diffusion_model."
 OFFICIAL_TARGETS = ("to_q", "to_k", "to_v")
 PREFIX = "unet"
-LAYOUT = OfficialLayout(OFFICIAL_PREFIX, PREFIX, OFFICIAL_TARGETS, backbone="videocrafter2", denoiser="a UNet",
-                        project="VADER-VideoCrafter", load_hint=lambda out, rank: f"--lora_ckpt_path {out} --lora_rank {rank}")
+LAYOUT = OfficialLayout(
+    OFFICIAL_PREFIX,
+    PREFIX,
+    OFFICIAL_TARGETS,
+    backbone="videocrafter2",
+    denoiser="a UNet",
+    project="VADER-VideoCrafter",
+    load_hint=lambda out, rank: f"--lora_ckpt_path {out} --lora_rank {rank}",
+)
 to_official = LAYOUT.to_official
 from_official = LAYOUT.from_official
 

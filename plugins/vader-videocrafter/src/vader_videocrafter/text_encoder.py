@@ -8,7 +8,8 @@ checkpoint's keys without their ``cond_stage_model.`` prefix.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -64,7 +65,9 @@ class OpenCLIPTextEncoder(nn.Module):
         mask = torch.full((n, n), float("-inf"), device=x.device, dtype=x.dtype).triu_(1)
         blocks = m.transformer.resblocks
         stop = len(blocks) - (1 if self.layer == "penultimate" else 0)
-        batch_first = getattr(m.transformer, "batch_first", False)  # older open_clip (2.22, the official pin) is sequence-first
+        batch_first = getattr(
+            m.transformer, "batch_first", False
+        )  # older open_clip (2.22, the official pin) is sequence-first
         if not batch_first:
             x = x.transpose(0, 1)
         for block in list(blocks)[:stop]:

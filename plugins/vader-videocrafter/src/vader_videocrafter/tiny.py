@@ -14,13 +14,25 @@ from vader_core.lazy import torch
 
 #: Small versions of the official configurations (GroupNorm needs multiples of 32 channels).
 TINY_UNET: dict[str, Any] = {
-    "model_channels": 32, "channel_mult": (1, 2), "num_res_blocks": 1, "attention_resolutions": (1,),
-    "num_head_channels": 16, "context_dim": 32, "init_attn_heads": 8,
+    "model_channels": 32,
+    "channel_mult": (1, 2),
+    "num_res_blocks": 1,
+    "attention_resolutions": (1,),
+    "num_head_channels": 16,
+    "context_dim": 32,
+    "init_attn_heads": 8,
 }
 TINY_VAE: dict[str, Any] = {
-    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 1, "norm_num_groups": 32,
-    "block_out_channels": (32, 64), "down_block_types": ("DownEncoderBlock2D",) * 2,
-    "up_block_types": ("UpDecoderBlock2D",) * 2, "sample_size": 32, "scaling_factor": 0.18215,
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 1,
+    "norm_num_groups": 32,
+    "block_out_channels": (32, 64),
+    "down_block_types": ("DownEncoderBlock2D",) * 2,
+    "up_block_types": ("UpDecoderBlock2D",) * 2,
+    "sample_size": 32,
+    "scaling_factor": 0.18215,
 }
 TINY_OPENCLIP: dict[str, Any] = {
     "embed_dim": 32,

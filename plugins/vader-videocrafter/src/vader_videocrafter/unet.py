@@ -19,7 +19,7 @@ The default configuration is that of the official ``configs/inference_t2v_512_v2
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -111,7 +111,8 @@ class SpatialTransformer(nn.Module):
         self.norm = nn.GroupNorm(32, channels, eps=1e-6)
         self.proj_in = nn.Linear(channels, inner)
         self.transformer_blocks = nn.ModuleList(
-            [TransformerBlock(inner, heads, dim_head, context_dim) for _ in range(depth)])
+            [TransformerBlock(inner, heads, dim_head, context_dim) for _ in range(depth)]
+        )
         self.proj_out = nn.Linear(inner, channels)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -133,8 +134,7 @@ class TemporalTransformer(nn.Module):
         self.use_linear = use_linear
         self.norm = nn.GroupNorm(32, channels, eps=1e-6)
         self.proj_in = nn.Linear(channels, inner) if use_linear else nn.Conv1d(channels, inner, 1)
-        self.transformer_blocks = nn.ModuleList(
-            [TransformerBlock(inner, heads, dim_head, None) for _ in range(depth)])
+        self.transformer_blocks = nn.ModuleList([TransformerBlock(inner, heads, dim_head, None) for _ in range(depth)])
         self.proj_out = nn.Linear(inner, channels) if use_linear else nn.Conv1d(inner, channels, 1)
 
     def _project(self, layer: nn.Module, y: torch.Tensor) -> torch.Tensor:
@@ -176,17 +176,27 @@ class ResBlock(nn.Module):
     """Residual block with the timestep embedding added after the first convolution, then a temporal
     convolution block (official attribute name ``temopral_conv``)."""
 
-    def __init__(self, channels: int, emb_channels: int, out_channels: int | None = None, dropout: float = 0.0,
-                 temporal_conv: bool = True):
+    def __init__(
+        self,
+        channels: int,
+        emb_channels: int,
+        out_channels: int | None = None,
+        dropout: float = 0.0,
+        temporal_conv: bool = True,
+    ):
         super().__init__()
         out_channels = out_channels or channels
-        self.in_layers = nn.Sequential(GroupNorm32(32, channels), nn.SiLU(),
-                                       nn.Conv2d(channels, out_channels, 3, padding=1))
+        self.in_layers = nn.Sequential(
+            GroupNorm32(32, channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+        )
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
-        self.out_layers = nn.Sequential(GroupNorm32(32, out_channels), nn.SiLU(), nn.Dropout(dropout),
-                                        nn.Conv2d(out_channels, out_channels, 3, padding=1))
-        self.skip_connection = (nn.Identity() if out_channels == channels
-                                else nn.Conv2d(channels, out_channels, 1))
+        self.out_layers = nn.Sequential(
+            GroupNorm32(32, out_channels),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        )
+        self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
         if temporal_conv:
             self.temopral_conv = TemporalConvBlock(out_channels)
 
@@ -270,18 +280,26 @@ class LVDMUNet3DModel(ModelMixin, ConfigMixin):
         emb_dim = model_channels * 4
         self.time_embed = nn.Sequential(nn.Linear(model_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         if fps_cond:
-            self.fps_embedding = nn.Sequential(nn.Linear(model_channels, emb_dim), nn.SiLU(),
-                                               nn.Linear(emb_dim, emb_dim))
+            self.fps_embedding = nn.Sequential(
+                nn.Linear(model_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+            )
 
         def attention(ch: int) -> list[nn.Module]:
             heads = ch // num_head_channels
-            return [SpatialTransformer(ch, heads, num_head_channels, transformer_depth, context_dim),
-                    TemporalTransformer(ch, heads, num_head_channels, temporal_transformer_depth, use_linear=True)]
+            return [
+                SpatialTransformer(ch, heads, num_head_channels, transformer_depth, context_dim),
+                TemporalTransformer(ch, heads, num_head_channels, temporal_transformer_depth, use_linear=True),
+            ]
 
         self.input_blocks = nn.ModuleList([nn.ModuleList([InputConv(in_channels, model_channels, 3, padding=1)])])
         if addition_attention:
-            self.init_attn = nn.ModuleList([TemporalTransformer(
-                model_channels, init_attn_heads, num_head_channels, transformer_depth, use_linear=False)])
+            self.init_attn = nn.ModuleList(
+                [
+                    TemporalTransformer(
+                        model_channels, init_attn_heads, num_head_channels, transformer_depth, use_linear=False
+                    )
+                ]
+            )
         skip_channels, ch, ds = [model_channels], model_channels, 1
         for level, mult in enumerate(channel_mult):
             for _ in range(num_res_blocks):
@@ -295,8 +313,13 @@ class LVDMUNet3DModel(ModelMixin, ConfigMixin):
                 self.input_blocks.append(nn.ModuleList([Downsample(ch)]))
                 skip_channels.append(ch)
                 ds *= 2
-        self.middle_block = nn.ModuleList([ResBlock(ch, emb_dim, None, dropout, temporal_conv), *attention(ch),
-                                           ResBlock(ch, emb_dim, None, dropout, temporal_conv)])
+        self.middle_block = nn.ModuleList(
+            [
+                ResBlock(ch, emb_dim, None, dropout, temporal_conv),
+                *attention(ch),
+                ResBlock(ch, emb_dim, None, dropout, temporal_conv),
+            ]
+        )
         self.output_blocks = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mult))):
             for i in range(num_res_blocks + 1):
@@ -310,8 +333,9 @@ class LVDMUNet3DModel(ModelMixin, ConfigMixin):
                 self.output_blocks.append(nn.ModuleList(layers))
         self.out = nn.Sequential(GroupNorm32(32, ch), nn.SiLU(), nn.Conv2d(model_channels, out_channels, 3, padding=1))
 
-    def _run(self, block: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor,
-             num_frames: int) -> torch.Tensor:
+    def _run(
+        self, block: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor, num_frames: int
+    ) -> torch.Tensor:
         for layer in block:
             h = layer(h, emb, context, num_frames)
         return h
@@ -319,8 +343,12 @@ class LVDMUNet3DModel(ModelMixin, ConfigMixin):
     def checkpoint_layers(self) -> list[nn.Module]:
         """Every layer of the input, middle and output blocks and ``init_attn`` except the input convolution:
         the units the official ``use_checkpoint`` recomputes in backward."""
-        blocks = [*self.input_blocks, *([self.init_attn] if self.config.addition_attention else []),
-                  self.middle_block, *self.output_blocks]
+        blocks = [
+            *self.input_blocks,
+            *([self.init_attn] if self.config.addition_attention else []),
+            self.middle_block,
+            *self.output_blocks,
+        ]
         return [layer for block in blocks for layer in block if not isinstance(layer, InputConv)]
 
     def forward(
@@ -351,8 +379,9 @@ class LVDMUNet3DModel(ModelMixin, ConfigMixin):
         emb = self.time_embed(t_emb.to(self.dtype))
         if self.config.fps_cond:
             fps_t = torch.as_tensor(fps, device=sample.device).reshape(-1).expand(b)
-            emb = emb + self.fps_embedding(get_timestep_embedding(fps_t, ch, flip_sin_to_cos=True,
-                                                                  downscale_freq_shift=0).to(self.dtype))
+            emb = emb + self.fps_embedding(
+                get_timestep_embedding(fps_t, ch, flip_sin_to_cos=True, downscale_freq_shift=0).to(self.dtype)
+            )
         context = encoder_hidden_states.repeat_interleave(f, dim=0)
         emb = emb.repeat_interleave(f, dim=0)
         h = sample.transpose(1, 2).reshape(b * f, -1, hh, ww)  # frames folded into the batch

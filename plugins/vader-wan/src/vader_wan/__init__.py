@@ -6,7 +6,7 @@ diffusers and transformers are imported only when a run loads the model.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from vader_core.hookspecs import hookimpl
 
@@ -14,8 +14,15 @@ from .backbone import T2V_1_3B, WanBackbone, WanI2VBackbone, WanOptions, nearest
 
 __version__ = "0.1.0"
 
-__all__ = ["T2V_1_3B", "WanBackbone", "WanI2VBackbone", "WanOptions", "nearest_frame_counts", "register_backbones",
-           "__version__"]
+__all__ = [
+    "T2V_1_3B",
+    "WanBackbone",
+    "WanI2VBackbone",
+    "WanOptions",
+    "nearest_frame_counts",
+    "register_backbones",
+    "__version__",
+]
 
 
 @hookimpl

@@ -34,9 +34,10 @@ into earlier latent frames, at the memory of decoding all of them; see the READM
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -63,7 +64,7 @@ def nearest_frame_counts(frames: int, temporal: int = 4) -> tuple[int, int]:
     return max(below, 1), below + temporal
 
 
-def latent_stats(vae: Any, device: Any, dtype: Any) -> tuple["torch.Tensor", "torch.Tensor"]:
+def latent_stats(vae: Any, device: Any, dtype: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The VAE's per-channel ``latents_mean`` and ``1 / latents_std``, ``(1, C, 1, 1, 1)``, computed as the stock
     pipelines do (``latents / inv_std + mean`` decodes, ``(latents - mean) * inv_std`` encodes: same rounding)."""
     shape = (1, vae.config.z_dim, 1, 1, 1)
@@ -77,20 +78,27 @@ class WanOptions(FlowMatchOptions):
     width: int = Field(832, ge=16, description="Frame width in pixels (a multiple of 16; 32 for TI2V 5B).")
     frames: int = Field(81, ge=1, description="Frames generated: 4k + 1 (the VAE's temporal compression).")
     steps: int = Field(50, ge=1, description="Denoising steps.")
-    guidance: float = Field(5.0, ge=0.0, description="Classifier-free guidance; 1 disables it. With two experts: "
-                            "the high-noise expert's (`transformer`).")
-    guidance_2: float | None = Field(None, ge=0.0, description="Guidance of the low-noise expert (`transformer_2`, "
-                                     "Wan 2.2 A14B); null: `guidance`.")
+    guidance: float = Field(
+        5.0,
+        ge=0.0,
+        description="Classifier-free guidance; 1 disables it. With two experts: "
+        "the high-noise expert's (`transformer`).",
+    )
+    guidance_2: float | None = Field(
+        None, ge=0.0, description="Guidance of the low-noise expert (`transformer_2`, Wan 2.2 A14B); null: `guidance`."
+    )
     max_sequence_length: int = Field(512, ge=1, description="Text tokens (UMT5), as the stock pipeline's default.")
     lora_expert: Literal["auto", "high", "low", "both"] = Field(
-        "auto", description="Two-expert checkpoints (A14B): the expert that receives LoRA, `high` (`transformer`), "
+        "auto",
+        description="Two-expert checkpoints (A14B): the expert that receives LoRA, `high` (`transformer`), "
         "`low` (`transformer_2`) or `both` (one LoRA file holding both; `python -m vader_wan.export DIR` splits "
         "it into the two files diffusers' loader reads); `auto`: the one that runs the last denoising step "
         "(`low`), the step vader's default truncation (mode last, K=1) backpropagates through.",
     )
 
     vae_history_gradient: bool = Field(
-        False, description="Backpropagate a decoded frame's reward into the earlier latent frames it depends on "
+        False,
+        description="Backpropagate a decoded frame's reward into the earlier latent frames it depends on "
         "through the causal VAE's cache (exact gradient, but the decode of every earlier latent frame is stored: "
         "hundreds of GiB at 480x832x81). Off: the earlier latent frames decode without gradient; the frames "
         "are the same either way.",
@@ -121,8 +129,9 @@ class WanBackbone(DiTT2VBackbone):
     """Wan 2.1 / 2.2 text-to-video with the components of diffusers' ``WanPipeline``."""
 
     name = "wan"
-    summary = ("Wan 2.1 / 2.2 text-to-video (Wan-AI/Wan2.1-T2V-1.3B-Diffusers; 480x832, 81 frames, UniPC, "
-               "flow matching).")
+    summary = (
+        "Wan 2.1 / 2.2 text-to-video (Wan-AI/Wan2.1-T2V-1.3B-Diffusers; 480x832, 81 frames, UniPC, flow matching)."
+    )
     Options: ClassVar[type[BackboneOptions]] = WanOptions
     conditioning = "text"
     denoiser_names: ClassVar[tuple[str, ...]] = ("transformer", "transformer_2")
@@ -142,11 +151,13 @@ class WanBackbone(DiTT2VBackbone):
         if f % temporal != 1:
             lo, hi = nearest_frame_counts(f, temporal)
             near = f"{lo} or {hi}" if lo != f else f"{hi}"
-            raise ConfigError(f"`backbone.frames` must be {temporal}k+1 for Wan (the VAE compresses time "
-                              f"{temporal}x), got {f}: use {near}")
+            raise ConfigError(
+                f"`backbone.frames` must be {temporal}k+1 for Wan (the VAE compresses time "
+                f"{temporal}x), got {f}: use {near}"
+            )
 
     # -------------------------------------------------------------- loading
-    def load(self, device: "torch.device | str", dtype: "torch.dtype") -> None:
+    def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         """Load the pipeline's components from ``options.model`` (hub id or local diffusers directory).
 
         Honours ``HF_HUB_OFFLINE``; missing weights raise :class:`MissingWeightsError`, one line naming the
@@ -175,8 +186,9 @@ class WanBackbone(DiTT2VBackbone):
                 if entry is not None and entry[0] is not None:
                     comps[name] = WanTransformer3DModel.from_pretrained(source, subfolder=name, torch_dtype=dtype, **kw)
             comps["vae"] = AutoencoderKLWan.from_pretrained(source, subfolder="vae", torch_dtype=dtype, **kw)
-            comps["text_encoder"] = UMT5EncoderModel.from_pretrained(source, subfolder="text_encoder",
-                                                                     torch_dtype=dtype, **kw)
+            comps["text_encoder"] = UMT5EncoderModel.from_pretrained(
+                source, subfolder="text_encoder", torch_dtype=dtype, **kw
+            )
             comps["tokenizer"] = AutoTokenizer.from_pretrained(source, subfolder="tokenizer", **kw)
             comps.update(self._load_image_components(source, index, dtype, kw))
             sched = dict(UniPCMultistepScheduler.load_config(source, subfolder="scheduler", **kw))
@@ -185,14 +197,20 @@ class WanBackbone(DiTT2VBackbone):
         if "transformer" not in comps:
             raise ConfigError(f"`{source}` has no transformer/: vader trains LoRA on `transformer`")
         comps["scheduler"] = self.make_scheduler(sched)
-        self.setup(comps, device, dtype, boundary_ratio=index.get("boundary_ratio"),
-                   expand_timesteps=bool(index.get("expand_timesteps", False)))
+        self.setup(
+            comps,
+            device,
+            dtype,
+            boundary_ratio=index.get("boundary_ratio"),
+            expand_timesteps=bool(index.get("expand_timesteps", False)),
+        )
 
-    def _load_image_components(self, source: str, index: dict[str, Any], dtype: Any,
-                               kw: dict[str, Any]) -> dict[str, Any]:
+    def _load_image_components(
+        self, source: str, index: dict[str, Any], dtype: Any, kw: dict[str, Any]
+    ) -> dict[str, Any]:
         return {}
 
-    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+    def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Tiny random components of the Wan 2.1 architecture (UniPC, flow shift 3), for tests."""
         from .tiny import tiny_components
 
@@ -200,8 +218,14 @@ class WanBackbone(DiTT2VBackbone):
         comps["scheduler"] = self.make_scheduler(scheduler_config())
         self.setup(comps, device, dtype)
 
-    def setup(self, components: dict[str, Any], device: "torch.device | str", dtype: "torch.dtype",
-              boundary_ratio: float | None = None, expand_timesteps: bool = False) -> None:
+    def setup(
+        self,
+        components: dict[str, Any],
+        device: torch.device | str,
+        dtype: torch.dtype,
+        boundary_ratio: float | None = None,
+        expand_timesteps: bool = False,
+    ) -> None:
         """Install components: moved to ``device``, cast to ``dtype``, frozen, eval mode."""
         from diffusers.video_processor import VideoProcessor
 
@@ -214,9 +238,11 @@ class WanBackbone(DiTT2VBackbone):
         multiple = self.vae_spatial * max(patch[1], patch[2])
         o = self.options
         if o.height % multiple or o.width % multiple:
-            raise ConfigError(f"`backbone.height` and `backbone.width` must be multiples of {multiple} for this "
-                              f"checkpoint (VAE {self.vae_spatial}x, patch {patch[1]}x{patch[2]}), got "
-                              f"{o.height}x{o.width}")
+            raise ConfigError(
+                f"`backbone.height` and `backbone.width` must be multiples of {multiple} for this "
+                f"checkpoint (VAE {self.vae_spatial}x, patch {patch[1]}x{patch[2]}), got "
+                f"{o.height}x{o.width}"
+            )
         self.boundary_ratio = boundary_ratio if "transformer_2" in components else None
         self.expand_timesteps = expand_timesteps
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_spatial)
@@ -227,18 +253,20 @@ class WanBackbone(DiTT2VBackbone):
             # One module for the trainer: LoRA keys `transformer.transformer.…` and `transformer.transformer_2.…`.
             self._experts = torch.nn.ModuleDict({n: components[n] for n in ("transformer", "transformer_2")})
         elif o.lora_expert == "both":
-            raise ConfigError("`backbone.lora_expert=both` needs a two-expert checkpoint (Wan 2.2 A14B); this one "
-                              "has one transformer: use auto")
+            raise ConfigError(
+                "`backbone.lora_expert=both` needs a two-expert checkpoint (Wan 2.2 A14B); this one "
+                "has one transformer: use auto"
+            )
 
     @property
-    def denoiser(self) -> "torch.nn.Module":
+    def denoiser(self) -> torch.nn.Module:
         """The expert that receives LoRA (``lora_expert``). Its LoRA keys keep the prefix ``transformer``, the one
         diffusers' ``WanLoraLoaderMixin`` reads; the low-noise expert's load with ``load_into_transformer_2=True``."""
         if getattr(self, "_experts", None) is not None:
             return self._experts
         return self.components[getattr(self, "lora_component", "transformer")]
 
-    def condition_encoders(self) -> dict[str, "torch.nn.Module"]:
+    def condition_encoders(self) -> dict[str, torch.nn.Module]:
         """UMT5-XXL (10.6 GiB in bf16, four fifths of the 1.3B checkpoint) and, for Wan 2.1 I2V, the CLIP
         image tower: used once per batch, so ``memory.offload_encoders`` keeps them on the CPU between uses."""
         return {k: self.components[k] for k in ("text_encoder", "image_encoder") if k in self.components}
@@ -259,16 +287,21 @@ class WanBackbone(DiTT2VBackbone):
         return self.options.guidance > 1.0
 
     @property
-    def transformer_dtype(self) -> "torch.dtype":
+    def transformer_dtype(self) -> torch.dtype:
         return self.components["transformer"].dtype
 
-    def _embed(self, texts: Sequence[str]) -> "torch.Tensor":
+    def _embed(self, texts: Sequence[str]) -> torch.Tensor:
         from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 
         n = self.options.max_sequence_length
         tok = self.components["tokenizer"](
-            [prompt_clean(t) for t in texts], padding="max_length", max_length=n, truncation=True,
-            add_special_tokens=True, return_attention_mask=True, return_tensors="pt",
+            [prompt_clean(t) for t in texts],
+            padding="max_length",
+            max_length=n,
+            truncation=True,
+            add_special_tokens=True,
+            return_attention_mask=True,
+            return_tensors="pt",
         )
         ids, mask = tok.input_ids.to(self.device), tok.attention_mask.to(self.device)
         lens = mask.gt(0).sum(dim=1).long()
@@ -285,15 +318,22 @@ class WanBackbone(DiTT2VBackbone):
     def latent_shape(self, batch_size: int) -> tuple[int, ...]:
         o = self.options
         c = self.components["vae"].config.z_dim
-        return (batch_size, c, (o.frames - 1) // self.vae_temporal + 1, o.height // self.vae_spatial,
-                o.width // self.vae_spatial)
+        return (
+            batch_size,
+            c,
+            (o.frames - 1) // self.vae_temporal + 1,
+            o.height // self.vae_spatial,
+            o.width // self.vae_spatial,
+        )
 
-    def prepare_latents(self, batch_size: int, generator: "torch.Generator | None",
-                        cond: WanCondition | None = None) -> "torch.Tensor":
+    def prepare_latents(
+        self, batch_size: int, generator: torch.Generator | None, cond: WanCondition | None = None
+    ) -> torch.Tensor:
         from diffusers.utils.torch_utils import randn_tensor
 
-        latents = randn_tensor(self.latent_shape(batch_size), generator=generator, device=self.device,
-                               dtype=torch.float32)
+        latents = randn_tensor(
+            self.latent_shape(batch_size), generator=generator, device=self.device, dtype=torch.float32
+        )
         if cond is not None and cond.pixels is not None:
             self._complete_image_condition(cond, latents)
         if self.expand_timesteps:
@@ -304,17 +344,17 @@ class WanBackbone(DiTT2VBackbone):
                 cond.first_frame_mask = mask
         return latents
 
-    def _complete_image_condition(self, cond: WanCondition, latents: "torch.Tensor") -> None:
+    def _complete_image_condition(self, cond: WanCondition, latents: torch.Tensor) -> None:
         raise ConfigError(f"backbone `{self.name}` is text-to-video; use `wan-i2v` for image-to-video")
 
-    def expert(self, t: "torch.Tensor") -> tuple["torch.nn.Module", float]:
+    def expert(self, t: torch.Tensor) -> tuple[torch.nn.Module, float]:
         """The transformer and guidance for timestep ``t`` (two experts switch at the boundary)."""
         o = self.options
         if self.boundary_ratio is None or t >= self.boundary_ratio * self.scheduler.config.num_train_timesteps:
             return self.components["transformer"], o.guidance
         return self.components["transformer_2"], o.guidance_2 if o.guidance_2 is not None else o.guidance
 
-    def model_input(self, latents: "torch.Tensor", t: "torch.Tensor", cond: WanCondition) -> tuple[Any, Any]:
+    def model_input(self, latents: torch.Tensor, t: torch.Tensor, cond: WanCondition) -> tuple[Any, Any]:
         """The transformer's ``hidden_states`` and ``timestep`` for ``latents`` at ``t``, as the pipelines build them."""
         b = latents.shape[0]
         if self.expand_timesteps:
@@ -326,21 +366,28 @@ class WanBackbone(DiTT2VBackbone):
             return torch.cat([latents, cond.condition], dim=1).to(self.transformer_dtype), t.expand(b)
         return latents.to(self.transformer_dtype), t.expand(b)
 
-    def predict(self, latents: "torch.Tensor", t: "torch.Tensor", cond: WanCondition,
-                step_index: int) -> "torch.Tensor":
+    def predict(
+        self, latents: torch.Tensor, t: torch.Tensor, cond: WanCondition, step_index: int
+    ) -> torch.Tensor:
         model, guidance = self.expert(t)
         x, timestep = self.model_input(latents, t, cond)
         kw = {"encoder_hidden_states_image": cond.image_embeds} if cond.image_embeds is not None else {}
-        out = model(hidden_states=x, timestep=timestep, encoder_hidden_states=cond.prompt_embeds,
-                    return_dict=False, **kw)[0]
+        out = model(
+            hidden_states=x, timestep=timestep, encoder_hidden_states=cond.prompt_embeds, return_dict=False, **kw
+        )[0]
         if self.do_cfg:
-            uncond = model(hidden_states=x, timestep=timestep, encoder_hidden_states=cond.negative_prompt_embeds,
-                           return_dict=False, **kw)[0]
+            uncond = model(
+                hidden_states=x,
+                timestep=timestep,
+                encoder_hidden_states=cond.negative_prompt_embeds,
+                return_dict=False,
+                **kw,
+            )[0]
             out = uncond + guidance * (out - uncond)
         return out
 
     # -------------------------------------------------------------- decoding
-    def num_latent_frames(self, latents: "torch.Tensor") -> int:
+    def num_latent_frames(self, latents: torch.Tensor) -> int:
         """Pixel frames the latents decode to: the unit of frame subsampling (see the module docstring)."""
         return (int(latents.shape[2]) - 1) * self.vae_temporal + 1
 
@@ -348,8 +395,13 @@ class WanBackbone(DiTT2VBackbone):
         """The latent frame that pixel frame ``frame`` is decoded from."""
         return 0 if frame == 0 else (frame - 1) // self.vae_temporal + 1
 
-    def decode(self, latents: "torch.Tensor", frames: Sequence[int] | None = None,
-               chunk_size: int | None = None, cond: WanCondition | None = None) -> "torch.Tensor":
+    def decode(
+        self,
+        latents: torch.Tensor,
+        frames: Sequence[int] | None = None,
+        chunk_size: int | None = None,
+        cond: WanCondition | None = None,
+    ) -> torch.Tensor:
         """Decode pixel frames ``frames`` (all if ``None``): the latent prefix they need, then those frames.
 
         ``chunk_size`` has no effect: the Wan VAE always decodes one latent frame at a time through its
@@ -370,7 +422,7 @@ class WanBackbone(DiTT2VBackbone):
         video = (video / 2 + 0.5).clamp(0, 1)  # the stock postprocess_video
         return video.permute(0, 2, 1, 3, 4)[:, idx].float()
 
-    def _decode_cut_history(self, z: "torch.Tensor", keep: set[int]) -> "torch.Tensor":
+    def _decode_cut_history(self, z: torch.Tensor, keep: set[int]) -> torch.Tensor:
         """``AutoencoderKLWan.decode`` of ``z`` (same loop over latent frames through the VAE's own causal cache, same
         values), with autograd only for the latent frames in ``keep``: the others are decoded without gradient, so
         their cached features enter the kept frames as constants."""
@@ -384,8 +436,11 @@ class WanBackbone(DiTT2VBackbone):
             for i in range(z.shape[2]):
                 vae._conv_idx = [0]
                 with torch.set_grad_enabled(i in keep):
-                    outs.append(vae.decoder(x[:, :, i:i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx,
-                                            first_chunk=i == 0))
+                    outs.append(
+                        vae.decoder(
+                            x[:, :, i : i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx, first_chunk=i == 0
+                        )
+                    )
             out = torch.cat(outs, 2)
             if vae.config.patch_size is not None:
                 out = unpatchify(out, patch_size=vae.config.patch_size)
@@ -398,23 +453,28 @@ class WanI2VBackbone(WanBackbone):
     """Wan image-to-video (Wan 2.1 I2V 14B, Wan 2.2 I2V A14B, TI2V 5B with an image) as ``WanImageToVideoPipeline``."""
 
     name = "wan-i2v"
-    summary = ("Wan 2.1 / 2.2 image-to-video (Wan-AI/Wan2.1-I2V-14B-480P-Diffusers; 480x832, 81 frames; "
-               "image from train.images / --image).")
+    summary = (
+        "Wan 2.1 / 2.2 image-to-video (Wan-AI/Wan2.1-I2V-14B-480P-Diffusers; 480x832, 81 frames; "
+        "image from train.images / --image)."
+    )
     conditioning = "text+image"
     pipeline_class: ClassVar[str] = "WanImageToVideoPipeline"
 
-    def _load_image_components(self, source: str, index: dict[str, Any], dtype: Any,
-                               kw: dict[str, Any]) -> dict[str, Any]:
+    def _load_image_components(
+        self, source: str, index: dict[str, Any], dtype: Any, kw: dict[str, Any]
+    ) -> dict[str, Any]:
         entry = index.get("image_encoder")
         if entry is None or entry[0] is None:
             return {}  # Wan 2.2 (A14B, TI2V 5B): the image enters only through the VAE latents
         from transformers import CLIPImageProcessor, CLIPVisionModel
 
         encoder = CLIPVisionModel.from_pretrained(source, subfolder="image_encoder", torch_dtype=dtype, **kw)
-        return {"image_encoder": encoder,
-                "image_processor": CLIPImageProcessor.from_pretrained(source, subfolder="image_processor", **kw)}
+        return {
+            "image_encoder": encoder,
+            "image_processor": CLIPImageProcessor.from_pretrained(source, subfolder="image_processor", **kw),
+        }
 
-    def load_tiny(self, device: "torch.device | str", dtype: "torch.dtype", seed: int = 0) -> None:
+    def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Tiny random Wan 2.1 I2V components (CLIP image features + 36-channel transformer input), for tests."""
         from .tiny import tiny_i2v_components
 
@@ -424,11 +484,15 @@ class WanI2VBackbone(WanBackbone):
 
     def encode_condition(self, prompts: Sequence[str], images: Sequence[Any] | None = None) -> WanCondition:
         if not images:
-            raise ConfigError(f"backbone `{self.name}` is image-to-video: pass conditioning images (vader generate "
-                              "--image PATH; for training set `train.images` to a folder of images)")
+            raise ConfigError(
+                f"backbone `{self.name}` is image-to-video: pass conditioning images (vader generate "
+                "--image PATH; for training set `train.images` to a folder of images)"
+            )
         if len(images) != len(prompts):
-            raise ConfigError(f"backbone `{self.name}` needs one image per prompt, got {len(images)} images for "
-                              f"{len(prompts)} prompts")
+            raise ConfigError(
+                f"backbone `{self.name}` needs one image per prompt, got {len(images)} images for "
+                f"{len(prompts)} prompts"
+            )
         from vader_core.media import read_image
 
         images = [read_image(im) if isinstance(im, (str, Path)) else im for im in images]
@@ -444,11 +508,12 @@ class WanI2VBackbone(WanBackbone):
                     out = enc(pixel_values=x.pixel_values.to(enc.dtype), output_hidden_states=True)
                     feats.append(out.hidden_states[-2])
                 cond.image_embeds = torch.cat(feats).to(self.transformer_dtype)
-            cond.pixels = torch.cat([self.video_processor.preprocess(im, height=o.height, width=o.width)
-                                     for im in images]).to(self.device, dtype=torch.float32)
+            cond.pixels = torch.cat(
+                [self.video_processor.preprocess(im, height=o.height, width=o.width) for im in images]
+            ).to(self.device, dtype=torch.float32)
         return cond
 
-    def _complete_image_condition(self, cond: WanCondition, latents: "torch.Tensor") -> None:
+    def _complete_image_condition(self, cond: WanCondition, latents: torch.Tensor) -> None:
         from diffusers.pipelines.wan.pipeline_wan_i2v import retrieve_latents
 
         vae = self.components["vae"]
@@ -473,8 +538,13 @@ class WanI2VBackbone(WanBackbone):
         mask = mask.view(b, -1, self.vae_temporal, h, w).transpose(1, 2).to(lat.device)
         cond.condition = torch.concat([mask, lat], dim=1)
 
-    def decode(self, latents: "torch.Tensor", frames: Sequence[int] | None = None,
-               chunk_size: int | None = None, cond: WanCondition | None = None) -> "torch.Tensor":
+    def decode(
+        self,
+        latents: torch.Tensor,
+        frames: Sequence[int] | None = None,
+        chunk_size: int | None = None,
+        cond: WanCondition | None = None,
+    ) -> torch.Tensor:
         # TI2V (expand_timesteps): the decoded first latent frame is the image's, as the stock pipeline sets it
         # before decoding; the condition the chain ran with says which.
         if self.expand_timesteps and cond is not None and cond.condition is not None:

@@ -49,8 +49,9 @@ def split_experts(lora: str | Path, out: str | Path) -> dict[str, Path]:
         parts[expert][f"transformer.{inner}"] = value
     missing = [name for name, part in parts.items() if not part]
     if missing:
-        raise CheckpointError(f"{lora} holds no LoRA weights for {', '.join(missing)}; it is not a "
-                              "lora_expert=both LoRA")
+        raise CheckpointError(
+            f"{lora} holds no LoRA weights for {', '.join(missing)}; it is not a lora_expert=both LoRA"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = {}

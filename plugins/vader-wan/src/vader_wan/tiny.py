@@ -15,11 +15,13 @@ from typing import Any
 
 from vader_core.lazy import torch
 
-_WORDS = ("a an the of in on at with and riding playing surfing wave cat dog panda bike chess red blue green "
-          "running flying bird car city street night sea boat kite sky tree forest river horse man woman").split()
+_WORDS = (
+    "a an the of in on at with and riding playing surfing wave cat dog panda bike chess red blue green "
+    "running flying bird car city street night sea boat kite sky tree forest river horse man woman"
+).split()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_tokenizer(model_max_length: int = 512) -> Any:
     """A ``T5Tokenizer`` (unigram; ``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2) over characters and a few words."""
     from transformers import T5Tokenizer
@@ -34,21 +36,49 @@ def tiny_tokenizer(model_max_length: int = 512) -> Any:
 def tiny_text_encoder(vocab_size: int, dim: int = 32) -> Any:
     from transformers import UMT5Config, UMT5EncoderModel
 
-    return UMT5EncoderModel(UMT5Config(
-        vocab_size=vocab_size, d_model=dim, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0,
-    ))
+    return UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=vocab_size,
+            d_model=dim,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            relative_attention_max_distance=16,
+            dropout_rate=0.0,
+        )
+    )
 
 
-def tiny_transformer(*, heads: int = 2, head_dim: int = 12, patch_size: tuple[int, int, int] = (1, 2, 2),
-                     in_channels: int = 16, out_channels: int = 16, text_dim: int = 32, layers: int = 2,
-                     image_dim: int | None = None, ffn_dim: int = 32) -> Any:
+def tiny_transformer(
+    *,
+    heads: int = 2,
+    head_dim: int = 12,
+    patch_size: tuple[int, int, int] = (1, 2, 2),
+    in_channels: int = 16,
+    out_channels: int = 16,
+    text_dim: int = 32,
+    layers: int = 2,
+    image_dim: int | None = None,
+    ffn_dim: int = 32,
+) -> Any:
     from diffusers import WanTransformer3DModel
 
     return WanTransformer3DModel(
-        patch_size=patch_size, num_attention_heads=heads, attention_head_dim=head_dim, in_channels=in_channels,
-        out_channels=out_channels, text_dim=text_dim, freq_dim=32, ffn_dim=ffn_dim, num_layers=layers,
-        cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32, image_dim=image_dim,
+        patch_size=patch_size,
+        num_attention_heads=heads,
+        attention_head_dim=head_dim,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        text_dim=text_dim,
+        freq_dim=32,
+        ffn_dim=ffn_dim,
+        num_layers=layers,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        image_dim=image_dim,
         added_kv_proj_dim=(heads * head_dim if image_dim is not None else None),
     )
 
@@ -59,20 +89,39 @@ def tiny_vae(*, z_dim: int = 16, wan22: bool = False, base_dim: int = 8) -> Any:
     from diffusers import AutoencoderKLWan
 
     g = torch.Generator().manual_seed(1234)
-    stats = {"latents_mean": (torch.randn(z_dim, generator=g) * 0.3).tolist(),
-             "latents_std": (torch.rand(z_dim, generator=g) + 0.5).tolist()}
+    stats = {
+        "latents_mean": (torch.randn(z_dim, generator=g) * 0.3).tolist(),
+        "latents_std": (torch.rand(z_dim, generator=g) + 0.5).tolist(),
+    }
     if wan22:
         return AutoencoderKLWan(
-            base_dim=base_dim, decoder_base_dim=base_dim + 4, z_dim=z_dim, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-            temperal_downsample=[False, True, True], is_residual=True, in_channels=12, out_channels=12,
-            patch_size=2, scale_factor_spatial=16, scale_factor_temporal=4, **stats,
+            base_dim=base_dim,
+            decoder_base_dim=base_dim + 4,
+            z_dim=z_dim,
+            dim_mult=[1, 1, 1, 1],
+            num_res_blocks=1,
+            temperal_downsample=[False, True, True],
+            is_residual=True,
+            in_channels=12,
+            out_channels=12,
+            patch_size=2,
+            scale_factor_spatial=16,
+            scale_factor_temporal=4,
+            **stats,
         )
-    return AutoencoderKLWan(base_dim=base_dim, z_dim=z_dim, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                            temperal_downsample=[False, True, True], **stats)
+    return AutoencoderKLWan(
+        base_dim=base_dim,
+        z_dim=z_dim,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        **stats,
+    )
 
 
-def tiny_components(seed: int = 0, *, two_experts: bool = False, wan22_vae: bool = False,
-                    **transformer: Any) -> dict[str, Any]:
+def tiny_components(
+    seed: int = 0, *, two_experts: bool = False, wan22_vae: bool = False, **transformer: Any
+) -> dict[str, Any]:
     """Tiny random ``transformer`` (and ``transformer_2``), ``vae``, ``text_encoder`` and ``tokenizer``, keyed as
     in ``WanPipeline`` (add a ``scheduler`` to build the pipeline). ``transformer`` keywords go to
     :func:`tiny_transformer` (heads, head_dim, patch_size, layers ...)."""
@@ -104,16 +153,29 @@ def tiny_i2v_components(seed: int = 0, **transformer: Any) -> dict[str, Any]:
     transformer.setdefault("in_channels", 36)
     transformer.setdefault("image_dim", 16)
     comps = tiny_components(seed, **transformer)
-    comps["image_encoder"] = CLIPVisionModel(CLIPVisionConfig(
-        hidden_size=16, projection_dim=16, num_hidden_layers=2, num_attention_heads=2, image_size=32,
-        intermediate_size=24, patch_size=8,
-    )).eval()
+    comps["image_encoder"] = CLIPVisionModel(
+        CLIPVisionConfig(
+            hidden_size=16,
+            projection_dim=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            intermediate_size=24,
+            patch_size=8,
+        )
+    ).eval()
     comps["image_processor"] = CLIPImageProcessor(crop_size=32, size=32)
     return comps
 
 
-def save_tiny(directory: Any, pipeline: str = "WanPipeline", seed: int = 0, flow_shift: float = 3.0,
-              extra: dict | None = None, **components) -> Path:
+def save_tiny(
+    directory: Any,
+    pipeline: str = "WanPipeline",
+    seed: int = 0,
+    flow_shift: float = 3.0,
+    extra: dict | None = None,
+    **components,
+) -> Path:
     """Tiny random Wan components saved by the stock ``pipeline`` (diffusers layout, model_index.json) with the
     1.3B checkpoint's UniPC scheduler config; ``extra`` goes to the pipeline (``boundary_ratio``,
     ``expand_timesteps``), ``components`` to :func:`tiny_components`. ``WanImageToVideoPipeline`` gets Wan 2.1
@@ -132,9 +194,22 @@ def scheduler_config(flow_shift: float = 3.0) -> dict[str, Any]:
     """The scheduler configuration of ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers`` (UniPC multistep, flow sigmas,
     flow shift 3.0 for 480p)."""
     return {
-        "_class_name": "UniPCMultistepScheduler", "num_train_timesteps": 1000, "beta_start": 0.0001,
-        "beta_end": 0.02, "beta_schedule": "linear", "prediction_type": "flow_prediction", "use_flow_sigmas": True,
-        "flow_shift": flow_shift, "solver_order": 2, "solver_type": "bh2", "predict_x0": True,
-        "lower_order_final": True, "final_sigmas_type": "zero", "timestep_spacing": "linspace", "steps_offset": 0,
-        "disable_corrector": [], "thresholding": False, "use_karras_sigmas": False,
+        "_class_name": "UniPCMultistepScheduler",
+        "num_train_timesteps": 1000,
+        "beta_start": 0.0001,
+        "beta_end": 0.02,
+        "beta_schedule": "linear",
+        "prediction_type": "flow_prediction",
+        "use_flow_sigmas": True,
+        "flow_shift": flow_shift,
+        "solver_order": 2,
+        "solver_type": "bh2",
+        "predict_x0": True,
+        "lower_order_final": True,
+        "final_sigmas_type": "zero",
+        "timestep_spacing": "linspace",
+        "steps_offset": 0,
+        "disable_corrector": [],
+        "thresholding": False,
+        "use_karras_sigmas": False,
     }
