@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-core docs bench bench-gpu clean
+.PHONY: install demo test test-core lint format docs bench bench-gpu clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ test: install
 
 test-core: install
 	$(PY) -m pytest tests -q
+
+# ruff (lint + format) on the whole repository; `make test` checks the same through tests/test_lint.py.
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 docs: install
 	$(PY) -m vader_core.docs_gen docs/cli.md docs/configuration.md

@@ -532,7 +532,7 @@ def b4(quick: bool, partial: Path | None = None, jobs: int = 1) -> dict[str, Any
                 statistics.mean(q[x] for q in p) if x == "train_s" else p[0][x],
                 statistics.mean(c[i]["heldout_reward"] for c in pts),
             )
-            for i, p in enumerate(zip(*pts))
+            for i, p in enumerate(zip(*pts, strict=True))
         ]
 
     levels = b4_levels(curves)
@@ -761,7 +761,7 @@ def _plots(results: dict[str, Any], img: Path, prefix: str) -> dict[str, str]:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=110)
         b = results["b4"]
         for m, color in (("vader", "#55a868"), ("ddpo", "#c44e52")):
-            for ax, key in zip(axes, (f"{m}_mean", f"{m}_mean_time")):
+            for ax, key in zip(axes, (f"{m}_mean", f"{m}_mean_time"), strict=True):
                 pts = b.get(key) or []
                 ax.plot([q for q, _ in pts], [r for _, r in pts], "o-", color=color, label=m)
         axes[0].set_xscale("symlog")
@@ -798,7 +798,7 @@ def _plots(results: dict[str, Any], img: Path, prefix: str) -> dict[str, str]:
                     textcoords="offset points",
                 )
         front = sorted((r["gain"], 100 * r["color"]) for r in b["rows"] if r["pareto"])
-        ax.plot(*zip(*front), "k--", lw=1, alpha=0.6, label="Pareto front")
+        ax.plot(*zip(*front, strict=True), "k--", lw=1, alpha=0.6, label="Pareto front")
         if b.get("unguarded_gain"):
             ax.axvline(0.9 * b["unguarded_gain"], color="gray", lw=0.8, ls=":")
         ax.axhline(95, color="gray", lw=0.8, ls=":")
@@ -899,7 +899,7 @@ def b4_report(b: dict[str, Any]) -> list[str]:
     ]
     for m in ("vader", "ddpo"):
         times = [t for t, _ in b.get(f"{m}_mean_time", [])] or [None] * len(b[f"{m}_mean"])
-        for (q, r), t in zip(b[f"{m}_mean"], times):
+        for (q, r), t in zip(b[f"{m}_mean"], times, strict=True):
             lines.append(f"| {m} | {q} | {_fmt(t, 1)} | {r:.4f} |")
     lines.append("")
     return lines

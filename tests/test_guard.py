@@ -62,7 +62,10 @@ def _curve():
     """A synthetic run: the reward climbs while the guard metric holds, then falls."""
     rewards = [-0.5, -0.4, -0.3, -0.2, -0.15, -0.1, -0.08]
     colour = [1.0, 1.0, 0.95, 0.95, 0.85, 0.8, 0.75]
-    return [{"step": 10 * i, "reward": r, "metrics": {"toy_color": c}} for i, (r, c) in enumerate(zip(rewards, colour))]
+    return [
+        {"step": 10 * i, "reward": r, "metrics": {"toy_color": c}}
+        for i, (r, c) in enumerate(zip(rewards, colour, strict=True))
+    ]
 
 
 def test_best_by_reward_metric_or_combination():

@@ -93,7 +93,7 @@ def test_checkpointing_calls_twice_but_same_gradient(backbone, monkeypatch):
         backbone.denoiser.zero_grad(set_to_none=True)
         assert len(spy.grad_calls) == (4 if ckpt else 2)  # recomputed in backward
         monkeypatch.undo()
-    for a, b in zip(*grads):
+    for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 

@@ -91,9 +91,7 @@ class BackbonePlugin:
         (a model trained on a narrow domain, like the bundled ``toy``, overrides this)."""
         return None
 
-    def install_components(
-        self, components: dict[str, Any], device: torch.device | str, dtype: torch.dtype
-    ) -> None:
+    def install_components(self, components: dict[str, Any], device: torch.device | str, dtype: torch.dtype) -> None:
         """Install ``components``: modules moved to ``device``, cast to ``dtype`` (only when needed, which
         spares diffusers' cast warning), frozen and in eval mode."""
         import torch

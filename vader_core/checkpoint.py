@@ -264,7 +264,7 @@ def convert_legacy(path: str | Path) -> Path:
     olds = [p / f"{n}.pt" for n in _PARTS]
     if not all(f.is_file() for f in olds):
         raise CheckpointError(f"{p} holds no old-format checkpoint ({', '.join(f.name for f in olds)})")
-    for name, f in zip(_PARTS, olds):
+    for name, f in zip(_PARTS, olds, strict=True):
         obj = torch.load(f, map_location="cpu", weights_only=False)  # the user's explicit opt-in
         if name == "scheduler":
             obj = _plain_scheduler_state(obj)

@@ -30,7 +30,7 @@ _ACTIVITIES = [
 PROMPT_SETS: dict[str, tuple[list[str], list[str]]] = {
     "animals": (
         [f"a {a} {act}" for a in _ANIMALS[:9] for act in _ACTIVITIES[:8]],
-        [f"a {a} {act}" for a, act in zip(_ANIMALS[9:], _ACTIVITIES[8:] + _ACTIVITIES[:1])],
+        [f"a {a} {act}" for a, act in zip(_ANIMALS[9:], _ACTIVITIES[8:] + _ACTIVITIES[:1], strict=False)],
     ),
 }
 

@@ -8,8 +8,9 @@ reduction, logging and checkpoints. A method turns a batch into gradients on the
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, ContextManager
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -57,7 +58,7 @@ class TrainContext:
     config: VaderConfig
     backbone: BackbonePlugin
     objective: Objective
-    autocast: Callable[[], ContextManager[Any]]
+    autocast: Callable[[], AbstractContextManager[Any]]
     backward: Callable[[torch.Tensor], bool]
     trainable: list[torch.nn.Parameter]
     draw_batch: Callable[[random.Random], Batch] | None = None

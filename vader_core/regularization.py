@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any, ContextManager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -54,7 +54,7 @@ def adapters_disabled(model: torch.nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        for m, off in zip(layers, was_disabled):
+        for m, off in zip(layers, was_disabled, strict=True):
             m.enable_adapters(not off)
         for m in layers:
             for p in m.parameters():
@@ -99,7 +99,7 @@ class KLGuard:
     """
 
     def __init__(
-        self, backbone: BackbonePlugin, cond: Any, autocast: Callable[[], ContextManager[Any]] = nullcontext
+        self, backbone: BackbonePlugin, cond: Any, autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
     ) -> None:
         self.inner = backbone
         self.cond = cond

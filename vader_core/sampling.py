@@ -16,8 +16,8 @@ import inspect
 import random
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any, ContextManager
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -106,7 +106,7 @@ def denoise(
     generator: torch.Generator | None,
     kept: Sequence[int] = (),
     gradient_checkpointing: bool | str = False,
-    autocast: Callable[[], ContextManager[Any]] = nullcontext,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
     on_step: Callable[[int], None] | None = None,
     split_guidance: bool = True,
 ) -> torch.Tensor:
@@ -142,7 +142,7 @@ def generate(
     images: Sequence[Any] | None,
     generator: torch.Generator,
     steps: int | None = None,
-    autocast: Callable[[], ContextManager[Any]] = nullcontext,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
     chunk_size: int | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
@@ -167,7 +167,7 @@ def sample_with_grad(
     truncation: TruncationSection,
     memory: MemorySection,
     decode_all: bool = False,
-    autocast: Callable[[], ContextManager[Any]] = nullcontext,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> tuple[torch.Tensor, list[int], list[int]]:
     """Sample a batch keeping the truncated graph and decode the chosen frames with gradient.
 

@@ -117,7 +117,7 @@ def plot_reward_curve(out: Path, state: RunState, config: VaderConfig) -> Path |
         ax2 = ax.twinx()
         for name in guarded[0]["metrics"]:
             pts = [(r["step"], r["metrics"][name]) for r in guarded if name in r["metrics"]]
-            ax2.plot(*zip(*pts), "s--", lw=1.5, color=None, label=f"guard: {name} (right axis)")
+            ax2.plot(*zip(*pts, strict=True), "s--", lw=1.5, color=None, label=f"guard: {name} (right axis)")
         ax2.set_ylabel("guard metric (held-out)")
         ax2.legend(fontsize=8, loc="lower right")
     ax.set_xlabel("optimiser step")

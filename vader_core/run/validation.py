@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ContextManager
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -47,7 +48,7 @@ class Validator:
         prompts: list[str],
         images: list[Any] | None,
         out: Path,
-        autocast: Callable[[], ContextManager[Any]],
+        autocast: Callable[[], AbstractContextManager[Any]],
         lora: Callable[[], tuple[dict[str, Any], dict[str, Any]]],
         is_main: bool,
         log: Callable[[str], None],

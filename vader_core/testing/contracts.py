@@ -312,7 +312,7 @@ class BackboneContractTests:
         for level, split in (("call", False), ("call", True), (True, False), (True, True)):
             v, grads = self._lora_gradients(bb, level, split)
             torch.testing.assert_close(v, video, rtol=0, atol=1e-4)
-            for a, b in zip(grads, ref):
+            for a, b in zip(grads, ref, strict=True):
                 torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * scale, msg=f"level {level}, split {split}")
 
     def test_guidance_halves_run_one_after_the_other(self) -> None:
@@ -379,7 +379,7 @@ class BackboneContractTests:
         for level in ("call", True):
             calls = [0] * len(watched)
             hooks = [
-                leaf.register_forward_pre_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
+                leaf.register_forward_pre_hook(lambda *_, i=i, calls=calls: calls.__setitem__(i, calls[i] + 1))
                 for i, m in enumerate(watched)
                 for leaf in m.modules()
                 if not list(leaf.children())
@@ -403,7 +403,7 @@ class BackboneContractTests:
                     h.remove()
             counts[str(level)] = calls
         assert sum(counts["call"][len(blocks) :]) > 0 or not bb.decoder_checkpoint_blocks(), "no decoder block ran"
-        for m, c, b in zip(watched, counts["call"], counts["True"]):
+        for m, c, b in zip(watched, counts["call"], counts["True"], strict=True):
             # (a layer the model never calls, like an attention diffusers skips with one mid-block layer, runs 0 times)
             assert b > c or c == 0, f"{type(m).__name__} ran {b} times at block level, {c} at call level"
 

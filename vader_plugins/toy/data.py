@@ -205,10 +205,10 @@ class ToyVideoDataset:
         config (`ClipConfig`, *optional*): geometry.
     """
 
-    def __init__(self, split: str = "train", seed: int = 0, config: ClipConfig = ClipConfig()) -> None:
+    def __init__(self, split: str = "train", seed: int = 0, config: ClipConfig | None = None) -> None:
         if split not in ("train", "heldout"):
             raise ValueError(f"`split` must be 'train' or 'heldout', got {split!r}")
-        self.split, self.seed, self.config = split, seed, config
+        self.split, self.seed, self.config = split, seed, config or ClipConfig()
         self.specs = TRAIN_SPECS if split == "train" else HELDOUT_SPECS
 
     def __getitem__(self, index: int) -> tuple[Any, str]:

@@ -37,7 +37,7 @@ class _ToyCheck(MetricPlugin):
         from .quality import analyze_clip
 
         out = []
-        for clip, prompt in zip(video, prompts):
+        for clip, prompt in zip(video, prompts, strict=True):
             try:
                 want = getattr(parse_caption(prompt), self.field)
             except ValueError:

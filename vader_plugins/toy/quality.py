@@ -79,7 +79,7 @@ def score(videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, Any]:
         ``n`` and ``clips`` (per-clip analysis with the expected colour and direction).
     """
     clips = []
-    for video, prompt in zip(videos, prompts):
+    for video, prompt in zip(videos, prompts, strict=True):
         spec = parse_caption(prompt)
         a = analyze_clip(video)
         clips.append(

@@ -70,7 +70,7 @@ def _log(msg: str) -> None:
 
 def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     with torch.no_grad():
-        for e, p in zip(ema.parameters(), model.parameters()):
+        for e, p in zip(ema.parameters(), model.parameters(), strict=True):
             e.lerp_(p, 1.0 - decay)
 
 
@@ -328,7 +328,7 @@ def caption_sensitivity(
     clips: int = 96,
     timestep: int = 500,
     seed: int = 3,
-    config: ClipConfig = ClipConfig(),
+    config: ClipConfig | None = None,
     scheduler_config: dict[str, Any] = SCHEDULES["sd"],
 ) -> dict[str, float]:
     """Does the denoiser listen to each word? Its error on held-out clips with one word of the caption swapped.
@@ -373,7 +373,7 @@ def caption_sensitivity(
 
 @torch.no_grad()
 def reference_sensitivity(
-    vae: torch.nn.Module, clips: int = 3000, heldout: int = 96, seed: int = 3, config: ClipConfig = ClipConfig()
+    vae: torch.nn.Module, clips: int = 3000, heldout: int = 96, seed: int = 3, config: ClipConfig | None = None
 ) -> dict[str, float]:
     """What :func:`caption_sensitivity` at the last timestep of a zero-SNR schedule would show for the best
     possible denoiser, one that knows the caption only.
@@ -391,10 +391,10 @@ def reference_sensitivity(
     train = encode_pool(vae, ToyVideoDataset("train", seed=seed, config=config), clips, start=0)
     groups = [(s.color, s.direction, s.background) for s in map(parse_caption, train["captions"])]
     names, group_means, _ = _group_means(train["mean"] * scaling, groups)
-    means = dict(zip(names, group_means))
+    means = dict(zip(names, group_means, strict=True))
     held = encode_pool(vae, ToyVideoDataset("heldout", seed=seed, config=config), heldout, start=0)
     err = {"true": 0.0, "color": 0.0, "direction": 0.0}
-    for z, obj, caption in zip(held["mean"], held["object"], held["captions"]):
+    for z, obj, caption in zip(held["mean"], held["object"], held["captions"], strict=True):
         s = parse_caption(caption)
         x0 = z * scaling
         keys = {

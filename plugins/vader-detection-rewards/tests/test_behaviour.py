@@ -51,7 +51,7 @@ def test_reward_falls_as_the_target_logit_rises_yolos(saved):
         _bias_yolos(r, 84, 2.5)
         rewards.append(_reward(r).mean().item())
     assert rewards[0] == 1.0  # a random detector sees no book
-    assert all(b <= a + 1e-6 for a, b in zip(rewards, rewards[1:])), rewards
+    assert all(b <= a + 1e-6 for a, b in zip(rewards, rewards[1:], strict=False)), rewards
     assert rewards[-1] < 0.5, rewards
     # only the target counts: raising another class (dog, 18) hides the book again
     _bias_yolos(r, 18, 20.0)
@@ -65,7 +65,7 @@ def test_reward_falls_as_the_query_logit_rises_owlvit(saved):
         rewards.append(_reward(r).mean().item())
         with torch.no_grad():
             r.model.class_head.logit_shift.bias += 1.0
-    assert all(b < a for a, b in zip(rewards, rewards[1:])), rewards
+    assert all(b < a for a, b in zip(rewards, rewards[1:], strict=False)), rewards
 
 
 def test_the_text_matters_owlvit(saved):

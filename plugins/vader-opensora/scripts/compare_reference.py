@@ -72,7 +72,7 @@ def _xformers_stand_in() -> None:
         def dense(self, device: torch.device) -> torch.Tensor:
             m = torch.zeros(sum(self.q_seqlen), sum(self.kv_seqlen), dtype=torch.bool, device=device)
             qi = ki = 0
-            for nq, nk in zip(self.q_seqlen, self.kv_seqlen):
+            for nq, nk in zip(self.q_seqlen, self.kv_seqlen, strict=True):
                 m[qi : qi + nq, ki : ki + nk] = True
                 qi, ki = qi + nq, ki + nk
             return m

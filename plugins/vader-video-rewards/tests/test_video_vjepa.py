@@ -24,9 +24,9 @@ def _reward(**opts):
 def test_masks_are_deterministic_under_the_seed():
     a, b, c = draw_masks(GRID, draws=3, seed=7), draw_masks(GRID, draws=3, seed=7), draw_masks(GRID, draws=3, seed=8)
     assert len(a) == 6
-    for (ca, ta), (cb, tb) in zip(a, b):
+    for (ca, ta), (cb, tb) in zip(a, b, strict=True):
         assert torch.equal(ca, cb) and torch.equal(ta, tb)
-    assert any(not torch.equal(ta, tc) for (_, ta), (_, tc) in zip(a, c))
+    assert any(not torch.equal(ta, tc) for (_, ta), (_, tc) in zip(a, c, strict=True))
     assert not torch.equal(a[0][1], a[2][1])  # draws differ from each other
 
 
@@ -71,7 +71,7 @@ def test_reward_masks_follow_the_options():
     r = _reward(mask_draws=3, mask_seed=11)
     assert len(r.masks) == 6
     expected = draw_masks((2, 8, 8), VJEPA2_MASKS, 3, 11)
-    assert all(torch.equal(a[1], b[1]) for a, b in zip(r.masks, expected))
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(r.masks, expected, strict=True))
 
 
 # ------------------------------------------------------------------------------------ the computation
@@ -126,21 +126,23 @@ def test_visible_context_is_the_predictor_on_a_masked_encoder(clip):
         pix = pix.view(2, 8, 8).repeat_interleave(2, 0).repeat_interleave(4, 1).repeat_interleave(4, 2)
         swapped = torch.where(pix[None, :, None], other, v)
         with torch.no_grad():
-            pred = lambda clip: (
-                r.model.predictor(  # noqa: E731
+
+            def pred(clip, context=context, target=target):
+                return r.model.predictor(
                     encoder_hidden_states=r._encode_visible(_prep(r, clip), context[None], 128),
                     context_mask=[context[None]],
                     target_mask=[target[None]],
                 ).last_hidden_state
-            )
+
             torch.testing.assert_close(pred(v), pred(swapped))
-            full = lambda clip: (
-                r.model(
+
+            def full(clip, context=context, target=target):
+                return r.model(
                     pixel_values_videos=_prep(r, clip),
-                    context_mask=[context[None]],  # noqa: E731
+                    context_mask=[context[None]],
                     target_mask=[target[None]],
                 ).predictor_output.last_hidden_state
-            )
+
             assert not torch.allclose(full(v), full(swapped), atol=1e-4)  # the full encoder does see them
 
 

@@ -145,7 +145,7 @@ def reference(official: Path, out: Path, guidance: float, init: str) -> None:
             noise_gen = torch.Generator().manual_seed(SEED)
             shape = (len(PROMPTS), 4, FRAMES, H // f, W // f)
             x_T = torch.randn(shape, generator=noise_gen)
-            ddim_mod.noise_like = lambda shape, device, repeat=False: torch.randn(shape, generator=noise_gen)
+            ddim_mod.noise_like = lambda shape, device, repeat=False, g=noise_gen: torch.randn(shape, generator=g)
             samples, _ = ddim_mod.DDIMSampler(model).sample(
                 S=STEPS,
                 batch_size=len(PROMPTS),

@@ -341,7 +341,7 @@ class STDiT3(nn.Module):
 
     def blocks(self) -> list[nn.Module]:
         """The blocks in the order they run (spatial 0, temporal 0, spatial 1, ...)."""
-        return [b for pair in zip(self.spatial_blocks, self.temporal_blocks) for b in pair]
+        return [b for pair in zip(self.spatial_blocks, self.temporal_blocks, strict=True) for b in pair]
 
     def forward(
         self,

@@ -311,7 +311,7 @@ class OpenSoraVAE(nn.Module):
                 continue
             x = self.temporal_vae.decode(z[:, :, z0:z1], num_frames=n)
             sel = sorted(set(inside))
-            for i, frame in zip(sel, x[:, :, [i - f0 for i in sel]].unbind(2)):
+            for i, frame in zip(sel, x[:, :, [i - f0 for i in sel]].unbind(2), strict=True):
                 picked[i] = frame
         x = torch.stack([picked[i] for i in wanted], dim=2)
         return self.decode_spatial(x, chunk_size)

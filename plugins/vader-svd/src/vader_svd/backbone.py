@@ -383,9 +383,7 @@ class SVDBackbone(BackbonePlugin):
             lat = lat.to(cond.image_embeddings.dtype)
         return lat.unsqueeze(1).repeat(1, self.options.frames, 1, 1, 1)
 
-    def predict(
-        self, latents: torch.Tensor, t: torch.Tensor, cond: SVDCondition, step_index: int
-    ) -> torch.Tensor:
+    def predict(self, latents: torch.Tensor, t: torch.Tensor, cond: SVDCondition, step_index: int) -> torch.Tensor:
         """One UNet evaluation with the per-frame guidance ramp; returns the v-prediction.
 
         Pure: the input scaling ``1 / sqrt(sigma^2 + 1)`` uses the sigma of ``step_index``.

@@ -306,7 +306,9 @@ class WanBackbone(DiTT2VBackbone):
         ids, mask = tok.input_ids.to(self.device), tok.attention_mask.to(self.device)
         lens = mask.gt(0).sum(dim=1).long()
         emb = self.components["text_encoder"](ids, mask).last_hidden_state
-        emb = torch.stack([torch.cat([u[:v], u.new_zeros(n - int(v), u.size(1))]) for u, v in zip(emb, lens)])
+        emb = torch.stack(
+            [torch.cat([u[:v], u.new_zeros(n - int(v), u.size(1))]) for u, v in zip(emb, lens, strict=True)]
+        )
         return emb.to(self.transformer_dtype)
 
     def encode_condition(self, prompts: Sequence[str], images: Sequence[Any] | None = None) -> WanCondition:
@@ -366,9 +368,7 @@ class WanBackbone(DiTT2VBackbone):
             return torch.cat([latents, cond.condition], dim=1).to(self.transformer_dtype), t.expand(b)
         return latents.to(self.transformer_dtype), t.expand(b)
 
-    def predict(
-        self, latents: torch.Tensor, t: torch.Tensor, cond: WanCondition, step_index: int
-    ) -> torch.Tensor:
+    def predict(self, latents: torch.Tensor, t: torch.Tensor, cond: WanCondition, step_index: int) -> torch.Tensor:
         model, guidance = self.expert(t)
         x, timestep = self.model_input(latents, t, cond)
         kw = {"encoder_hidden_states_image": cond.image_embeds} if cond.image_embeds is not None else {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import string
+from pathlib import Path
 from typing import Any
 
 from vader_core.lazy import torch
