@@ -368,6 +368,10 @@ class ImageReward(RewardPlugin):
     # -------------------------------------------------------------------------------------------- scoring
     def score_frames(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """ImageReward of each frame ``(N, 3, H, W)`` in [0, 1] with its prompt. Returns ``(N,)``."""
+        return self.score_pixels(preprocess(frames, self.spec), prompts)
+
+    def score_pixels(self, pixels: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        """ImageReward of normalised model input ``(N, 3, 224, 224)`` (the authors' ``preprocess`` output)."""
         import torch
 
         distinct, index = unique_prompts(prompts)
@@ -376,7 +380,7 @@ class ImageReward(RewardPlugin):
         )
         idx = torch.as_tensor(index)
         ids, attention = tok["input_ids"][idx].to(self.device), tok["attention_mask"][idx].to(self.device)
-        pixels = preprocess(frames, self.spec).to(device=self.device, dtype=self.dtype)
+        pixels = pixels.to(device=self.device, dtype=self.dtype)
         image = self.vision(pixel_values=pixels).last_hidden_state  # post-LayerNorm included, as BLIP's `norm`
         out = self.text(input_ids=ids, attention_mask=attention, encoder_hidden_states=image, is_decoder=False)
         return (self.mlp(out.last_hidden_state[:, 0]) - MEAN) / STD

@@ -289,10 +289,14 @@ class MPS(ClipReward):
 
     def score_frames(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """MPS of each frame ``(N, 3, H, W)`` in [0, 1] with its prompt. Returns ``(N,)``."""
+        return self.score_pixels(preprocess(frames, self.spec), prompts)
+
+    def score_pixels(self, pixels: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        """MPS of normalised model input ``(N, 3, 224, 224)`` (what the CLIP processor returns) with its prompt."""
         distinct, index = unique_prompts(prompts)
         tokens, eos, mask = self.prompt_context(distinct)
         idx = torch.as_tensor(index, device=tokens.device)
-        pixels = preprocess(frames, self.spec).to(device=self.device, dtype=self.dtype)
+        pixels = pixels.to(device=self.device, dtype=self.dtype)
         # every image token, projected, without the post-LayerNorm HF CLIP applies to the pooled token only
         image = self.model.visual_projection(self.model.vision_model(pixel_values=pixels).last_hidden_state)
         image = self.cross(image, tokens[idx], mask[idx])[:, 0]
