@@ -192,7 +192,8 @@ def run_eval(
         for name in across:  # each prompt's score, given to each of its videos (every prompt has one per seed)
             order = sorted(features[name])
             stacked = torch.stack([torch.stack(features[name][k]) for k in order])
-            per_prompt = dict(zip(order, scorers[name].score_seeds(stacked, [prompts[k] for k in order]).tolist()))
+            values = scorers[name].score_seeds(stacked, [prompts[k] for k in order]).tolist()
+            per_prompt = dict(zip(order, values, strict=True))
             for row in rows:
                 row["scores"][name] = per_prompt[row["index"]]
         summary = {}
