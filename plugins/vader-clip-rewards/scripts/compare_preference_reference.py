@@ -29,7 +29,8 @@ What each side runs, on the same random weights (seeded, written by this script)
   state dict saved as ``ImageReward.pt`` and loaded with their ``load_state_dict(strict=False)``, then their
   ``score(prompt, pil_image)``. Their tokenizer is ``BertTokenizer.from_pretrained('bert-base-uncased')``; with no
   network, a local ``bert-base-uncased`` folder holds a stand-in vocabulary of the real size (BERT's special
-  tokens at their real ids, the prompt's words, ``[unused]`` fill), read by both sides.
+  tokens at their real ids, the prompt's words, ``[unused]`` fill), read by both sides. The random weights are
+  drawn with std 0.05 instead of BLIP's 0.02, which leaves the score deaf to the image.
 
 Printed, per image: the official score(s), vader's score from the frame (its differentiable resize) and from
 the official preprocessed pixels (the model alone), and the largest absolute and relative differences.
@@ -294,9 +295,13 @@ def prepare_image_reward(work: Path) -> None:
 
     from vader_core.modules import seeded
 
+    # BLIP's initialisation (std 0.02) leaves the random text encoder's [CLS] deaf to the image: 0.05 lets
+    # the image move the score by about a unit, so that the comparison exercises the image path
+    vision_cfg, text_cfg = ir_mod.vision_config(), ir_mod.text_config(1024)
+    vision_cfg.initializer_range = text_cfg.initializer_range = 0.05
     with seeded(SEED):
-        vision = BlipVisionModel(ir_mod.vision_config())
-        text = BlipTextModel(ir_mod.text_config(1024), add_pooling_layer=False)
+        vision = BlipVisionModel(vision_cfg)
+        text = BlipTextModel(text_cfg, add_pooling_layer=False)
         mlp = LaionAestheticMLP(768)
         # unit-gain head, so that the score spreads over images (as a trained head's does)
         for layer in mlp.layers:

@@ -178,15 +178,16 @@ def test_motion_guards_validation_and_early_stopping(tmp_path):
     config = {
         "backbone": {"name": "tiny"},
         "rewards": [{"name": "brightness"}],
-        "train": {"max_steps": 2},
+        "train": {"max_steps": 1},
+        "optim": {"grad_accum": 1},
         "validation": {
-            "every": 2,
+            "every": 1,
             "seeds": [0, 1],
             "save_videos": False,
             "metrics": [{"name": "motion", "flow_updates": 2}, {"name": "diversity"}],
             "early_stop": {"metric": "motion", "margin": 1000.0},
         },
-        "output": {"checkpoint_every": 0},
+        "output": {"checkpoint_every": 0, "logger": "none"},
     }
     (tmp_path / "run.yaml").write_text(json.dumps(config))
     out = tmp_path / "run"
@@ -195,7 +196,7 @@ def test_motion_guards_validation_and_early_stopping(tmp_path):
     )
     assert res[0] == 0, res[2][-2000:]
     records = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [0, 2]
+    assert [r["step"] for r in records] == [0, 1]
     assert all(r["metrics"]["motion"] >= 0 and r["metrics"]["diversity"] >= 0 for r in records)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["early_stop"]["metric"] == "motion" and summary["early_stop"]["stopped"] is False
