@@ -118,6 +118,13 @@ def test_mps_score_is_the_batch_of_one_official_formula():
     torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["mps", "image_reward"])
+def test_frames_too_small_are_one_line_through_the_cli(tmp_path, name):
+    video = save_video(tmp_path / "v.npy", 2, 8, 64)
+    res = run_cli(["score", video, "--reward", name, "--prompt", "a cat", "--device", "cpu", "--random-weights"])
+    assert_one_line_error(res, f"{name}: frames of 8x64 pixels are too small", "backbone.height")
+
+
 def test_image_reward_truncates_the_prompt_to_35_tokens():
     r = _tiny(ImageReward)
     long = " ".join(["a cat playing chess"] * 20)

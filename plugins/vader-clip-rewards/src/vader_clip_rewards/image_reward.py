@@ -28,7 +28,7 @@ from vader_core.reward import RewardOptions, RewardPlugin
 
 from ._common import checkpoint_encoder_layers, unique_prompts
 from ._weights import foreign_model, hub_file, load_strict, missing_weights, read_state_dict
-from .preprocess import ImageSpec, preprocess
+from .preprocess import ImageSpec, check_frame_size, preprocess
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -368,6 +368,7 @@ class ImageReward(RewardPlugin):
     # -------------------------------------------------------------------------------------------- scoring
     def score_frames(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """ImageReward of each frame ``(N, 3, H, W)`` in [0, 1] with its prompt. Returns ``(N,)``."""
+        check_frame_size(frames, self.name)
         return self.score_pixels(preprocess(frames, self.spec), prompts)
 
     def score_pixels(self, pixels: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
