@@ -57,21 +57,22 @@ PROMPTS = [
 # ----------------------------------------------------------------------------------------------- inputs
 def images() -> list[tuple[str, object]]:
     """Real images: a photograph shipped with matplotlib, frames the bundled toy model generated (the
-    README's before/after GIF) and the README's eval grid; RGB, of several sizes and aspect ratios."""
+    README's before/after GIF) and the README's eval grid; RGB, of several sizes and aspect ratios
+    (sizes named height x width)."""
     import matplotlib.cbook
     from PIL import Image
 
     root = Path(__file__).resolve().parents[3]
     out = []
     photo = Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")
-    out.append(("grace_hopper.jpg (512x600)", photo))
-    out.append(("grace_hopper.jpg cropped to 480x832 shape", photo.crop((0, 150, 512, 446))))
+    out.append(("grace_hopper.jpg (600x512)", photo))
+    out.append(("grace_hopper.jpg, 296x512 crop (the aspect of 480x832)", photo.crop((0, 150, 512, 446))))
     gif = Image.open(root / "docs/img/demo-toy-before-after.gif")
     for i in (0, 5):
         gif.seek(i)
         out.append((f"toy model frame {i} (demo-toy-before-after.gif, 384x198)", gif.convert("RGB")))
     grid = Image.open(root / "docs/img/demo-toy-eval-grid.png").convert("RGB")
-    out.append(("demo-toy-eval-grid.png (1771x704)", grid))
+    out.append(("demo-toy-eval-grid.png (704x1771)", grid))
     return out
 
 
