@@ -120,31 +120,11 @@ def clip_h_config() -> Any:
 
 
 def tiny_config() -> Any:
-    """A tiny ``CLIPConfig`` of the same shape rules: 224x224 input, 77 text positions, the CLIP vocabulary."""
-    from transformers import CLIPConfig
+    """A tiny ``CLIPConfig`` of the same shape rules (224x224 input, 77 text positions, the CLIP vocabulary):
+    ``pickscore``'s, another CLIP-H reward."""
+    from .pickscore import tiny_config as clip_tiny_config
 
-    return CLIPConfig(
-        text_config={
-            "vocab_size": 49408,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_attention_heads": 2,
-            "num_hidden_layers": 2,
-            "max_position_embeddings": 77,
-            "hidden_act": "gelu",
-            "eos_token_id": 49407,
-        },
-        vision_config={
-            "image_size": 224,
-            "patch_size": 32,
-            "hidden_size": 48,
-            "intermediate_size": 96,
-            "num_attention_heads": 2,
-            "num_hidden_layers": 2,
-            "hidden_act": "gelu",
-        },
-        projection_dim=32,
-    )
+    return clip_tiny_config()
 
 
 #: The cross-attention module of the released model (``Cross_model(dim=1024, layer_num=4, heads=16)``) and
