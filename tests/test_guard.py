@@ -243,3 +243,52 @@ def test_early_stop_and_best_checkpoint_in_a_run(tmp_path):
         assert resumed["early_stop"]["stopped"] is True
     finally:
         plugins.unregister_plugin(_Plugin)
+
+
+# ------------------------------------------------------------------ metrics across seeds
+class _Spread(MetricPlugin):
+    """A weight-free metric of ``scores = "seeds"``: the variance across seeds of each video's mean colour."""
+
+    name = "spread"
+    summary = "test"
+    scores = "seeds"
+    value_range = (0.0, float("inf"))
+
+    def features(self, video, prompts):  # noqa: ANN001, ANN201
+        return video.mean(dim=(1, 3, 4))
+
+    def compute_seeds(self, features, prompts):  # noqa: ANN001, ANN201
+        return features.var(dim=1).mean(dim=-1)
+
+
+class _SpreadPlugin:
+    @staticmethod
+    @hookimpl
+    def register_metrics(register):  # noqa: ANN001, ANN205
+        register(_Spread)
+
+
+class TestSpreadContract(MetricContractTests):
+    metric_cls = _Spread
+
+
+def test_a_seeds_metric_scores_each_prompt_from_every_seed():
+    m = _Spread()
+    m.load("cpu", torch.float32)
+    g = torch.Generator().manual_seed(0)
+    seed0, seed1 = torch.rand(2, 2, 3, 8, 8, generator=g), torch.rand(2, 2, 3, 8, 8, generator=g)
+    guard = ValidationGuard(build_config(None, ["backbone.name=tiny"]).validation, {"spread": m})
+    f0, f1 = seed0.mean(dim=(1, 3, 4)), seed1.mean(dim=(1, 3, 4))
+    per_prompt = torch.stack([f0, f1], 1).var(dim=1).mean(dim=-1)  # prompt i: its video of seed 0 and of seed 1
+    assert guard.score([seed0, seed1], ["a", "b"])["spread"] == pytest.approx(per_prompt.mean().item(), rel=1e-6)
+
+
+def test_a_seeds_metric_needs_two_seeds_in_one_line():
+    plugins.register_plugin(_SpreadPlugin, name="spread")
+    try:
+        base = ["backbone.name=tiny", "validation.metrics=[{name: spread}]"]
+        with pytest.raises(ConfigError, match=r"across seeds: give at least two seeds .*got \[0\]"):
+            resolve(build_config(None, [*base, "validation.seeds=[0]"]))
+        assert resolve(build_config(None, [*base, "validation.seeds=[0, 1]"])).validation.metrics[0].name == "spread"
+    finally:
+        plugins.unregister_plugin(_SpreadPlugin)

@@ -413,6 +413,7 @@ def eval_cmd(
     if batch_size < 1 or grid_rows < 1 or max_prompts < 1:
         raise ConfigError("--batch-size, --grid-rows and --max-prompts must be at least 1")
     cfg.validation.max_prompts = max_prompts
+    cfg.validation.seeds = list(seed or [0])  # eval's seeds play the validation seeds' part (metrics across seeds)
     cfg = resolve_config(cfg)
     try:
         chosen = [int(x) for x in frames.split(",")] if frames else None

@@ -150,6 +150,11 @@ def run_eval(
     scorers = _scorers(
         config.rewards if config.rewards else [], config.validation.metrics, device, dtype, tiny, config.train.seed
     )
+    across = {name for name, fn in scorers.items() if getattr(fn, "scores", "video") == "seeds"}
+    if across and len(set(seeds)) < 2:
+        raise ConfigError(
+            f"metrics {sorted(across)} compare each prompt's videos across seeds: pass --seed at least twice"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     grid_videos: dict[str, list[torch.Tensor]] = {}
@@ -158,13 +163,18 @@ def run_eval(
         folder = out_dir / "videos" / slug(spec.label, keep="._@-", fallback="model")
         rows: list[dict[str, Any]] = []
         keep: list[torch.Tensor] = []
+        # metrics of a prompt's videos across seeds (diversity): features per prompt index, scored after all seeds
+        features: dict[str, dict[int, list[torch.Tensor]]] = {n: {} for n in across}
         for seed in seeds:
             for i in range(0, len(prompts), batch_size):
                 chunk = list(prompts[i : i + batch_size])
                 imgs = list(images[i : i + batch_size]) if images is not None else None
                 gen = torch.Generator().manual_seed(seed * 1000 + i)
                 video = generate(bb, chunk, imgs, gen, chunk_size=config.memory.decode_chunk_size).cpu()
-                scores = {name: fn(video, chunk) for name, fn in scorers.items()}
+                scores = {name: fn(video, chunk) for name, fn in scorers.items() if name not in across}
+                for name in across:
+                    for j, f in enumerate(scorers[name].video_features(video, chunk)):
+                        features[name].setdefault(i + j, []).append(f)
                 for j, prompt in enumerate(chunk):
                     path = folder / f"seed{seed}-{i + j:03d}.npy"
                     write_video(path, video[j])
@@ -179,6 +189,13 @@ def run_eval(
                     )
                     if len(keep) < grid_rows:
                         keep.append(video[j])
+        for name in across:  # each prompt's score, given to each of its videos (every prompt has one per seed)
+            order = sorted(features[name])
+            stacked = torch.stack([torch.stack(features[name][k]) for k in order])
+            values = scorers[name].score_seeds(stacked, [prompts[k] for k in order]).tolist()
+            per_prompt = dict(zip(order, values, strict=True))
+            for row in rows:
+                row["scores"][name] = per_prompt[row["index"]]
         summary = {}
         for name in scorers:
             vals = [r["scores"][name] for r in rows]

@@ -111,12 +111,17 @@ class ValidationGuard:
         self.stopper = EarlyStopper(es.metric, es.margin) if es is not None else None
 
     def score(self, videos: Sequence[torch.Tensor], prompts: Sequence[str]) -> dict[str, float]:
-        """Mean of each metric over the validation videos (one ``(B, F, 3, H, W)`` batch per seed)."""
+        """Mean of each metric over the validation videos (one ``(B, F, 3, H, W)`` batch per seed); a metric of
+        ``scores = "seeds"`` scores each prompt from its videos of every seed, and the mean is over prompts."""
         import torch
 
         out = {}
         for name, fn in self.metrics.items():
-            vals = torch.cat([fn(v, list(prompts)) for v in videos])
+            if getattr(fn, "scores", "video") == "seeds":
+                feats = torch.stack([fn.video_features(v, list(prompts)) for v in videos], dim=1)  # (P, S, D)
+                vals = fn.score_seeds(feats, list(prompts))
+            else:
+                vals = torch.cat([fn(v, list(prompts)) for v in videos])
             out[name] = float(vals.mean())
         return out
 

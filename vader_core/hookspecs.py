@@ -95,7 +95,8 @@ def register_methods(register: Callable[[type], None]) -> None:
 @hookspec
 def register_metrics(register: Callable[[type], None]) -> None:
     """Register guard metrics (subclasses of :class:`vader_core.MetricPlugin`): non-differentiable scores
-    per video, higher is better, evaluated in validation and ``vader eval``, never trained on.
+    per video (or, with ``scores = "seeds"``, per prompt from its videos of every seed), higher is better,
+    evaluated in validation and ``vader eval``, never trained on.
 
     Args:
         register (`Callable[[type], None]`): call once per metric class.

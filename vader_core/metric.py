@@ -10,7 +10,7 @@ model's ``toy_color`` and ``toy_direction``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -32,14 +32,21 @@ class MetricPlugin:
         summary (`str`): one line shown by ``vader plugins``.
         Options (`type[MetricOptions]`): the pydantic options model.
         value_range (`tuple[float, float] | None`): the possible range of the score if bounded.
+        scores (`str`): ``"video"`` (the default): one score per video, from :meth:`compute`. ``"seeds"``:
+            one score per prompt from its videos of every seed together (e.g. their diversity): the
+            metric implements :meth:`features` (per video) and :meth:`compute_seeds` (per prompt, from
+            the features of its videos); validation and ``vader eval`` call them through
+            :meth:`video_features` and :meth:`score_seeds`, and need at least two seeds.
 
-    Subclasses implement :meth:`compute` and override :meth:`load` when they need a model.
+    Subclasses implement :meth:`compute` (or, for ``scores = "seeds"``, :meth:`features` and
+    :meth:`compute_seeds`) and override :meth:`load` when they need a model.
     """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     Options: ClassVar[type[MetricOptions]] = MetricOptions
     value_range: ClassVar[tuple[float, float] | None] = None
+    scores: ClassVar[Literal["video", "seeds"]] = "video"
 
     def __init__(self, options: MetricOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -58,16 +65,57 @@ class MetricPlugin:
         """Score videos ``(B, F, 3, H, W)`` in [0, 1] with one prompt each; returns ``(B,)``."""
         raise NotImplementedError
 
-    def __call__(self, video: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
-        """Score of each video ``(B, F, 3, H, W)`` in [0, 1]; float32 ``(B,)`` on the CPU, no autograd."""
-        import torch
+    def features(self, video: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        """``scores = "seeds"``: features ``(B, D)`` of videos ``(B, F, 3, H, W)`` in [0, 1], one prompt each."""
+        raise NotImplementedError
 
+    def compute_seeds(self, features: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        """``scores = "seeds"``: one score ``(P,)`` per prompt from the features ``(P, S, D)`` of its videos
+        from ``S`` seeds."""
+        raise NotImplementedError
+
+    def _check(self, video: torch.Tensor, prompts: Sequence[str]) -> None:
         if video.ndim != 5 or video.shape[2] != 3:
             raise ValueError(f"metric `{self.name}` expects video of shape (B, F, 3, H, W), got {tuple(video.shape)}")
         if len(prompts) != video.shape[0]:
             raise ValueError(f"metric `{self.name}` got {len(prompts)} prompts for {video.shape[0]} videos")
         if not self.loaded:
             raise RuntimeError(f"metric `{self.name}` used before load(); call load(device, dtype) first")
+
+    def __call__(self, video: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        """Score of each video ``(B, F, 3, H, W)`` in [0, 1]; float32 ``(B,)`` on the CPU, no autograd."""
+        import torch
+
+        if self.scores == "seeds":
+            raise TypeError(
+                f"metric `{self.name}` scores the videos of a prompt across seeds: use video_features() and "
+                "score_seeds()"
+            )
+        self._check(video, prompts)
         with torch.no_grad():
             out = self.compute(video.detach(), list(prompts))
+        return out.detach().float().cpu()
+
+    def video_features(self, video: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        """``scores = "seeds"``: features of each video ``(B, F, 3, H, W)``; float32 ``(B, D)`` on the CPU."""
+        import torch
+
+        self._check(video, prompts)
+        with torch.no_grad():
+            out = self.features(video.detach(), list(prompts))
+        return out.detach().float().cpu()
+
+    def score_seeds(self, features: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        """``scores = "seeds"``: the score of each prompt from its videos' features ``(P, S, D)`` (``S >= 2``
+        seeds, from :meth:`video_features`); float32 ``(P,)`` on the CPU."""
+        import torch
+
+        if features.ndim != 3 or features.shape[0] != len(prompts):
+            raise ValueError(
+                f"metric `{self.name}` expects features (P, S, D) of {len(prompts)} prompts, got {tuple(features.shape)}"
+            )
+        if features.shape[1] < 2:
+            raise ValueError(f"metric `{self.name}` compares the videos of several seeds, got {features.shape[1]}")
+        with torch.no_grad():
+            out = self.compute_seeds(features.float(), list(prompts))
         return out.detach().float().cpu()

@@ -39,9 +39,14 @@ KNOWN_PLUGINS: dict[str, str] = {
     "hps": "vader-clip-rewards",
     "pickscore": "vader-clip-rewards",
     "clip_score": "vader-clip-rewards",
+    "mps": "vader-clip-rewards",
+    "image_reward": "vader-clip-rewards",
     "object_removal": "vader-detection-rewards",
     "vjepa": "vader-video-rewards",
     "action": "vader-video-rewards",
+    "motion": "vader-video-rewards",
+    "dynamic_degree": "vader-video-rewards",
+    "diversity": "vader-video-rewards",
 }
 
 

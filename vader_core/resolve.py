@@ -119,6 +119,12 @@ def resolve_validation(v: ValidationSection) -> dict[str, Any]:
         names.append(m.name)
     if len(set(names)) != len(names):
         raise ConfigError(f"`validation.metrics`: each metric may appear once, got {names}")
+    across = [m.name for m in v.metrics if getattr(metric_class(m), "scores", "video") == "seeds"]
+    if across and len(set(v.seeds)) < 2:
+        raise ConfigError(
+            f"`validation.metrics` {across} compare the videos of each prompt across seeds: give at least two "
+            f"seeds (`validation.seeds`, e.g. [0, 1]; `--seed 0 --seed 1` in `vader eval`), got {v.seeds}"
+        )
     known = {"reward", *names}
     bad = [k for k in v.select if k not in known]
     if bad:

@@ -121,6 +121,9 @@ class MetricContractTests:
     """Guard metrics: shape, dtype, range, determinism, batch independence, no autograd, options validation.
 
     ``prompts`` are the prompts the metric understands (override for domain metrics such as ``toy_color``).
+    A metric of ``scores = "seeds"`` (one score per prompt from its videos of several seeds) is checked through
+    :meth:`~vader_core.metric.MetricPlugin.video_features` for what holds per video, and through
+    :meth:`~vader_core.metric.MetricPlugin.score_seeds` on the features of two seeds' videos for its scores.
     """
 
     metric_cls: ClassVar[type]
@@ -141,39 +144,71 @@ class MetricContractTests:
     def _prompts(self) -> list[str]:
         return [self.prompts[i % len(self.prompts)] for i in range(self.video_size[0])]
 
+    def _across_seeds(self) -> bool:
+        return getattr(self.metric_cls, "scores", "video") == "seeds"
+
+    def _per_video(self, m: Any, video: torch.Tensor) -> torch.Tensor:
+        """The metric's per-video output: its scores ``(B,)``, or a seeds metric's features ``(B, D)``."""
+        if self._across_seeds():
+            return m.video_features(video, self._prompts())
+        return m(video, self._prompts())
+
+    def _scores(self, m: Any, seed: int) -> torch.Tensor:
+        """Scores ``(B,)``: per video, or for a seeds metric per prompt, from videos of two seeds."""
+        if not self._across_seeds():
+            return m(self.make_video(seed), self._prompts())
+        feats = torch.stack([m.video_features(self.make_video(seed + s), self._prompts()) for s in (0, 100)], dim=1)
+        return m.score_seeds(feats, self._prompts())
+
     def test_contract_attributes(self) -> None:
         from ..metric import MetricPlugin
 
         cls = self.metric_cls
         assert issubclass(cls, MetricPlugin)
         assert isinstance(cls.name, str) and cls.name and cls.summary
+        assert cls.scores in ("video", "seeds")
         cls.Options()
 
     def test_output_shape_dtype_finite(self) -> None:
-        out = self.make_metric()(self.make_video(), self._prompts())
-        assert out.shape == (self.video_size[0],) and out.dtype == torch.float32
-        assert torch.isfinite(out).all()
+        m = self.make_metric()
+        out = self._per_video(m, self.make_video())
+        assert out.shape[0] == self.video_size[0] and out.ndim == (2 if self._across_seeds() else 1)
+        assert out.dtype == torch.float32 and out.device.type == "cpu" and torch.isfinite(out).all()
+        scores = self._scores(m, 0)
+        assert scores.shape == (self.video_size[0],) and scores.dtype == torch.float32
+        assert torch.isfinite(scores).all()
 
     def test_value_range(self) -> None:
         m = self.make_metric()
         if m.value_range is None:
             pytest.skip("unbounded metric")
         lo, hi = m.value_range
-        out = m(self.make_video(1), self._prompts())
+        out = self._scores(m, 1)
         assert (out >= lo).all() and (out <= hi).all()
 
     def test_deterministic_and_batch_independent(self) -> None:
         m = self.make_metric()
         v = self.make_video(2)
-        full = m(v, self._prompts())
-        torch.testing.assert_close(full, m(v.clone(), self._prompts()))
-        torch.testing.assert_close(full[:1], m(v[:1], self._prompts()[:1]), atol=1e-4, rtol=1e-4)
+        full = self._per_video(m, v)
+        torch.testing.assert_close(full, self._per_video(m, v.clone()))
+        one = m.video_features(v[:1], self._prompts()[:1]) if self._across_seeds() else m(v[:1], self._prompts()[:1])
+        torch.testing.assert_close(full[:1], one, atol=1e-4, rtol=1e-4)
 
     def test_no_autograd(self) -> None:
         """A guard metric never enters a loss: its output carries no graph even for inputs that do."""
         v = self.make_video(3).requires_grad_(True)
-        out = self.make_metric()(v, self._prompts())
+        out = self._per_video(self.make_metric(), v)
         assert not out.requires_grad and out.grad_fn is None
+
+    def test_seeds_metric_needs_several_seeds(self) -> None:
+        """A seeds metric has no per-video score (calling it says what to call instead) and refuses one seed."""
+        if not self._across_seeds():
+            pytest.skip("a per-video metric")
+        m = self.make_metric()
+        with pytest.raises(TypeError, match="score_seeds"):
+            m(self.make_video(), self._prompts())
+        with pytest.raises(ValueError, match="several seeds"):
+            m.score_seeds(m.video_features(self.make_video(), self._prompts())[:, None], self._prompts())
 
     def test_invalid_options_rejected(self) -> None:
         for bad in self.invalid_options:

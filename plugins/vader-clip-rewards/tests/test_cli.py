@@ -1,5 +1,5 @@
 """The rewards through vader's CLI and configuration: the CLI contract (`vader score`, a training smoke run
-with the four rewards), reward options, and the objective settings that reproduce VADER's official losses."""
+with the six rewards), reward options, and the objective settings that reproduce VADER's official losses."""
 
 import pytest
 import torch
@@ -8,7 +8,7 @@ from vader_core.testing import RewardCLIContractTests, save_video
 
 
 class TestClipRewardCommands(RewardCLIContractTests):
-    rewards = ["aesthetic", "hps", "pickscore", "clip_score"]
+    rewards = ["aesthetic", "hps", "pickscore", "clip_score", "mps", "image_reward"]
 
     def test_vader_score_takes_reward_options(self, tmp_path):
         video = save_video(tmp_path / "video.npy", *self.video_size)

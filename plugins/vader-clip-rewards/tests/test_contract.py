@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from vader_clip_rewards import HPS, Aesthetic, ClipScore, PickScore
+from vader_clip_rewards import HPS, MPS, Aesthetic, ClipScore, ImageReward, PickScore
 
 from vader_core.testing import PluginPackageContractTests, RewardContractTests
 
@@ -55,7 +55,7 @@ ALL = [Aesthetic, HPS, PickScore, ClipScore]
 class TestPackage(PluginPackageContractTests):
     package = "vader_clip_rewards"
     distribution = "vader-clip-rewards"
-    plugin_classes = ALL
+    plugin_classes = [*ALL, MPS, ImageReward]
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.name)
@@ -90,13 +90,15 @@ def test_seed_changes_the_tiny_model(cls):
 
 
 def _first_vision_mlp(r):
-    if isinstance(r, PickScore):
+    if isinstance(r, (PickScore, MPS)):
         return r.model.vision_model.encoder.layers[0].mlp
+    if isinstance(r, ImageReward):
+        return r.vision.encoder.layers[0].mlp
     visual = r.visual if isinstance(r, Aesthetic) else r.model.visual
     return visual.transformer.resblocks[0].mlp
 
 
-@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.name)
+@pytest.mark.parametrize("cls", [*ALL, MPS, ImageReward], ids=lambda c: c.name)
 def test_gradient_checkpointing_recomputes_and_keeps_gradients(cls):
     """With the option on, the vision layers run again in backward, and the pixel gradient is unchanged."""
     grads, calls = [], []

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from vader_video_rewards import VJEPA, Action
+from vader_video_rewards import METRICS, VJEPA, Action
 
 from vader_core.testing import PluginPackageContractTests, RewardContractTests
 
@@ -52,7 +52,8 @@ ALL = [VJEPA, Action]
 class TestPackage(PluginPackageContractTests):
     package = "vader_video_rewards"
     distribution = "vader-video-rewards"
-    plugin_classes = ALL
+    plugin_classes = [*ALL, *METRICS]
+    heavy_modules = (*PluginPackageContractTests.heavy_modules, "torchvision")
 
 
 def test_both_score_whole_clips():

@@ -209,3 +209,16 @@ def unique_prompts(prompts: Sequence[str]) -> tuple[list[str], list[int]]:
     order: dict[str, int] = {}
     index = [order.setdefault(p, len(order)) for p in prompts]
     return list(order), index
+
+
+def checkpoint_encoder_layers(model: Any, encoder: Any) -> None:
+    """Recompute the layers of a transformers ``encoder`` of ``model`` in backward instead of storing their
+    activations, with every dropout off.
+
+    transformers only checkpoints layers in training mode; the encoder and its layers alone (not their
+    submodules, which hold the dropouts) are flagged as training.
+    """
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    encoder.training = True
+    for layer in getattr(encoder, "layers", None) or encoder.layer:
+        layer.training = True

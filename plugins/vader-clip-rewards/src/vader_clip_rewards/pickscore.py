@@ -18,6 +18,7 @@ from vader_core.hub import missing_model, resolve_model, unavailable_reason
 from vader_core.modules import freeze, seeded
 from vader_core.reward import RewardOptions
 
+from ._common import checkpoint_encoder_layers
 from .base import ClipReward
 from .preprocess import ImageSpec
 
@@ -123,17 +124,8 @@ class PickScore(ClipReward):
         self.tokenizer = clip_tokenizer(int(model.config.text_config.max_position_embeddings))
         self.model = freeze(model, device, dtype)
         if self.options.gradient_checkpointing:
-            self._checkpoint_vision_layers()
+            checkpoint_encoder_layers(self.model, self.model.vision_model.encoder)
         super().load(device, dtype)
-
-    def _checkpoint_vision_layers(self) -> None:
-        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        # transformers only checkpoints modules in training mode; flag the vision encoder and its
-        # layers alone (not their submodules), so checkpointing runs while every dropout stays off.
-        encoder = self.model.vision_model.encoder
-        encoder.training = True
-        for layer in encoder.layers:
-            layer.training = True
 
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.visual_projection(self.model.vision_model(pixel_values=pixels).pooler_output)

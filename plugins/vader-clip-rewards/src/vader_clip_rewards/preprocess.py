@@ -125,3 +125,21 @@ def normalize(pixels: torch.Tensor, spec: ImageSpec) -> torch.Tensor:
 def preprocess(frames: torch.Tensor, spec: ImageSpec) -> torch.Tensor:
     """Frames ``(N, 3, H, W)`` in [0, 1] to normalised model input ``(N, 3, *spec.size)`` (float32)."""
     return normalize(resize_to_input(frames, spec), spec)
+
+
+#: Frames with a shorter side reach the model as interpolation artefacts: less than one ViT patch (14-16 px)
+#: of image upscaled to 224.
+MIN_FRAME_SIDE = 16
+
+
+def check_frame_size(frames: torch.Tensor, reward: str, minimum: int = MIN_FRAME_SIDE) -> None:
+    """One line (a :class:`~vader_core.errors.ConfigError`) when frames ``(N, 3, H, W)`` are too small to score."""
+    h, w = int(frames.shape[-2]), int(frames.shape[-1])
+    if min(h, w) < minimum:
+        from vader_core.errors import ConfigError
+
+        raise ConfigError(
+            f"{reward}: frames of {h}x{w} pixels are too small to score (the model sees them resized to 224x224; "
+            f"the short side must be at least {minimum}): generate larger frames (`backbone.height`, "
+            "`backbone.width`)"
+        )
