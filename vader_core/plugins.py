@@ -42,6 +42,8 @@ KNOWN_PLUGINS: dict[str, str] = {
     "object_removal": "vader-detection-rewards",
     "vjepa": "vader-video-rewards",
     "action": "vader-video-rewards",
+    "hpsv3": "vader-vlm-rewards",
+    "video_reward": "vader-vlm-rewards",
 }
 
 

@@ -32,6 +32,7 @@ class TestVideoRewardContract(RewardContractTests):
         {"no_such_option_xyz": 1},
         {"dimensions": "aesthetic"},
         {"dimensions": {}},
+        {"dimensions": {"vq": 0}},
         {"dimensions": {"vq": 1, "beauty": 2}},
         {"video_fps": 0},
         {"num_frames": 1},

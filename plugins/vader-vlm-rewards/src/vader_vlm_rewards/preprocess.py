@@ -132,7 +132,13 @@ def patchify(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def check_frame_size(height: int, width: int, reward: str) -> None:
     """One line when frames are smaller than one merged patch (28 x 28 pixels), the smallest picture
-    transformers' Qwen2-VL processor takes: such frames carry too little to score."""
+    transformers' Qwen2-VL processor takes (such frames carry too little to score), or longer than 200
+    times their width (qwen-vl-utils refuses them)."""
+    if max(height, width) > MAX_RATIO * min(height, width):
+        raise ConfigError(
+            f"{reward}: frames of {height}x{width} pixels have an aspect ratio above {MAX_RATIO}, which Qwen2-VL's "
+            f"preprocessing refuses"
+        )
     if height < FACTOR or width < FACTOR:
         raise ConfigError(
             f"{reward}: frames of {height}x{width} pixels are too small for Qwen2-VL, whose smallest input is "

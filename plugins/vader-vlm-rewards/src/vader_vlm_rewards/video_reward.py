@@ -133,8 +133,8 @@ class VideoRewardOptions(RewardOptions):
     @field_validator("dimensions")
     @classmethod
     def _weights(cls, v: Any) -> Any:
-        if isinstance(v, dict) and not v:
-            raise ValueError("give at least one dimension")
+        if isinstance(v, dict) and not any(w != 0 for w in v.values()):
+            raise ValueError("give at least one dimension with a non-zero weight")
         return v
 
 
