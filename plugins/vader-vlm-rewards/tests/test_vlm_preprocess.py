@@ -146,3 +146,21 @@ def test_templates_are_the_authors_bytes():
         video_reward.template().index(t) for t in video_reward.REWARD_TOKENS
     )
     assert math.isclose(len(hpsv3.template()), 2590)
+
+
+def test_frame_rates_unlike_training_are_reported_once_per_clip_length():
+    import warnings
+
+    from vader_vlm_rewards import VideoReward
+
+    r = VideoReward()
+    r.load_tiny("cpu", torch.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert len(r.sampled_frames(81)) == 10  # Wan 2.1: 81 frames at 16 fps, sampled as trained
+        assert len(r.sampled_frames(16)) == len(r.sampled_frames(16)) == 4  # a 1 s clip: at least 4 frames
+    assert [str(w.message) for w in caught] == [
+        "video_reward: scores 4 of the 16 frames of a 1.00 s clip (video_fps 16): 4.00 frames per second, while "
+        "VideoReward was trained on 2 per second; its scores grow with the number of frames, so they are not "
+        "comparable with those of clips sampled at 2 per second"
+    ]

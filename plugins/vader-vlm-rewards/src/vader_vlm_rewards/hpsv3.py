@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from vader_core.errors import ConfigError
-from vader_core.reward import RewardOptions, RewardPlugin
+from vader_core.reward import RewardPlugin
+
+from .options import VLMRewardOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -63,7 +65,7 @@ def hpsv3_head(hidden: int) -> torch.nn.Module:
     )
 
 
-class HPSv3Options(RewardOptions):
+class HPSv3Options(VLMRewardOptions):
     checkpoint: str = Field(
         HPSV3_REPO,
         description=f"HPSv3 weights: a hub repo holding `{HPSV3_FILE}` (default `{HPSV3_REPO}`), or a local "
@@ -73,23 +75,6 @@ class HPSv3Options(RewardOptions):
         HPSV3_BASE,
         description="Qwen2-VL base whose config.json and tokenizer the checkpoint belongs to: hub id or local "
         "directory (its weights are not read).",
-    )
-    min_pixels: int | None = Field(
-        None, ge=28 * 28, description=f"Lower pixel budget of a frame; null: the authors' {PIXELS} (256 tokens)."
-    )
-    max_pixels: int | None = Field(
-        None, ge=28 * 28, description=f"Upper pixel budget of a frame; null: the authors' {PIXELS}."
-    )
-    gradient_checkpointing: bool = Field(
-        True, description="Recompute the vision blocks and decoder layers in backward instead of storing them."
-    )
-    offload: bool = Field(
-        False,
-        description="Keep the model on the CPU between uses: moved to the run's device for each call and back "
-        "once its backward has run (saves its 16 GiB outside the reward, costs two copies a step).",
-    )
-    allow_pickle: bool = Field(
-        False, description="Read a `.pth`/`.pt` checkpoint (a pickle): tensors only, torch.load(weights_only=True)."
     )
 
 

@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from vader_core.errors import CheckpointError, ConfigError
-from vader_core.reward import RewardOptions, RewardPlugin
+from vader_core.reward import RewardPlugin
+
+from .options import VLMRewardOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -78,7 +80,7 @@ def template() -> str:
     return resources.files(__package__).joinpath("templates/videoreward.txt").read_text(encoding="utf-8")
 
 
-class VideoRewardOptions(RewardOptions):
+class VideoRewardOptions(VLMRewardOptions):
     model: str = Field(
         VIDEOREWARD_REPO,
         description="VideoReward checkpoint: hub id or local directory holding `model_config.json` and "
@@ -109,25 +111,6 @@ class VideoRewardOptions(RewardOptions):
     )
     num_frames: int | None = Field(
         None, ge=2, description="Sample this many frames (rounded to even) instead of `sample_fps`."
-    )
-    min_pixels: int | None = Field(
-        None, ge=28 * 28, description=f"Lower pixel budget of a frame; null: qwen-vl-utils' {VIDEO_MIN_PIXELS}."
-    )
-    max_pixels: int | None = Field(
-        None, ge=28 * 28, description="Upper pixel budget of a frame; null: the checkpoint's (448 x 448 = 200704)."
-    )
-    gradient_checkpointing: bool = Field(
-        True, description="Recompute the vision blocks and decoder layers in backward instead of storing them."
-    )
-    offload: bool = Field(
-        False,
-        description="Keep the model on the CPU between uses: moved to the run's device for each call and back "
-        "once its backward has run.",
-    )
-    allow_pickle: bool = Field(
-        False,
-        description="Read the release's `model.pth` (a pickle): tensors only, torch.load(weights_only=True). "
-        "Or convert it once: `vader-vlm-convert videoreward SRC DST --allow-pickle`.",
     )
 
     @field_validator("dimensions")
@@ -362,10 +345,10 @@ class VideoReward(RewardPlugin):
         rate = n / seconds
         if abs(rate - self.train_fps) > FPS_TOLERANCE * self.train_fps:
             warnings.warn(
-                f"{self.name}: scores {n} of the {total} frames ({seconds:.2f} s at video_fps {o.video_fps:g}), "
-                f"{rate:.2f} frames per second, but VideoReward was trained on {self.train_fps:g} per second "
-                f"({max(4, round(seconds * self.train_fps / 2) * 2)} frames for this clip); its scores grow with "
-                f"the number of frames, so they are not comparable with the authors'",
+                f"{self.name}: scores {n} of the {total} frames of a {seconds:.2f} s clip (video_fps {o.video_fps:g}): "
+                f"{rate:.2f} frames per second, while VideoReward was trained on {self.train_fps:g} per second; its "
+                f"scores grow with the number of frames, so they are not comparable with those of clips sampled at "
+                f"{self.train_fps:g} per second",
                 UserWarning,
                 stacklevel=3,
             )
