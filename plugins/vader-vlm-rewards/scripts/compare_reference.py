@@ -448,7 +448,7 @@ def authors(work: Path, videoalign: Path, tiktoken: Path | None) -> None:
 # --- our side (this environment) -----------------------------------------------------------------------
 
 
-def ours(work: Path) -> dict:
+def ours(work: Path, only: tuple[str, ...] = ("hpsv3", "video_reward")) -> dict:
     import numpy as np
     import torch
     from PIL import Image
@@ -456,25 +456,35 @@ def ours(work: Path) -> dict:
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     ref = json.loads((work / "authors.json").read_text())
-    report: dict = {"hpsv3": {}, "video_reward": {}}
+    previous = work / "report.json"
+    report: dict = json.loads(previous.read_text()) if previous.is_file() else {"hpsv3": {}, "video_reward": {}}
 
     def pixels(path: str) -> torch.Tensor:
         a = np.asarray(Image.open(path).convert("RGB"))
         return torch.from_numpy(a).permute(2, 0, 1).float().div(255)[None, None]
 
     for dtype in ("float32", "bfloat16"):
+        if "hpsv3" not in only:
+            break
         r = HPSv3(HPSv3.Options(checkpoint=ref["hpsv3_checkpoint"], base=ref["hpsv3_base"]))
         r.load("cpu", getattr(torch, dtype))
+        # The authors' pixels are already at the budget's size, which their processor keeps (its own budget
+        # starts at 56 x 56); the reward's min = max budget would resize some of them again (364x532 is below
+        # 200704 pixels: -> 392x560), so they are scored with the processor's lower bound.
+        kept = HPSv3(HPSv3.Options(checkpoint=ref["hpsv3_checkpoint"], base=ref["hpsv3_base"], min_pixels=3136))
+        kept.load("cpu", getattr(torch, dtype))
         rows = []
         with torch.no_grad():
             for im, theirs in zip(ref["images"], ref["hpsv3"][dtype], strict=True):
                 a = float(r(pixels(im["path"]), [im["prompt"]]))
-                b = float(r(pixels(im["resized"]), [im["prompt"]]))
+                b = float(kept(pixels(im["resized"]), [im["prompt"]]))
                 size = list(Image.open(im["path"]).size[::-1])
                 rows.append({"name": im["name"], "size": size, "authors": theirs, "ours": a, "ours_on_their_pixels": b})
         report["hpsv3"][dtype] = rows
 
     for dtype in ("float32", "bfloat16"):
+        if "video_reward" not in only:
+            break
         rows = []
         for v, theirs in zip(ref["videos"], ref["video_reward"][dtype], strict=True):
             r = VideoReward(
@@ -537,6 +547,7 @@ def main() -> None:
     parser.add_argument("--tiktoken", type=Path, help="Qwen's qwen.tiktoken ranks (the real vocabulary)")
     parser.add_argument("--work", type=Path, help="working directory (default: a temporary one)")
     parser.add_argument("--side", choices=["both", "authors", "ours"], default="both", help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=["hpsv3", "video_reward"], action="append", help="score only these again")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="vlm-reference-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -559,7 +570,7 @@ def main() -> None:
         if args.tiktoken:
             cmd += ["--tiktoken", str(args.tiktoken)]
         subprocess.run(cmd, check=True, cwd=str(args.videoalign))
-    report = ours(work)
+    report = ours(work, tuple(args.only or ("hpsv3", "video_reward")))
     (work / "report.json").write_text(json.dumps(report, indent=1))
     print(_summary(report))
     print(f"\nper-input figures: {work / 'report.json'}")
