@@ -45,3 +45,13 @@ def test_largest_layer_and_meta_device():
     assert total * GIB == _bytes((4, 32), (4, 256), (4, 256))
     # The GELU saves its input (4, 256); the second Linear its own input (4, 256) too.
     assert largest * GIB == _bytes((4, 256))
+
+
+def test_peak_with_reward_counts_its_weights_where_they_are():
+    from vader_core.estimate import peak_with_reward
+
+    # the decoding phase holds the reward: decoder + reward weights + its activations
+    assert peak_with_reward(3, denoise=4, decode=5, reward_weights=15, reward=1) == 3 + 21
+    # a denoiser-bound step: the reward's weights add to it unless offloaded
+    assert peak_with_reward(30, denoise=70, decode=5, reward_weights=15, reward=1) == 30 + 85
+    assert peak_with_reward(30, denoise=70, decode=5, reward_weights=15, reward=1, offload=True) == 30 + 70

@@ -58,3 +58,32 @@ def test_trainer_installs_offload_when_asked(tmp_path):
     tr._setup()
     assert tr.encoder_offload is not None and "encode_condition" in vars(tr.backbone)
     tr.backbone.encode_condition(["a cat"])  # still works (both ends are the CPU here)
+
+
+def test_module_offload_releases_once_the_backward_has_gone_through(monkeypatch):
+    """A model in the backward path (a reward): fetched for its forward, kept on the run's device until the
+    gradient has reached its inputs (its backward, checkpoint recomputation included, is then over), stored
+    right after; without a backward, stored at once."""
+    from vader_core.offload import ModuleOffload
+
+    m = torch.nn.Linear(3, 2).requires_grad_(False)
+    moves = []
+    real_to = m.to
+
+    def spy(device, *a, **k):
+        moves.append(str(device))
+        return real_to("cpu", *a, **k)
+
+    monkeypatch.setattr(m, "to", spy)
+    off = ModuleOffload([m], device="cuda", store="cpu")
+    x = torch.randn(4, 3, requires_grad=True)
+    off.fetch()
+    y = m(x)
+    off.release_after_backward(x, y)
+    assert moves == ["cuda"], "released before the backward"
+    y.square().sum().backward()
+    assert moves == ["cuda", "cpu"] and x.grad is not None
+    off.fetch()
+    with torch.no_grad():
+        off.release_after_backward(x, m(x))
+    assert moves == ["cuda", "cpu", "cuda", "cpu"]

@@ -197,3 +197,25 @@ def step_peak(weights: float, denoiser: dict[str, float], decoder: dict[str, flo
         return weights + k * denoiser["off"] + decoder["off"]
     dec = decoder["block"] if level == "block" else decoder["off"]
     return weights + max(denoiser[level], dec)
+
+
+def peak_with_reward(
+    weights: float, denoise: float, decode: float, reward_weights: float, reward: float, offload: bool = False
+) -> float:
+    """Peak GiB of a step whose reward model runs in the backward path (a large one: a vision-language reward).
+
+    The reward runs after decoding, with the decoder's activations still stored; its backward, recomputing
+    its checkpointed layers one at a time, comes before the decoder's and the denoiser's. So the step needs
+    the larger of (decoding + the reward's activations, with its weights on the device) and (the denoiser's
+    recomputation, with the reward's weights too unless they wait off the device, ``offload``).
+
+    Args:
+        weights (`float`): the backbone's weights on the device.
+        denoise (`float`): the denoiser's kept calls plus one recomputed block (the backbone's own peak term).
+        decode (`float`): the decoder's stored activations for the decoded frames.
+        reward_weights (`float`): the reward model's weights.
+        reward (`float`): the reward call's activations (:func:`blocks_gib`'s ``block`` with checkpointing,
+            ``off`` without).
+        offload (`bool`, *optional*, defaults to `False`): the reward model waits on the CPU between calls.
+    """
+    return weights + max(decode + reward_weights + reward, denoise + (0.0 if offload else reward_weights))

@@ -47,6 +47,8 @@ KNOWN_PLUGINS: dict[str, str] = {
     "motion": "vader-video-rewards",
     "dynamic_degree": "vader-video-rewards",
     "diversity": "vader-video-rewards",
+    "hpsv3": "vader-vlm-rewards",
+    "video_reward": "vader-vlm-rewards",
 }
 
 

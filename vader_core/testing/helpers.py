@@ -232,9 +232,10 @@ class HubCache:
 
         Args:
             repo_id (`str`): the hub id, e.g. ``"xswu/HPSv2"``.
-            files (`str`, `Path` or `dict`): a directory whose files all go in (a ``save_pretrained``
-                folder), or ``{name: file}`` (a file stored as ``name``) and ``{name: directory}`` (the
-                directory's files, under their own names).
+            files (`str`, `Path` or `dict`): a directory whose files and folders all go in (a
+                ``save_pretrained`` folder, or a repository's layout), or ``{name: file}`` (a file stored as
+                ``name``, which may name folders: ``"checkpoint-1/model.pth"``) and ``{name: directory}`` (the
+                directory's contents, under their own names).
 
         Returns:
             `Path`: the snapshot directory.
@@ -250,9 +251,9 @@ class HubCache:
         for name, src in items:
             src = Path(src)
             if src.is_dir():
-                for f in src.iterdir():
-                    shutil.copy(f, snap / f.name)
+                shutil.copytree(src, snap, dirs_exist_ok=True)
             else:
+                (snap / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(src, snap / name)
         return snap
 
