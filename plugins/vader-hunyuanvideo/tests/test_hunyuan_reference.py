@@ -173,7 +173,15 @@ def test_lora_loads_with_the_stock_adapter_loader(tmp_path, tiny_dir, capsys):
     [
         ({}, (40, 48)),
         (
-            {"use_meanflow": True, "guidance": 1.0, "shift": 7.0, "heads": 3, "head_dim": 4, "rope_axes": (0, 2, 2)},
+            {
+                "use_meanflow": True,
+                "guidance": 1.0,
+                "shift": 7.0,
+                "heads": 3,
+                "head_dim": 4,
+                "rope_axes": (0, 2, 2),
+                "target_size": 64,  # a 64x40 image: the 64x48 bucket
+            },
             (64, 40),
         ),
     ],
