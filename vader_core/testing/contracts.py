@@ -25,20 +25,23 @@ Every test builds tiny components on the CPU (``load_tiny``) and runs in seconds
 from __future__ import annotations
 
 import random
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pytest
 import torch
 from pydantic import ValidationError
 
+from ..backbone import BackbonePlugin
 from ..config import TruncationSection
+from ..metric import MetricPlugin
+from ..reward import RewardPlugin
 from .helpers import randomize_lora_b
 
 
 class RewardContractTests:
     """Shape, dtype, range, determinism, gradient to pixels, batch independence, options validation."""
 
-    reward_cls: ClassVar[type]
+    reward_cls: ClassVar[type[RewardPlugin]]
     #: Video size used by the tests: (batch, frames, H, W).
     video_size: ClassVar[tuple[int, int, int, int]] = (2, 3, 32, 32)
     prompts: ClassVar[list[str]] = ["a cat playing chess", "a dog surfing a wave"]
@@ -126,7 +129,7 @@ class MetricContractTests:
     :meth:`~vader_core.metric.MetricPlugin.score_seeds` on the features of two seeds' videos for its scores.
     """
 
-    metric_cls: ClassVar[type]
+    metric_cls: ClassVar[type[MetricPlugin]]
     video_size: ClassVar[tuple[int, int, int, int]] = (2, 3, 32, 32)
     prompts: ClassVar[list[str]] = ["a cat playing chess", "a dog surfing a wave"]
     invalid_options: ClassVar[list[dict[str, Any]]] = [{"no_such_option_xyz": 1}]
@@ -219,7 +222,7 @@ class MetricContractTests:
 class BackboneContractTests:
     """Loading tiny components, shapes of every step, determinism, LoRA targets, gradient flow."""
 
-    backbone_cls: ClassVar[type]
+    backbone_cls: ClassVar[type[BackbonePlugin]]
     options: ClassVar[dict[str, Any]] = {}
     prompts: ClassVar[list[str]] = ["a cat playing chess", "a dog surfing a wave"]
     invalid_options: ClassVar[list[dict[str, Any]]] = [{"frames": 0}, {"no_such_option_xyz": 1}]
@@ -309,7 +312,7 @@ class BackboneContractTests:
                     assert p.grad is None, f"frozen parameter {name}.{n} got a gradient"
 
     def _lora_gradients(
-        self, bb: Any, level: bool | str, split_guidance: bool
+        self, bb: Any, level: bool | Literal["call"], split_guidance: bool
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         from ..config import MemorySection
         from ..sampling import sample_with_grad
@@ -344,7 +347,13 @@ class BackboneContractTests:
         assert ref and all(r.abs().sum() > 0 for r in ref), "some LoRA weight got no gradient"
         # Relative to the largest gradient: some are zero up to rounding (cross-attention to a single token).
         scale = max(float(r.abs().max()) for r in ref)
-        for level, split in (("call", False), ("call", True), (True, False), (True, True)):
+        levels: tuple[tuple[bool | Literal["call"], bool], ...] = (
+            ("call", False),
+            ("call", True),
+            (True, False),
+            (True, True),
+        )
+        for level, split in levels:
             v, grads = self._lora_gradients(bb, level, split)
             torch.testing.assert_close(v, video, rtol=0, atol=1e-4)
             for a, b in zip(grads, ref, strict=True):
@@ -458,7 +467,7 @@ class PluginPackageContractTests:
     #: The distribution (``pip install`` name), e.g. ``"vader-svd"``.
     distribution: ClassVar[str]
     #: The backbone, reward, method and metric classes the package registers.
-    plugin_classes: ClassVar[list[type]]
+    plugin_classes: ClassVar[list[type[Any]]]
     #: Modules importing the package must not import.
     heavy_modules: ClassVar[tuple[str, ...]] = ("torch", "diffusers", "transformers", "open_clip", "huggingface_hub")
 
