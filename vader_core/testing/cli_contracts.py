@@ -245,10 +245,9 @@ class RewardCLIContractTests:
         return float(value)
 
     def _value_range(self, reward: str) -> tuple[float, float] | None:
-        from ..plugins import get_reward
+        from ..resolve import build_reward
 
-        cls = get_reward(reward)
-        return cls(cls.Options.model_validate(self.reward_options.get(reward, {}))).value_range
+        return build_reward(reward, self.reward_options.get(reward, {})).value_range
 
     @pytest.fixture(scope="class")
     def training_run(self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:

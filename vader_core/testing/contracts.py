@@ -24,6 +24,7 @@ Every test builds tiny components on the CPU (``load_tiny``) and runs in seconds
 
 from __future__ import annotations
 
+import inspect
 import random
 from typing import Any, ClassVar, Literal
 
@@ -34,8 +35,26 @@ from pydantic import ValidationError
 from ..backbone import BackbonePlugin
 from ..config import TruncationSection
 from ..metric import MetricPlugin
+from ..resolve import instantiate
 from ..reward import RewardPlugin
 from .helpers import randomize_lora_b
+
+
+def _tensors_held(obj: Any) -> dict[str, list[torch.Tensor]]:
+    """The tensors in ``obj``'s instance attributes (directly, or inside a list, tuple or dict), by attribute."""
+    out: dict[str, list[torch.Tensor]] = {}
+    for name, value in vars(obj).items():
+        items = (
+            list(value.values()) if isinstance(value, dict) else value if isinstance(value, list | tuple) else [value]
+        )
+        tensors = [v.detach().clone() for v in items if isinstance(v, torch.Tensor)]
+        if tensors:
+            out[name] = tensors
+    return out
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
 
 
 class RewardContractTests:
@@ -235,7 +254,7 @@ class BackboneContractTests:
         return [torch.rand(3, o.height, o.width, generator=g) for _ in range(n)]
 
     def make_backbone(self) -> Any:
-        bb = self.backbone_cls(self.backbone_cls.Options.model_validate(self.options))
+        bb = instantiate(self.backbone_cls, self.options, "backbone")
         bb.load_tiny("cpu", torch.float32, seed=0)
         return bb
 
@@ -263,6 +282,33 @@ class BackboneContractTests:
         a, b, c = self._generate(bb, 0), self._generate(bb, 0), self._generate(bb, 1)
         torch.testing.assert_close(a, b)
         assert not torch.allclose(a, c)
+
+    def test_steps_that_need_the_batch_declare_cond(self) -> None:
+        """``prepare_latents`` and ``decode`` take the batch's condition as ``cond`` (with a default), so
+        nothing of a batch has to wait on the backbone between the calls."""
+        for step in ("prepare_latents", "decode"):
+            param = inspect.signature(getattr(self.backbone_cls, step)).parameters.get("cond")
+            assert param is not None, f"{self.backbone_cls.__name__}.{step} does not declare `cond`"
+            assert param.default is None, f"{self.backbone_cls.__name__}.{step}: `cond` needs the default None"
+
+    def test_keeps_no_per_batch_state(self) -> None:
+        """Sampling and decoding a batch leaves no tensor on the backbone that loading and the schedule
+        (:meth:`set_timesteps`) did not put there, and changes none of those: whatever belongs to a batch
+        travels in ``cond``."""
+        bb = self.make_backbone()
+        bb.set_timesteps(bb.options.steps)
+        before = _tensors_held(bb)
+        self._generate(bb, 0)
+        after = _tensors_held(bb)
+        name = self.backbone_cls.__name__
+        added = sorted(set(after) - set(before))
+        assert not added, f"{name} keeps per-batch tensors on itself: {added}; put them in `cond`"
+        changed = [
+            k
+            for k in after
+            if len(after[k]) != len(before[k]) or not all(_same(a, b) for a, b in zip(before[k], after[k], strict=True))
+        ]
+        assert not changed, f"{name} rewrites tensors on itself per batch: {changed}; put them in `cond`"
 
     def test_decode_subset_matches_full(self) -> None:
         bb = self.make_backbone()
