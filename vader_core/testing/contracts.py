@@ -311,15 +311,25 @@ class BackboneContractTests:
         assert not changed, f"{name} rewrites tensors on itself per batch: {changed}; put them in `cond`"
 
     def test_decode_subset_matches_full(self) -> None:
+        """The unit of frame subsampling: ``num_latent_frames`` counts the frames a full decode returns (pixel frames
+        for a VAE that compresses time), ``options.frames`` of them, and ``decode(latents, frames)`` returns exactly
+        those frames of the full decode (first, middle, last, alone and together)."""
         bb = self.make_backbone()
+        bb.set_timesteps(bb.options.steps)  # latents scaled for the scheduler's first step, as the core prepares them
         g = torch.Generator().manual_seed(0)
         latents = bb.prepare_latents(1, g)
         n = bb.num_latent_frames(latents)
         with torch.no_grad():
             full = bb.decode(latents, None)
-            sub = bb.decode(latents, [n - 1])
-        assert sub.shape[1] == 1
-        torch.testing.assert_close(sub[:, 0], full[:, -1], atol=1e-4, rtol=1e-4)
+            assert full.shape[1] == n == bb.options.frames, (
+                f"decode returned {full.shape[1]} frames, num_latent_frames says {n}, options.frames is "
+                f"{bb.options.frames}: num_latent_frames must count the decoded (pixel) frames"
+            )
+            picks = sorted({0, n // 2, n - 1})
+            for idx in ([n - 1], [0], picks):
+                sub = bb.decode(latents, idx)
+                assert sub.shape[1] == len(idx), f"decode(latents, {idx}) returned {sub.shape[1]} frames"
+                torch.testing.assert_close(sub, full[:, idx], atol=1e-4, rtol=1e-4, msg=f"frames {idx}")
 
     def test_lora_targets_exist(self) -> None:
         bb = self.make_backbone()
@@ -441,61 +451,66 @@ class BackboneContractTests:
         assert seen, "no denoiser call ran with gradient at the kept step"
         assert max(seen) == 1, f"a denoiser call with gradient saw batches of {sorted(set(seen))} for 1 video"
 
-    def test_checkpoint_blocks_are_recomputed(self) -> None:
-        """The blocks the backbone names lie inside its denoiser (decoder blocks inside a component), none
-        inside another; at ``block`` level each runs once more in backward than at ``call`` level."""
+    def _block_leaf_calls(self, bb: Any, watched: list[Any], level: bool | str) -> list[int]:
+        """Calls of the leaf modules of each of ``watched`` over a K=2 training sample and its backward at
+        checkpointing ``level`` (a recomputed block runs its layers again; its own forward hooks do not fire then)."""
         from ..config import MemorySection
-        from ..lora import add_lora
         from ..sampling import sample_with_grad
 
+        calls = [0] * len(watched)
+        hooks = [
+            leaf.register_forward_pre_hook(lambda *_, i=i, calls=calls: calls.__setitem__(i, calls[i] + 1))
+            for i, m in enumerate(watched)
+            for leaf in m.modules()
+            if not list(leaf.children())
+        ]
+        try:
+            with torch.no_grad():
+                cond = bb.encode_condition(self.prompts[:1], self.make_images(1))
+            video, _, _ = sample_with_grad(
+                bb,
+                cond,
+                1,
+                torch.Generator().manual_seed(0),
+                random.Random(0),
+                # K=2: the second kept call's input requires grad, so backward passes every one of its layers
+                TruncationSection(mode="last", k=min(2, bb.options.steps)),
+                MemorySection(gradient_checkpointing=level, split_guidance=False, decoded_frames=1),
+            )
+            video.mean().backward()
+        finally:
+            for h in hooks:
+                h.remove()
+        return calls
+
+    def test_checkpoint_blocks_are_recomputed(self) -> None:
+        """The blocks the backbone names lie inside its denoiser (decoder blocks inside a component), none
+        inside another; at ``block`` level each runs once more in backward than at ``call`` level. That holds for a
+        backbone that claims its library's own checkpointing switch (``native_gradient_checkpointing``) too: the
+        switch must really recompute the blocks ``checkpoint_blocks`` names (the core then wraps none itself)."""
+        from ..lora import add_lora
+
         bb = self.make_backbone()
-        if bb.native_gradient_checkpointing(True):
-            bb.native_gradient_checkpointing(False)
-            pytest.skip("the denoiser's library checkpoints its blocks itself")
+        native = bb.native_gradient_checkpointing(True)
+        bb.native_gradient_checkpointing(False)
         blocks = bb.checkpoint_blocks()
-        assert blocks, "name the denoiser's blocks in checkpoint_blocks() (or use native_gradient_checkpointing)"
+        assert blocks, "name the denoiser's blocks in checkpoint_blocks()"
         inside = {id(m) for m in bb.denoiser.modules()}
-        assert all(id(b) in inside for b in blocks), "a checkpoint block is not a module of the denoiser"
+        if not native:
+            assert all(id(b) in inside for b in blocks), "a checkpoint block is not a module of the denoiser"
         for group in (blocks, bb.decoder_checkpoint_blocks()):
             ids = {id(b) for b in group}
             assert len(ids) == len(group), "a block is named twice"
             for b in group:
                 assert not any(id(m) in ids for m in list(b.modules())[1:]), f"{type(b).__name__} holds another block"
         add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
-        # A recomputed block runs its layers again (the block's own forward hooks do not fire then): count the
-        # calls of all its leaf modules.
         watched = [*blocks, *bb.decoder_checkpoint_blocks()]
-        counts: dict[str, list[int]] = {}
-        for level in ("call", True):
-            calls = [0] * len(watched)
-            hooks = [
-                leaf.register_forward_pre_hook(lambda *_, i=i, calls=calls: calls.__setitem__(i, calls[i] + 1))
-                for i, m in enumerate(watched)
-                for leaf in m.modules()
-                if not list(leaf.children())
-            ]
-            try:
-                with torch.no_grad():
-                    cond = bb.encode_condition(self.prompts[:1], self.make_images(1))
-                video, _, _ = sample_with_grad(
-                    bb,
-                    cond,
-                    1,
-                    torch.Generator().manual_seed(0),
-                    random.Random(0),
-                    # K=2: the second kept call's input requires grad, so backward passes every one of its layers
-                    TruncationSection(mode="last", k=min(2, bb.options.steps)),
-                    MemorySection(gradient_checkpointing=level, split_guidance=False, decoded_frames=1),
-                )
-                video.mean().backward()
-            finally:
-                for h in hooks:
-                    h.remove()
-            counts[str(level)] = calls
+        counts = {str(level): self._block_leaf_calls(bb, watched, level) for level in ("call", True)}
         assert sum(counts["call"][len(blocks) :]) > 0 or not bb.decoder_checkpoint_blocks(), "no decoder block ran"
+        how = "with the library's own switch (native_gradient_checkpointing), " if native else ""
         for m, c, b in zip(watched, counts["call"], counts["True"], strict=True):
             # (a layer the model never calls, like an attention diffusers skips with one mid-block layer, runs 0 times)
-            assert b > c or c == 0, f"{type(m).__name__} ran {b} times at block level, {c} at call level"
+            assert b > c or c == 0, f"{type(m).__name__} ran {b} times at block level {how}{c} at call level"
 
     def test_invalid_options_rejected(self) -> None:
         for bad in self.invalid_options:
