@@ -13,7 +13,7 @@ import pytest
 import torch
 from vader_hunyuanvideo.tiny import save_tiny
 
-from vader_core.cli import main as vader
+from vader_core.testing import vader_frames
 
 H, W = 32, 48
 FRAMES, STEPS = 9, 3
@@ -67,36 +67,10 @@ def _stock(
 
 
 def _vader(tmp_path, model_dir, prompt, seed, *extra, frames=FRAMES, h=H, w=W, backbone="hunyuanvideo15", image=None):
-    out = tmp_path / f"vader-{seed}.npy"
-    img = ["--image", str(image)] if image is not None else []
-    size = ["--set", f"backbone.height={h}", "--set", f"backbone.width={w}"] if image is None else []
-    vader(
-        [
-            "generate",
-            "--backbone",
-            backbone,
-            "--set",
-            f"backbone.model={model_dir}",
-            "--prompt",
-            prompt,
-            *img,
-            "--seed",
-            str(seed),
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-            "--precision",
-            "fp32",
-            *size,
-            "--set",
-            f"backbone.frames={frames}",
-            "--set",
-            f"backbone.steps={STEPS}",
-            *extra,
-        ]
+    options = {"frames": frames, "steps": STEPS, **({"height": h, "width": w} if image is None else {})}
+    return vader_frames(
+        tmp_path / "vader", backbone, model_dir, prompt=prompt, seed=seed, options=options, image=image, extra=extra
     )
-    return np.load(out)
 
 
 def _report(capsys, what, diff):

@@ -78,8 +78,9 @@ def guidance_enabled(guider: Any) -> bool:
 
 class HunyuanVideoOptions(FlowMatchOptions):
     model: str | None = Field(T2V_480P, description=f"Hub id or local diffusers directory (`{T2V_480P}`).")
-    scheduler: Literal["euler"] = Field(  # type: ignore[assignment]
-        "euler", description="Sampler: `euler` (flow-match Euler, what HunyuanVideo 1.5 ships)."
+    scheduler: Literal["auto", "euler"] = Field(  # type: ignore[assignment]
+        "auto",
+        description="Sampler: `auto` (the checkpoint's: flow-match Euler, all HunyuanVideo 1.5 checkpoints) or `euler`.",
     )
     height: int | None = Field(
         480,
@@ -216,7 +217,7 @@ class HunyuanVideoBackbone(DiTT2VBackbone):
         from .tiny import tiny_components
 
         comps = tiny_components(seed)
-        comps["scheduler"] = self.make_scheduler(dict(comps["scheduler"].config))
+        comps["scheduler"] = self.make_scheduler(saved_config(comps["scheduler"]))
         self.setup(comps, device, dtype)
 
     def setup(self, components: dict[str, Any], device: torch.device | str, dtype: torch.dtype) -> None:
@@ -313,16 +314,12 @@ class HunyuanVideoBackbone(DiTT2VBackbone):
             raise ConfigError(f"backbone `{self.name}` needs `backbone.height` and `backbone.width`")
         return self.text_condition(prompts, (o.height, o.width))
 
-    def set_timesteps(self, steps: int) -> list[Any]:
-        """The stock pipelines' chain: sigmas ``linspace(1, 0, steps + 1)[:-1]``, shifted by the scheduler."""
+    def timestep_kwargs(self, steps: int) -> dict[str, Any]:
+        """The stock pipelines' chain: sigmas ``linspace(1, 0, steps + 1)[:-1]``, which the scheduler shifts (its
+        own spacing, without them, differs)."""
         import numpy as np
 
-        sched = self.scheduler
-        sched.set_timesteps(sigmas=np.linspace(1.0, 0.0, steps + 1)[:-1].tolist(), device=self.device)
-        sched.set_begin_index(0)
-        self._sigmas = sched.sigmas.detach().to("cpu", torch.float64).tolist()
-        self._timesteps = list(sched.timesteps)
-        return list(self._timesteps)
+        return {"sigmas": np.linspace(1.0, 0.0, steps + 1)[:-1].tolist()}
 
     def latent_shape(self, batch_size: int, size: tuple[int, int] | None = None) -> tuple[int, ...]:
         o = self.options
@@ -355,8 +352,9 @@ class HunyuanVideoBackbone(DiTT2VBackbone):
         x = self.model_input(latents, cond)
         timestep = t.expand(x.shape[0]).to(x.dtype)
         kw: dict[str, Any] = {}
+        timesteps = self.scheduler.timesteps
         if self.use_meanflow and cond.image_latents is not None:  # the image-to-video pipeline's MeanFlow step
-            nxt = self._timesteps[step_index + 1] if step_index + 1 < len(self._timesteps) else torch.zeros(())
+            nxt = timesteps[step_index + 1] if step_index + 1 < len(timesteps) else torch.zeros(())
             kw["timestep_r"] = torch.as_tensor(nxt, device=x.device).expand(x.shape[0]).to(latents.dtype)
 
         def call(emb: Any, mask: Any, glyph: Any, glyph_mask: Any) -> torch.Tensor:
@@ -382,13 +380,15 @@ class HunyuanVideoBackbone(DiTT2VBackbone):
                 return checkpoint(plain, *a)
 
         guider = self.guider
-        guider.set_state(step=step_index, num_inference_steps=len(self._timesteps), timestep=t)
+        guider.set_state(step=step_index, num_inference_steps=len(timesteps), timestep=t)
         out = call(cond.prompt_embeds, cond.prompt_mask, cond.glyph_embeds, cond.glyph_mask)
         uncond = call(*cond.negative) if guider.num_conditions > 1 and cond.negative is not None else None
         return guider.forward(out, uncond).pred
 
     # -------------------------------------------------------------- memory
     def checkpoint_blocks(self) -> list[torch.nn.Module]:
+        """The blocks diffusers' switch checkpoints: ``transformer_blocks`` (the model's ``_repeated_blocks`` also
+        name its patch embedding and text token refiner, which the switch leaves alone)."""
         return list(self.components["transformer"].transformer_blocks)
 
     def decoder_checkpoint_blocks(self) -> list[torch.nn.Module]:
@@ -457,7 +457,7 @@ class HunyuanVideoI2VBackbone(HunyuanVideoBackbone):
         from .tiny import tiny_i2v_components
 
         comps = tiny_i2v_components(seed)
-        comps["scheduler"] = self.make_scheduler(dict(comps["scheduler"].config))
+        comps["scheduler"] = self.make_scheduler(saved_config(comps["scheduler"]))
         self.setup(comps, device, dtype)
 
     def video_size(self, image: Any) -> tuple[int, int]:
@@ -508,6 +508,11 @@ class HunyuanVideoI2VBackbone(HunyuanVideoBackbone):
         cond.image_embeds = torch.cat(feats).to(self.transformer_dtype)
         cond.image_latents = torch.cat(lats).to(self.device, torch.float32)
         return cond
+
+
+def saved_config(scheduler: Any) -> dict[str, Any]:
+    """A scheduler's configuration as ``save_pretrained`` writes it (with its ``_class_name``)."""
+    return {**scheduler.config, "_class_name": type(scheduler).__name__}
 
 
 def _as_pil(image: Any) -> Any:
