@@ -57,7 +57,7 @@ def test_defaults_are_the_pipeline_s():
         128,
         25.0,
     )
-    assert (o.decode_timestep, o.decode_noise_scale, o.flow_shift, o.vae_temporal_tiling) == (0.0, None, None, False)
+    assert (o.decode_timestep, o.decode_noise_scale, o.flow_shift, o.vae_temporal_tiling) == (0.0, None, None, None)
     assert LTXBackbone.denoiser_name == "transformer" and LTXBackbone.conditioning == "text"
     assert LTXI2VBackbone.conditioning == "text+image"
 

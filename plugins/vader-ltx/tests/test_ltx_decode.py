@@ -97,3 +97,19 @@ def test_tiling_changes_the_frames_only_slightly_where_tiles_meet():
     with torch.no_grad():
         diff = (bb.decode(latents) - tiled.decode(latents)).abs().amax(dim=(0, 2, 3, 4))
     assert diff.max() > 1e-4
+
+
+def test_by_default_frames_with_gradient_come_from_their_tiles(monkeypatch):
+    """vae_temporal_tiling null: a frame decoded with gradient (training) runs its tiles and equals the tiled
+    decode's frame; without gradient (generation) the whole video is decoded, as the stock pipeline does."""
+    bb, tiled = _backbone(vae_tile_frames=12), _backbone(**TILED)
+    latents = bb.prepare_latents(1, torch.Generator().manual_seed(0))
+    calls = _count_decoder_calls(bb, monkeypatch)
+    with torch.no_grad():
+        whole = bb.decode(latents, [16])
+        ref = tiled.decode(latents, [16])
+    assert calls == [9]
+    sub = bb.decode(latents.clone().requires_grad_(True), [16])
+    assert calls == [9, 4]
+    torch.testing.assert_close(sub.detach(), ref, rtol=0, atol=1e-6)
+    assert (whole - ref).abs().max() > 1e-5

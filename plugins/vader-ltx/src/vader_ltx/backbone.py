@@ -22,12 +22,14 @@ and options ``vader generate`` gives their frames:
 frame: latent frame 0 decodes to pixel frame 0, latent frame k to pixel frames 8k-7 .. 8k. The decoder is *not*
 causal in time: every pixel frame depends on latent frames on both sides (its receptive field spans most of a
 161-frame video; see the README's figures). So a subset decoded from the whole latent video costs what decoding
-all of it costs, and a subset decoded from a window of latent frames is not the full decode's frames. With
-``vae_temporal_tiling`` the VAE decodes in overlapping temporal tiles (diffusers' framewise decoding,
-``tile_sample_min_num_frames`` / ``tile_sample_stride_num_frames``, blended where they overlap), and
-``decode(latents, frames)`` runs only the tiles the chosen frames come from (and the previous tile where a chosen
-frame lies in a blend): the same frames as the tiled decode of the whole video (tested), at the memory of one or
-two tiles.
+all of it costs (about 20 GiB of stored activations at 512x704x161 with the decoder's blocks checkpointed), and a
+subset decoded from a window of latent frames is not the full decode's frames. The VAE can decode in overlapping
+temporal tiles (diffusers' framewise decoding, ``tile_sample_min_num_frames`` / ``tile_sample_stride_num_frames``,
+blended where they overlap); ``decode(latents, frames)`` then runs only the tiles the chosen frames come from (and
+the previous tile where a chosen frame lies in a blend): the same frames as the tiled decode of the whole video
+(tested), at the memory of one or two tiles (3.3 GiB). ``vae_temporal_tiling`` null (the default) does this for
+frames decoded with gradient (training) and decodes the whole video otherwise (generation and validation: the
+stock pipeline's frames); true tiles always, false never.
 """
 
 from __future__ import annotations
@@ -94,11 +96,12 @@ class LTXOptions(FlowMatchOptions):
         description="Share of generator noise mixed into the latents before such a decoder decodes "
         "(model cards: 0.025); null: `decode_timestep`.",
     )
-    vae_temporal_tiling: bool = Field(
-        False,
-        description="Decode in overlapping temporal tiles (diffusers' framewise decoding): frames decoded with "
-        "gradient then cost one or two tiles instead of the whole video. Off: the stock pipeline's whole-video "
-        "decode (the frames differ slightly where tiles blend).",
+    vae_temporal_tiling: bool | None = Field(
+        None,
+        description="Decode in overlapping temporal tiles (diffusers' framewise decoding). null: only frames decoded "
+        "with gradient (training), from the one or two tiles that hold them, instead of the whole video (about "
+        "20 GiB at 512x704x161); generation and validation decode the whole video as the stock pipeline. true: "
+        "always tiled; false: never (the frames differ slightly where tiles blend).",
     )
     vae_tile_frames: int = Field(16, ge=8, description="Pixel frames of a temporal tile (diffusers' default 16).")
     vae_tile_stride: int = Field(8, ge=8, description="Pixel frames between temporal tiles (diffusers' default 8).")
@@ -203,13 +206,13 @@ class LTXBackbone(DiTT2VBackbone):
                 f"`backbone.height` and `backbone.width` must be multiples of {self.vae_spatial} for this "
                 f"checkpoint's VAE, got {o.height}x{o.width}"
             )
-        if o.vae_temporal_tiling:
+        if o.vae_temporal_tiling is not False:
             if o.vae_tile_stride > o.vae_tile_frames or o.vae_tile_frames % self.vae_temporal:
                 raise ConfigError(
                     f"`backbone.vae_tile_frames` ({o.vae_tile_frames}) must be a multiple of {self.vae_temporal} "
                     f"and at least `backbone.vae_tile_stride` ({o.vae_tile_stride})"
                 )
-            vae.use_framewise_decoding = True
+            vae.use_framewise_decoding = bool(o.vae_temporal_tiling)
             vae.tile_sample_min_num_frames = o.vae_tile_frames
             vae.tile_sample_stride_num_frames = o.vae_tile_stride
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_spatial)
@@ -386,8 +389,9 @@ class LTXBackbone(DiTT2VBackbone):
     ) -> torch.Tensor:
         """Decode pixel frames ``frames`` (all if ``None``), ``(B, len(frames), 3, H, W)`` in [0, 1].
 
-        Without ``vae_temporal_tiling`` the whole video is decoded (the decoder is not causal) and the frames
-        picked; with it only the tiles they come from. ``chunk_size`` has no effect (the tiles are the VAE's own
+        Frames decoded with gradient (``vae_temporal_tiling`` null, the default) or any frames (true) come from
+        the temporal tiles that hold them; otherwise the whole video is decoded (the decoder is not causal) and
+        the frames picked. ``chunk_size`` has no effect (the tiles are the VAE's own
         chunking). ``generator`` draws the decode noise of a timestep-conditioned VAE, after the chain, as the
         stock pipeline does.
         """
@@ -414,8 +418,9 @@ class LTXBackbone(DiTT2VBackbone):
                 z = (1 - scale) * z + scale * noise
             temb = torch.tensor([o.decode_timestep] * b, device=z.device, dtype=z.dtype)
         z = z.to(vae.dtype)
-        tiled = vae.use_framewise_decoding and z.shape[2] > vae.tile_sample_min_num_frames // self.vae_temporal
-        if frames is not None and tiled and not vae.use_slicing:
+        with_grad = torch.is_grad_enabled() and latents.requires_grad
+        tiled = vae.use_framewise_decoding or (o.vae_temporal_tiling is None and with_grad)
+        if frames is not None and tiled and z.shape[2] > o.vae_tile_frames // self.vae_temporal and not vae.use_slicing:
             video = self._decode_tiles(z, temb, idx)
         else:
             video = vae.decode(z, temb, return_dict=False)[0][:, :, idx]  # (B, 3, f, H, W) in [-1, 1]
