@@ -11,56 +11,11 @@ count, guidance on and off, guidance rescale.
 
 import numpy as np
 import pytest
-import torch
 from vader_ltx.tiny import save_tiny
 
-from vader_core.cli import main as vader
+from vader_core.testing import assert_frames_match, stock_frames, vader_frames
 
-STEPS, TOL = 3, 1e-4
-
-
-def stock_frames(
-    model_dir, pipeline, *, prompt, seed, steps, guidance, height, width, frames, image=None, lora=None, **call_kwargs
-):
-    import diffusers
-
-    pipe = getattr(diffusers, pipeline).from_pretrained(model_dir)
-    pipe.set_progress_bar_config(disable=True)
-    if lora is not None:
-        pipe.load_lora_weights(str(lora))
-    if image is not None:
-        from PIL import Image
-
-        call_kwargs["image"] = Image.open(image).convert("RGB")
-    return pipe(
-        prompt=prompt,
-        height=height,
-        width=width,
-        num_frames=frames,
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        generator=torch.Generator().manual_seed(seed),
-        output_type="np",
-        **call_kwargs,
-    ).frames[0]
-
-
-def vader_frames(out_dir, backbone, model_dir, *, prompt, seed, options, image=None, lora=None, extra=()):
-    out = out_dir / f"vader-{backbone}-{seed}.npy"
-    args = ["generate", "--backbone", backbone, "--set", f"backbone.model={model_dir}", "--prompt", prompt]
-    args += ["--image", str(image)] if image is not None else []
-    args += ["--lora", str(lora)] if lora is not None else []
-    for k, v in options.items():
-        args += ["--set", f"backbone.{k}={v}"]
-    vader([*args, "--seed", str(seed), "--out", str(out), "--device", "cpu", "--precision", "fp32", *extra])
-    return np.load(out)
-
-
-def assert_frames_match(ours, ref, *, atol=TOL, what=""):
-    assert ours.shape == ref.shape, (ours.shape, ref.shape)
-    diff = float(np.abs(ours - ref).max())
-    assert diff <= atol, f"{what}: max abs diff {diff:.3g}"
-    return diff
+STEPS = 3
 
 
 def _report(capsys, what, diff):

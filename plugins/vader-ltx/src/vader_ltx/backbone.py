@@ -71,13 +71,8 @@ class LTXOptions(FlowMatchOptions):
     scheduler: Literal["auto", "euler"] = Field(
         "auto",
         description="Sampler: `auto`/`euler`, flow-match Euler with the checkpoint's configuration (dynamic "
-        "shifting for 0.9.0 / 0.9.1), the one every LTX-Video checkpoint ships.",
-    )
-    flow_shift: float | None = Field(
-        None,
-        gt=0,
-        description="Static shift of the flow-matching sigmas; null: the checkpoint's (0.9.0 / 0.9.1 shift by "
-        "resolution: setting this turns that dynamic shifting off).",
+        "shifting for 0.9.0 / 0.9.1), the one every LTX-Video checkpoint ships (the stock pipeline passes Euler's "
+        "own sigma list, which UniPC does not take).",
     )
     guidance_rescale: float = Field(
         0.0, ge=0.0, le=1.0, description="Rescale of the guided prediction (Lin et al. 2023), as LTXPipeline's."
@@ -124,7 +119,6 @@ class LTXCondition:
     negative_prompt_embeds: Any = None
     negative_mask: Any = None
     pixels: Any = None  # image-to-video: the preprocessed images (B, 3, H, W) in [-1, 1]
-    generator: Any = None  # until the core passes decode its generator: the sampling generator
 
 
 class LTXBackbone(DiTT2VBackbone):
@@ -218,20 +212,14 @@ class LTXBackbone(DiTT2VBackbone):
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_spatial)
 
     def make_scheduler(self, config: dict[str, Any] | None = None) -> Any:
-        """Flow-match Euler from the checkpoint's configuration (dynamic shifting kept); ``flow_shift`` replaces
-        it by that static shift."""
-        from diffusers import FlowMatchEulerDiscreteScheduler
-
+        """The base's scheduler from the checkpoint's configuration; a checkpoint without an Euler configuration
+        gets the 0.9.0 / 0.9.1 one (dynamic shifting)."""
         from .tiny import scheduler_config
 
         config = dict(config or {})
         if config.get("_class_name") != "FlowMatchEulerDiscreteScheduler":
             config = scheduler_config()
-        if self.options.flow_shift is not None:
-            return FlowMatchEulerDiscreteScheduler.from_config(
-                config, shift=self.options.flow_shift, use_dynamic_shifting=False
-            )
-        return FlowMatchEulerDiscreteScheduler.from_config(config)
+        return super().make_scheduler(config)
 
     def condition_encoders(self) -> dict[str, torch.nn.Module]:
         """T5-XXL (9 GiB in bf16, more than the 2B transformer): used once per batch, so
@@ -268,13 +256,6 @@ class LTXBackbone(DiTT2VBackbone):
                 cfg.get("max_shift", 1.15),
             )
         return kw
-
-    def set_timesteps(self, steps: int) -> list[Any]:
-        sched = self.scheduler
-        sched.set_timesteps(steps, device=self.device, **self.timestep_kwargs(steps))
-        sched.set_begin_index(0)
-        self._sigmas = sched.sigmas.detach().to("cpu", torch.float64).tolist()
-        return list(sched.timesteps)
 
     # -------------------------------------------------------------- steps
     @property
@@ -316,8 +297,6 @@ class LTXBackbone(DiTT2VBackbone):
     ) -> torch.Tensor:
         from diffusers.utils.torch_utils import randn_tensor
 
-        if cond is not None:
-            cond.generator = generator
         return randn_tensor(self.latent_shape(batch_size), generator=generator, device=self.device, dtype=torch.float32)
 
     def _timestep(self, t: torch.Tensor, b: int, f: int, h: int, w: int) -> torch.Tensor:
@@ -366,9 +345,6 @@ class LTXBackbone(DiTT2VBackbone):
         return LTXPipeline._unpack_latents(out, f, h, w, p, pt)
 
     # -------------------------------------------------------------- memory
-    def checkpoint_blocks(self) -> list[torch.nn.Module]:
-        return [b for m in self.denoisers() for b in m.transformer_blocks]
-
     def decoder_checkpoint_blocks(self) -> list[torch.nn.Module]:
         """The resnets and upsamplers of the VAE decoder's mid and up blocks."""
         dec = self.components["vae"].decoder
@@ -411,8 +387,6 @@ class LTXBackbone(DiTT2VBackbone):
             b = z.shape[0]
             noise_scale = o.decode_noise_scale if o.decode_noise_scale is not None else o.decode_timestep
             if noise_scale > 0:  # the last draw of the chain: skipping it at 0 changes nothing
-                if generator is None and cond is not None:
-                    generator = cond.generator
                 noise = randn_tensor(z.shape, generator=generator, device=z.device, dtype=z.dtype)
                 scale = torch.tensor([noise_scale] * b, device=z.device, dtype=z.dtype)[:, None, None, None, None]
                 z = (1 - scale) * z + scale * noise
@@ -527,7 +501,6 @@ class LTXI2VBackbone(LTXBackbone):
 
         if cond is None or cond.pixels is None:
             return super().prepare_latents(batch_size, generator, cond)
-        cond.generator = generator
         vae = self.components["vae"]
         shape = self.latent_shape(batch_size)
         with torch.no_grad():
