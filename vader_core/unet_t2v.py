@@ -282,7 +282,9 @@ class UNetT2VBackbone(BackbonePlugin):
         frames: Sequence[int] | None = None,
         chunk_size: int | None = None,
         cond: Any = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
+        # ``generator`` is unused: these VAEs decode deterministically.
         vae = self.components["vae"]
         if frames is not None:
             latents = latents[:, :, list(frames)]

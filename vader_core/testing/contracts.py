@@ -451,7 +451,7 @@ class BackboneContractTests:
         assert seen, "no denoiser call ran with gradient at the kept step"
         assert max(seen) == 1, f"a denoiser call with gradient saw batches of {sorted(set(seen))} for 1 video"
 
-    def _block_leaf_calls(self, bb: Any, watched: list[Any], level: bool | str) -> list[int]:
+    def _block_leaf_calls(self, bb: Any, watched: list[Any], level: bool | Literal["call"]) -> list[int]:
         """Calls of the leaf modules of each of ``watched`` over a K=2 training sample and its backward at
         checkpointing ``level`` (a recomputed block runs its layers again; its own forward hooks do not fire then)."""
         from ..config import MemorySection
