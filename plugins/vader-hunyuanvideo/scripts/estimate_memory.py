@@ -60,8 +60,9 @@ BYT5_GLYPH = 219_000_000  # Glyph-SDXL-v2 byT5-small encoder (approximate)
 SIGLIP = 428_000_000  # siglip-so400m vision tower (approximate)
 
 
-def estimate(height: int = 480, width: int = 848, frames: int = 121, guidance: bool = True) -> dict[str, float]:
-    """Memory figures in GiB for one K=1 bf16 training step (batch 1) at the default checkpointing.
+def estimate(height: int = 480, width: int = 848, frames: int = 121) -> dict[str, float]:
+    """Memory figures in GiB for one K=1 bf16 training step (batch 1) at the default checkpointing, with or
+    without guidance alike (the two guidance calls are recomputed one after the other).
 
     Returns:
         `dict[str, float]`: ``weights`` (transformer + VAE on the GPU; encoders offloaded),
@@ -111,10 +112,9 @@ def estimate(height: int = 480, width: int = 848, frames: int = 121, guidance: b
     vae_mask = lambda n: 2 * (n * h * w) ** 2 * size / GIB  # noqa: E731
     decoder_first, decoder_last = first + vae_mask(1), last + vae_mask(lat_f)
     weights = (n_dit + n_vae) * size / GIB
-    calls = 2 if guidance else 1
     # Forward of the kept step keeps only each guidance call's inputs; backward recomputes one call at a time:
     # its block inputs and outside-of-block activations, then one block at a time.
-    denoise = boundaries + outside + block + mask_gib + (calls - 1) * 0.0
+    denoise = boundaries + outside + block + mask_gib
     return {
         "weights": weights,
         "transformer_weights": n_dit * size / GIB,
