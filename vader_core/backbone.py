@@ -167,7 +167,7 @@ class BackbonePlugin:
         self.scheduler.set_timesteps(steps, device=self.device)
         return list(self.scheduler.timesteps)
 
-    def prepare_latents(self, batch_size: int, generator: torch.Generator, cond: Any = None) -> torch.Tensor:
+    def prepare_latents(self, batch_size: int, generator: torch.Generator | None, cond: Any = None) -> torch.Tensor:
         """Initial latents for ``batch_size`` videos, drawn from ``generator`` and scaled for the scheduler.
 
         Called after :meth:`set_timesteps`. ``cond`` is what :meth:`encode_condition` returned for this

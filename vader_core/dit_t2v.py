@@ -97,6 +97,7 @@ class DiTT2VBackbone(BackbonePlugin):
     """Shared steps of flow-matching diffusers DiT video backbones (scheduler, SDE step, checkpointing)."""
 
     Options: ClassVar[type[BackboneOptions]] = FlowMatchOptions
+    options: FlowMatchOptions
     denoiser_name = "transformer"
     #: Names of the components that are denoisers (LoRA goes on ``denoiser_name``; all are checkpointed).
     denoiser_names: ClassVar[tuple[str, ...]] = ("transformer",)
@@ -206,7 +207,7 @@ class DiTT2VBackbone(BackbonePlugin):
         return logp.mean(dim=tuple(range(1, logp.ndim)))
 
     # -------------------------------------------------------------- memory
-    def denoisers(self) -> list[torch.nn.Module]:
+    def denoisers(self) -> list[Any]:
         return [self.components[n] for n in self.denoiser_names if self.components.get(n) is not None]
 
     def native_gradient_checkpointing(self, enabled: bool) -> bool:

@@ -29,7 +29,8 @@ def clip_tokenizer(model_max_length: int = 77) -> object:
     tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {t: i for i, t in enumerate(tokens)}
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
+    # the tokenizers backend takes merges as pairs; transformers annotates only the file-path and string forms
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)  # type: ignore[arg-type]
 
 
 #: Whole-word pieces of :func:`tiny_t5_tokenizer` (the words of the test prompts); other text falls back to characters.

@@ -24,21 +24,43 @@ Every test builds tiny components on the CPU (``load_tiny``) and runs in seconds
 
 from __future__ import annotations
 
+import inspect
 import random
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pytest
 import torch
 from pydantic import ValidationError
 
+from ..backbone import BackbonePlugin
 from ..config import TruncationSection
+from ..metric import MetricPlugin
+from ..resolve import instantiate
+from ..reward import RewardPlugin
 from .helpers import randomize_lora_b
+
+
+def _tensors_held(obj: Any) -> dict[str, list[torch.Tensor]]:
+    """The tensors in ``obj``'s instance attributes (directly, or inside a list, tuple or dict), by attribute."""
+    out: dict[str, list[torch.Tensor]] = {}
+    for name, value in vars(obj).items():
+        items = (
+            list(value.values()) if isinstance(value, dict) else value if isinstance(value, list | tuple) else [value]
+        )
+        tensors = [v.detach().clone() for v in items if isinstance(v, torch.Tensor)]
+        if tensors:
+            out[name] = tensors
+    return out
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
 
 
 class RewardContractTests:
     """Shape, dtype, range, determinism, gradient to pixels, batch independence, options validation."""
 
-    reward_cls: ClassVar[type]
+    reward_cls: ClassVar[type[RewardPlugin]]
     #: Video size used by the tests: (batch, frames, H, W).
     video_size: ClassVar[tuple[int, int, int, int]] = (2, 3, 32, 32)
     prompts: ClassVar[list[str]] = ["a cat playing chess", "a dog surfing a wave"]
@@ -126,7 +148,7 @@ class MetricContractTests:
     :meth:`~vader_core.metric.MetricPlugin.score_seeds` on the features of two seeds' videos for its scores.
     """
 
-    metric_cls: ClassVar[type]
+    metric_cls: ClassVar[type[MetricPlugin]]
     video_size: ClassVar[tuple[int, int, int, int]] = (2, 3, 32, 32)
     prompts: ClassVar[list[str]] = ["a cat playing chess", "a dog surfing a wave"]
     invalid_options: ClassVar[list[dict[str, Any]]] = [{"no_such_option_xyz": 1}]
@@ -219,7 +241,7 @@ class MetricContractTests:
 class BackboneContractTests:
     """Loading tiny components, shapes of every step, determinism, LoRA targets, gradient flow."""
 
-    backbone_cls: ClassVar[type]
+    backbone_cls: ClassVar[type[BackbonePlugin]]
     options: ClassVar[dict[str, Any]] = {}
     prompts: ClassVar[list[str]] = ["a cat playing chess", "a dog surfing a wave"]
     invalid_options: ClassVar[list[dict[str, Any]]] = [{"frames": 0}, {"no_such_option_xyz": 1}]
@@ -232,7 +254,7 @@ class BackboneContractTests:
         return [torch.rand(3, o.height, o.width, generator=g) for _ in range(n)]
 
     def make_backbone(self) -> Any:
-        bb = self.backbone_cls(self.backbone_cls.Options.model_validate(self.options))
+        bb = instantiate(self.backbone_cls, self.options, "backbone")
         bb.load_tiny("cpu", torch.float32, seed=0)
         return bb
 
@@ -260,6 +282,33 @@ class BackboneContractTests:
         a, b, c = self._generate(bb, 0), self._generate(bb, 0), self._generate(bb, 1)
         torch.testing.assert_close(a, b)
         assert not torch.allclose(a, c)
+
+    def test_steps_that_need_the_batch_declare_cond(self) -> None:
+        """``prepare_latents`` and ``decode`` take the batch's condition as ``cond`` (with a default), so
+        nothing of a batch has to wait on the backbone between the calls."""
+        for step in ("prepare_latents", "decode"):
+            param = inspect.signature(getattr(self.backbone_cls, step)).parameters.get("cond")
+            assert param is not None, f"{self.backbone_cls.__name__}.{step} does not declare `cond`"
+            assert param.default is None, f"{self.backbone_cls.__name__}.{step}: `cond` needs the default None"
+
+    def test_keeps_no_per_batch_state(self) -> None:
+        """Sampling and decoding a batch leaves no tensor on the backbone that loading and the schedule
+        (:meth:`set_timesteps`) did not put there, and changes none of those: whatever belongs to a batch
+        travels in ``cond``."""
+        bb = self.make_backbone()
+        bb.set_timesteps(bb.options.steps)
+        before = _tensors_held(bb)
+        self._generate(bb, 0)
+        after = _tensors_held(bb)
+        name = self.backbone_cls.__name__
+        added = sorted(set(after) - set(before))
+        assert not added, f"{name} keeps per-batch tensors on itself: {added}; put them in `cond`"
+        changed = [
+            k
+            for k in after
+            if len(after[k]) != len(before[k]) or not all(_same(a, b) for a, b in zip(before[k], after[k], strict=True))
+        ]
+        assert not changed, f"{name} rewrites tensors on itself per batch: {changed}; put them in `cond`"
 
     def test_decode_subset_matches_full(self) -> None:
         """The unit of frame subsampling: ``num_latent_frames`` counts the frames a full decode returns (pixel frames
@@ -319,7 +368,7 @@ class BackboneContractTests:
                     assert p.grad is None, f"frozen parameter {name}.{n} got a gradient"
 
     def _lora_gradients(
-        self, bb: Any, level: bool | str, split_guidance: bool
+        self, bb: Any, level: bool | Literal["call"], split_guidance: bool
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         from ..config import MemorySection
         from ..sampling import sample_with_grad
@@ -354,7 +403,13 @@ class BackboneContractTests:
         assert ref and all(r.abs().sum() > 0 for r in ref), "some LoRA weight got no gradient"
         # Relative to the largest gradient: some are zero up to rounding (cross-attention to a single token).
         scale = max(float(r.abs().max()) for r in ref)
-        for level, split in (("call", False), ("call", True), (True, False), (True, True)):
+        levels: tuple[tuple[bool | Literal["call"], bool], ...] = (
+            ("call", False),
+            ("call", True),
+            (True, False),
+            (True, True),
+        )
+        for level, split in levels:
             v, grads = self._lora_gradients(bb, level, split)
             torch.testing.assert_close(v, video, rtol=0, atol=1e-4)
             for a, b in zip(grads, ref, strict=True):
@@ -396,7 +451,7 @@ class BackboneContractTests:
         assert seen, "no denoiser call ran with gradient at the kept step"
         assert max(seen) == 1, f"a denoiser call with gradient saw batches of {sorted(set(seen))} for 1 video"
 
-    def _block_leaf_calls(self, bb: Any, watched: list[Any], level: bool | str) -> list[int]:
+    def _block_leaf_calls(self, bb: Any, watched: list[Any], level: bool | Literal["call"]) -> list[int]:
         """Calls of the leaf modules of each of ``watched`` over a K=2 training sample and its backward at
         checkpointing ``level`` (a recomputed block runs its layers again; its own forward hooks do not fire then)."""
         from ..config import MemorySection
@@ -473,7 +528,7 @@ class PluginPackageContractTests:
     #: The distribution (``pip install`` name), e.g. ``"vader-svd"``.
     distribution: ClassVar[str]
     #: The backbone, reward, method and metric classes the package registers.
-    plugin_classes: ClassVar[list[type]]
+    plugin_classes: ClassVar[list[type[Any]]]
     #: Modules importing the package must not import.
     heavy_modules: ClassVar[tuple[str, ...]] = ("torch", "diffusers", "transformers", "open_clip", "huggingface_hub")
 

@@ -24,7 +24,7 @@ from typing import Any
 from .helpers import run_cli
 
 
-def _pipeline_class(pipeline: str | type) -> type:
+def _pipeline_class(pipeline: str | type) -> Any:
     if isinstance(pipeline, str):
         import diffusers
 
