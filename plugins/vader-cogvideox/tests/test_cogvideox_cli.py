@@ -66,7 +66,7 @@ def test_ddpo_smoke_from_the_cli(tmp_path):
         "--method",
         "ddpo",
         "--set",
-        "backbone.eta=1.0",
+        "sampling.eta=1.0",
         "--set",
         "method.sample_batches=2",
         "--set",
@@ -83,7 +83,7 @@ def test_ddpo_without_noise_is_one_line(tmp_path, capsys):
         _train(tmp_path / "run", "--method", "ddpo")
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "backbone.eta=1.0" in err, err
+    assert len(err.splitlines()) == 1 and "sampling.eta=1.0" in err, err
 
 
 def test_vader_training_with_the_dpm_sampler(tmp_path):

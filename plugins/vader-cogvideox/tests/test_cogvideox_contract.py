@@ -109,7 +109,7 @@ def test_eta_needs_ddim_and_ddpo_needs_eta():
     bb = _tiny()
     ts = bb.set_timesteps(2)
     z = torch.zeros(1, 4, 4, 4, 4)
-    with pytest.raises(ConfigError, match="eta=1.0"):
+    with pytest.raises(ConfigError, match="sampling.eta=1.0"):
         bb.step_log_prob(z, ts[0], z, z, 0)
 
 
@@ -148,9 +148,9 @@ def test_dpm_sampler_carries_the_previous_prediction_and_resets():
     a = generate(bb, ["a cat"], None, torch.Generator().manual_seed(0))
     b = generate(bb, ["a cat"], None, torch.Generator().manual_seed(0))
     torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert bb._dpm_x0 is not None
+    assert bb.scheduler.prev_pred_original_sample is not None
     bb.set_timesteps(3)
-    assert bb._dpm_x0 is None
+    assert bb.scheduler.prev_pred_original_sample is None
 
 
 def test_learned_positions_fix_the_size():

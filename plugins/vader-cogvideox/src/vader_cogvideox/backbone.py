@@ -17,7 +17,8 @@ image-to-video, the initial latents, the DPM sampler's step noise), so with the 
   VAE latents (sampled from the generator) in the first latent frame, zeros after, concatenated on channels;
   CogVideoX 1.5 I2V's ``ofs`` embedding at 2.0;
 * samplers: the DDIM step (deterministic), or the DPM-Solver++ (2M SDE) step, which draws its noise from the
-  generator and carries the previous step's ``x0`` prediction (reset by :meth:`set_timesteps`).
+  generator and carries the previous step's ``x0`` prediction: chain state, held by the scheduler beside its own
+  as diffusers' multistep schedulers hold their previous outputs, reset by :meth:`set_timesteps`.
 
 **Frames and subsampling.** The VAE is causal and decodes the latent frames in groups (2, and the odd first one
 with the first group): pixel frame 0 comes from latent frame 0, pixel frames ``4k - 3 .. 4k`` from latent frame
@@ -149,7 +150,6 @@ class CogVideoXBackbone(BackbonePlugin):
     def __init__(self, options: BackboneOptions | None = None) -> None:
         super().__init__(options)
         self._timesteps: list[Any] = []
-        self._dpm_x0: Any = None
 
     # -------------------------------------------------------------- loading
     def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
@@ -240,7 +240,7 @@ class CogVideoXBackbone(BackbonePlugin):
             )
         if o.eta > 0 and not self._ddim:
             raise ConfigError(
-                "`backbone.eta` > 0 (the stochastic DDIM step) needs the ddim sampler: set backbone.scheduler=ddim"
+                "`sampling.eta` > 0 (the stochastic DDIM step) needs the ddim sampler: set backbone.scheduler=ddim"
             )
 
     def condition_encoders(self) -> dict[str, torch.nn.Module]:
@@ -316,7 +316,9 @@ class CogVideoXBackbone(BackbonePlugin):
         sched = self.scheduler
         sched.set_timesteps(steps, device=self.device)
         self._timesteps = list(sched.timesteps)
-        self._dpm_x0 = None  # the DPM sampler's previous x0 prediction: none before the first step
+        # The DPM sampler's previous x0 prediction, none before the first step: chain state, held by the scheduler
+        # beside its own (as diffusers' multistep schedulers hold their previous outputs), reset with the chain.
+        sched.prev_pred_original_sample = None
         return list(self._timesteps)
 
     @property
@@ -425,8 +427,9 @@ class CogVideoXBackbone(BackbonePlugin):
         sched = self.scheduler
         if not self._ddim:
             back = self._timesteps[step_index - 1] if step_index > 0 else None
-            prev, self._dpm_x0 = sched.step(
-                model_output, self._dpm_x0, t, back, latents, eta=0.0, generator=generator, return_dict=False
+            old = sched.prev_pred_original_sample if step_index > 0 else None
+            prev, sched.prev_pred_original_sample = sched.step(
+                model_output, old, t, back, latents, eta=0.0, generator=generator, return_dict=False
             )
             return prev
         if self.options.eta > 0:
@@ -468,7 +471,7 @@ class CogVideoXBackbone(BackbonePlugin):
         if not self._ddim or self.options.eta <= 0:
             raise ConfigError(
                 f"backbone `{self.name}`: policy-gradient methods need the stochastic DDIM step: set "
-                "backbone.scheduler=ddim and backbone.eta=1.0 (DDPO's)"
+                "backbone.scheduler=ddim and sampling.eta=1.0 (DDPO's)"
             )
         mean, std = self._ddim_mean_std(model_output, t, latents)
         logp = -((prev_latents.float() - mean) ** 2) / (2 * std**2) - std.log() - 0.5 * math.log(2 * math.pi)
