@@ -45,9 +45,13 @@ def test_defaults_are_the_1_3b_checkpoint_s():
         81,
         50,
         5.0,
-        "unipc",
+        "auto",
         None,
     )
+    # auto: the sampler the checkpoint ships, UniPC for Wan (the tiny components carry the 1.3B's config)
+    bb = WanBackbone(WanOptions(height=32, width=32, frames=5, steps=2))
+    bb.load_tiny("cpu", torch.float32)
+    assert type(bb.scheduler).__name__ == "UniPCMultistepScheduler" and bb.scheduler.config.flow_shift == 3.0
     assert WanBackbone.denoiser_name == "transformer" and WanBackbone.conditioning == "text"
     assert WanI2VBackbone.conditioning == "text+image"
 

@@ -1,0 +1,157 @@
+"""Estimate the GPU memory of a vader training step (K=1, bf16, batch 1) on the CogVideoX checkpoints, without a GPU.
+
+The real architectures (``CogVideoXTransformer3DModel``, ``AutoencoderKLCogVideoX`` and T5 v1.1 XXL in the released
+checkpoints' configurations) are built on the ``meta`` device: no weights are allocated and no arithmetic runs,
+but autograd records every tensor it would keep for backward (``vader_core.estimate``: attention counted as GPUs'
+flash kernels keep it, weights once, shared storages once). Measured with ``vader_core.estimate``:
+
+* the kept transformer call (``kept_call_gib``, the backbone's ``checkpoint_blocks``): at ``memory.
+  gradient_checkpointing: true`` (block level; diffusers' own per-block switch) the block inputs of the call plus
+  the largest block recomputed; with guidance the call holds two videos (conditional and unconditional);
+* decoding one frame with gradient (``blocks_gib`` with the backbone's ``decoder_checkpoint_blocks``): frame 0
+  decodes the VAE's first group of latent frames, the last frame every group;
+* the peak (``step_peak``): weights resident (T5 waits on the CPU: ``memory.offload_encoders``) plus the larger of
+  the decoder's and the transformer's recomputation.
+
+These figures are estimates, not measurements: the CUDA allocator, kernel workspaces and fragmentation add to
+them. Usage::
+
+    python plugins/vader-cogvideox/scripts/estimate_memory.py               # every checkpoint, default size
+    python plugins/vader-cogvideox/scripts/estimate_memory.py --model 1.5-t2v --height 480 --width 848 --frames 81
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+
+from vader_core.estimate import GIB, blocks_gib, kept_call_gib, step_peak
+
+_5B = {
+    "num_attention_heads": 48,
+    "attention_head_dim": 64,
+    "num_layers": 42,
+    "time_embed_dim": 512,
+    "text_embed_dim": 4096,
+    "use_rotary_positional_embeddings": True,
+}
+#: Transformer configurations of the released checkpoints (``transformer/config.json``).
+TRANSFORMERS: dict[str, dict[str, Any]] = {
+    "1.5-t2v": {**_5B, "patch_size_t": 2, "patch_bias": False, "sample_height": 96, "sample_width": 170,
+                "sample_frames": 81},
+    "1.5-i2v": {**_5B, "patch_size_t": 2, "patch_bias": False, "sample_height": 96, "sample_width": 170,
+                "sample_frames": 81, "in_channels": 32, "ofs_embed_dim": 512},
+    "1.0-5b": _5B,
+    "1.0-2b": {"num_attention_heads": 30, "attention_head_dim": 64, "num_layers": 30, "time_embed_dim": 512,
+               "text_embed_dim": 4096},
+}  # fmt: skip
+#: Default size (height, width, frames) of each checkpoint.
+DEFAULT_SIZE = {
+    "1.5-t2v": (768, 1360, 81),
+    "1.5-i2v": (768, 1360, 81),
+    "1.0-5b": (480, 720, 49),
+    "1.0-2b": (480, 720, 49),
+}
+
+
+def estimate(
+    model: str = "1.5-t2v",
+    height: int | None = None,
+    width: int | None = None,
+    frames: int | None = None,
+    guidance: bool = True,
+    offload_encoders: bool = True,
+) -> dict[str, Any]:
+    """Memory figures in GiB of one K=1 bf16 training step at ``memory.gradient_checkpointing: true``.
+
+    Returns:
+        `dict`: ``transformer_weights``, ``weights`` (resident), ``text_encoder_weights``, ``denoiser`` (the
+        kept call at block level: block inputs + the largest block), ``denoiser_off`` (everything stored),
+        ``decoder`` (frame 0), ``decoder_last`` (the last frame), ``peak`` (frame 0 decoded), ``peak_last``.
+    """
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+    from diffusers.utils import logging
+    from transformers import T5Config, T5EncoderModel
+    from vader_cogvideox import CogVideoXBackbone, CogVideoXOptions
+
+    logging.set_verbosity_error()
+    dh, dw, df = DEFAULT_SIZE[model]
+    height, width, frames = height or dh, width or dw, frames or df
+    dtype = torch.bfloat16
+    cfg = {"in_channels": 16, "out_channels": 16, "max_text_seq_length": 226, **TRANSFORMERS[model]}
+    with torch.device("meta"):
+        tr = CogVideoXTransformer3DModel(**cfg).to(dtype=dtype).requires_grad_(False)
+        vae = AutoencoderKLCogVideoX(scaling_factor=0.7).to(dtype=dtype).requires_grad_(False)
+        text = T5EncoderModel(
+            T5Config(
+                vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                feed_forward_proj="gated-gelu",
+            )
+        )  # fmt: skip
+        bb = CogVideoXBackbone(CogVideoXOptions(height=height, width=width, frames=frames))
+        bb.components = {"transformer": tr, "vae": vae}
+        bb.vae_spatial, bb.vae_temporal, bb.device = 8, 4, torch.device("meta")
+        n_tr = sum(p.numel() for p in tr.parameters())
+        n_text = sum(p.numel() for p in text.parameters())
+        n_vae = sum(p.numel() for p in vae.parameters())
+        shape = bb.latent_shape(1)
+        rotary = bb.rotary_embeddings(shape[1])
+        emb = torch.randn(1, 226, 4096, dtype=dtype)
+        ofs = torch.full((1,), 2.0, dtype=dtype) if cfg.get("ofs_embed_dim") else None
+
+        def call(batch: int) -> Any:
+            x = torch.randn(batch, shape[1], cfg["in_channels"], *shape[3:], dtype=dtype, requires_grad=True)
+            t = torch.full((batch,), 500.0)
+            return tr(x, emb.expand(batch, -1, -1), t, ofs=ofs, image_rotary_emb=rotary, return_dict=False)[0]
+
+        den = kept_call_gib(call, bb.checkpoint_blocks(), batch=2 if guidance else 1)
+        z = torch.randn(1, 16, shape[1] - bb.latent_padding, *shape[3:], dtype=dtype, requires_grad=True)
+        first = bb.decoded_prefix(0, z.shape[2])
+        dec = blocks_gib(lambda: vae.decode(z[:, :, :first]).sample, bb.decoder_checkpoint_blocks())
+        dec_last = blocks_gib(lambda: vae.decode(z).sample, bb.decoder_checkpoint_blocks())
+    weights = (n_tr + n_vae + (0 if offload_encoders else n_text)) * 2 / GIB
+    return {
+        "transformer_params": n_tr,
+        "transformer_weights": n_tr * 2 / GIB,
+        "weights": weights,
+        "text_encoder_weights": n_text * 2 / GIB,
+        "tokens": (shape[1] // (cfg.get("patch_size_t") or 1)) * (shape[3] // 2) * (shape[4] // 2),
+        "denoiser": den["block"],
+        "boundaries": den["boundaries"],
+        "largest_block": den["largest_block"],
+        "denoiser_off": den["off"],
+        "decoder": dec["block"],
+        "decoder_last": dec_last["block"],
+        "peak": step_peak(weights, den, dec, "block"),
+        "peak_last": step_peak(weights, den, dec_last, "block"),
+        "size": f"{height}x{width}x{frames}",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(TRANSFORMERS), default=None, help="default: all of them")
+    parser.add_argument("--height", type=int)
+    parser.add_argument("--width", type=int)
+    parser.add_argument("--frames", type=int)
+    parser.add_argument("--no-guidance", action="store_true", help="backbone.guidance <= 1: one video per call")
+    parser.add_argument("--encoders-on-gpu", action="store_true", help="memory.offload_encoders=false")
+    a = parser.parse_args()
+    print(
+        "| checkpoint | size | guidance | weights (transformer / resident) | kept call: block inputs + largest block "
+        "| decode frame 0 / last frame | peak, frame 0 / last frame |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for m in [a.model] if a.model else list(TRANSFORMERS):
+        r = estimate(m, a.height, a.width, a.frames, not a.no_guidance, not a.encoders_on_gpu)
+        print(
+            f"| {m} | {r['size']} | {'off' if a.no_guidance else 'on'} | {r['transformer_weights']:.1f} / "
+            f"{r['weights']:.1f} | {r['boundaries']:.1f} + {r['largest_block']:.1f} | {r['decoder']:.1f} / "
+            f"{r['decoder_last']:.1f} | {r['peak']:.1f} / {r['peak_last']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
