@@ -147,11 +147,15 @@ class LTX2Backbone(LTXBackbone):
         self.setup(comps, device, dtype)
 
     def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
-        """Tiny random components of the LTX-2 architectures (layout ``a`` of :mod:`vader_ltx.tiny_ltx2`)."""
+        """Tiny random components of the LTX-2 architectures (layout ``a`` of :mod:`vader_ltx.tiny_ltx2`, 2 blocks);
+        spatio-temporal guidance blocks beyond them (the release's 28) become the last block."""
         from .tiny_ltx2 import scheduler_config, tiny_components
 
         comps = tiny_components(seed)
         comps.pop("vocoder")
+        layers = int(comps["transformer"].config.num_layers)
+        if any(b >= layers for b in self.options.stg_blocks):  # the release's block 28: the tiny model's last
+            self.options = self.options.model_copy(update={"stg_blocks": [layers - 1]})
         comps["scheduler"] = self.make_scheduler(scheduler_config())
         self.setup(comps, device, dtype)
 
