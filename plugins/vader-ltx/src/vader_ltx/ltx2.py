@@ -95,6 +95,12 @@ class LTX2Backbone(LTXBackbone):
     Options: ClassVar[type[BackboneOptions]] = LTX2Options
     conditioning = "text"
     pipeline_class: ClassVar[str] = "LTX2Pipeline"
+    #: The video stream's attention: self (``attn1``), text (``attn2``) and audio-to-video cross-attention. The
+    #: reward sees the video only; the audio stream's layers of the last block never reach it (``lora.target_modules``
+    #: adds others, e.g. ``audio_attn1.to_q``).
+    default_lora_targets = tuple(
+        f"{m}.{p}" for m in ("attn1", "attn2", "audio_to_video_attn") for p in ("to_q", "to_k", "to_v", "to_out.0")
+    )
 
     # -------------------------------------------------------------- loading
     def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
