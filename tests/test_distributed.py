@@ -52,3 +52,32 @@ def test_resumed_two_process_run_counts_reward_queries_like_an_uninterrupted_one
         assert [r["step"] for r in rows] == [1, 2, 3, 4]
         assert [r["reward_queries"] for r in rows] == [per_step * s for s in range(1, steps + 1)], d.name
         assert json.loads((d / "summary.json").read_text())["reward_queries"] == steps * per_step, d.name
+
+
+def test_sequence_parallel_degree_must_divide_the_processes():
+    import pytest
+
+    from vader_core.config import DistributedSection
+    from vader_core.errors import ConfigError
+    from vader_core.run.sharding import check_layout
+
+    check_layout(DistributedSection(sequence_parallel=2), 4)
+    with pytest.raises(ConfigError, match=r"must divide the number of processes \(4\), got 3; valid: 1, 2, 4"):
+        check_layout(DistributedSection(sequence_parallel=3), 4)
+
+
+def test_fsdp_of_a_backbone_that_names_no_blocks_fails_in_one_line():
+    import pytest
+
+    from vader_core.errors import ConfigError
+    from vader_core.run.sharding import shard_units
+
+    class NoBlocks:
+        name = "plain"
+        denoiser = torch.nn.Linear(2, 2)
+
+        def checkpoint_blocks(self):
+            return []
+
+    with pytest.raises(ConfigError, match="names no blocks.*use `distributed.strategy: ddp`"):
+        shard_units(NoBlocks())
