@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
+import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -23,7 +25,7 @@ from .checkpoint import clean_temporaries, list_checkpoints
 from .config import VaderConfig
 from .data import training_source, validation_prompts
 from .errors import CheckpointError, ConfigError, InterruptedRun, NonFiniteLossError
-from .faults import check_inputs, check_output_dir, deferred_signals, preemption_signals
+from .faults import Preempted, check_inputs, check_output_dir, deferred_signals, preemption_signals
 from .guard import ValidationGuard
 from .lora import ADAPTER, add_lora, config_metadata, lora_parameters, lora_state_dict, set_lora_training
 from .method import TrainContext
@@ -97,6 +99,7 @@ class Trainer:
         self.log = log or (lambda s: None)
         self.out = Path(self.config.output.dir)
         self.state = RunState()
+        self._signals: list[int] = []
 
     # ------------------------------------------------------------------ assembling the run
     def _setup(self) -> None:
@@ -138,6 +141,8 @@ class Trainer:
         targets = cfg.lora.target_modules or list(self.backbone.default_lora_targets)
         self.lora_config = add_lora(denoiser, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout, targets)
         set_lora_training(denoiser, True)
+        if self.layout.sp > 1:
+            sharding.enable_sequence_parallel(self.backbone, self.layout, self.device)
         if self.layout.sharded:
             sharding.shard(self.backbone, self.precision, self.device)
         self.params = lora_parameters(denoiser)
@@ -202,7 +207,7 @@ class Trainer:
         if not sharding.agree_finite(loss, self.layout, self.device):
             self._nonfinite_in_step = True
             return False
-        self.accelerator.backward(loss / self.config.optim.grad_accum)
+        self.accelerator.backward(loss * sharding.loss_scale(self.layout) / self.config.optim.grad_accum)
         return True
 
     def _lora_sd(self) -> dict[str, torch.Tensor]:
@@ -262,7 +267,9 @@ class Trainer:
             rng = random.Random(derive_seed(cfg.train.seed, "rng", step, index, 0))
             gen = torch.Generator().manual_seed(derive_seed(cfg.train.seed, "noise", step, index, 0))
             batch = self.source.batch(cfg.train.batch_size, rng)
-            if self.layout.sharded:  # the same kept steps (and expert) on every process: see run/sharding.py
+            if (
+                self.layout.sharded or self.layout.sp > 1
+            ):  # the same kept steps (and expert) everywhere: run/sharding.py
                 rng = random.Random(derive_seed(cfg.train.seed, "shared", step, micro))
             out = self.method.step(self.ctx, batch, gen, rng)
             queries += (
@@ -325,7 +332,8 @@ class Trainer:
         Ctrl-C (see :mod:`vader_core.faults`)."""
         check_output_dir(self.out, resume)
         check_inputs(self.config, backbone_class(self.config.backbone.name).conditioning)
-        with preemption_signals():
+        # Several processes stop together at a step boundary (see vader_core.faults.preemption_signals).
+        with preemption_signals(defer=int(os.environ.get("WORLD_SIZE", "1")) > 1) as self._signals:
             return self._run(resume)
 
     def _start(self, resume: str | None) -> None:
@@ -403,6 +411,8 @@ class Trainer:
                     if cfg.output.checkpoint_every and step % cfg.output.checkpoint_every == 0:
                         self.save(step)
                         last_saved = step
+                    if distributed.any_process(self.accelerator, bool(self._signals)):
+                        raise Preempted(self._signals[0] if self._signals else signal.SIGTERM)
         except KeyboardInterrupt as stop:
             with deferred_signals():
                 if step > (last_saved or 0) or last_saved is None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..backbone import BackbonePlugin
@@ -105,6 +105,65 @@ def shard(backbone: BackbonePlugin, precision: str, device: torch.device) -> Non
         fully_shard(model, mesh=mesh, mp_policy=mp)
 
 
+def check_sequence_parallel(backbone: BackbonePlugin, layout: Layout) -> list[torch.nn.Module]:
+    """The denoisers to split; one line where one declares no context-parallel plan or the degree does not
+    divide its attention heads (naming the degrees that divide both the heads and the world size)."""
+    models = list(getattr(backbone, "denoisers", lambda: [backbone.denoiser])())
+    for model in models:
+        if getattr(model, "_cp_plan", None) is None:
+            raise ConfigError(
+                f"`{type(model).__name__}` declares no context-parallel plan in this diffusers, so backbone "
+                f"`{backbone.name}` cannot split a video over processes; set `distributed.sequence_parallel: 1`"
+            )
+        heads = int(getattr(model.config, "num_attention_heads", 0) or 0)
+        if heads % layout.sp:
+            valid = [d for d in range(1, heads + 1) if heads % d == 0 and layout.world % d == 0]
+            raise ConfigError(
+                f"`distributed.sequence_parallel` must divide the attention heads ({heads}) and the number of "
+                f"processes ({layout.world}), got {layout.sp}; valid: {', '.join(map(str, valid))}"
+            )
+    return models
+
+
+def enable_sequence_parallel(backbone: BackbonePlugin, layout: Layout, device: torch.device) -> None:
+    """Ulysses sequence parallelism of degree ``layout.sp`` on every denoiser, through diffusers' own
+    context-parallel plan (the model's ``_cp_plan``) and hooks.
+
+    diffusers' ``ModelMixin.enable_parallelism`` picks the device as ``rank % torch.accelerator.device_count()``,
+    which divides by zero on a machine without an accelerator (diffusers 0.42); its three steps are therefore
+    taken here: the ``ParallelConfig`` set up on a ``(dp, ring=1, ulysses=sp)`` mesh, the config handed to
+    every attention processor, and :func:`diffusers.hooks.context_parallel.apply_context_parallel`. Ring
+    attention is not offered for training: with the native attention backend it cannot run (that backend
+    returns no log-sum-exp) and the backend's backward op recomputes attention against the saved local
+    key/value chunk only, ignoring the rotated chunks that ring's backward passes it."""
+    from diffusers.hooks.context_parallel import apply_context_parallel
+    from diffusers.models._modeling_parallel import ContextParallelConfig, ParallelConfig
+    from torch.distributed.device_mesh import init_device_mesh
+
+    models = check_sequence_parallel(backbone, layout)
+    mesh = init_device_mesh(device.type, (layout.dp_world, 1, layout.sp), mesh_dim_names=("dp", "ring", "ulysses"))
+    for model in models:
+        plan = model._cp_plan
+        cp = ContextParallelConfig(ulysses_degree=layout.sp, mesh=mesh)
+        config = ParallelConfig(context_parallel_config=cp)
+        config.setup(layout.rank, layout.world, device, mesh=mesh)
+        model._parallel_config = config
+        for m in model.modules():
+            proc = getattr(m, "processor", None)
+            if proc is not None and hasattr(proc, "_parallel_config"):
+                proc._parallel_config = config
+        apply_context_parallel(model, cp, plan)
+
+
+def loss_scale(layout: Layout) -> int:
+    """What each process's loss is multiplied by before backward: the sequence-parallel degree. The gradient
+    reduction (DDP's all-reduce, FSDP's reduce-scatter) averages over all processes, but the processes of one
+    sequence-parallel group hold the gradients of their own tokens of the same video (diffusers' output
+    gather hands each only its own slice in backward): those must add up, and only the data-parallel groups
+    be averaged. (Scaling the loss rather than FSDP's gradient divide factor: gloo has no pre-multiplied sum.)"""
+    return layout.sp
+
+
 def full(t: torch.Tensor) -> torch.Tensor:
     """The whole tensor of a shard (a collective: every process calls it), a plain tensor as it is."""
     from torch.distributed.tensor import DTensor
@@ -153,16 +212,44 @@ def optimizer_state(model: torch.nn.Module, optimizer: Any) -> dict[str, Any]:
     return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
-def load_optimizer_state(model: torch.nn.Module, optimizer: Any, state: dict[str, Any], path: Any) -> None:
-    """Restore what :func:`optimizer_state` saved; one line for a checkpoint of an unsharded run."""
+def _names(model: torch.nn.Module) -> list[str]:
+    """The LoRA parameters' names in the optimiser's order (:func:`vader_core.lora.lora_parameters`)."""
+    return [n for n, p in model.named_parameters() if "lora_" in n and p.requires_grad]
+
+
+def by_name(state: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
+    """An optimiser state dict keyed by parameter index (what one process saves) keyed by name instead."""
+    names = _names(model)
+    return {
+        "state": {names[int(i)]: v for i, v in state.get("state", {}).items()},
+        "param_groups": [{**g, "params": [names[int(i)] for i in g["params"]]} for g in state["param_groups"]],
+    }
+
+
+def by_index(state: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
+    """The reverse of :func:`by_name`: a sharded run's optimiser state for an unsharded run."""
+    index = {n: i for i, n in enumerate(_names(model))}
+    return {
+        "state": {index[n]: v for n, v in state.get("state", {}).items()},
+        "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in state["param_groups"]],
+    }
+
+
+def is_by_name(state: dict[str, Any]) -> bool:
+    groups = state.get("param_groups") or [{}]
+    return any(isinstance(p, str) for g in groups for p in g.get("params", []))
+
+
+def load_optimizer_state(model: torch.nn.Module, optimizer: Any, state: dict[str, Any], sharded: bool) -> None:
+    """Restore a saved optimiser state whichever way it was saved: by name (a sharded run) or by index (one
+    process, DDP), into a sharded or an unsharded run, at any world size (the state is saved whole)."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-    if any(isinstance(k, int) for k in state.get("state", {})):
-        raise CheckpointError(
-            f"checkpoint {path} was written by an unsharded run (`distributed.strategy: ddp` or one process); "
-            "resume it with the strategy it was written with"
-        )
-    set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+    if not sharded:
+        optimizer.load_state_dict(by_index(state, model) if is_by_name(state) else state)
+        return
+    named = state if is_by_name(state) else by_name(state, model)
+    set_optimizer_state_dict(model, optimizer, named, options=StateDictOptions(full_state_dict=True))
 
 
 def grad_norm(params: Sequence[torch.nn.Parameter]) -> torch.Tensor:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..checkpoint import find_resume, load_checkpoint, save_checkpoint, set_rng_state
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..lora import ADAPTER, lora_state_dict
 from . import sharding
 from .distributed import own_rng_state
@@ -75,13 +75,15 @@ def resume(
     """Continue from the checkpoint ``spec`` names (``latest`` or a directory): its LoRA weights, optimiser,
     schedule and random states, and ``state`` with the records up to its step (the main process rewrites
     ``metrics.jsonl`` and ``validation.jsonl`` without later lines). ``layout``: this process's place in a
-    multi-process run; a sharded run loads the LoRA and optimiser into its shards."""
+    multi-process run; a sharded run loads the LoRA and optimiser into its shards. The LoRA and the optimiser
+    state are saved whole (the optimiser's keyed by parameter name when sharded), so a checkpoint resumes at
+    another world size and strategy too; bit-exact only at the same world size (each process's random
+    states are restored where the number of processes is the same)."""
     from peft import set_peft_model_state_dict
 
     layout = layout or Layout()
     path = find_resume(spec, out)
     ck = load_checkpoint(path)
-    check_resumable(ck["state"], layout, path)
     prefix = backbone.denoiser_name + "."
     sd = {k[len(prefix) :]: v for k, v in ck["lora"].items() if k.startswith(prefix)}
     own = (
@@ -93,14 +95,12 @@ def resume(
         raise ConfigError(f"checkpoint {path} does not match this run's LoRA (backbone or `lora` settings differ)")
     if layout.sharded:
         sharding.load_lora(backbone.denoiser, ck["lora"], backbone.denoiser_name, ADAPTER)
-        sharding.load_optimizer_state(
-            backbone.denoiser, getattr(optimizer, "optimizer", optimizer), ck["optimizer"], path
-        )
     else:
         set_peft_model_state_dict(backbone.denoiser, sd)
         for p in params:
             p.data = p.data.float()
-        optimizer.load_state_dict(ck["optimizer"])
+    opt = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper
+    sharding.load_optimizer_state(backbone.denoiser, opt, ck["optimizer"], layout.sharded)
     scheduler.load_state_dict(ck["scheduler"])
     set_rng_state(own_rng_state(ck["rng"], layout.rank, layout.world))
     st = ck["state"]
@@ -116,24 +116,6 @@ def resume(
     note = schedule_change_note(st, config)
     if note:
         log(note)
-
-
-def check_resumable(saved: dict[str, Any], layout: Layout, path: Path) -> None:
-    """One line, before any step, for a checkpoint this run cannot continue: a sharded checkpoint in an
-    unsharded run or the other way round, or another sequence-parallel degree. Another world size is fine:
-    the LoRA and optimiser state are saved whole, keyed by parameter name."""
-    was = saved.get("strategy", "single")
-    sharded_then = was == "fsdp"
-    if sharded_then != layout.sharded:
-        now = "fsdp" if layout.sharded else ("ddp" if layout.world > 1 else "single")
-        raise CheckpointError(
-            f"checkpoint {path} was written by a {'sharded' if sharded_then else 'unsharded'} run ({was}, "
-            f"{saved.get('world_size', 1)} processes) and this run is {now}; resume with "
-            f"`distributed.strategy: {'fsdp' if sharded_then else 'ddp'}` and more than one process"
-            if sharded_then
-            else f"checkpoint {path} was written by an unsharded run ({was}) and this run is {now}; "
-            "resume with `distributed.strategy: ddp`"
-        )
 
 
 def schedule_change_note(state: dict[str, Any], config: VaderConfig) -> str | None:
