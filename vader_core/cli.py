@@ -326,7 +326,7 @@ def _eval_images(
             f"backbone `{backbone}` is image-to-video: pass --image PATH (one, or one per prompt) "
             "or --set train.images=DIR"
         )
-    paths = image_source(train_images).images
+    paths = image_source(train_images).images or []
     return [paths[i % len(paths)] for i in range(len(prompts))], prompts
 
 
@@ -400,7 +400,7 @@ def eval_cmd(
 
       vader eval --backbone svd --lora runs/svd/checkpoints/step-100 --image kite.png --image boat.png --reward aesthetic
     """
-    from .config import build_config
+    from .config import MetricSection, build_config
     from .data import _read_lines, training_source, validation_prompts
     from .evaluate import model_specs, print_table, run_eval
     from .resolve import build_backbone, resolve_config, resolve_device, resolve_precision, torch_dtype
@@ -409,7 +409,7 @@ def eval_cmd(
         config, sets or [], {"backbone.name": backbone, "rewards": reward, "device": device, "precision": precision}
     )
     if metric:
-        cfg.validation.metrics = [*cfg.validation.metrics, *({"name": m} for m in metric)]
+        cfg.validation.metrics = [*cfg.validation.metrics, *(MetricSection(name=m) for m in metric)]
     if batch_size < 1 or grid_rows < 1 or max_prompts < 1:
         raise ConfigError("--batch-size, --grid-rows and --max-prompts must be at least 1")
     cfg.validation.max_prompts = max_prompts

@@ -1,0 +1,173 @@
+"""Estimate the GPU memory of a vader training step (K=1, bf16) on the LTX-Video 0.9.x checkpoints, without a GPU.
+
+The real architectures (the released checkpoints' configurations: the 2B transformer, the 0.9.0, 0.9.1 and
+0.9.5 VAE decoders, T5-XXL) are built on the ``meta`` device: no weights are allocated and no arithmetic runs,
+but autograd records every tensor it would keep for backward (``vader_core.estimate``: attention counted as
+GPUs' flash kernels keep it, weights once, shared storages once). Measured:
+
+* one kept transformer call with guidance (batch 2) at each level of ``memory.gradient_checkpointing``
+  (``kept_call_gib``: stored whole, recomputed whole, block boundaries plus the largest block);
+* decoding the chosen frame with gradient, with the decoder's blocks checkpointed (``block``) or not:
+  from the whole latent video (the decoder is not causal: one frame costs what all do), and with
+  ``vae_temporal_tiling`` from the one or two temporal tiles that hold it (2 tiles, the worst case: a frame in a
+  blend; a tile is ``tile_frames / 8 + 1`` latent frames).
+
+The step's peak is ``vader_core.estimate.step_peak``: the weights resident on the GPU (T5-XXL waits on the CPU
+with ``memory.offload_encoders``, the default on GPUs) plus the larger of the kept call's recomputation and the
+decoding. These are estimates, not measurements: the CUDA allocator, kernel workspaces and fragmentation add to
+them.
+
+Usage::
+
+    python plugins/vader-ltx/scripts/estimate_memory.py                       # 512x704x161, every VAE
+    python plugins/vader-ltx/scripts/estimate_memory.py --height 480 --width 704 --frames 121 --vae 0.9.1
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+
+from vader_core.estimate import GIB, blocks_gib, kept_call_gib, step_peak
+
+#: ``AutoencoderKLLTXVideo`` decoder configurations of the releases (the encoder does not run in training).
+VAES: dict[str, dict[str, Any]] = {
+    "0.9.0": {
+        "decoder_block_out_channels": (128, 256, 512, 512),
+        "decoder_layers_per_block": (4, 3, 3, 3, 4),
+        "decoder_spatio_temporal_scaling": (True, True, True, False),
+        "decoder_inject_noise": (False, False, False, False, False),
+        "upsample_residual": (False, False, False, False),
+        "upsample_factor": (1, 1, 1, 1),
+        "timestep_conditioning": False,
+    },
+    "0.9.1": {
+        "decoder_block_out_channels": (256, 512, 1024),
+        "decoder_layers_per_block": (5, 6, 7, 8),
+        "decoder_spatio_temporal_scaling": (True, True, True),
+        "decoder_inject_noise": (True, True, True, False),
+        "upsample_residual": (True, True, True),
+        "upsample_factor": (2, 2, 2),
+        "timestep_conditioning": True,
+    },
+    "0.9.5": {
+        "decoder_block_out_channels": (256, 512, 1024),
+        "decoder_layers_per_block": (5, 5, 5, 5),
+        "decoder_spatio_temporal_scaling": (True, True, True),
+        "decoder_inject_noise": (False, False, False, False),
+        "upsample_residual": (True, True, True),
+        "upsample_factor": (2, 2, 2),
+        "timestep_conditioning": True,
+    },
+}
+#: T5-XXL encoder (google/t5-v1_1-xxl), the text encoder of every 0.9.x checkpoint.
+T5_XXL = {"vocab_size": 32128, "d_model": 4096, "d_kv": 64, "d_ff": 10240, "num_layers": 24, "num_heads": 64}
+
+
+def estimate(
+    vae_version: str = "0.9.1",
+    height: int = 512,
+    width: int = 704,
+    frames: int = 161,
+    tile_frames: int = 16,
+    offload_encoders: bool = True,
+) -> dict[str, float]:
+    """Memory figures in GiB for one K=1 bf16 training step (batch 1, guidance on).
+
+    Returns:
+        `dict[str, float]`: ``transformer_weights``, ``weights`` (resident: transformer and VAE, T5-XXL too
+        without ``offload_encoders``), ``text_encoder_weights``, the kept call at each level (``call_off``,
+        ``call_call``, ``call_block``), the decoding of one frame with gradient from the whole video
+        (``decode_whole_off``, ``decode_whole_block``) and from two temporal tiles (``decode_tiles_off``,
+        ``decode_tiles_block``), and the step's peak at the default level (``block``) without and with tiling
+        (``peak_whole``, ``peak_tiled``).
+    """
+    from diffusers import AutoencoderKLLTXVideo, LTXPipeline, LTXVideoTransformer3DModel
+    from diffusers.utils import logging
+    from transformers import T5Config, T5EncoderModel
+    from vader_ltx import LTXBackbone
+
+    logging.set_verbosity_error()
+    dtype, size = torch.bfloat16, 2
+    with torch.device("meta"):
+        dit = LTXVideoTransformer3DModel().to(dtype=dtype).requires_grad_(False)
+        vae = AutoencoderKLLTXVideo(**VAES[vae_version]).to(dtype=dtype).requires_grad_(False)
+        text = T5EncoderModel(T5Config(**T5_XXL, feed_forward_proj="gated-gelu"))
+        n_dit = sum(p.numel() for p in dit.parameters())
+        n_vae = sum(p.numel() for p in vae.parameters())
+        n_text = sum(p.numel() for p in text.parameters())
+        lat_f, h, w = (frames - 1) // 8 + 1, height // 32, width // 32
+        x = torch.randn(1, 128, lat_f, h, w, dtype=dtype, requires_grad=True)
+        emb = torch.randn(1, 128, 4096, dtype=dtype)
+        mask = torch.ones(1, 128, dtype=torch.bool)
+
+        def call(batch: int) -> Any:
+            tokens = LTXPipeline._pack_latents(x.expand(batch, -1, -1, -1, -1))
+            return dit(
+                hidden_states=tokens,
+                encoder_hidden_states=emb.expand(batch, -1, -1),
+                timestep=torch.full((batch,), 500.0),
+                encoder_attention_mask=mask.expand(batch, -1),
+                num_frames=lat_f,
+                height=h,
+                width=w,
+                rope_interpolation_scale=(8 / 25, 32, 32),
+                return_dict=False,
+            )[0]
+
+        kept = kept_call_gib(call, list(dit.transformer_blocks), batch=2)
+        bb = LTXBackbone()
+        bb.components = {"vae": vae}
+        blocks = bb.decoder_checkpoint_blocks()
+        temb = torch.full((1,), 0.05, dtype=dtype) if vae.config.timestep_conditioning else None
+        z = torch.randn(1, 128, lat_f, h, w, dtype=dtype, requires_grad=True)
+        whole = blocks_gib(lambda: vae.decoder(z, temb), blocks)
+        tile_lat = tile_frames // 8 + 1
+        tiles = blocks_gib(lambda: [vae.decoder(z[:, :, i : i + tile_lat], temb) for i in (0, 1)], blocks)
+    weights = (n_dit + n_vae + (0 if offload_encoders else n_text)) * size / GIB
+    return {
+        "transformer_weights": n_dit * size / GIB,
+        "vae_weights": n_vae * size / GIB,
+        "weights": weights,
+        "text_encoder_weights": n_text * size / GIB,
+        "call_off": kept["off"],
+        "call_call": kept["call"],
+        "call_block": kept["block"],
+        "decode_whole_off": whole["off"],
+        "decode_whole_block": whole["block"],
+        "decode_tiles_off": tiles["off"],
+        "decode_tiles_block": tiles["block"],
+        "peak_whole": step_peak(weights, kept, whole, "block"),
+        "peak_tiled": step_peak(weights, kept, tiles, "block"),
+        "peak_tiled_off": step_peak(weights, kept, tiles, "off"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vae", choices=sorted(VAES), default=None, help="default: all of them")
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--width", type=int, default=704)
+    parser.add_argument("--frames", type=int, default=161)
+    parser.add_argument("--tile-frames", type=int, default=16)
+    parser.add_argument("--encoders-on-gpu", action="store_true", help="memory.offload_encoders=false")
+    a = parser.parse_args()
+    print(
+        "| VAE | size | weights (transformer / resident / T5-XXL) | kept call off / call / block | decode 1 frame, "
+        "whole video: off / block | decode 1 frame, 2 tiles: off / block | peak, block level: whole / tiled |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for v in [a.vae] if a.vae else list(VAES):
+        r = estimate(v, a.height, a.width, a.frames, a.tile_frames, not a.encoders_on_gpu)
+        print(
+            f"| {v} | {a.height}x{a.width}x{a.frames} | {r['transformer_weights']:.1f} / {r['weights']:.1f} / "
+            f"{r['text_encoder_weights']:.1f} | {r['call_off']:.1f} / {r['call_call']:.1f} / {r['call_block']:.1f} "
+            f"| {r['decode_whole_off']:.0f} / {r['decode_whole_block']:.1f} | {r['decode_tiles_off']:.1f} / "
+            f"{r['decode_tiles_block']:.1f} | {r['peak_whole']:.1f} / {r['peak_tiled']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
