@@ -9,10 +9,18 @@ what a real run holds."""
 from __future__ import annotations
 
 import functools
+import gc
 import json
-import resource
 import sys
 from pathlib import Path
+
+
+def _status_mib(key: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
@@ -43,7 +51,18 @@ def main() -> None:
         f"distributed.strategy={cfg['strategy']}",
         f"distributed.sequence_parallel={cfg['sp']}",
     ]
-    tr = Trainer(build_config(None, sets, {"rewards": ["saturation"], "device": "cpu"}), progress=False, tiny=True)
+    loaded: dict[str, float] = {}
+
+    class Measured(Trainer):
+        def _setup(self) -> None:
+            super()._setup()
+            # Each process builds the whole model before sharding it: the peak of training is measured from
+            # here on (writing 5 to clear_refs resets the resident high-water mark, VmHWM).
+            gc.collect()
+            Path("/proc/self/clear_refs").write_text("5")
+            loaded["rss"] = _status_mib("VmRSS")
+
+    tr = Measured(build_config(None, sets, {"rewards": ["saturation"], "device": "cpu"}), progress=False, tiny=True)
     tr.run()
     params = list(tr.backbone.denoiser.parameters())
     held = sum(getattr(p, "_local_tensor", p).numel() * p.element_size() for p in params)
@@ -52,7 +71,8 @@ def main() -> None:
     (out / f"rank{rank}.json").write_text(
         json.dumps(
             {
-                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mib": _status_mib("VmHWM"),
+                "loaded_rss_mib": loaded["rss"],
                 "param_mib_held": held / 2**20,
                 "param_mib_whole": whole / 2**20,
             }

@@ -267,9 +267,7 @@ class Trainer:
             rng = random.Random(derive_seed(cfg.train.seed, "rng", step, index, 0))
             gen = torch.Generator().manual_seed(derive_seed(cfg.train.seed, "noise", step, index, 0))
             batch = self.source.batch(cfg.train.batch_size, rng)
-            if (
-                self.layout.sharded or self.layout.sp > 1
-            ):  # the same kept steps (and expert) everywhere: run/sharding.py
+            if self.layout.lockstep:  # the same kept steps (and expert) on every process: run/sharding.py
                 rng = random.Random(derive_seed(cfg.train.seed, "shared", step, micro))
             out = self.method.step(self.ctx, batch, gen, rng)
             queries += (

@@ -50,6 +50,11 @@ class Layout:
         return self.strategy == "fsdp" and self.world > 1
 
     @property
+    def lockstep(self) -> bool:
+        """Whether every process must make the same denoiser calls (their blocks run collectives)."""
+        return self.sharded or (self.sp > 1 and self.world > 1)
+
+    @property
     def dp_world(self) -> int:
         return self.world // self.sp
 
@@ -175,7 +180,7 @@ def agree_finite(loss: torch.Tensor, layout: Layout, device: torch.device) -> bo
     """Whether the loss is finite on every process (each must skip backward together, or the
     sharded backward's collectives would wait for a process that never comes)."""
     ok = bool(torch.isfinite(loss.detach()).all())
-    if not layout.sharded and layout.sp == 1:
+    if not layout.lockstep:
         return ok
     flag = torch.tensor([0.0 if ok else 1.0], device=device)
     torch.distributed.all_reduce(flag)
