@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -24,6 +25,7 @@ def _torchrun(*args) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
 
 
+@pytest.mark.distributed
 def test_two_cpu_processes_end_with_identical_lora(tmp_path):
     _torchrun(tmp_path)
     assert (tmp_path / "rank0.txt").read_text() == "2" and (tmp_path / "rank1.txt").read_text() == "2"
@@ -37,6 +39,7 @@ def test_two_cpu_processes_end_with_identical_lora(tmp_path):
     assert len(metrics) == 2
 
 
+@pytest.mark.distributed
 def test_resumed_two_process_run_counts_reward_queries_like_an_uninterrupted_one(tmp_path):
     """2 steps, stop, resume to 4: the same reward queries, step by step, as 4 steps in one go: every step
     scores grad_accum x batch videos on each of the 2 processes (a resumed run used to multiply its
@@ -52,3 +55,45 @@ def test_resumed_two_process_run_counts_reward_queries_like_an_uninterrupted_one
         assert [r["step"] for r in rows] == [1, 2, 3, 4]
         assert [r["reward_queries"] for r in rows] == [per_step * s for s in range(1, steps + 1)], d.name
         assert json.loads((d / "summary.json").read_text())["reward_queries"] == steps * per_step, d.name
+
+
+def test_sequence_parallel_degree_must_divide_the_processes():
+    import pytest
+
+    from vader_core.config import DistributedSection
+    from vader_core.errors import ConfigError
+    from vader_core.run.sharding import check_layout
+
+    check_layout(DistributedSection(sequence_parallel=2), 4)
+    with pytest.raises(ConfigError, match=r"must divide the number of processes \(4\), got 3; valid: 1, 2, 4"):
+        check_layout(DistributedSection(sequence_parallel=3), 4)
+
+
+def test_fsdp_of_a_backbone_that_names_no_blocks_fails_in_one_line():
+    import pytest
+
+    from vader_core.errors import ConfigError
+    from vader_core.run.sharding import shard_units
+
+    class NoBlocks:
+        name = "plain"
+        denoiser = torch.nn.Linear(2, 2)
+
+        def checkpoint_blocks(self):
+            return []
+
+    with pytest.raises(ConfigError, match="names no blocks.*use `distributed.strategy: ddp`"):
+        shard_units(NoBlocks())
+
+
+def test_per_gpu_peak_shares_out_weights_and_tokens():
+    from vader_core.estimate import per_gpu_peak
+
+    parts = dict(denoiser_weights=26.0, largest_unit=0.5, root_weights=0.4, other_weights=0.2, kept=40.0, recompute=8.0)
+    one = per_gpu_peak(**parts, decode=10.0)
+    assert one == pytest.approx(26.0 + 0.2 + 48.0)  # one process: everything whole
+    assert per_gpu_peak(**parts, decode=10.0, world=8, strategy="ddp") == one  # DDP shares nothing out
+    fsdp = per_gpu_peak(**parts, decode=10.0, world=8)
+    assert fsdp == pytest.approx(26.0 / 8 + 0.4 + 2 * 0.5 + 0.2 + 48.0)
+    sp = per_gpu_peak(**parts, decode=10.0, world=8, sequence_parallel=8)
+    assert sp == pytest.approx(26.0 / 8 + 0.4 + 1.0 + 0.2 + 10.0)  # the decoded frame now sets the peak

@@ -142,17 +142,21 @@ def save_checkpoint(
     scheduler: Any,
     state: dict[str, Any],
     keep: int | None = None,
+    rng: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``root/step-{step}`` atomically and return its path."""
+    """Write ``root/step-{step}`` atomically and return its path.
+
+    ``optimizer`` is the optimiser or its state dict (a sharded run gathers it first); ``rng`` the random
+    states to store (default: this process's, :func:`rng_state`)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step}"
     tmp = Path(tempfile.mkdtemp(prefix=f".step-{step}-", dir=root))
     try:
         save_lora(tmp / WEIGHTS_NAME, lora_sd, lora_meta)
-        save_state(tmp / "optimizer.safetensors", optimizer.state_dict())
+        save_state(tmp / "optimizer.safetensors", optimizer if isinstance(optimizer, dict) else optimizer.state_dict())
         save_state(tmp / "scheduler.safetensors", _plain_scheduler_state(scheduler.state_dict()))
-        save_state(tmp / "rng.safetensors", rng_state())
+        save_state(tmp / "rng.safetensors", rng if rng is not None else rng_state())
         (tmp / STATE_NAME).write_text(json.dumps({"step": step, **state}, indent=2))
         if final.exists():
             old = root / f".old-step-{step}"

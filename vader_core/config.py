@@ -146,6 +146,21 @@ class MemorySection(_Section):
         return {"block": True, "on": True, "off": False}.get(v, v) if isinstance(v, str) else v
 
 
+class DistributedSection(_Section):
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="How a multi-process run holds the denoiser: `ddp` (every process holds all of it, LoRA "
+        "gradients all-reduced) or `fsdp` (torch's FSDP2 `fully_shard` on the backbone's checkpoint blocks: "
+        "frozen weights and LoRA sharded over the processes). One process ignores it.",
+    )
+    sequence_parallel: int = Field(
+        1,
+        ge=1,
+        description="Processes that split one video's tokens (Ulysses attention through diffusers' "
+        "`ContextParallelConfig`); must divide the world size and the attention heads. 1: off.",
+    )
+
+
 class TrainSection(_Section):
     max_steps: int = Field(500, ge=0, description="Optimiser steps.")
     batch_size: int = Field(1, ge=1, description="Videos per micro-batch and process.")
@@ -245,6 +260,7 @@ class VaderConfig(_Section):
     )
     device: str | None = Field(None, description="`cpu`, `cuda`, `cuda:1`, `mps` ...; null: accelerate's choice.")
     train: TrainSection = Field(default_factory=TrainSection)
+    distributed: DistributedSection = Field(default_factory=DistributedSection)
     validation: ValidationSection = Field(default_factory=ValidationSection)
     regularization: RegularizationSection = Field(default_factory=RegularizationSection)
     output: OutputSection = Field(default_factory=OutputSection)

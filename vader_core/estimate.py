@@ -219,3 +219,45 @@ def peak_with_reward(
         offload (`bool`, *optional*, defaults to `False`): the reward model waits on the CPU between calls.
     """
     return weights + max(decode + reward_weights + reward, denoise + (0.0 if offload else reward_weights))
+
+
+def per_gpu_peak(
+    *,
+    denoiser_weights: float,
+    largest_unit: float,
+    root_weights: float,
+    other_weights: float,
+    kept: float,
+    recompute: float,
+    decode: float,
+    world: int = 1,
+    sequence_parallel: int = 1,
+    strategy: str = "fsdp",
+) -> float:
+    """Peak GiB on each GPU of a step spread over ``world`` processes (``distributed`` section).
+
+    Under ``fsdp`` a process holds ``1/world`` of the denoisers' weights, plus, while they run, the gathered
+    weights of the denoiser's own (root) unit and of two blocks (the one running and the one FSDP prefetches);
+    under ``ddp`` (or one process) all of them. ``other_weights`` (the VAE; the encoders unless offloaded) sit
+    whole on every GPU. Sequence parallelism of degree ``sp`` splits a video's tokens, so each process keeps
+    ``1/sp`` of the kept calls' block inputs and of a recomputed block (Ulysses attention holds the whole
+    sequence for ``1/sp`` of the heads: the same share). Decoding is not split: every process of a
+    sequence-parallel group decodes the chosen frames of its video.
+
+    Args:
+        denoiser_weights (`float`): all denoisers' weights (both experts of Wan 2.2 A14B).
+        largest_unit (`float`): the weights of the largest block (an FSDP unit).
+        root_weights (`float`): the weights outside the blocks (embeddings, output projection).
+        other_weights (`float`): weights every GPU holds whole.
+        kept (`float`): the kept calls' stored activations (at ``memory.gradient_checkpointing``'s level).
+        recompute (`float`): the most one recomputed block adds in backward.
+        decode (`float`): the decoder's activations for the decoded frames.
+        world (`int`, *optional*, defaults to 1): processes (GPUs).
+        sequence_parallel (`int`, *optional*, defaults to 1): ``distributed.sequence_parallel``.
+        strategy (`str`, *optional*, defaults to `"fsdp"`): ``distributed.strategy``.
+    """
+    if strategy == "fsdp" and world > 1:
+        weights = denoiser_weights / world + root_weights + 2 * largest_unit
+    else:
+        weights = denoiser_weights
+    return weights + other_weights + max(decode, (kept + recompute) / sequence_parallel)

@@ -41,18 +41,26 @@ class Preempted(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def preemption_signals() -> Iterator[None]:
-    """Within the block, SIGTERM/SIGUSR1 raise :class:`Preempted` (main thread only; elsewhere a no-op)."""
+def preemption_signals(defer: bool = False) -> Iterator[list[int]]:
+    """Within the block, SIGTERM/SIGUSR1 raise :class:`Preempted` (main thread only; elsewhere a no-op).
+
+    With ``defer`` (a run of several processes) a signal is only recorded in the list the block gets: the
+    processes stop together at a step boundary once one of them has it, since a process that left in the
+    middle of a collective would leave the others waiting."""
+    got: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield got
         return
 
     def handler(signum: int, frame: object) -> None:
+        if defer:
+            got.append(signum)
+            return
         raise Preempted(signum)
 
     old = {s: signal.signal(s, handler) for s in PREEMPTION_SIGNALS}
     try:
-        yield
+        yield got
     finally:
         for s, h in old.items():
             signal.signal(s, h)

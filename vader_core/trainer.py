@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
+import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -23,9 +25,9 @@ from .checkpoint import clean_temporaries, list_checkpoints
 from .config import VaderConfig
 from .data import training_source, validation_prompts
 from .errors import CheckpointError, ConfigError, InterruptedRun, NonFiniteLossError
-from .faults import check_inputs, check_output_dir, deferred_signals, preemption_signals
+from .faults import Preempted, check_inputs, check_output_dir, deferred_signals, preemption_signals
 from .guard import ValidationGuard
-from .lora import add_lora, config_metadata, lora_parameters, lora_state_dict, set_lora_training
+from .lora import ADAPTER, add_lora, config_metadata, lora_parameters, lora_state_dict, set_lora_training
 from .method import TrainContext
 from .offload import offload_encoders
 from .resolve import (
@@ -40,7 +42,7 @@ from .resolve import (
     resolve_precision,
     torch_dtype,
 )
-from .run import distributed
+from .run import distributed, sharding
 from .run.loggers import make_logger, progress
 from .run.records import RunState, append_jsonl, finite_or_none, plot_reward_curve, summary
 from .run.state import resume as resume_run
@@ -97,6 +99,7 @@ class Trainer:
         self.log = log or (lambda s: None)
         self.out = Path(self.config.output.dir)
         self.state = RunState()
+        self._signals: list[int] = []
 
     # ------------------------------------------------------------------ assembling the run
     def _setup(self) -> None:
@@ -120,6 +123,10 @@ class Trainer:
         self.weight_dtype = torch_dtype(self.precision)
         self.is_main = self.accelerator.is_main_process
         rank = self.accelerator.process_index
+        sharding.check_layout(cfg.distributed, self.accelerator.num_processes)
+        self.layout = sharding.Layout(
+            cfg.distributed.strategy, self.accelerator.num_processes, rank, cfg.distributed.sequence_parallel
+        )
         torch.manual_seed(derive_seed(cfg.train.seed, "init", rank))
         random.seed(derive_seed(cfg.train.seed, "py", rank))
         np.random.seed(derive_seed(cfg.train.seed, "np") % (2**32))
@@ -134,6 +141,10 @@ class Trainer:
         targets = cfg.lora.target_modules or list(self.backbone.default_lora_targets)
         self.lora_config = add_lora(denoiser, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout, targets)
         set_lora_training(denoiser, True)
+        if self.layout.sp > 1:
+            sharding.enable_sequence_parallel(self.backbone, self.layout, self.device)
+        if self.layout.sharded:
+            sharding.shard(self.backbone, self.precision, self.device)
         self.params = lora_parameters(denoiser)
         if not self.params:
             raise ConfigError("LoRA added no trainable parameters; check `lora.target_modules`")
@@ -193,13 +204,16 @@ class Trainer:
         return self.accelerator.autocast() if self.precision != "fp32" else nullcontext()
 
     def _backward(self, loss: torch.Tensor) -> bool:
-        if not torch.isfinite(loss.detach()).all():
+        if not sharding.agree_finite(loss, self.layout, self.device):
             self._nonfinite_in_step = True
             return False
-        self.accelerator.backward(loss / self.config.optim.grad_accum)
+        self.accelerator.backward(loss * sharding.loss_scale(self.layout) / self.config.optim.grad_accum)
         return True
 
     def _lora_sd(self) -> dict[str, torch.Tensor]:
+        """The LoRA in the diffusers layout (a collective when sharded: every process calls it)."""
+        if self.layout.sharded:
+            return sharding.lora_state(self.backbone.denoiser, self.backbone.denoiser_name, ADAPTER)
         return lora_state_dict(self.backbone.denoiser, self.backbone.denoiser_name)
 
     def _lora_meta(self) -> dict[str, Any]:
@@ -209,16 +223,23 @@ class Trainer:
     def save(self, step: int) -> Path | None:
         """A checkpoint of ``step`` (written by the main process; every process waits for it)."""
         path = None
+        # Collectives first, on every process: the gathered LoRA, optimiser state (sharded) and random states.
+        lora, rng = self._lora_sd(), distributed.rng_states(self.accelerator)
+        optim: Any = self.optimizer
+        if self.layout.sharded:
+            optim = sharding.optimizer_state(self.backbone.denoiser, self.optimizer.optimizer)
         if self.is_main:
             path = save_run(
                 self.out,
                 step,
-                self._lora_sd(),
+                lora,
                 self._lora_meta(),
-                self.optimizer,
+                optim,
                 self.lr_scheduler,
                 self.state,
                 self.config,
+                rng=rng,
+                world=self.accelerator.num_processes,
             )
         self.accelerator.wait_for_everyone()
         return path
@@ -241,10 +262,13 @@ class Trainer:
         per: dict[str, list[torch.Tensor]] = {}
         extras: dict[str, list[float]] = {}
         for micro in range(cfg.optim.grad_accum):
-            rank = acc.process_index
-            rng = random.Random(derive_seed(cfg.train.seed, "rng", step, micro, rank))
-            gen = torch.Generator().manual_seed(derive_seed(cfg.train.seed, "noise", step, micro, rank))
+            # Keyed by the global sample index (the trailing 0 keeps the seeds of one-process runs).
+            index = self.layout.sample_index(micro)
+            rng = random.Random(derive_seed(cfg.train.seed, "rng", step, index, 0))
+            gen = torch.Generator().manual_seed(derive_seed(cfg.train.seed, "noise", step, index, 0))
             batch = self.source.batch(cfg.train.batch_size, rng)
+            if self.layout.lockstep:  # the same kept steps (and expert) on every process: run/sharding.py
+                rng = random.Random(derive_seed(cfg.train.seed, "shared", step, micro))
             out = self.method.step(self.ctx, batch, gen, rng)
             queries += (
                 out.reward_queries
@@ -260,11 +284,12 @@ class Trainer:
         skipped = self._nonfinite_in_step
         grad_norm = float("nan")
         if not skipped:
-            distributed.reduce_gradients(self.params, acc.num_processes)
+            if not self.layout.sharded:  # FSDP reduce-scatters the gradients in backward
+                distributed.reduce_gradients(self.params, acc.num_processes)
             if cfg.optim.grad_clip is not None:
-                gn = acc.clip_grad_norm_(self.params, cfg.optim.grad_clip)
+                gn = sharding.full(acc.clip_grad_norm_(self.params, cfg.optim.grad_clip))
             else:
-                gn = torch.norm(torch.stack([p.grad.norm() for p in self.params if p.grad is not None]))
+                gn = sharding.grad_norm(self.params)
             grad_norm = float(gn)
             skipped = not math.isfinite(grad_norm)
         skipped = distributed.any_process(acc, skipped)
@@ -305,7 +330,8 @@ class Trainer:
         Ctrl-C (see :mod:`vader_core.faults`)."""
         check_output_dir(self.out, resume)
         check_inputs(self.config, backbone_class(self.config.backbone.name).conditioning)
-        with preemption_signals():
+        # Several processes stop together at a step boundary (see vader_core.faults.preemption_signals).
+        with preemption_signals(defer=int(os.environ.get("WORLD_SIZE", "1")) > 1) as self._signals:
             return self._run(resume)
 
     def _start(self, resume: str | None) -> None:
@@ -326,6 +352,7 @@ class Trainer:
                 self.config,
                 self.is_main,
                 self.log,
+                self.layout,
             )
             self.ctx.num_reward_queries = self.state.reward_queries
         else:
@@ -382,6 +409,8 @@ class Trainer:
                     if cfg.output.checkpoint_every and step % cfg.output.checkpoint_every == 0:
                         self.save(step)
                         last_saved = step
+                    if distributed.any_process(self.accelerator, bool(self._signals)):
+                        raise Preempted(self._signals[0] if self._signals else signal.SIGTERM)
         except KeyboardInterrupt as stop:
             with deferred_signals():
                 if step > (last_saved or 0) or last_saved is None:

@@ -50,3 +50,23 @@ def total(accelerator: Any, count: int) -> int:
         return count
     t = torch.tensor([count], device=accelerator.device, dtype=torch.long)
     return int(accelerator.reduce(t, reduction="sum").item())
+
+
+def rng_states(accelerator: Any) -> dict[str, Any]:
+    """This process's random states, with every process's under ``ranks`` (a collective): saved with a
+    checkpoint so that each process of a resumed run continues its own LoRA-dropout stream."""
+    from ..checkpoint import rng_state
+
+    own = rng_state()
+    if accelerator.num_processes == 1:
+        return own
+    every: list[Any] = [None] * accelerator.num_processes
+    torch.distributed.all_gather_object(every, own)
+    return {**own, "ranks": every}
+
+
+def own_rng_state(saved: dict[str, Any], rank: int, world: int) -> dict[str, Any]:
+    """The random states process ``rank`` of ``world`` continues from: its own where the checkpoint was written
+    by as many processes, else process 0's."""
+    ranks = saved.get("ranks")
+    return ranks[rank] if isinstance(ranks, list) and len(ranks) == world else saved

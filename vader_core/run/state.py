@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..checkpoint import find_resume, load_checkpoint, save_checkpoint, set_rng_state
 from ..errors import ConfigError
-from ..lora import lora_state_dict
+from ..lora import ADAPTER, lora_state_dict
+from . import sharding
+from .distributed import own_rng_state
 from .records import RunState, read_jsonl, write_jsonl
+from .sharding import Layout
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -27,8 +30,13 @@ def save(
     scheduler: Any,
     state: RunState,
     config: VaderConfig,
+    rng: dict[str, Any] | None = None,
+    world: int = 1,
 ) -> Path:
-    """Write ``checkpoints/step-N`` (and prune to ``output.keep_checkpoints``); returns its path."""
+    """Write ``checkpoints/step-N`` (and prune to ``output.keep_checkpoints``); returns its path.
+
+    ``optimizer`` is the optimiser or (sharded runs) its gathered state dict; ``rng`` every process's random
+    states (:func:`vader_core.run.distributed.rng_states`); ``world`` the number of processes."""
     return save_checkpoint(
         out / "checkpoints",
         step,
@@ -42,8 +50,12 @@ def save(
             "backbone": config.backbone.name,
             "rewards": [r.name for r in config.rewards],
             "max_steps": config.train.max_steps,
+            "strategy": config.distributed.strategy if world > 1 else "single",
+            "world_size": world,
+            "sequence_parallel": config.distributed.sequence_parallel,
         },
         keep=config.output.keep_checkpoints,
+        rng=rng,
     )
 
 
@@ -58,25 +70,39 @@ def resume(
     config: VaderConfig,
     is_main: bool,
     log: Callable[[str], None],
+    layout: Layout | None = None,
 ) -> None:
     """Continue from the checkpoint ``spec`` names (``latest`` or a directory): its LoRA weights, optimiser,
     schedule and random states, and ``state`` with the records up to its step (the main process rewrites
-    ``metrics.jsonl`` and ``validation.jsonl`` without later lines)."""
+    ``metrics.jsonl`` and ``validation.jsonl`` without later lines). ``layout``: this process's place in a
+    multi-process run; a sharded run loads the LoRA and optimiser into its shards. The LoRA and the optimiser
+    state are saved whole (the optimiser's keyed by parameter name when sharded), so a checkpoint resumes at
+    another world size and strategy too; bit-exact only at the same world size (each process's random
+    states are restored where the number of processes is the same)."""
     from peft import set_peft_model_state_dict
 
+    layout = layout or Layout()
     path = find_resume(spec, out)
     ck = load_checkpoint(path)
     prefix = backbone.denoiser_name + "."
     sd = {k[len(prefix) :]: v for k, v in ck["lora"].items() if k.startswith(prefix)}
-    own = lora_state_dict(backbone.denoiser, backbone.denoiser_name)
+    own = (
+        sharding.lora_state(backbone.denoiser, backbone.denoiser_name, ADAPTER)
+        if layout.sharded
+        else lora_state_dict(backbone.denoiser, backbone.denoiser_name)
+    )
     if set(own) != set(ck["lora"]) or any(own[k].shape != v.shape for k, v in ck["lora"].items()):
         raise ConfigError(f"checkpoint {path} does not match this run's LoRA (backbone or `lora` settings differ)")
-    set_peft_model_state_dict(backbone.denoiser, sd)
-    for p in params:
-        p.data = p.data.float()
-    optimizer.load_state_dict(ck["optimizer"])
+    if layout.sharded:
+        sharding.load_lora(backbone.denoiser, ck["lora"], backbone.denoiser_name, ADAPTER)
+    else:
+        set_peft_model_state_dict(backbone.denoiser, sd)
+        for p in params:
+            p.data = p.data.float()
+    opt = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper
+    sharding.load_optimizer_state(backbone.denoiser, opt, ck["optimizer"], layout.sharded)
     scheduler.load_state_dict(ck["scheduler"])
-    set_rng_state(ck["rng"])
+    set_rng_state(own_rng_state(ck["rng"], layout.rank, layout.world))
     st = ck["state"]
     state.step = int(st["step"])
     state.consecutive_nonfinite = int(st.get("consecutive_nonfinite", 0))

@@ -132,12 +132,13 @@ class Validator:
 
     def save_best(self, step: int) -> None:
         """The LoRA of the best validation so far to ``best/`` (written aside, then renamed into place)."""
+        lora = self.lora()  # on every process: a sharded run gathers the LoRA collectively
         if not self.is_main:
             return
         d, tmp = self.out / "best", self.out / ".best.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_lora(tmp / WEIGHTS_NAME, *self.lora())
+        save_lora(tmp / WEIGHTS_NAME, *lora)
         (tmp / "best.json").write_text(
             json.dumps({"step": step, "value": self.guard.best.value, "select": self.guard.best.weights}, indent=2)
         )

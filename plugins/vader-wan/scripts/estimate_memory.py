@@ -131,6 +131,8 @@ def estimate(
             )
         )
         n_dit = sum(p.numel() for p in dit.parameters())
+        n_block = max(sum(p.numel() for p in b.parameters()) for b in dit.blocks)
+        n_root = n_dit - sum(p.numel() for b in dit.blocks for p in b.parameters())
         n_text = sum(p.numel() for p in text.parameters())
         n_vae = sum(p.numel() for p in vae.parameters())
         n_clip = 632_000_000 if model == "i2v-14b" else 0  # CLIP ViT-H/14 image tower of Wan 2.1 I2V
@@ -176,11 +178,40 @@ def estimate(
         "decoder_last": dec_last,
         "decoder_all": dec_all,
         "peak": weights + (max(dec_last, kept + recompute) if checkpointing else kept + dec_last),
+        # for per_gpu(): the parts the `distributed` section shares out
+        "denoiser_weights": experts * transformer_weights,
+        "block_weights": n_block * size / GIB,
+        "root_weights": n_root * size / GIB,
+        "other_weights": weights - experts * transformer_weights,
+        "kept": kept if checkpointing else kept + 0.0,
+        "recompute": recompute,
+        "heads": cfg["num_attention_heads"],
         "peak_history_gradient": weights + (max(dec_all, kept + recompute) if checkpointing else kept + dec_all),
         "height": height,
         "width": width,
         "frames": frames,
     }
+
+
+def per_gpu(r: dict[str, float], gpus: int, strategy: str = "fsdp", frame: str = "decoder_last") -> float:
+    """Per-GPU peak GiB of :func:`estimate`'s figures on ``gpus`` GPUs: ``strategy`` with sequence parallelism of
+    the largest degree that divides both the GPUs and the heads (``vader_core.estimate.per_gpu_peak``);
+    ``frame``: which decode figure (``decoder`` frame 0, ``decoder_last`` the last frame)."""
+    from vader_core.estimate import per_gpu_peak
+
+    sp = max(d for d in range(1, gpus + 1) if gpus % d == 0 and int(r["heads"]) % d == 0)
+    return per_gpu_peak(
+        denoiser_weights=r["denoiser_weights"],
+        largest_unit=r["block_weights"],
+        root_weights=r["root_weights"],
+        other_weights=r["other_weights"],
+        kept=r["kept"],
+        recompute=r["recompute"],
+        decode=r[frame],
+        world=gpus,
+        sequence_parallel=sp,
+        strategy=strategy,
+    )
 
 
 def main() -> None:
@@ -191,7 +222,28 @@ def main() -> None:
     parser.add_argument("--frames", type=int)
     parser.add_argument("--no-checkpointing", action="store_true")
     parser.add_argument("--encoders-on-gpu", action="store_true", help="memory.offload_encoders=false")
+    parser.add_argument(
+        "--gpus",
+        default=None,
+        help="per-GPU peaks on these GPU counts, e.g. 1,2,4,8 (distributed.strategy fsdp, sequence_parallel = "
+        "the GPUs where that divides the heads)",
+    )
     a = parser.parse_args()
+    if a.gpus:
+        counts = [int(x) for x in a.gpus.split(",")]
+        print(
+            "| checkpoint | size | decoded frame | "
+            + " | ".join(f"{n} GPU{'s' if n > 1 else ''}" for n in counts)
+            + " |\n| --- | --- | --- | "
+            + " | ".join("---" for _ in counts)
+            + " |"
+        )
+        for m in [a.model] if a.model else ["t2v-14b", "i2v-14b", "a14b"]:
+            r = estimate(m, a.height, a.width, a.frames, not a.no_checkpointing, not a.encoders_on_gpu)
+            for frame, label in (("decoder", "first"), ("decoder_last", "last")):
+                cells = " | ".join(f"{per_gpu(r, n, frame=frame):.1f}" for n in counts)
+                print(f"| {m} | {r['height']}x{r['width']}x{r['frames']} | {label} | {cells} |")
+        return
     print(
         "| checkpoint | size | weights (transformer / all) | one kept call | one block | decode frame 0 / last frame "
         "/ last with history gradient | peak (default) | peak with history gradient |"

@@ -14,3 +14,8 @@ def tiny_dir(tmp_path_factory) -> Path:
     from vader_wan.tiny import save_tiny
 
     return save_tiny(tmp_path_factory.mktemp("tiny-wan"))
+
+
+def pytest_configure(config):
+    # Registered at the repository root too; here for runs from inside this plugin's folder.
+    config.addinivalue_line("markers", "distributed: several CPU processes under torchrun (gloo)")
