@@ -47,6 +47,7 @@ from .run.state import resume as resume_run
 from .run.state import save as save_run
 from .run.state import schedule_change_note
 from .run.validation import Validator
+from .speed import apply_speed
 
 __all__ = ["RunState", "Trainer", "derive_seed", "resolve_precision", "schedule_change_note"]
 
@@ -135,6 +136,7 @@ class Trainer:
         self.lora_config = add_lora(denoiser, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout, targets)
         set_lora_training(denoiser, True)
         self.params = lora_parameters(denoiser)
+        apply_speed(self.backbone, cfg.speed)  # compiled blocks and attention backend, with LoRA in place
         if not self.params:
             raise ConfigError("LoRA added no trainable parameters; check `lora.target_modules`")
         self.objective = build_objective(cfg.rewards)
