@@ -95,3 +95,71 @@ def register_random_modelscope(width: int = 8, text_layers: int = 2) -> type:
     mod.register_backbones = register_backbones  # type: ignore[attr-defined]
     plugins.register_plugin(mod, name="bench", package="benchmarks")
     return RandomModelScope
+
+
+def wan_components(width: int = 8, seed: int = 0) -> dict[str, Any]:
+    """Random Wan 2.1 T2V 1.3B components with every channel count divided by ``width``: the transformer's 30
+    blocks of 12 heads (head size 128 / width, feed-forward 8960 / width) and the causal VAE (base 96 / width,
+    the released layout otherwise); the plugin's tiny UMT5 text encoder (encoding is not part of the chain)."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from vader_wan.tiny import tiny_text_encoder, tiny_tokenizer
+
+    torch.manual_seed(seed)
+    tok = tiny_tokenizer()
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=12,
+        attention_head_dim=128 // width,
+        in_channels=16,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=8960 // width,
+        num_layers=30,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        eps=1e-6,
+    )
+    g = torch.Generator().manual_seed(1234)
+    vae = AutoencoderKLWan(
+        base_dim=96 // width,
+        z_dim=16,
+        latents_mean=(torch.randn(16, generator=g) * 0.3).tolist(),
+        latents_std=(torch.rand(16, generator=g) + 0.5).tolist(),
+    )
+    return {"transformer": transformer, "vae": vae, "text_encoder": tiny_text_encoder(len(tok), 32), "tokenizer": tok}
+
+
+def register_random_wan(width: int = 8) -> type:
+    """Register backbone ``wan-random`` (Wan 2.1 1.3B architecture / ``width``, random weights) in this process."""
+    import types
+
+    from vader_wan import WanBackbone
+    from vader_wan.tiny import scheduler_config
+
+    from vader_core import hookimpl, plugins
+
+    if plugins.has("backbone", "wan-random"):  # registered earlier in this process (B8 builds it twice)
+        return plugins.get_backbone("wan-random")
+
+    class RandomWan(WanBackbone):
+        name = "wan-random"
+        summary = "Wan 2.1 T2V 1.3B architecture with random weights, channels divided by a width factor."
+
+        def load(self, device: Any, dtype: Any) -> None:
+            self.load_tiny(device, dtype)
+
+        def load_tiny(self, device: Any, dtype: Any, seed: int = 0) -> None:
+            comps = wan_components(width, seed)
+            comps["scheduler"] = self.make_scheduler(scheduler_config())
+            self.setup(comps, device, dtype)
+
+    mod = types.ModuleType("vader_bench_wan")
+
+    @hookimpl
+    def register_backbones(register: Any) -> None:
+        register(RandomWan)
+
+    mod.register_backbones = register_backbones  # type: ignore[attr-defined]
+    plugins.register_plugin(mod, name="bench-wan", package="benchmarks")
+    return RandomWan

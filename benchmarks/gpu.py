@@ -11,7 +11,13 @@ through vader's own code (LoRA rank 16, the default memory settings: block check
 halves one after the other, encoders offloaded, one decoded frame), printing the peak of
 ``torch.cuda.max_memory_allocated`` over that step, seconds per step and the plugin's estimate
 (``scripts/estimate_memory.py``, meta device) side by side, and writes them into
-``docs/benchmarks.json`` under ``gpu``. Needs a CUDA GPU; on a CPU it refuses with one line.
+``docs/benchmarks.json`` under ``gpu``. Then the same step with the speed levers on (``vader_core.speed``:
+each model's ``levers``, e.g. guidance interval, Wan's first-block cache and compiled blocks; warmed up
+first, so compilation is not in the time), and the model FLOPs utilisation of the step without them:
+the step's FLOPs (benchmarks B8's count on the meta device: every denoiser call forward, the kept one
+backward, decoding one frame forward and backward; no recomputation) / seconds / the device's bf16
+dense peak (``--peak-tflops``, or the table ``PEAK_TFLOPS`` by device name). Needs a CUDA GPU; on a CPU
+it refuses with one line.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ class Model:
     estimate: Callable[[], float | None]
     memory: dict[str, Any]
     images: bool = False
+    #: ``sampling`` and ``speed`` options of the step with the levers on
+    levers: dict[str, dict[str, Any]] | None = None
 
 
 def _script(package: str) -> Any:
@@ -216,6 +224,7 @@ MODELS: dict[str, Model] = {
             _build_modelscope,
             _estimate("vader_modelscope", size=384, frames=16),
             {},
+            levers={"sampling": {"guidance_interval": [0.0, 0.5]}},
         ),
         Model(
             "videocrafter2",
@@ -249,6 +258,10 @@ MODELS: dict[str, Model] = {
             _build_wan,
             _estimate("vader_wan", height=480, width=832, frames=81),
             {},
+            levers={
+                "sampling": {"guidance_interval": [0.0, 0.5]},
+                "speed": {"cache": "first_block", "cache_options": {"threshold": 0.1}, "compile": True},
+            },
         ),
     )
 }
@@ -266,15 +279,45 @@ def installed(names: list[str]) -> list[str]:
     return out
 
 
+#: bf16 dense peak TFLOP/s by a part of the device name (vendors' data sheets; SXM parts).
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
+
+
+def peak_tflops(device_name: str, override: float | None = None) -> float | None:
+    """The device's bf16 dense peak: ``override`` if given, else the first table entry the name contains."""
+    if override:
+        return override
+    return next((v for k, v in PEAK_TFLOPS.items() if k in device_name), None)
+
+
+def mfu(flops: float | None, seconds: float | None, peak: float | None) -> float | None:
+    """Model FLOPs utilisation: ``flops / seconds / (peak TFLOP/s)``; ``None`` when a figure is missing."""
+    if not flops or not seconds or not peak:
+        return None
+    return flops / seconds / (peak * 1e12)
+
+
+def step_flops(name: str, steps: int) -> float | None:
+    """Model FLOPs of ``name``'s timed step (B8's count on the meta device); ``None`` for a model B8 does not count."""
+    from benchmarks import b8
+
+    if name not in ("modelscope", "wan"):
+        return None
+    f = b8.flops([name], steps, log=lambda s: None).get(name, {})
+    return f.get("model_without_reward")
+
+
 def step(model: Model, denoise_steps: int, device: Any) -> dict[str, Any]:
-    """Build ``model`` on ``device`` and time one training step; returns the measured figures."""
+    """Build ``model`` on ``device`` and time one training step, with the levers off, then on; returns the
+    measured figures."""
     import torch
 
-    from vader_core.config import BackboneSection, MemorySection, TruncationSection
+    from vader_core.config import BackboneSection, MemorySection, SamplingSection, SpeedSection, TruncationSection
     from vader_core.lora import add_lora, lora_parameters
     from vader_core.offload import offload_encoders
     from vader_core.resolve import build_backbone
     from vader_core.sampling import sample_with_grad
+    from vader_core.speed import apply_speed
 
     dtype = torch.bfloat16
     torch.manual_seed(0)
@@ -291,7 +334,7 @@ def step(model: Model, denoise_steps: int, device: Any) -> dict[str, Any]:
     o = bb.options
     images = [torch.rand(3, o.height, o.width)] if model.images else None
 
-    def train_step(steps: int, seed: int) -> None:
+    def train_step(steps: int, seed: int, sampling: Any = None, speed: Any = None) -> None:
         bb.options.steps = steps
         with torch.no_grad(), autocast():
             cond = bb.encode_condition(["a panda riding a bike"], images)
@@ -304,6 +347,8 @@ def step(model: Model, denoise_steps: int, device: Any) -> dict[str, Any]:
             TruncationSection(mode="last", k=1),
             memory,
             autocast=autocast,
+            sampling=sampling,
+            speed=speed,
         )
         f = video.float()
         (-(f.amax(dim=2) - f.amin(dim=2)).mean()).backward()  # saturation: no reward model in the peak
@@ -317,30 +362,49 @@ def step(model: Model, denoise_steps: int, device: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
     train_step(denoise_steps, 1)
     torch.cuda.synchronize()
-    return {
+    out: dict[str, Any] = {
         "peak_gib": torch.cuda.max_memory_allocated() / GIB,
         "resident_gib": resident,
         "step_s": time.perf_counter() - t0,
         "build_s": build_s,
         "denoise_steps": denoise_steps,
     }
+    if model.levers:
+        sampling = SamplingSection(**model.levers.get("sampling", {}))
+        speed = SpeedSection(**model.levers.get("speed", {}))
+        apply_speed(bb, speed)
+        t0 = time.perf_counter()
+        train_step(denoise_steps, 0, sampling, speed)  # warm-up: compilation, the cache's shapes
+        torch.cuda.synchronize()
+        out["levers_warmup_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        train_step(denoise_steps, 1, sampling, speed)
+        torch.cuda.synchronize()
+        out["step_s_levers"] = time.perf_counter() - t0
+        out["levers"] = model.levers
+    return out
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The markdown table of measured rows (also printed)."""
     lines = [
-        "| model | setting | peak allocated (GiB) | estimate (GiB) | measured / estimate | s/step |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| model | setting | peak allocated (GiB) | estimate (GiB) | measured / estimate | s/step "
+        "| s/step, levers on | speed-up | MFU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['setting']} | failed: {r['error']} | | | |")
+            lines.append(f"| {r['model']} | {r['setting']} | failed: {r['error']} | | | | | | |")
             continue
         est = r.get("estimate_gib")
         ratio = f"{r['peak_gib'] / est:.2f}" if est else "n/a"
+        on = r.get("step_s_levers")
+        speedup = f"{r['step_s'] / on:.2f}x" if on else "n/a"
+        util = r.get("mfu")
         lines.append(
             f"| {r['model']} | {r['setting']} | {r['peak_gib']:.1f} | "
-            f"{'n/a' if est is None else f'{est:.1f}'} | {ratio} | {r['step_s']:.1f} |"
+            f"{'n/a' if est is None else f'{est:.1f}'} | {ratio} | {r['step_s']:.1f} | "
+            f"{'n/a' if on is None else f'{on:.1f}'} | {speedup} | {'n/a' if util is None else f'{util:.1%}'} |"
         )
     return "\n".join(lines)
 
@@ -360,6 +424,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=25, help="denoising steps of the timed training step")
     ap.add_argument("--out", default=str(ROOT / "docs"), help="directory of benchmarks.json")
     ap.add_argument("--no-estimate", action="store_true", help="skip the meta-device estimates")
+    ap.add_argument("--peak-tflops", type=float, default=None, help="the device's bf16 dense peak (TFLOP/s) for MFU")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     bad = [n for n in names if n not in MODELS]
@@ -396,6 +461,13 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:  # noqa: BLE001 - one model failing must not lose the others' rows
             row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         torch.cuda.empty_cache()
+        try:
+            row["step_flops"] = step_flops(n, args.steps)
+        except Exception as e:  # noqa: BLE001 - the step's own figures stand without it
+            row["flops_error"] = f"{type(e).__name__}: {str(e)[:200]}"
+        row["mfu"] = mfu(
+            row.get("step_flops"), row.get("step_s"), peak_tflops(torch.cuda.get_device_name(0), args.peak_tflops)
+        )
         if not args.no_estimate:
             try:
                 row["estimate_gib"] = m.estimate()

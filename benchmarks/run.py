@@ -560,6 +560,145 @@ def b4(quick: bool, partial: Path | None = None, jobs: int = 1) -> dict[str, Any
     }
 
 
+# ---------------------------------------------------------------------------- B8
+def b8(quick: bool) -> dict[str, Any]:
+    """Where a step's time goes (phases, timed here; FLOPs at the real sizes, meta device) and what the
+    speed levers save (interleaved with repeats): :mod:`benchmarks.b8`."""
+    import torch
+
+    from benchmarks import b8 as m
+
+    torch.set_num_threads(THREADS)
+    models = m.QUICK_MODELS if quick else m.CPU_MODELS
+    rounds = 1 if quick else 3
+    out: dict[str, Any] = {"threads": THREADS, "rounds": rounds}
+    out["phases"] = m.phases(models, rounds)
+    out["levers"] = m.levers(models, ["tiny"] if quick else ["toy", "wan-random"], rounds)
+    out["flops"] = {} if quick else m.flops()
+    if not quick:
+        try:
+            out["compile"] = m.compile_time()
+        except Exception as e:  # noqa: BLE001 - inductor needs a C compiler; the other figures stand
+            out["compile"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+    return out
+
+
+def b8_report(b: dict[str, Any]) -> list[str]:
+    from benchmarks.b8 import PHASES
+
+    names = {
+        "encode": "encode the condition",
+        "prefix": "no-gradient prefix",
+        "kept_forward": "kept calls, forward",
+        "kept_backward": "kept calls, recomputation and backward",
+        "decode_forward": "decode with gradient",
+        "decode_backward": "decode, backward",
+        "reward_forward": "reward",
+        "reward_backward": "reward, backward",
+        "optimizer": "optimizer",
+    }
+    order = [
+        "encode",
+        "prefix",
+        "kept_forward",
+        "kept_backward",
+        "decode_forward",
+        "decode_backward",
+        "reward_forward",
+        "reward_backward",
+        "optimizer",
+    ]
+    assert set(order) == set(PHASES)
+    models = list(b["phases"])
+    lines = [
+        "## B8. Where the time of a step goes, and the speed levers",
+        "",
+        f"One training step through `sample_with_grad`, its phases timed with tensor hooks where the gradient "
+        f"reaches the decoded video and the chain's final latents; {b['rounds']} rounds after a warm-up, the "
+        f"models taken in turn, {b['threads']} torch thread(s), median of the rounds (the spread of the step "
+        "over the rounds is the noise of this shared machine). Reward: brightness towards 0.85 (cheap on "
+        "purpose: a reward model's share is in the FLOPs table).",
+        "",
+        "| phase | " + " | ".join(models) + " |",
+        "| --- | " + " | ".join("---" for _ in models) + " |",
+    ]
+    for k in order:
+        cells = [f"{b['phases'][n]['median_s'][k]:.3f} ({b['phases'][n]['share'][k]:.0%})" for n in models]
+        lines.append(f"| {names[k]} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| **step** | "
+        + " | ".join(
+            f"**{b['phases'][n]['median_s']['step']:.2f}** (± {b['phases'][n]['range_s']['step'] / 2:.2f})"
+            for n in models
+        )
+        + " |"
+    )
+    lines += ["", "Settings: " + "; ".join(f"{n} `{json.dumps(b['phases'][n]['settings'])}`" for n in models), ""]
+    if b.get("flops"):
+        lines += [
+            "FLOPs of a K=1 step at the real sizes, counted on the meta device (`torch.utils.flop_counter`: "
+            "matrix products, convolutions, attention): the prefix is the guided no-gradient calls, the kept call "
+            "runs forward three times under block checkpointing plus its backward, decoding one frame with "
+            "gradient (blocks recomputed), the reward a CLIP ViT-H/14 image tower (HPSv2's) forward and backward "
+            "on that frame.",
+            "",
+            "| model | setting | one guided call (TFLOP) | prefix | kept call | decode | reward | step (PFLOP) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for n, f in b["flops"].items():
+            if "error" in f:
+                lines.append(f"| {n} | {f['setting']} | failed: {f['error']} | | | | | |")
+                continue
+            sh = f["share"]
+            lines.append(
+                f"| {n} | {f['setting']} | {f['denoiser_call_forward'] / 1e12:.1f} | {sh['prefix']:.1%} | "
+                f"{sh['kept']:.1%} | {sh['decode']:.1%} | {sh['reward']:.2%} | {f['total'] / 1e15:.2f} |"
+            )
+        lines.append("")
+    for n, lv in b["levers"].items():
+        lines += [
+            f"Levers on `{n}` (`{json.dumps(lv['settings'])}`), each setting in turn within every round, "
+            f"{lv['rounds']} rounds:",
+            "",
+            "| levers | median step (s) | min-max (s) | prefix (s) | speed-up |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for r in lv["rows"]:
+            lines.append(
+                f"| {r['lever']} | {r['median_step_s']:.2f} | {r['min_step_s']:.2f}-{r['max_step_s']:.2f} | "
+                f"{r['median_prefix_s']:.2f} | **{r['speedup']:.2f}x** |"
+            )
+        lines.append("")
+    c = b.get("compile")
+    if c:
+        if "error" in c:
+            lines += [f"Regional compilation (`speed.compile`) on scaled Wan: failed: {c['error']}", ""]
+        else:
+            lines += [
+                f"Regional compilation (`speed.compile`, inductor on this CPU) on scaled Wan "
+                f"(`{json.dumps(c['settings'])}`): first step {c['first_compiled_step_s']:.0f} s (compilation "
+                f"included), then {c['compiled_median_s']:.2f} s against {c['eager_median_s']:.2f} s eager: "
+                f"**{c['speedup']:.2f}x**.",
+                "",
+            ]
+    if b.get("gain"):
+        g = b["gain"]
+        lines += [
+            f"Alignment with the levers on `{g['backbone']}` ({g['levers']}): held-out reward gain after "
+            f"{g['steps']} steps, seeds {g['seeds']}.",
+            "",
+            "| levers | gain per seed | mean gain | share of the gain without levers | median step (s) |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for r in g["rows"]:
+            lines.append(
+                f"| {r['setting']} | {' / '.join(f'{x:+.4f}' for x in r['gains'])} | {r['mean_gain']:+.4f} | "
+                f"{r['share']:.0%} | {r['median_step_s']:.2f} |"
+            )
+        lines.append("")
+    return lines
+
+
 # ---------------------------------------------------------------------------- B6
 # ---------------------------------------------------------------------------- B7
 #: B7's Wan-shaped model: Wan 2.1's architecture with a 512-wide transformer (8 heads of 64), 8 blocks.
@@ -1155,6 +1294,8 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
         lines += b4_report(b)
         if "b4" in files:
             lines += [f"![B4](img/{files['b4']})", ""]
+    if "b8" in results:
+        lines += b8_report(results["b8"])
     if "b6" in results:
         b = results["b6"]
         ref = b.get("unguarded_gain")
@@ -1205,7 +1346,7 @@ def report(results: dict[str, Any], files: dict[str, str], quick: bool) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes, a few minutes (format check)")
-    ap.add_argument("--only", default="b1,b2,b3,b4,b5", help="comma list of benchmarks to run")
+    ap.add_argument("--only", default="b1,b2,b3,b4,b5,b8", help="comma list of benchmarks to run")
     ap.add_argument("--out", default=str(ROOT / "docs"), help="directory of benchmarks.md/.json and img/")
     ap.add_argument(
         "--merge",
@@ -1250,7 +1391,7 @@ def main(argv: list[str] | None = None) -> None:
             results[name] = b4(args.quick, out / "b4-partial.json", args.jobs)
             (out / "b4-partial.json").unlink(missing_ok=True)
         else:
-            results[name] = {"b1": b1, "b2": b2, "b3": b3, "b5": b5, "b6": b6, "b7": b7}[name](args.quick)
+            results[name] = {"b1": b1, "b2": b2, "b3": b3, "b5": b5, "b6": b6, "b7": b7, "b8": b8}[name](args.quick)
     results["wall_s"] = time.perf_counter() - t0
     files = _plots(results, out / "img", "bench-quick-" if args.quick else "bench-")
     summary = {
@@ -1262,6 +1403,11 @@ def main(argv: list[str] | None = None) -> None:
         else None,
         "block_checkpointing_memory_ratio": results.get("b5", {}).get("call_over_block"),
         "fsdp_param_ratio": results.get("b7", {}).get("fsdp_param_ratio"),
+        # B8: each lever setting's step speed-up on each backbone (median of interleaved rounds)
+        "speed_levers": {
+            n: {r["lever"]: r["speedup"] for r in lv["rows"]}
+            for n, lv in results.get("b8", {}).get("levers", {}).items()
+        },
         "machine": results["machine"],
     }
     gpu = json.loads(old.read_text()).get("gpu") if old.is_file() else None  # benchmarks.gpu's, kept

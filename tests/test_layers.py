@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "engine",
         {
             "sampling",
+            "speed",
             "checkpointing",
             "lora",
             "checkpoint",

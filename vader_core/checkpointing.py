@@ -119,6 +119,24 @@ class _Split:
 
 
 _SPLIT: ContextVar[_Split | None] = ContextVar("vader_guidance_split", default=None)
+_COND_ONLY: ContextVar[bool] = ContextVar("vader_conditional_only", default=False)
+
+
+def guidance_skipped() -> bool:
+    """Whether the core asks the current denoiser call to skip its unconditional half
+    (``sampling.guidance_interval``): a backbone that evaluates the two halves itself, instead of through
+    :func:`run_guided`, then evaluates the conditional one only and uses it as the guided prediction."""
+    return _COND_ONLY.get()
+
+
+@contextlib.contextmanager
+def conditional_only(active: bool = True) -> Iterator[None]:
+    """Within the block, guided calls evaluate only their conditional half (see :func:`guidance_skipped`)."""
+    token = _COND_ONLY.set(active)
+    try:
+        yield
+    finally:
+        _COND_ONLY.reset(token)
 
 
 def run_guided(fn: Callable[..., torch.Tensor], *batched: torch.Tensor) -> torch.Tensor:
@@ -129,7 +147,12 @@ def run_guided(fn: Callable[..., torch.Tensor], *batched: torch.Tensor) -> torch
     layout. Outside a kept step this is just ``fn(*batched)``. At a kept step under gradient
     checkpointing the core runs ``fn`` on the first halves and then on the second halves and
     concatenates the results: the same output, with half the activations recomputed at a time.
+    Where the core skips the unconditional half (:func:`guidance_skipped`) only the conditional half runs,
+    and its output stands in for both halves, so that the guided combination equals it.
     """
+    if _COND_ONLY.get() and not any(b.shape[0] % 2 for b in batched):
+        out = fn(*(b.chunk(2)[1] for b in batched))
+        return torch.cat([out, out])
     split = _SPLIT.get()
     if split is None or not torch.is_grad_enabled() or any(b.shape[0] % 2 for b in batched):
         return fn(*batched)

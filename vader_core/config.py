@@ -91,6 +91,27 @@ class SamplingSection(_Section):
         description="Sampler stochasticity (DDIM eta, or the noise level of a flow-matching SDE "
         "step); null: the backbone's default.",
     )
+    train_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Denoising steps of the training chains only (validation and `vader eval` keep `steps`); "
+        "null: `steps`. Fewer steps make a step cheaper (docs/training.md).",
+    )
+    guidance_interval: tuple[float, float] | None = Field(
+        None,
+        description="Training chains: the part of the chain, as fractions [start, end) of the steps, whose "
+        "no-gradient calls keep classifier-free guidance; the other no-gradient calls before the first kept "
+        "step skip the unconditional call. Kept calls are always guided; null: every call guided.",
+    )
+
+    @field_validator("guidance_interval")
+    @classmethod
+    def _interval(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not 0.0 <= v[0] <= v[1] <= 1.0:
+            raise ValueError(
+                f"`sampling.guidance_interval` must be [start, end] with 0 <= start <= end <= 1, got {list(v)}"
+            )
+        return v
 
 
 class TruncationSection(_Section):
@@ -158,6 +179,30 @@ class DistributedSection(_Section):
         ge=1,
         description="Processes that split one video's tokens (Ulysses attention through diffusers' "
         "`ContextParallelConfig`); must divide the world size and the attention heads. 1: off.",
+    )
+
+
+class SpeedSection(_Section):
+    cache: Literal["off", "first_block", "taylorseer", "pab"] = Field(
+        "off",
+        description="Cache across the no-gradient calls before the first kept step, with the denoiser's own "
+        "diffusers cache hooks (`enable_cache`): first-block cache, TaylorSeer or pyramid attention broadcast "
+        "(FasterCache needs both guidance halves in one batch); never on a kept call. `off`: every call in full.",
+    )
+    cache_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments of the diffusers cache configuration (e.g. `threshold` of "
+        "`FirstBlockCacheConfig`, `cache_interval` of `TaylorSeerCacheConfig`).",
+    )
+    compile: bool = Field(
+        False,
+        description="`torch.compile` the denoiser's repeated blocks (diffusers' regional compilation, "
+        "`compile_repeated_blocks`), after LoRA; for denoisers that declare repeated blocks (DiTs such as Wan).",
+    )
+    attention_backend: str | None = Field(
+        None,
+        description="diffusers attention backend of the denoiser (`set_attention_backend`), e.g. `native`, "
+        "`flash`, `_native_cudnn`, `sage`; null: the library's default.",
     )
 
 
@@ -255,6 +300,7 @@ class VaderConfig(_Section):
     sampling: SamplingSection = Field(default_factory=SamplingSection)
     truncation: TruncationSection = Field(default_factory=TruncationSection)
     memory: MemorySection = Field(default_factory=MemorySection)
+    speed: SpeedSection = Field(default_factory=SpeedSection)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="Weights and autocast precision; `auto`: bf16 on CUDA, fp32 elsewhere."
     )

@@ -97,12 +97,18 @@ def resolve_config(config: VaderConfig) -> VaderConfig:
     mcls = plugins.get_method(config.method.name)
     mopts = validate_options(mcls.Options, config.method.options, "method")
     data["method"] = {"name": config.method.name, **mopts.model_dump(mode="json")}
+    # The training chains run `sampling.train_steps` when it is set (validation keeps `steps`).
+    steps, which = (
+        (config.sampling.train_steps, "sampling.train_steps")
+        if config.sampling.train_steps is not None
+        else (bopts.steps, "steps")
+    )
     if config.truncation.mode == "specific":
-        bad = [s for s in config.truncation.steps or [] if not 0 <= s < bopts.steps]
+        bad = [s for s in config.truncation.steps or [] if not 0 <= s < steps]
         if bad:
-            raise ConfigError(f"`truncation.steps` must be in [0, {bopts.steps - 1}] (steps={bopts.steps}), got {bad}")
-    elif config.truncation.k > bopts.steps:
-        raise ConfigError(f"`truncation.k` must be <= steps ({bopts.steps}), got {config.truncation.k}")
+            raise ConfigError(f"`truncation.steps` must be in [0, {steps - 1}] ({which}={steps}), got {bad}")
+    elif config.truncation.k > steps:
+        raise ConfigError(f"`truncation.k` must be <= {which} ({steps}), got {config.truncation.k}")
     names = [r.name for r in config.rewards]
     if len(set(names)) != len(names):
         raise ConfigError(f"each reward may appear once, got {names}")

@@ -25,7 +25,8 @@ from .checkpointing import CheckpointPlan, decoder_checkpointing
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backbone import BackbonePlugin
-    from .config import MemorySection, TruncationSection
+    from .config import MemorySection, SamplingSection, SpeedSection, TruncationSection
+    from .speed import PrefixPlan
 
 
 def kept_steps(num_steps: int, truncation: TruncationSection, rng: random.Random) -> list[int]:
@@ -127,30 +128,39 @@ def denoise(
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
     on_step: Callable[[int], None] | None = None,
     split_guidance: bool = True,
+    prefix: PrefixPlan | None = None,
 ) -> torch.Tensor:
     """Run the chain from ``latents`` over ``timesteps``; autograd only where described above.
 
     ``gradient_checkpointing`` is a level of :mod:`vader_core.checkpointing` (``off``/``call``/``block``,
     or ``False``/``True``); ``split_guidance`` lets a checkpointed kept call run its guidance halves one
-    after the other.
+    after the other; ``prefix`` (:class:`vader_core.speed.PrefixPlan`) runs the no-gradient calls before
+    the first kept step with a cache or without their unconditional half, and is closed before that step.
     """
     kept_set = set(kept)
     first = min(kept_set) if kept_set else len(timesteps)
     plan: CheckpointPlan | None = None
-    for i, t in enumerate(timesteps):
-        in_graph = i >= first and torch.is_grad_enabled()
-        if i in kept_set and in_graph:
-            if plan is None:
-                plan = CheckpointPlan.for_backbone(backbone, gradient_checkpointing, split_guidance)
-            with autocast():
-                out = plan.call(backbone.predict, latents, t, cond, i)
-        else:
-            with torch.no_grad(), autocast():
-                out = backbone.predict(latents, t, cond, i)
-        with torch.set_grad_enabled(in_graph):
-            latents = backbone.scheduler_step(out, t, latents, i, generator)
-        if on_step is not None:
-            on_step(i)
+    try:
+        for i, t in enumerate(timesteps):
+            in_graph = i >= first and torch.is_grad_enabled()
+            if i in kept_set and in_graph:
+                if prefix is not None:
+                    prefix.close()
+                if plan is None:
+                    plan = CheckpointPlan.for_backbone(backbone, gradient_checkpointing, split_guidance)
+                with autocast():
+                    out = plan.call(backbone.predict, latents, t, cond, i)
+            else:
+                around = prefix.call(i, t) if prefix is not None else nullcontext()
+                with torch.no_grad(), autocast(), around:
+                    out = backbone.predict(latents, t, cond, i)
+            with torch.set_grad_enabled(in_graph):
+                latents = backbone.scheduler_step(out, t, latents, i, generator)
+            if on_step is not None:
+                on_step(i)
+    finally:
+        if prefix is not None:
+            prefix.close()
     return latents
 
 
@@ -186,14 +196,24 @@ def sample_with_grad(
     memory: MemorySection,
     decode_all: bool = False,
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    sampling: SamplingSection | None = None,
+    speed: SpeedSection | None = None,
 ) -> tuple[torch.Tensor, list[int], list[int]]:
     """Sample a batch keeping the truncated graph and decode the chosen frames with gradient.
 
+    ``sampling`` and ``speed`` (the run's sections) choose the training chain's steps
+    (``sampling.train_steps``) and how its calls before the first kept one run (``sampling.guidance_interval``,
+    ``speed.cache``: :mod:`vader_core.speed`); without them the chain is the backbone's own.
+
     Returns the decoded video ``(B, f, 3, H, W)``, the kept step indices and the decoded frame indices.
     """
-    timesteps = backbone.set_timesteps(backbone.options.steps)
+    from .speed import PrefixPlan
+
+    steps = (sampling.train_steps if sampling is not None else None) or backbone.options.steps
+    timesteps = backbone.set_timesteps(steps)
     latents = prepare_latents(backbone, batch_size, generator, cond)
     kept = kept_steps(len(timesteps), truncation, rng)
+    prefix = PrefixPlan.for_config(backbone, len(timesteps), min(kept, default=len(timesteps)), sampling, speed)
     latents = denoise(
         backbone,
         cond,
@@ -204,6 +224,7 @@ def sample_with_grad(
         gradient_checkpointing=memory.gradient_checkpointing,
         autocast=autocast,
         split_guidance=memory.split_guidance,
+        prefix=prefix,
     )
     n = backbone.num_latent_frames(latents)
     frames = select_frames(n, None if decode_all else memory.decoded_frames, memory.frame_selection, rng)

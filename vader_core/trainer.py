@@ -49,6 +49,7 @@ from .run.state import resume as resume_run
 from .run.state import save as save_run
 from .run.state import schedule_change_note
 from .run.validation import Validator
+from .speed import apply_speed
 
 __all__ = ["RunState", "Trainer", "derive_seed", "resolve_precision", "schedule_change_note"]
 
@@ -146,6 +147,7 @@ class Trainer:
         if self.layout.sharded:
             sharding.shard(self.backbone, self.precision, self.device)
         self.params = lora_parameters(denoiser)
+        apply_speed(self.backbone, cfg.speed)  # compiled blocks and attention backend, with LoRA in place
         if not self.params:
             raise ConfigError("LoRA added no trainable parameters; check `lora.target_modules`")
         self.objective = build_objective(cfg.rewards)

@@ -37,6 +37,8 @@ class VaderMethod(MethodPlugin):
             cfg.memory,
             decode_all=ctx.objective.needs_clip,
             autocast=ctx.autocast,
+            sampling=cfg.sampling,
+            speed=cfg.speed,
         )
         with ctx.autocast():
             total, scores = ctx.objective(video, batch.prompts)

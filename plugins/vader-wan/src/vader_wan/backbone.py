@@ -42,6 +42,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from vader_core.backbone import BackboneOptions
+from vader_core.checkpointing import guidance_skipped
 from vader_core.dit_t2v import DiTT2VBackbone, FlowMatchOptions
 from vader_core.errors import ConfigError, MissingWeightsError
 from vader_core.hub import missing_weights
@@ -375,7 +376,9 @@ class WanBackbone(DiTT2VBackbone):
         out = model(
             hidden_states=x, timestep=timestep, encoder_hidden_states=cond.prompt_embeds, return_dict=False, **kw
         )[0]
-        if self.do_cfg:
+        # The core may ask a call before the first kept step to skip the unconditional half
+        # (`sampling.guidance_interval`): the conditional prediction then stands for the guided one.
+        if self.do_cfg and not guidance_skipped():
             uncond = model(
                 hidden_states=x,
                 timestep=timestep,
