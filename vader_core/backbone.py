@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from .options import StrictNumbers
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-class BackboneOptions(BaseModel):
+class BackboneOptions(StrictNumbers):
     """Options every backbone accepts; subclasses change defaults and add their own fields."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())

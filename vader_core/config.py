@@ -19,9 +19,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .options import StrictNumbers
 
 
-class _Section(BaseModel):
+class _Section(StrictNumbers):
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
 
 

@@ -124,7 +124,12 @@ def _build() -> Registry:
     pm.add_hookspecs(hookspecs)
     reg = Registry(pm)
     seen: set[str] = set()
-    for ep in sorted(md.entry_points(group=hookspecs.PROJECT), key=lambda e: (e.name, e.value)):
+    # The built-ins first: a third-party plugin that takes a built-in's name is the newcomer, and is the one
+    # marked broken (the default reward must keep working for everyone in that environment).
+    eps = sorted(
+        md.entry_points(group=hookspecs.PROJECT), key=lambda e: (_dist_of(e)[0] != BUILTIN_DIST, e.name, e.value)
+    )
+    for ep in eps:
         dist, version = _dist_of(ep)
         key = f"{dist}:{ep.name}:{ep.value}"
         if key in seen or not _selected(ep, dist):
@@ -141,6 +146,22 @@ def _build() -> Registry:
     return reg
 
 
+def _hook_typos(module: Any) -> str:
+    """``; did you mean `register_rewards`?`` for hook implementations (or plain functions) of ``module`` whose
+    names are close to a hook's but not one; empty when there is none."""
+    hooks = list(_HOOKS.values())
+    names = [n for n in dir(module) if not n.startswith("_") and n not in hooks and callable(getattr(module, n, None))]
+    for n in names:
+        close = difflib.get_close_matches(n, hooks, n=1, cutoff=0.8)
+        if close:
+            return f"; did you mean `{close[0]}` (not `{n}`)?"
+    return ""
+
+
+class _BadClass(Exception):
+    """A registered class that breaks its contract; the message is the whole reason."""
+
+
 def _register_module(reg: Registry, module: Any, plugin_name: str, dist: str, version: str) -> None:
     """Register one plugin object with pluggy and collect the classes its hooks register."""
     pm = reg.manager
@@ -152,7 +173,22 @@ def _register_module(reg: Registry, module: Any, plugin_name: str, dist: str, ve
             pm.unregister(module)
         except Exception:  # noqa: BLE001
             pass
-        reg.broken.append(BrokenPlugin(plugin_name, dist, version, f"invalid hooks: {_one_line(e)}"))
+        reg.broken.append(
+            BrokenPlugin(plugin_name, dist, version, f"invalid hooks: {_one_line(e)}{_hook_typos(module)}")
+        )
+        return
+    if not pm.get_hookcallers(module):
+        pm.unregister(module)
+        hooks = ", ".join(_HOOKS.values())
+        reg.broken.append(
+            BrokenPlugin(
+                plugin_name,
+                dist,
+                version,
+                f"no hook implementations: forgot @hookimpl? (the entry point's module must define one of {hooks}, "
+                f"decorated with vader_core.hookimpl){_hook_typos(module)}",
+            )
+        )
         return
     collected: list[PluginInfo] = []
     try:
@@ -170,11 +206,33 @@ def _register_module(reg: Registry, module: Any, plugin_name: str, dist: str, ve
                 impl.function(**{a: register for a in impl.argnames if a == "register"})
     except KeyboardInterrupt:
         raise
+    except _BadClass as e:
+        pm.unregister(module)
+        reg.broken.append(BrokenPlugin(plugin_name, dist, version, str(e)))
+        return
     except BaseException as e:  # noqa: BLE001 - SystemExit in a hook too
         pm.unregister(module)
         reg.broken.append(BrokenPlugin(plugin_name, dist, version, f"registration failed: {_one_line(e)}"))
         return
+    if not collected:
+        reg.broken.append(
+            BrokenPlugin(plugin_name, dist, version, "its hooks registered nothing: call register(YourClass) in them")
+        )
+        return
     for info in collected:
+        existing = reg.entries[info.kind].get(info.name)
+        if existing is not None and existing.package == BUILTIN_DIST and info.package != BUILTIN_DIST:
+            # The built-in keeps its name; the newcomer is what the user can change.
+            reg.broken.append(
+                BrokenPlugin(
+                    plugin_name,
+                    dist,
+                    version,
+                    f"its {info.kind} `{info.name}` ({_qual(info.cls)}) takes the name of vader's built-in "
+                    f'{info.kind} ({_qual(existing.cls)}); the built-in keeps it: rename yours (name = "...") and reinstall {dist}',
+                )
+            )
+            continue
         try:
             _add(reg, info)
         except PluginConflictError as e:
@@ -193,6 +251,12 @@ def _info(cls: type, kind: Kind, dist: str, version: str) -> PluginInfo:
         raise TypeError(f"{kind} hooks must register subclasses of {base.__name__}, got {cls!r}")
     if not getattr(cls, "name", ""):
         raise TypeError(f"{cls.__qualname__} has no `name`")
+    from . import metric, reward
+
+    check = {"reward": reward.contract_problem, "metric": metric.contract_problem}.get(kind)
+    problem = check(cls) if check is not None else None
+    if problem:
+        raise _BadClass(problem)
     summary = getattr(cls, "summary", "") or (cls.__doc__ or "").strip().split("\n")[0]
     return PluginInfo(cls.name, kind, cls, dist, version, summary)
 
@@ -243,7 +307,7 @@ def register_plugin(module: Any, name: str = "local", package: str = "local", ve
         if reg.manager.is_registered(module):
             unregister_plugin(module)
         raise PluginConflictError(
-            b.reason if "registered twice" in b.reason else f"plugin `{name}` is broken: {b.reason}"
+            b.reason if "registered twice" in b.reason else f"plugin `{name}` ({package}) is broken: {b.reason}"
         )
 
 
@@ -274,10 +338,21 @@ def _get(kind: Kind, name: str) -> type:
         msg += f"; did you mean `{close[0]}`?"
     if name in KNOWN_PLUGINS:
         msg += f"; `{name}` comes with `pip install {KNOWN_PLUGINS[name]}`"
-    broken = [b for b in reg.broken if b.name == name or b.package == KNOWN_PLUGINS.get(name)]
-    if broken:
-        msg += f"; plugin {broken[0].package} is installed but broken ({broken[0].reason})"
+    msg += broken_note(name)
     raise PluginNotFoundError(msg)
+
+
+def broken_note(name: str = "") -> str:
+    """``; installed but broken: PACKAGE (reason)``: every broken plugin, the one that may provide ``name``
+    first, so an unknown name never hides the plugin that failed to load (empty when none is broken)."""
+    reg = registry()
+    if not reg.broken:
+        return ""
+    likely = [b for b in reg.broken if name and (b.name == name or b.package == KNOWN_PLUGINS.get(name))]
+    rest = [b for b in reg.broken if b not in likely]
+    shown = "; ".join(f"{b.package} ({b.reason})" for b in [*likely, *rest][:3])
+    more = f"; and {len(reg.broken) - 3} more (see `vader plugins`)" if len(reg.broken) > 3 else ""
+    return f"; installed but broken: {shown}{more}"
 
 
 def get_backbone(name: str) -> type:
