@@ -150,11 +150,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- plugins
 @app.command("plugins")
 def plugins_cmd(
+    name: str | None = typer.Argument(None, help="Show this plugin's options (type, default, description)."),
     as_json: bool = typer.Option(
-        False, "--json", help="Print a JSON list of objects (name, kind, package, version, summary, status)."
+        False,
+        "--json",
+        help="Print a JSON list of objects (name, kind, package, version, summary, status, details, options).",
     ),
 ) -> None:
-    """List installed backbones, rewards, methods and guard metrics, and any broken plugin with its reason."""
+    """List installed backbones, rewards, methods and guard metrics, and any broken plugin with its reason.
+
+    With NAME, show that plugin: what it is and every option with its type, default and description.
+    """
     from . import plugins
 
     infos, broken = plugins.list_plugins()
@@ -166,22 +172,90 @@ def plugins_cmd(
             "version": b.version,
             "summary": b.reason,
             "status": "broken",
+            "details": {},
+            "options": [],
         }
         for b in broken
     ]
+    if name is not None:
+        rows = [r for r in rows if r["name"] == name or (r["status"] == "broken" and r["package"] == name)]
+        if not rows:
+            from .cli_errors import suggest
+
+            known = sorted({i.name for i in infos})
+            raise ConfigError(
+                f"no plugin named `{name}`{suggest(name, known)}; `vader plugins` lists them"
+                + plugins.broken_note(name)
+            )
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title="vader plugins")
-    for col in ("name", "kind", "package", "version", "summary"):
-        table.add_column(col)
+    if name is not None:
+        _print_plugin(rows)
+        return
+    _print_listing(rows)
+
+
+def _print_listing(rows: list[dict[str, Any]]) -> None:
+    """One line per plugin under its kind, the summary cut to the terminal's width (``pip list``-like); broken
+    plugins after, their reasons whole (they say what to do)."""
+    ok = [r for r in rows if r["status"] != "broken"]
+    pkgs = {id(r): r["package"] for r in ok}  # versions: `vader plugins NAME`, --json
+    wn = max((len(r["name"]) for r in ok), default=4)
+    wp = max((len(p) for p in pkgs.values()), default=7)
+    room = max(console.width - 2 - wn - 2 - wp - 2, 16)
+    for kind in ("backbone", "reward", "method", "metric"):
+        mine = [r for r in ok if r["kind"] == kind]
+        if not mine:
+            continue
+        console.print(f"[bold]{kind}s[/]")
+        for r in mine:
+            summary = r["summary"] if len(r["summary"]) <= room else r["summary"][: room - 1] + "…"
+            console.print(
+                f"  {escape(r['name']).ljust(wn)}  {escape(pkgs[id(r)]).ljust(wp)}  {escape(summary)}",
+                soft_wrap=True,
+            )
     for r in rows:
-        style = "red" if r["status"] == "broken" else None
-        summary = ("BROKEN: " + r["summary"]) if r["status"] == "broken" else r["summary"]
-        table.add_row(
-            escape(r["name"]), r["kind"], escape(r["package"]), escape(r["version"]), escape(summary), style=style
-        )
-    console.print(table)
+        if r["status"] == "broken":
+            console.print(
+                f"[red]broken[/]: {escape(r['package'])} {escape(r['version'])} (entry point {escape(r['name'])}): "
+                f"{escape(r['summary'])}",
+                soft_wrap=True,
+            )
+    console.print("`vader plugins NAME` shows one plugin's options; --json gives everything", style="dim")
+
+
+def _print_plugin(rows: list[dict[str, Any]]) -> None:
+    from rich import box
+
+    for r in rows:
+        if r["status"] == "broken":
+            console.print(f"[red]broken[/]: {escape(r['package'])} {escape(r['version'])}: {escape(r['summary'])}")
+            continue
+        console.print(f"[bold]{r['kind']} {escape(r['name'])}[/] ({escape(r['package'])} {escape(r['version'])})")
+        if r["summary"]:
+            console.print(escape(r["summary"]))
+        for k, v in r["details"].items():
+            console.print(f"{k}: {escape(str(v))}")
+        if not r["options"]:
+            console.print("no options")
+            continue
+        where = {
+            "backbone": "backbone.",
+            "reward": "rewards.N.",
+            "method": "method.",
+            "metric": "validation.metrics.N.",
+        }
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, title_justify="left")
+        table.title = f"options (--set {where.get(r['kind'], '')}OPTION=VALUE)"
+        table.add_column("option", no_wrap=True)
+        table.add_column("type")
+        table.add_column("default")
+        table.add_column("description", ratio=1)
+        for o in r["options"]:
+            default = json.dumps(o["default"]) if not isinstance(o["default"], str) else o["default"]
+            table.add_row(escape(o["name"]), escape(o["type"]), escape(default), escape(o["description"]))
+        console.print(table)
 
 
 # --------------------------------------------------------------------------- generate

@@ -64,6 +64,8 @@ class PluginInfo:
     plugin: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """The row ``vader plugins --json`` prints: who provides it, and every option with its type, default
+        and description (the schema ``vader plugins NAME`` shows)."""
         return {
             "name": self.name,
             "kind": self.kind,
@@ -71,7 +73,56 @@ class PluginInfo:
             "version": self.version,
             "summary": self.summary,
             "status": self.status,
+            "details": details(self.cls) if self.cls is not None else {},
+            "options": options_schema(self.cls) if self.cls is not None else [],
         }
+
+
+def type_name(annotation: Any) -> str:
+    """A field's type as a person reads it: ``float``, ``str | None``, ``'red' | 'green'``, ``list[str]``."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in typing.get_args(annotation))
+    if origin is typing.Annotated:
+        return type_name(typing.get_args(annotation)[0])
+    if origin is not None:
+        args = ", ".join(type_name(a) for a in typing.get_args(annotation))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def options_schema(cls: type) -> list[dict[str, Any]]:
+    """One ``{name, type, default, description}`` per field of ``cls.Options`` (defaults as JSON values;
+    ``required`` where there is none)."""
+    from pydantic_core import PydanticUndefined, to_jsonable_python
+
+    out = []
+    for fname, f in cls.Options.model_fields.items():
+        if f.default is PydanticUndefined and f.default_factory is None:
+            default: Any = "required"
+        else:
+            try:
+                default = to_jsonable_python(f.get_default(call_default_factory=True))
+            except Exception:  # noqa: BLE001 - a default that is not JSON is shown as text
+                default = str(f.get_default(call_default_factory=True))
+        out.append(
+            {"name": fname, "type": type_name(f.annotation), "default": default, "description": f.description or ""}
+        )
+    return out
+
+
+def details(cls: type) -> dict[str, Any]:
+    """What else a user of the plugin needs: what a reward or metric scores and its range, what a backbone
+    is conditioned on."""
+    keys = ("scores", "value_range", "conditioning")
+    return {k: getattr(cls, k) for k in keys if getattr(cls, k, None) is not None}
 
 
 @dataclass
