@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "run",
         },
     ),
-    ("apps", {"cli", "cli_errors", "evaluate", "docs_gen", "testing"}),
+    ("apps", {"cli", "cli_errors", "evaluate", "docs_gen", "testing", "scaffold"}),
 ]
 
 #: Imports that break the rules on purpose, each with its reason; an entry no longer needed fails too.

@@ -535,6 +535,32 @@ def eval_cmd(
     console.print(f"wrote {out / 'eval.json'}, {out / 'eval.md'}, {out / 'grid.png'}, {out / 'grid.mp4'}")
 
 
+# --------------------------------------------------------------------------- new
+@app.command("new")
+def new_cmd(
+    kind: str = typer.Argument(..., help="reward, metric or backbone."),
+    name: str = typer.Argument(..., help="The plugin's name, e.g. sharpness_v2 (lower case, digits, underscores)."),
+    directory: Path = typer.Option(Path("."), "--dir", help="Where the package folder vader-NAME is written."),
+) -> None:
+    """Write a separately installable plugin package: pyproject.toml with the entry point, the class, contract
+    tests and a README. It installs (`pip install -e vader-NAME`) and passes its tests (`pytest`) as written.
+
+    Examples:
+
+      vader new reward sharpness_v2
+
+      vader new metric flicker --dir plugins/
+    """
+    from .scaffold import write
+
+    out = write(kind, name, directory)
+    console.print(
+        f"wrote {out}: `pip install -e {out}` then `vader plugins {name}`; `pytest {out}` runs its tests",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
 # --------------------------------------------------------------------------- config
 @app.command("config")
 def config_cmd(
