@@ -81,7 +81,7 @@ def test_backbone_package_passes_its_tests(tmp_path):
     selected = "TestPackage or generate_shape_range or gradient_reaches_lora_only"
     res = _pytest(pkg, [tmp_path / "site", pkg / "src"], "-k", selected)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "4 passed" in res.stdout, res.stdout
+    assert "5 passed" in res.stdout, res.stdout
 
 
 @pytest.mark.parametrize(
