@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vader_core import plugins
-from vader_core.testing import QUIET_TRAINING, plugin_package, run_cli, save_video, set_options
+from vader_core.testing import QUIET_TRAINING, run_cli, save_video, set_options
 
 HEAD = """
 from pydantic import Field
@@ -43,21 +42,6 @@ def reward_source(body: str, *, scores: str = "frames", extra: str = "", hook: s
             register(Bad)
         """
     )
-
-
-@pytest.fixture
-def install(tmp_path, monkeypatch):
-    """``install(dist, source, **kw)``: the package, visible to a fresh registry that loads it alone."""
-
-    def go(dist: str, source: str, **kw) -> None:
-        site = tmp_path / "site"
-        plugin_package(site, dist, source, **kw)
-        monkeypatch.syspath_prepend(str(site))
-        loaded = {d.strip() for d in __import__("os").environ.get("VADER_PLUGINS", "").split(",") if d.strip()}
-        monkeypatch.setenv("VADER_PLUGINS", ",".join(sorted(loaded | {dist})))
-        plugins.reset()
-
-    return go
 
 
 def _train(out: Path, reward: str = "bad", steps: int = 1, *extra: str) -> tuple[int, str, str]:

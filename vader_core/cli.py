@@ -89,6 +89,12 @@ def train(
     output_dir: Path | None = typer.Option(None, "--output-dir", "-o", help="Output directory of the run."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Number of optimiser steps."),
     resume: str | None = typer.Option(None, "--resume", help="`latest` or a checkpoint directory to continue from."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Start over in an output directory an earlier run left without a checkpoint (a crashed run): its "
+        "records, samples and best/ are removed once the models have loaded. Never deletes checkpoints.",
+    ),
     device: str | None = typer.Option(
         None, "--device", help="cpu, cuda, cuda:1, mps ... (default: accelerate's choice)."
     ),
@@ -130,7 +136,7 @@ def train(
         sets = [*random_weight_sets(backbone, config, list(sets or [])), *(sets or [])]
     cfg = _config_from_args(config, sets, flags)
     trainer = Trainer(cfg, progress=not quiet, tiny=random_weights, log=lambda s: err_console.print(s, soft_wrap=True))
-    summary = trainer.run(resume=resume)
+    summary = trainer.run(resume=resume, overwrite=overwrite)
     if trainer.is_main:
         _print_summary(summary)
 
@@ -424,7 +430,8 @@ def eval_cmd(
         None,
         "--metric",
         "-m",
-        help="Guard metric (or reward) to score with, added to the config's validation.metrics (repeat).",
+        help="Guard metric (or reward) to score with, added to the config's validation.metrics unless it is "
+        "there already (repeat); set its options with --set validation.metrics.N.OPTION=V.",
     ),
     prompt: list[str] | None = typer.Option(
         None, "--prompt", "-p", help="Prompt (repeat; default: the held-out prompts of the config or the backbone)."
@@ -480,10 +487,10 @@ def eval_cmd(
     from .resolve import build_backbone, resolve_config, resolve_device, resolve_precision, torch_dtype
 
     cfg = build_config(
-        config, sets or [], {"backbone.name": backbone, "rewards": reward, "device": device, "precision": precision}
+        config,
+        sets or [],
+        {"backbone.name": backbone, "rewards": reward, "metrics": metric, "device": device, "precision": precision},
     )
-    if metric:
-        cfg.validation.metrics = [*cfg.validation.metrics, *({"name": m} for m in metric)]
     if batch_size < 1 or grid_rows < 1 or max_prompts < 1:
         raise ConfigError("--batch-size, --grid-rows and --max-prompts must be at least 1")
     cfg.validation.max_prompts = max_prompts
@@ -586,6 +593,13 @@ def main(argv: list[str] | None = None) -> None:
     from .cli_errors import install_warning_lines
 
     install_warning_lines()
+    import warnings
+
+    # huggingface_hub warns about an argument diffusers' loaders still pass; printed above a missing-weights
+    # error it reads like the cause. Not something a vader user can act on.
+    warnings.filterwarnings(
+        "ignore", message=r"The `local_dir_use_symlinks` argument is deprecated", category=UserWarning
+    )
     if "train" in args and ("--help" in args or "-h" in args):
         train_cmd = next(c for c in app.registered_commands if c.callback is train)
         train_cmd.epilog = _plugin_options_help()

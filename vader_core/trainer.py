@@ -23,7 +23,7 @@ from .checkpoint import clean_temporaries, list_checkpoints
 from .config import VaderConfig
 from .data import training_source, validation_prompts
 from .errors import CheckpointError, ConfigError, InterruptedRun, NonFiniteLossError
-from .faults import check_inputs, check_output_dir, deferred_signals, preemption_signals
+from .faults import check_inputs, check_output_dir, clear_earlier_run, deferred_signals, preemption_signals
 from .guard import ValidationGuard
 from .lora import add_lora, config_metadata, lora_parameters, lora_state_dict, set_lora_training
 from .method import TrainContext
@@ -97,6 +97,7 @@ class Trainer:
         self.log = log or (lambda s: None)
         self.out = Path(self.config.output.dir)
         self.state = RunState()
+        self._overwrite = False
 
     # ------------------------------------------------------------------ assembling the run
     def _setup(self) -> None:
@@ -298,12 +299,13 @@ class Trainer:
         return rec
 
     # ------------------------------------------------------------------ the lifecycle
-    def run(self, resume: str | None = None) -> dict[str, Any]:
+    def run(self, resume: str | None = None, overwrite: bool = False) -> dict[str, Any]:
         """Train; returns the summary (also written to ``summary.json``).
 
         The output directory is checked before any model loads; SIGTERM and SIGUSR1 are handled like
         Ctrl-C (see :mod:`vader_core.faults`)."""
-        check_output_dir(self.out, resume)
+        check_output_dir(self.out, resume, overwrite)
+        self._overwrite = overwrite
         check_inputs(self.config, backbone_class(self.config.backbone.name).conditioning)
         with preemption_signals():
             return self._run(resume)
@@ -336,6 +338,10 @@ class Trainer:
                     "--resume latest, or pick another --output-dir"
                 )
             if self.is_main:
+                if self._overwrite:
+                    removed = clear_earlier_run(self.out)  # after the models loaded: a bad config deletes nothing
+                    if removed:
+                        self.log(f"--overwrite: removed the earlier run's {', '.join(removed)} from {self.out}")
                 for name in ("metrics.jsonl", "validation.jsonl"):
                     (self.out / name).unlink(missing_ok=True)
         if self.is_main:
