@@ -3,6 +3,8 @@ import os
 # Unit tests load built-in plugins only; tests of third-party loading set VADER_PLUGINS themselves.
 os.environ.setdefault("VADER_PLUGINS", "")
 os.environ["HF_HUB_OFFLINE"] = "1"
+# vader's own cache (the built-in conditioning images) in a folder of the test session, not the user's home.
+os.environ.setdefault("VADER_CACHE", __import__("tempfile").mkdtemp(prefix="vader-cache-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402

@@ -386,8 +386,8 @@ def _eval_images(
     given: list[Path], prompts: list[str], train_images: str | None, backbone: str
 ) -> tuple[list[str], list[str]]:
     """Images and prompts of `vader eval` on an image-to-video backbone when prompts or images are given:
-    --image once for every prompt or once per prompt, else train.images' images in turn; --image alone
-    takes each image's name as its prompt."""
+    --image once for every prompt or once per prompt, else train.images' images (or the built-in ones) in
+    turn; --image alone takes each image's name as its prompt."""
     from .data import image_source
 
     if given:
@@ -402,10 +402,9 @@ def _eval_images(
             )
         return paths, prompts
     if not train_images:
-        raise ConfigError(
-            f"backbone `{backbone}` is image-to-video: pass --image PATH (one, or one per prompt) "
-            "or --set train.images=DIR"
-        )
+        from .data import default_images_dir
+
+        train_images = str(default_images_dir())  # the built-in images, as training uses them
     paths = image_source(train_images).images
     return [paths[i % len(paths)] for i in range(len(prompts))], prompts
 
@@ -442,7 +441,7 @@ def eval_cmd(
         "--image",
         help="Conditioning image for image-to-video "
         "backbones (repeat: one per prompt, or one for every prompt; default: "
-        "the images of train.images, in turn).",
+        "the images of train.images, or vader's built-in ones, in turn).",
     ),
     max_prompts: int = typer.Option(8, "--max-prompts", help="At most this many default held-out prompts."),
     seed: list[int] | None = typer.Option(

@@ -161,7 +161,7 @@ class TrainSection(_Section):
     images: str | None = Field(
         None,
         description="Image-to-video: a folder of images, or a text file listing image paths "
-        "(optional caption after a tab).",
+        "(optional caption after a tab); null: vader's eight built-in images, drawn by code, for first runs.",
     )
     non_finite_patience: int = Field(
         3, ge=1, description="Stop after this many consecutive non-finite losses (each update is skipped)."

@@ -168,3 +168,18 @@ def test_eval_image_on_a_text_backbone_is_one_line(tmp_path, image_file):
         ]
     )
     assert_one_line_error(res, "takes no conditioning image")
+
+
+def test_trains_with_no_images_given(tmp_path, monkeypatch):
+    """`vader train --backbone svd --reward ...` needs no `train.images`: vader's built-in conditioning images
+    (drawn by code) stand in, and a warning line says so."""
+    from vader_core.testing import QUIET_TRAINING, read_metrics, run_cli, set_options
+
+    monkeypatch.setenv("VADER_CACHE", str(tmp_path / "cache"))
+    opts = {**QUIET_TRAINING, "backbone.height": 32, "backbone.width": 32, "backbone.frames": 3, "backbone.steps": 2}
+    args = ["train", "--backbone", "svd", "--reward", "brightness", "--random-weights", "--max-steps", "1"]
+    rc, _, err = run_cli([*args, "--output-dir", tmp_path / "run", "--device", "cpu", "-q", *set_options(opts)])
+    assert rc == 0, err
+    assert "warning: `train.images` is not set: using vader's 8 built-in conditioning images" in err
+    assert len(list((tmp_path / "cache").rglob("*.png"))) == 8
+    assert read_metrics(tmp_path / "run")[0]["step"] == 1
