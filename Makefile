@@ -40,10 +40,12 @@ test: install
 test-core: install
 	$(PY) -m pytest tests -q
 
-# ruff (lint + format) on the whole repository; `make test` checks the same through tests/test_lint.py.
+# ruff (lint + format) on the whole repository and mypy on vader_core; `make test` checks the same through
+# tests/test_lint.py.
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: install
 	$(PY) -m ruff check --fix .

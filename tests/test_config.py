@@ -1,7 +1,8 @@
 import pytest
 
-from vader_core.config import VaderConfig, apply_set, build_config, resolve
+from vader_core.config import VaderConfig, apply_set, build_config
 from vader_core.errors import ConfigError
+from vader_core.resolve import resolve_config
 
 
 def test_precedence_defaults_file_set_flags(tmp_path):
@@ -17,7 +18,7 @@ def test_precedence_defaults_file_set_flags(tmp_path):
 def test_toml_config(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text('[backbone]\nname = "tiny"\nframes = 2\n[[rewards]]\nname = "saturation"\nweight = 2.0\n')
-    cfg = resolve(build_config(f))
+    cfg = resolve_config(build_config(f))
     assert cfg.backbone.options["frames"] == 2
     assert cfg.rewards[0].name == "saturation" and cfg.rewards[0].weight == 2.0
 
@@ -28,7 +29,7 @@ def test_reward_flags_and_target_objective():
     cfg = build_config(None, [], {"rewards": ["brightness=0.5", "target_color"]})
     assert [(r.name, r.weight) for r in cfg.rewards] == [("brightness", 0.5), ("target_color", 1.0)]
     # `--set rewards.N.x` addresses the rewards the flag chose, whatever the order on the command line.
-    cfg = resolve(
+    cfg = resolve_config(
         build_config(
             None,
             ["rewards.1.color=#ff8000", "rewards.0.objective={target: 0.3}"],
@@ -44,12 +45,12 @@ def test_bad_values_name_field_and_value():
         build_config(None, ["optim.lr=-1"])
     assert "optim.lr" in str(e.value) and "-1" in str(e.value)
     with pytest.raises(ConfigError) as e:
-        resolve(build_config(None, ["backbone.frames=0"]))
+        resolve_config(build_config(None, ["backbone.frames=0"]))
     assert "backbone.frames" in str(e.value) and "0" in str(e.value)
     with pytest.raises(ConfigError, match="unknown option `backbone.framez`"):
-        resolve(build_config(None, ["backbone.framez=3"]))
+        resolve_config(build_config(None, ["backbone.framez=3"]))
     with pytest.raises(ConfigError, match="rewards.0.color"):
-        resolve(build_config(None, ["rewards.0.name=target_color", "rewards.0.color=nocolour"]))
+        resolve_config(build_config(None, ["rewards.0.name=target_color", "rewards.0.color=nocolour"]))
     with pytest.raises(ConfigError, match="weight must be a number"):
         build_config(None, [], {"rewards": ["brightness=heavy"]})
     with pytest.raises(ConfigError, match="config file not found"):
@@ -57,12 +58,12 @@ def test_bad_values_name_field_and_value():
 
 
 def test_resolve_fills_plugin_defaults_and_sampling():
-    cfg = resolve(VaderConfig())
+    cfg = resolve_config(VaderConfig())
     assert cfg.backbone.options["frames"] == 4 and cfg.sampling.steps == cfg.backbone.options["steps"]
-    cfg = resolve(build_config(None, ["sampling.steps=2"]))
+    cfg = resolve_config(build_config(None, ["sampling.steps=2"]))
     assert cfg.backbone.options["steps"] == 2
     with pytest.raises(ConfigError, match="truncation.k"):
-        resolve(build_config(None, ["truncation.k=9"]))
+        resolve_config(build_config(None, ["truncation.k=9"]))
 
 
 def test_apply_set_lists_and_values():

@@ -96,7 +96,7 @@ def test_ddpo_update_raises_likelihood_of_advantaged_trajectories():
     """One PPO step must increase sum_i A_i * log p(trajectory_i): the policy-gradient direction."""
     from vader_core.lora import add_lora, lora_parameters
     from vader_core.method import Batch, TrainContext
-    from vader_core.objective import Objective
+    from vader_core.resolve import build_objective
     from vader_plugins.ddpo import DDPOMethod
 
     torch.manual_seed(0)
@@ -104,7 +104,7 @@ def test_ddpo_update_raises_likelihood_of_advantaged_trajectories():
     bb.load("cpu", torch.float32)
     add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
     params = lora_parameters(bb.denoiser)
-    objective = Objective.from_config(build_config(None, [], {"rewards": ["saturation"]}).rewards)
+    objective = build_objective(build_config(None, [], {"rewards": ["saturation"]}).rewards)
     objective.load("cpu", torch.float32)
     from contextlib import nullcontext
 

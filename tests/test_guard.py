@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from vader_core import hookimpl, plugins
-from vader_core.config import build_config, resolve
+from vader_core.config import build_config
 from vader_core.errors import ConfigError, PluginNotFoundError
 from vader_core.guard import BestTracker, EarlyStopper, ValidationGuard, selection_value
 from vader_core.metric import MetricPlugin
+from vader_core.resolve import resolve_config
 from vader_core.testing import MetricContractTests
 from vader_core.trainer import Trainer
 from vader_plugins.toy.data import ToyVideoDataset, parse_caption, render
@@ -122,14 +123,14 @@ def test_validation_guard_summary():
 def test_config_errors_name_what_to_do():
     base = ["backbone.name=tiny"]
     with pytest.raises(ConfigError, match="select"):
-        resolve(build_config(None, base + ["validation.select={nope: 1}"]))
+        resolve_config(build_config(None, base + ["validation.select={nope: 1}"]))
     with pytest.raises(ConfigError, match="early_stop"):
-        resolve(build_config(None, base + ["validation.early_stop={metric: toy_color, margin: 0.1}"]))
+        resolve_config(build_config(None, base + ["validation.early_stop={metric: toy_color, margin: 0.1}"]))
     with pytest.raises(PluginNotFoundError, match="unknown metric or reward `nope`; metrics: toy_color"):
-        resolve(build_config(None, base + ["validation.metrics=[{name: nope}]"]))
+        resolve_config(build_config(None, base + ["validation.metrics=[{name: nope}]"]))
     with pytest.raises(ConfigError, match="threshold"):
-        resolve(build_config(None, base + ["validation.metrics=[{name: toy_color, threshold: -1}]"]))
-    cfg = resolve(build_config(None, base + ["validation.metrics=[{name: toy_color}, {name: brightness}]"]))
+        resolve_config(build_config(None, base + ["validation.metrics=[{name: toy_color, threshold: -1}]"]))
+    cfg = resolve_config(build_config(None, base + ["validation.metrics=[{name: toy_color}, {name: brightness}]"]))
     assert [(m.name, m.kind) for m in cfg.validation.metrics] == [("toy_color", "metric"), ("brightness", "reward")]
     assert cfg.validation.metrics[0].options == {"threshold": 0.3, "min_travel": 2.0}
 
@@ -288,7 +289,10 @@ def test_a_seeds_metric_needs_two_seeds_in_one_line():
     try:
         base = ["backbone.name=tiny", "validation.metrics=[{name: spread}]"]
         with pytest.raises(ConfigError, match=r"across seeds: give at least two seeds .*got \[0\]"):
-            resolve(build_config(None, [*base, "validation.seeds=[0]"]))
-        assert resolve(build_config(None, [*base, "validation.seeds=[0, 1]"])).validation.metrics[0].name == "spread"
+            resolve_config(build_config(None, [*base, "validation.seeds=[0]"]))
+        assert (
+            resolve_config(build_config(None, [*base, "validation.seeds=[0, 1]"])).validation.metrics[0].name
+            == "spread"
+        )
     finally:
         plugins.unregister_plugin(_SpreadPlugin)

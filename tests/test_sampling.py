@@ -169,3 +169,32 @@ def test_core_passes_cond_to_prepare_latents_and_decode():
             assert not said
     assert seen == [("prepare_latents", True), ("decode", True)] * 2
     torch.testing.assert_close(videos[0], videos[2], rtol=0, atol=0)
+
+
+def test_core_passes_the_generator_to_a_decode_that_declares_it():
+    """``generator`` is opt-in: a decode that declares it gets the chain's generator (the one that drew the initial
+    latents, after the chain); one that does not is called without it and without a warning."""
+    import warnings
+
+    from vader_core.sampling import generate
+
+    got = []
+
+    class Noisy(TinyBackbone):
+        def decode(self, latents, frames=None, chunk_size=None, cond=None, generator=None):
+            got.append(generator)
+            return super().decode(latents, frames, chunk_size, cond)
+
+    class Plain(TinyBackbone):
+        def decode(self, latents, frames=None, chunk_size=None, cond=None):
+            return super().decode(latents, frames, chunk_size, cond)
+
+    for cls in (Noisy, Plain):
+        bb = cls(cls.Options(frames=2, steps=2))
+        bb.load("cpu", torch.float32)
+        g = torch.Generator().manual_seed(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            generate(bb, ["a cat"], None, g)
+        if cls is Noisy:
+            assert got == [g]

@@ -169,7 +169,7 @@ class BackbonePlugin:
         self.scheduler.set_timesteps(steps, device=self.device)
         return list(self.scheduler.timesteps)
 
-    def prepare_latents(self, batch_size: int, generator: torch.Generator, cond: Any = None) -> torch.Tensor:
+    def prepare_latents(self, batch_size: int, generator: torch.Generator | None, cond: Any = None) -> torch.Tensor:
         """Initial latents for ``batch_size`` videos, drawn from ``generator`` and scaled for the scheduler.
 
         Called after :meth:`set_timesteps`. ``cond`` is what :meth:`encode_condition` returned for this
@@ -217,7 +217,14 @@ class BackbonePlugin:
         raise NotImplementedError(f"backbone `{self.name}` has no stochastic step log-probability")
 
     def num_latent_frames(self, latents: torch.Tensor) -> int:
-        """Number of latent frames, the unit of frame subsampling (``(B, C, F, h, w)`` layout by default)."""
+        """Number of frames ``decode(latents, None)`` returns: the unit of frame subsampling, which the
+        ``frames`` of :meth:`decode` index (``(B, C, F, h, w)`` layout by default: one frame per latent frame).
+
+        A VAE that compresses time (Wan, CogVideoX, LTX-Video: one latent frame decodes to several pixel frames)
+        counts *pixel* frames: ``decode(latents, [i])`` returns the one frame ``i`` of the full decode, whatever
+        latent frames that takes. The contract tests check ``decode(latents).shape[1] == num_latent_frames(latents)
+        == options.frames`` and that a subset equals the same frames of the full decode.
+        """
         return int(latents.shape[2])
 
     def decode(
@@ -226,14 +233,18 @@ class BackbonePlugin:
         frames: Sequence[int] | None = None,
         chunk_size: int | None = None,
         cond: Any = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Decode the latent frames ``frames`` (all if ``None``) to pixels.
+        """Decode the frames ``frames`` (all if ``None``; indices in the unit of :meth:`num_latent_frames`) to pixels.
 
         Returns ``(B, len(frames), 3, H, W)`` float32 in ``[0, 1]``, differentiable in ``latents``.
         ``chunk_size`` bounds how many frames the VAE decodes at once: memory, and the same result for a
         per-frame VAE; a temporal decoder (SVD) mixes the frames of a chunk, so there it changes the frames.
         ``cond`` is the condition the latents were sampled with (the core always passes it; ``None`` when
         called on its own), for a backbone whose decoding depends on it (Wan 2.2 TI2V puts the image's
-        latents back into the first frame).
+        latents back into the first frame). ``generator`` is the generator the chain was sampled with, after the
+        chain's draws (``None`` when called on its own), for a decoder that draws noise (LTX-Video 0.9.1's
+        timestep-conditioned decoder), drawn as its stock pipeline draws from its generator. Both are opt-in: the
+        core passes ``generator`` only to a ``decode`` that declares it.
         """
         raise NotImplementedError

@@ -42,7 +42,7 @@ LEVELS: tuple[str, ...] = ("off", "call", "block")
 
 #: Observers of the inputs a block checkpoint keeps (the memory estimators count them: they are held by
 #: the checkpoint's recomputation closure, not saved through autograd's saved-tensor hooks).
-INPUT_OBSERVERS: list[Callable[[torch.Tensor], None]] = []
+INPUT_OBSERVERS: list[Callable[[torch.Tensor], object]] = []
 
 _MARK = "_vader_checkpointed"
 
@@ -100,7 +100,7 @@ def checkpointed_modules(modules: Sequence[torch.nn.Module]) -> Iterator[None]:
             if getattr(m, _MARK, False):
                 continue
             own = m.__dict__.get("forward")  # an instance-level forward (hooks of other libraries), if any
-            m.forward = _checkpointed(m.forward)  # type: ignore[method-assign]
+            m.forward = _checkpointed(m.forward)
             setattr(m, _MARK, True)
             patched.append((m, own))
         yield
@@ -108,7 +108,7 @@ def checkpointed_modules(modules: Sequence[torch.nn.Module]) -> Iterator[None]:
         for m, own in reversed(patched):
             del m.forward
             if own is not None:
-                m.forward = own  # type: ignore[method-assign]
+                m.forward = own
             delattr(m, _MARK)
 
 

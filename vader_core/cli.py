@@ -405,7 +405,7 @@ def _eval_images(
         from .data import default_images_dir
 
         train_images = str(default_images_dir())  # the built-in images, as training uses them
-    paths = image_source(train_images).images
+    paths = image_source(train_images).images or []
     return [paths[i % len(paths)] for i in range(len(prompts))], prompts
 
 

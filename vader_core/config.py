@@ -54,7 +54,7 @@ class RewardSection(_PluginSection):
 
     @property
     def target(self) -> float | None:
-        return None if self.objective == "maximize" else self.objective.target  # type: ignore[union-attr]
+        return None if self.objective == "maximize" else self.objective.target
 
 
 class MethodSection(_PluginSection):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 START = "<!-- cli-reference:start -->"
 END = "<!-- cli-reference:end -->"
@@ -16,17 +17,17 @@ WIDTH = 100
 
 
 def command_help(name: str | None = None) -> str:
-    import click
     import typer
 
     from .cli import app
 
     root = typer.main.get_command(app)
-    parent = click.Context(root, info_name="vader", terminal_width=WIDTH, max_content_width=WIDTH)
+    # the click that typer drives (its own copy in recent typer) makes the contexts
+    parent = root.context_class(root, info_name="vader", terminal_width=WIDTH, max_content_width=WIDTH)
     if name is None:
         return root.get_help(parent).rstrip()
     cmd = root.get_command(parent, name)  # type: ignore[attr-defined]
-    ctx = click.Context(cmd, info_name=name, parent=parent, terminal_width=WIDTH, max_content_width=WIDTH)
+    ctx = cmd.context_class(cmd, info_name=name, parent=parent, terminal_width=WIDTH, max_content_width=WIDTH)
     return cmd.get_help(ctx).rstrip()
 
 
@@ -60,7 +61,7 @@ def config_reference() -> str:
     defaults = json.loads(VaderConfig().model_dump_json())
     for section, field in VaderConfig.model_fields.items():
         ann = field.annotation
-        inner = getattr(ann, "__args__", (ann,))[0] if section == "rewards" else ann
+        inner: Any = getattr(ann, "__args__", (ann,))[0] if section == "rewards" else ann
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             title = f"`{section}`" + (" (a list; one item per reward)" if section == "rewards" else "")
             lines += [f"### {title}", "", "| key | default | meaning |", "| --- | --- | --- |"]

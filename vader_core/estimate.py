@@ -51,7 +51,7 @@ class SavedTensors:
             yield self
 
 
-def _keep_like_flash() -> type:
+def _keep_like_flash() -> type[torch.autograd.Function]:
     class KeepLikeFlash(torch.autograd.Function):
         """Identity that saves what a flash / memory-efficient attention kernel saves, through whichever
         saved-tensor hooks are active (inside a checkpointed block, the checkpoint's own: then nothing

@@ -23,11 +23,14 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .metric import MetricPlugin
 
 
 @dataclass
@@ -137,7 +140,7 @@ def run_eval(
     bb = load_backbone(build_backbone(config.backbone), device, dtype, tiny=tiny, seed=config.train.seed)
     loaded: set[str] = set()
     for s in specs:
-        if s.adapter is not None and s.adapter not in loaded:
+        if s.lora is not None and s.adapter is not None and s.adapter not in loaded:
             with warnings.catch_warnings():  # several adapters in one model is what eval means to do
                 warnings.filterwarnings("ignore", message=".*multiple adapters.*")
                 load_lora(bb.denoiser, s.lora, prefix=bb.denoiser_name, adapter_name=s.adapter, backbone=bb.name)
@@ -173,7 +176,7 @@ def run_eval(
                 video = generate(bb, chunk, imgs, gen, chunk_size=config.memory.decode_chunk_size).cpu()
                 scores = {name: fn(video, chunk) for name, fn in scorers.items() if name not in across}
                 for name in across:
-                    for j, f in enumerate(scorers[name].video_features(video, chunk)):
+                    for j, f in enumerate(cast("MetricPlugin", scorers[name]).video_features(video, chunk)):
                         features[name].setdefault(i + j, []).append(f)
                 for j, prompt in enumerate(chunk):
                     path = folder / f"seed{seed}-{i + j:03d}.npy"
@@ -192,7 +195,7 @@ def run_eval(
         for name in across:  # each prompt's score, given to each of its videos (every prompt has one per seed)
             order = sorted(features[name])
             stacked = torch.stack([torch.stack(features[name][k]) for k in order])
-            values = scorers[name].score_seeds(stacked, [prompts[k] for k in order]).tolist()
+            values = cast("MetricPlugin", scorers[name]).score_seeds(stacked, [prompts[k] for k in order]).tolist()
             per_prompt = dict(zip(order, values, strict=True))
             for row in rows:
                 row["scores"][name] = per_prompt[row["index"]]

@@ -16,12 +16,13 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from .config import ValidationSection
+    from .metric import MetricPlugin
 
 
 _MOVED = ("build_metrics", "metric_kind", "resolve_validation")
@@ -118,8 +119,9 @@ class ValidationGuard:
         out = {}
         for name, fn in self.metrics.items():
             if getattr(fn, "scores", "video") == "seeds":
-                feats = torch.stack([fn.video_features(v, list(prompts)) for v in videos], dim=1)  # (P, S, D)
-                vals = fn.score_seeds(feats, list(prompts))
+                seeds = cast("MetricPlugin", fn)  # only a metric plugin scores across seeds
+                feats = torch.stack([seeds.video_features(v, list(prompts)) for v in videos], dim=1)  # (P, S, D)
+                vals = seeds.score_seeds(feats, list(prompts))
             else:
                 vals = torch.cat([fn(v, list(prompts)) for v in videos])
             out[name] = float(vals.mean())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 class LazyModule(ModuleType):
@@ -33,6 +33,13 @@ class LazyModule(ModuleType):
         return dir(self._load())
 
 
-torch = LazyModule("torch")
-F = LazyModule("torch.nn.functional")
-np = LazyModule("numpy")
+if TYPE_CHECKING:
+    # The type checker sees the real modules, so code written against the proxies is checked against
+    # torch's and numpy's own annotations.
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+else:
+    torch = LazyModule("torch")
+    F = LazyModule("torch.nn.functional")
+    np = LazyModule("numpy")

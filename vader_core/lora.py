@@ -49,7 +49,7 @@ def add_lora(
         raise ConfigError(f"`lora.target_modules`: no module of the denoiser matches {missing}")
     config = LoraConfig(
         r=rank,
-        lora_alpha=alpha if alpha is not None else rank,
+        lora_alpha=alpha if alpha is not None else rank,  # type: ignore[arg-type]  # peft scales by any float
         lora_dropout=dropout,
         target_modules=targets,
         init_lora_weights=True,
@@ -184,7 +184,7 @@ def _infer_config(sd: dict[str, torch.Tensor], meta: dict[str, Any], prefix: str
         targets = sorted({re.sub(r"^.*?\.?((?:to_out\.0)|[^.]+)\.lora_A\.weight$", r"\1", k) for k in a_keys})
     return LoraConfig(
         r=int(meta.get(f"{prefix}.r", rank)),
-        lora_alpha=float(meta.get(f"{prefix}.lora_alpha", rank)),
+        lora_alpha=float(meta.get(f"{prefix}.lora_alpha", rank)),  # type: ignore[arg-type]  # peft scales by any float
         target_modules=list(targets),
         lora_dropout=0.0,
     )

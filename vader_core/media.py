@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _as_numpy(frames) -> np.ndarray:  # noqa: ANN001 - tensor or array
+def _as_numpy(frames: Any) -> np.ndarray:
     if hasattr(frames, "detach"):
         frames = frames.detach().float().cpu().numpy()
     arr = np.asarray(frames, dtype=np.float32)
@@ -67,7 +68,9 @@ def write_video(path: str | Path, frames, fps: int = 8) -> Path:  # noqa: ANN001
         if h % 2 or w % 2:  # yuv420p needs even sizes
             u8 = np.pad(u8, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         try:
-            with iio.get_writer(path, fps=fps, macro_block_size=1, quality=8, ffmpeg_log_level="error") as writer:
+            # imageio annotates the base class only: the ffmpeg plugin's writer appends frames
+            writer: Any = iio.get_writer(path, fps=fps, macro_block_size=1, quality=8, ffmpeg_log_level="error")
+            with writer:
                 for f in u8:
                     writer.append_data(f)
         except Exception as e:  # noqa: BLE001
@@ -97,7 +100,8 @@ def read_video(path: str | Path) -> np.ndarray:
             return np.stack(frames).astype(np.float32) / 255.0
         import imageio.v2 as iio
 
-        with iio.get_reader(path) as reader:
+        reader: Any = iio.get_reader(path)  # imageio annotates the base class only: the reader yields frames
+        with reader:
             frames = [np.asarray(f)[..., :3] for f in reader]
         return np.stack(frames).astype(np.float32) / 255.0
     except MediaError:
@@ -121,7 +125,7 @@ def read_image(path: str | Path) -> object:
         raise MediaError(f"cannot read image {p}: {type(e).__name__}") from None
 
 
-def side_by_side(videos: Sequence[np.ndarray], gap: int = 2) -> np.ndarray:
+def side_by_side(videos: Sequence[Any], gap: int = 2) -> np.ndarray:
     """Concatenate videos ``(F, H, W, 3)`` horizontally (same F and H) with a white gap."""
     arrs = [_as_numpy(v) for v in videos]
     f = min(a.shape[0] for a in arrs)

@@ -141,7 +141,7 @@ def _what(video: torch.Tensor) -> str:
     return f"{video.shape[0]} video(s)"
 
 
-def contract_problem(cls: type) -> str | None:
+def contract_problem(cls: type[MetricPlugin]) -> str | None:
     """What is wrong with a metric class before any use (``scores`` and the methods written), or None."""
     where = f"metric `{cls.name}` ({cls.__module__}.{cls.__qualname__})"
     if cls.scores not in ("video", "seeds"):

@@ -13,16 +13,23 @@ import importlib.metadata as md
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
+from pydantic import BaseModel
 
 from . import hookspecs
 from .errors import PluginConflictError, PluginNotFoundError
 
+if TYPE_CHECKING:
+    from .backbone import BackbonePlugin
+    from .method import MethodPlugin
+    from .metric import MetricPlugin
+    from .reward import RewardPlugin
+
 Kind = Literal["backbone", "reward", "method", "metric"]
 KINDS: tuple[Kind, ...] = ("backbone", "reward", "method", "metric")
-_HOOKS = {
+_HOOKS: dict[Kind, str] = {
     "backbone": "register_backbones",
     "reward": "register_rewards",
     "method": "register_methods",
@@ -56,7 +63,7 @@ KNOWN_PLUGINS: dict[str, str] = {
 class PluginInfo:
     name: str
     kind: Kind
-    cls: type | None
+    cls: type[Any] | None
     package: str
     version: str
     summary: str
@@ -104,7 +111,8 @@ def options_schema(cls: type) -> list[dict[str, Any]]:
     from pydantic_core import PydanticUndefined, to_jsonable_python
 
     out = []
-    for fname, f in cls.Options.model_fields.items():
+    options: type[BaseModel] = getattr(cls, "Options")  # noqa: B009 - every plugin class has one
+    for fname, f in options.model_fields.items():
         if f.default is PydanticUndefined and f.default_factory is None:
             default: Any = "required"
         else:
@@ -300,16 +308,20 @@ def _info(cls: type, kind: Kind, dist: str, version: str) -> PluginInfo:
     base = {"backbone": BackbonePlugin, "reward": RewardPlugin, "method": MethodPlugin, "metric": MetricPlugin}[kind]
     if not isinstance(cls, type) or not issubclass(cls, base):
         raise TypeError(f"{kind} hooks must register subclasses of {base.__name__}, got {cls!r}")
-    if not getattr(cls, "name", ""):
+    name = getattr(cls, "name", "")
+    if not name:
         raise TypeError(f"{cls.__qualname__} has no `name`")
     from . import metric, reward
 
-    check = {"reward": reward.contract_problem, "metric": metric.contract_problem}.get(kind)
-    problem = check(cls) if check is not None else None
+    problem = None
+    if kind == "reward" and issubclass(cls, reward.RewardPlugin):
+        problem = reward.contract_problem(cls)
+    elif kind == "metric" and issubclass(cls, metric.MetricPlugin):
+        problem = metric.contract_problem(cls)
     if problem:
         raise _BadClass(problem)
     summary = getattr(cls, "summary", "") or (cls.__doc__ or "").strip().split("\n")[0]
-    return PluginInfo(cls.name, kind, cls, dist, version, summary)
+    return PluginInfo(name, kind, cls, dist, version, summary)
 
 
 def _add(reg: Registry, info: PluginInfo) -> None:
@@ -340,7 +352,9 @@ def reset() -> None:
     global _registry
     with _lock:
         _registry = None
-    md.distributions.cache_clear() if hasattr(md.distributions, "cache_clear") else None
+    cache_clear = getattr(md.distributions, "cache_clear", None)
+    if cache_clear is not None:
+        cache_clear()
 
 
 def register_plugin(module: Any, name: str = "local", package: str = "local", version: str = "0") -> None:
@@ -375,7 +389,7 @@ def unregister_plugin(module: Any) -> None:
                 del reg.entries[kind][n]
 
 
-def _get(kind: Kind, name: str) -> type:
+def _get(kind: Kind, name: str) -> Any:
     reg = registry()
     if (kind, name) in reg.conflicts:
         raise PluginConflictError(reg.conflicts[(kind, name)])
@@ -406,22 +420,22 @@ def broken_note(name: str = "") -> str:
     return f"; installed but broken: {shown}{more}"
 
 
-def get_backbone(name: str) -> type:
+def get_backbone(name: str) -> type[BackbonePlugin]:
     """The backbone class registered as ``name``."""
     return _get("backbone", name)
 
 
-def get_reward(name: str) -> type:
+def get_reward(name: str) -> type[RewardPlugin]:
     """The reward class registered as ``name``."""
     return _get("reward", name)
 
 
-def get_method(name: str) -> type:
+def get_method(name: str) -> type[MethodPlugin]:
     """The training method class registered as ``name``."""
     return _get("method", name)
 
 
-def get_metric(name: str) -> type:
+def get_metric(name: str) -> type[MetricPlugin]:
     """The metric class registered as ``name``."""
     return _get("metric", name)
 

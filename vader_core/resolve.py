@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -29,11 +29,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from .backbone import BackbonePlugin
     from .config import BackboneSection, MethodSection, MetricSection, RewardSection, ValidationSection
     from .method import MethodPlugin
+    from .metric import MetricPlugin
     from .reward import RewardPlugin
 
 
 # ---------------------------------------------------------------------- options
-def validate_options(model: type[BaseModel], data: dict[str, Any] | None, prefix: str) -> BaseModel:
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_options(model: type[M], data: dict[str, Any] | None, prefix: str) -> M:
     """``model`` validated from ``data``; a :class:`ConfigError` naming ``prefix.field`` and the value if not."""
     try:
         return model.model_validate(data or {})
@@ -53,7 +57,7 @@ def metric_kind(section: MetricSection) -> str:
     return "metric" if plugins.has("metric", section.name) else "reward"
 
 
-def metric_class(section: MetricSection) -> type:
+def metric_class(section: MetricSection) -> type[MetricPlugin] | type[RewardPlugin]:
     """The metric (or reward) class a ``validation.metrics`` entry names."""
     kind = metric_kind(section)
     if section.kind == "auto" and not plugins.has("reward", section.name) and not plugins.has("metric", section.name):
@@ -213,7 +217,7 @@ def reward_class(name: str) -> type[RewardPlugin]:
     return plugins.get_reward(name)
 
 
-def instantiate(cls: type, options: dict[str, Any] | None, where: str) -> Any:
+def instantiate(cls: Any, options: dict[str, Any] | None, where: str) -> Any:
     """A plugin of class ``cls`` with ``options`` validated by its ``Options`` (errors name ``where``)."""
     return cls(validate_options(cls.Options, options, where))
 

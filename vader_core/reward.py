@@ -145,7 +145,7 @@ def check_range(plugin: Any, out: torch.Tensor) -> None:
         )
 
 
-def contract_problem(cls: type) -> str | None:
+def contract_problem(cls: type[RewardPlugin]) -> str | None:
     """What is wrong with a reward class before any use (``scores`` and the method written), or None."""
     if cls.scores not in ("frames", "clip"):
         return f'reward `{cls.name}`: scores must be "frames" or "clip", got {cls.scores!r}'

@@ -74,6 +74,19 @@ def _takes_cond(method: Any) -> bool:
 _TAKES_COND: dict[Any, bool] = {}
 
 
+def _takes(method: Any, name: str) -> bool:
+    """Whether ``method`` accepts the keyword ``name`` (declared, or through ``**kwargs``): for opt-in arguments."""
+    fn = getattr(method, "__func__", method)
+    key = (fn, name)
+    if key not in _TAKES:
+        params = inspect.signature(method).parameters
+        _TAKES[key] = name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return _TAKES[key]
+
+
+_TAKES: dict[tuple[Any, str], bool] = {}
+
+
 def prepare_latents(
     backbone: BackbonePlugin, batch_size: int, generator: torch.Generator | None, cond: Any = None
 ) -> torch.Tensor:
@@ -90,12 +103,17 @@ def decode(
     frames: Sequence[int] | None = None,
     chunk_size: int | None = None,
     cond: Any = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """``backbone.decode(latents, frames, chunk_size=chunk_size, cond=cond)`` (without ``cond`` for a backbone
-    written before it joined the contract)."""
+    """``backbone.decode(latents, frames, chunk_size=chunk_size, cond=cond, generator=generator)``: ``cond``
+    unless the backbone was written before it joined the contract (with a DeprecationWarning), ``generator``
+    only to a ``decode`` that declares it (opt-in, for a decoder that draws noise)."""
+    kwargs: dict[str, Any] = {"chunk_size": chunk_size}
     if _takes_cond(backbone.decode):
-        return backbone.decode(latents, frames, chunk_size=chunk_size, cond=cond)
-    return backbone.decode(latents, frames, chunk_size=chunk_size)
+        kwargs["cond"] = cond
+    if _takes(backbone.decode, "generator"):
+        kwargs["generator"] = generator
+    return backbone.decode(latents, frames, **kwargs)
 
 
 def denoise(
@@ -155,7 +173,7 @@ def generate(
         latents = prepare_latents(backbone, len(prompts), generator, cond)
         latents = denoise(backbone, cond, latents, timesteps, generator, autocast=autocast, on_step=on_step)
         with autocast():
-            return decode(backbone, latents, None, chunk_size=chunk_size, cond=cond).float()
+            return decode(backbone, latents, None, chunk_size=chunk_size, cond=cond, generator=generator).float()
 
 
 def sample_with_grad(
@@ -190,5 +208,5 @@ def sample_with_grad(
     n = backbone.num_latent_frames(latents)
     frames = select_frames(n, None if decode_all else memory.decoded_frames, memory.frame_selection, rng)
     with autocast(), decoder_checkpointing(backbone, memory.gradient_checkpointing):
-        video = decode(backbone, latents, frames, chunk_size=memory.decode_chunk_size, cond=cond)
+        video = decode(backbone, latents, frames, chunk_size=memory.decode_chunk_size, cond=cond, generator=generator)
     return video.float(), kept, frames

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import Field
 
@@ -46,6 +46,7 @@ class UNetT2VBackbone(BackbonePlugin):
     """Text-to-video with the components of diffusers' ``TextToVideoSDPipeline``."""
 
     Options: ClassVar[type[BackboneOptions]] = UNetT2VOptions
+    options: UNetT2VOptions
     conditioning = "text"
     denoiser_name = "unet"
     default_model: ClassVar[str | None] = None
@@ -145,7 +146,7 @@ class UNetT2VBackbone(BackbonePlugin):
         alone holds a third of them)."""
         from .checkpointing import layers_of
 
-        unet = self.denoiser
+        unet: Any = self.denoiser  # a diffusers video UNet: its blocks are attributes, not in torch's stubs
         extra = [unet.transformer_in] if isinstance(getattr(unet, "transformer_in", None), torch.nn.Module) else []
         return extra + layers_of(*unet.down_blocks, unet.mid_block, *unet.up_blocks)
 
@@ -253,6 +254,7 @@ class UNetT2VBackbone(BackbonePlugin):
             raise ConfigError(
                 "this method needs a stochastic DDIM sampler: set backbone.scheduler=ddim and sampling.eta=1.0"
             )
+        sched = cast(Any, sched)  # DDIMScheduler's state and config are set at run time, unannotated
         ac = sched.alphas_cumprod.to(latents.device)
         t_int = int(t)
         prev_t = t_int - sched.config.num_train_timesteps // sched.num_inference_steps
@@ -280,7 +282,9 @@ class UNetT2VBackbone(BackbonePlugin):
         frames: Sequence[int] | None = None,
         chunk_size: int | None = None,
         cond: Any = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
+        # ``generator`` is unused: these VAEs decode deterministically.
         vae = self.components["vae"]
         if frames is not None:
             latents = latents[:, :, list(frames)]

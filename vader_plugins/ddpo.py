@@ -114,7 +114,9 @@ class DDPOMethod(MethodPlugin):
             latents = prev
             traj.append(latents)
         with ctx.autocast():
-            video = decode(bb, latents, None, chunk_size=ctx.config.memory.decode_chunk_size, cond=cond).float()
+            video = decode(
+                bb, latents, None, chunk_size=ctx.config.memory.decode_chunk_size, cond=cond, generator=generator
+            ).float()
             total, scores = ctx.objective(video, batch.prompts)
         return _Trajectory(
             batch,

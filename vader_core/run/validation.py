@@ -120,6 +120,7 @@ class Validator:
             self.save_best(step)
         if stop:
             s = self.guard.stopper
+            assert s is not None  # only an early stopper stops
             self.log(
                 f"step {step}: early stop, `{s.metric}` fell from {s.start:.4f} to {s.last:.4f} (margin {s.margin})"
             )
@@ -146,6 +147,7 @@ class Validator:
         for v in records:
             if self.guard.update(v)[1]:
                 s = self.guard.stopper
+                assert s is not None  # only an early stopper stops
                 self.log(
                     f"this run stopped early at step {v['step']} (`{s.metric}` fell by more than {s.margin}); "
                     "not training further: raise validation.early_stop.margin in a new run to go on"

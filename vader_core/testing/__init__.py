@@ -14,6 +14,8 @@ A plugin's tests subclass the mixins (``class TestRedness(RewardContractTests): 
 |  | :class:`PluginPackageContractTests` (light import, entry point) |
 | ``cli_contracts`` | :class:`BackboneCLIContractTests`, :class:`RewardCLIContractTests`: the real commands |
 | ``helpers`` | :func:`run_cli`, :func:`assert_one_line_error`, :func:`save_random_lora`, :func:`plant_pickle`, ... |
+| ``parity`` | :func:`save_pipeline`, :func:`stock_frames`, :func:`vader_frames`, :func:`assert_frames_match`: |
+|  | ``vader generate`` against a stock diffusers pipeline on the same saved tiny weights |
 | ``fixtures`` | the pytest plugin (not imported here: pytest loads it from ``pytest_plugins``) |
 
 Every test builds tiny components on the CPU (``load_tiny``) and runs in seconds.
@@ -41,7 +43,13 @@ from .helpers import (
     save_video,
     set_options,
 )
-from .helpers import _CreatesFile as _CreatesFile  # the core's tests plant pickles of it in files of every kind
+from .helpers import _CreatesFile as _CreatesFile
+from .parity import (
+    assert_frames_match,
+    save_pipeline,
+    stock_frames,
+    vader_frames,
+)  # the core's tests plant pickles of it in files of every kind
 
 __all__ = [
     "BackboneCLIContractTests",
@@ -52,6 +60,7 @@ __all__ = [
     "QUIET_TRAINING",
     "RewardCLIContractTests",
     "RewardContractTests",
+    "assert_frames_match",
     "assert_one_line_error",
     "draw_image",
     "lora_checkpoint",
@@ -65,7 +74,10 @@ __all__ = [
     "registry_of",
     "run_cli",
     "save_images",
+    "save_pipeline",
     "save_random_lora",
     "save_video",
     "set_options",
+    "stock_frames",
+    "vader_frames",
 ]

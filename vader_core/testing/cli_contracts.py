@@ -31,6 +31,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from ..backbone import BackbonePlugin
+from ..resolve import instantiate
 from .helpers import (
     QUIET_TRAINING,
     assert_one_line_error,
@@ -74,7 +76,7 @@ class BackboneCLIContractTests:
     Image-to-video backbones get drawn conditioning images.
     """
 
-    backbone_cls: ClassVar[type]
+    backbone_cls: ClassVar[type[BackbonePlugin]]
     #: Backbone options every command gets (``--set backbone.KEY=VALUE``): a tiny size.
     options: ClassVar[dict[str, Any]] = {}
     #: Keys the saved LoRA must hold, besides all starting with the denoiser's name.
@@ -193,9 +195,10 @@ class BackboneCLIContractTests:
 
         offline_hub_cache(tmp_path / "hf-cache", monkeypatch)
         hub_id = self.hub_id or self.backbone_cls.Options().model
+        assert hub_id, f"{self.backbone_cls.__name__} has no default model: set `hub_id` on the test class"
         needles = (hub_id, "--set backbone.model=", "hf download", "HF_HUB_OFFLINE")
         with pytest.raises(MissingWeightsError) as e:
-            self.backbone_cls(self.backbone_cls.Options.model_validate(self.options)).load("cpu", torch.float32)
+            instantiate(self.backbone_cls, self.options, "backbone").load("cpu", torch.float32)
         assert "\n" not in str(e.value) and all(n in str(e.value) for n in needles), str(e.value)
         res = run_cli(
             [
@@ -205,7 +208,7 @@ class BackboneCLIContractTests:
                 *set_options(self.options, "backbone."),
                 *self._condition(tmp_path),
                 "--out",
-                tmp_path / "x.npy",
+                str(tmp_path / "x.npy"),
                 "--device",
                 "cpu",
             ]
@@ -242,10 +245,9 @@ class RewardCLIContractTests:
         return float(value)
 
     def _value_range(self, reward: str) -> tuple[float, float] | None:
-        from ..plugins import get_reward
+        from ..resolve import build_reward
 
-        cls = get_reward(reward)
-        return cls(cls.Options.model_validate(self.reward_options.get(reward, {}))).value_range
+        return build_reward(reward, self.reward_options.get(reward, {})).value_range
 
     @pytest.fixture(scope="class")
     def training_run(self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:

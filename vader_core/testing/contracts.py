@@ -24,21 +24,43 @@ Every test builds tiny components on the CPU (``load_tiny``) and runs in seconds
 
 from __future__ import annotations
 
+import inspect
 import random
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pytest
 import torch
 from pydantic import ValidationError
 
+from ..backbone import BackbonePlugin
 from ..config import TruncationSection
+from ..metric import MetricPlugin
+from ..resolve import instantiate
+from ..reward import RewardPlugin
 from .helpers import randomize_lora_b
+
+
+def _tensors_held(obj: Any) -> dict[str, list[torch.Tensor]]:
+    """The tensors in ``obj``'s instance attributes (directly, or inside a list, tuple or dict), by attribute."""
+    out: dict[str, list[torch.Tensor]] = {}
+    for name, value in vars(obj).items():
+        items = (
+            list(value.values()) if isinstance(value, dict) else value if isinstance(value, list | tuple) else [value]
+        )
+        tensors = [v.detach().clone() for v in items if isinstance(v, torch.Tensor)]
+        if tensors:
+            out[name] = tensors
+    return out
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
 
 
 class RewardContractTests:
     """Shape, dtype, range, determinism, gradient to pixels, batch independence, options validation."""
 
-    reward_cls: ClassVar[type]
+    reward_cls: ClassVar[type[RewardPlugin]]
     #: Video size used by the tests: (batch, frames, H, W).
     video_size: ClassVar[tuple[int, int, int, int]] = (2, 3, 32, 32)
     prompts: ClassVar[list[str]] = ["a cat playing chess", "a dog surfing a wave"]
@@ -130,7 +152,7 @@ class MetricContractTests:
     :meth:`~vader_core.metric.MetricPlugin.score_seeds` on the features of two seeds' videos for its scores.
     """
 
-    metric_cls: ClassVar[type]
+    metric_cls: ClassVar[type[MetricPlugin]]
     video_size: ClassVar[tuple[int, int, int, int]] = (2, 3, 32, 32)
     prompts: ClassVar[list[str]] = ["a cat playing chess", "a dog surfing a wave"]
     invalid_options: ClassVar[list[dict[str, Any]]] = [{"no_such_option_xyz": 1}]
@@ -229,7 +251,7 @@ class MetricContractTests:
 class BackboneContractTests:
     """Loading tiny components, shapes of every step, determinism, LoRA targets, gradient flow."""
 
-    backbone_cls: ClassVar[type]
+    backbone_cls: ClassVar[type[BackbonePlugin]]
     options: ClassVar[dict[str, Any]] = {}
     prompts: ClassVar[list[str]] = ["a cat playing chess", "a dog surfing a wave"]
     invalid_options: ClassVar[list[dict[str, Any]]] = [{"frames": 0}, {"no_such_option_xyz": 1}]
@@ -242,7 +264,7 @@ class BackboneContractTests:
         return [torch.rand(3, o.height, o.width, generator=g) for _ in range(n)]
 
     def make_backbone(self) -> Any:
-        bb = self.backbone_cls(self.backbone_cls.Options.model_validate(self.options))
+        bb = instantiate(self.backbone_cls, self.options, "backbone")
         bb.load_tiny("cpu", torch.float32, seed=0)
         return bb
 
@@ -275,16 +297,53 @@ class BackboneContractTests:
         torch.testing.assert_close(a, b)
         assert not torch.allclose(a, c), "two seeds gave the same video: does prepare_latents use the generator?"
 
-    def test_decode_subset_matches_full(self) -> None:
+    def test_steps_that_need_the_batch_declare_cond(self) -> None:
+        """``prepare_latents`` and ``decode`` take the batch's condition as ``cond`` (with a default), so
+        nothing of a batch has to wait on the backbone between the calls."""
+        for step in ("prepare_latents", "decode"):
+            param = inspect.signature(getattr(self.backbone_cls, step)).parameters.get("cond")
+            assert param is not None, f"{self.backbone_cls.__name__}.{step} does not declare `cond`"
+            assert param.default is None, f"{self.backbone_cls.__name__}.{step}: `cond` needs the default None"
+
+    def test_keeps_no_per_batch_state(self) -> None:
+        """Sampling and decoding a batch leaves no tensor on the backbone that loading and the schedule
+        (:meth:`set_timesteps`) did not put there, and changes none of those: whatever belongs to a batch
+        travels in ``cond``."""
         bb = self.make_backbone()
+        bb.set_timesteps(bb.options.steps)
+        before = _tensors_held(bb)
+        self._generate(bb, 0)
+        after = _tensors_held(bb)
+        name = self.backbone_cls.__name__
+        added = sorted(set(after) - set(before))
+        assert not added, f"{name} keeps per-batch tensors on itself: {added}; put them in `cond`"
+        changed = [
+            k
+            for k in after
+            if len(after[k]) != len(before[k]) or not all(_same(a, b) for a, b in zip(before[k], after[k], strict=True))
+        ]
+        assert not changed, f"{name} rewrites tensors on itself per batch: {changed}; put them in `cond`"
+
+    def test_decode_subset_matches_full(self) -> None:
+        """The unit of frame subsampling: ``num_latent_frames`` counts the frames a full decode returns (pixel frames
+        for a VAE that compresses time), ``options.frames`` of them, and ``decode(latents, frames)`` returns exactly
+        those frames of the full decode (first, middle, last, alone and together)."""
+        bb = self.make_backbone()
+        bb.set_timesteps(bb.options.steps)  # latents scaled for the scheduler's first step, as the core prepares them
         g = torch.Generator().manual_seed(0)
         latents = bb.prepare_latents(1, g)
         n = bb.num_latent_frames(latents)
         with torch.no_grad():
             full = bb.decode(latents, None)
-            sub = bb.decode(latents, [n - 1])
-        assert sub.shape[1] == 1, f"decoding frame [{n - 1}] gave {sub.shape[1]} frames; decode only the frames asked"
-        torch.testing.assert_close(sub[:, 0], full[:, -1], atol=1e-4, rtol=1e-4)
+            assert full.shape[1] == n == bb.options.frames, (
+                f"decode returned {full.shape[1]} frames, num_latent_frames says {n}, options.frames is "
+                f"{bb.options.frames}: num_latent_frames must count the decoded (pixel) frames"
+            )
+            picks = sorted({0, n // 2, n - 1})
+            for idx in ([n - 1], [0], picks):
+                sub = bb.decode(latents, idx)
+                assert sub.shape[1] == len(idx), f"decode(latents, {idx}) returned {sub.shape[1]} frames"
+                torch.testing.assert_close(sub, full[:, idx], atol=1e-4, rtol=1e-4, msg=f"frames {idx}")
 
     def test_lora_targets_exist(self) -> None:
         bb = self.make_backbone()
@@ -323,7 +382,7 @@ class BackboneContractTests:
                     assert p.grad is None, f"frozen parameter {name}.{n} got a gradient"
 
     def _lora_gradients(
-        self, bb: Any, level: bool | str, split_guidance: bool
+        self, bb: Any, level: bool | Literal["call"], split_guidance: bool
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         from ..config import MemorySection
         from ..sampling import sample_with_grad
@@ -358,7 +417,13 @@ class BackboneContractTests:
         assert ref and all(r.abs().sum() > 0 for r in ref), "some LoRA weight got no gradient"
         # Relative to the largest gradient: some are zero up to rounding (cross-attention to a single token).
         scale = max(float(r.abs().max()) for r in ref)
-        for level, split in (("call", False), ("call", True), (True, False), (True, True)):
+        levels: tuple[tuple[bool | Literal["call"], bool], ...] = (
+            ("call", False),
+            ("call", True),
+            (True, False),
+            (True, True),
+        )
+        for level, split in levels:
             v, grads = self._lora_gradients(bb, level, split)
             torch.testing.assert_close(v, video, rtol=0, atol=1e-4)
             for a, b in zip(grads, ref, strict=True):
@@ -400,61 +465,66 @@ class BackboneContractTests:
         assert seen, "no denoiser call ran with gradient at the kept step"
         assert max(seen) == 1, f"a denoiser call with gradient saw batches of {sorted(set(seen))} for 1 video"
 
-    def test_checkpoint_blocks_are_recomputed(self) -> None:
-        """The blocks the backbone names lie inside its denoiser (decoder blocks inside a component), none
-        inside another; at ``block`` level each runs once more in backward than at ``call`` level."""
+    def _block_leaf_calls(self, bb: Any, watched: list[Any], level: bool | Literal["call"]) -> list[int]:
+        """Calls of the leaf modules of each of ``watched`` over a K=2 training sample and its backward at
+        checkpointing ``level`` (a recomputed block runs its layers again; its own forward hooks do not fire then)."""
         from ..config import MemorySection
-        from ..lora import add_lora
         from ..sampling import sample_with_grad
 
+        calls = [0] * len(watched)
+        hooks = [
+            leaf.register_forward_pre_hook(lambda *_, i=i, calls=calls: calls.__setitem__(i, calls[i] + 1))
+            for i, m in enumerate(watched)
+            for leaf in m.modules()
+            if not list(leaf.children())
+        ]
+        try:
+            with torch.no_grad():
+                cond = bb.encode_condition(self.prompts[:1], self.make_images(1))
+            video, _, _ = sample_with_grad(
+                bb,
+                cond,
+                1,
+                torch.Generator().manual_seed(0),
+                random.Random(0),
+                # K=2: the second kept call's input requires grad, so backward passes every one of its layers
+                TruncationSection(mode="last", k=min(2, bb.options.steps)),
+                MemorySection(gradient_checkpointing=level, split_guidance=False, decoded_frames=1),
+            )
+            video.mean().backward()
+        finally:
+            for h in hooks:
+                h.remove()
+        return calls
+
+    def test_checkpoint_blocks_are_recomputed(self) -> None:
+        """The blocks the backbone names lie inside its denoiser (decoder blocks inside a component), none
+        inside another; at ``block`` level each runs once more in backward than at ``call`` level. That holds for a
+        backbone that claims its library's own checkpointing switch (``native_gradient_checkpointing``) too: the
+        switch must really recompute the blocks ``checkpoint_blocks`` names (the core then wraps none itself)."""
+        from ..lora import add_lora
+
         bb = self.make_backbone()
-        if bb.native_gradient_checkpointing(True):
-            bb.native_gradient_checkpointing(False)
-            pytest.skip("the denoiser's library checkpoints its blocks itself")
+        native = bb.native_gradient_checkpointing(True)
+        bb.native_gradient_checkpointing(False)
         blocks = bb.checkpoint_blocks()
-        assert blocks, "name the denoiser's blocks in checkpoint_blocks() (or use native_gradient_checkpointing)"
+        assert blocks, "name the denoiser's blocks in checkpoint_blocks()"
         inside = {id(m) for m in bb.denoiser.modules()}
-        assert all(id(b) in inside for b in blocks), "a checkpoint block is not a module of the denoiser"
+        if not native:
+            assert all(id(b) in inside for b in blocks), "a checkpoint block is not a module of the denoiser"
         for group in (blocks, bb.decoder_checkpoint_blocks()):
             ids = {id(b) for b in group}
             assert len(ids) == len(group), "a block is named twice"
             for b in group:
                 assert not any(id(m) in ids for m in list(b.modules())[1:]), f"{type(b).__name__} holds another block"
         add_lora(bb.denoiser, 4, 4, 0.0, bb.default_lora_targets)
-        # A recomputed block runs its layers again (the block's own forward hooks do not fire then): count the
-        # calls of all its leaf modules.
         watched = [*blocks, *bb.decoder_checkpoint_blocks()]
-        counts: dict[str, list[int]] = {}
-        for level in ("call", True):
-            calls = [0] * len(watched)
-            hooks = [
-                leaf.register_forward_pre_hook(lambda *_, i=i, calls=calls: calls.__setitem__(i, calls[i] + 1))
-                for i, m in enumerate(watched)
-                for leaf in m.modules()
-                if not list(leaf.children())
-            ]
-            try:
-                with torch.no_grad():
-                    cond = bb.encode_condition(self.prompts[:1], self.make_images(1))
-                video, _, _ = sample_with_grad(
-                    bb,
-                    cond,
-                    1,
-                    torch.Generator().manual_seed(0),
-                    random.Random(0),
-                    # K=2: the second kept call's input requires grad, so backward passes every one of its layers
-                    TruncationSection(mode="last", k=min(2, bb.options.steps)),
-                    MemorySection(gradient_checkpointing=level, split_guidance=False, decoded_frames=1),
-                )
-                video.mean().backward()
-            finally:
-                for h in hooks:
-                    h.remove()
-            counts[str(level)] = calls
+        counts = {str(level): self._block_leaf_calls(bb, watched, level) for level in ("call", True)}
         assert sum(counts["call"][len(blocks) :]) > 0 or not bb.decoder_checkpoint_blocks(), "no decoder block ran"
+        how = "with the library's own switch (native_gradient_checkpointing), " if native else ""
         for m, c, b in zip(watched, counts["call"], counts["True"], strict=True):
             # (a layer the model never calls, like an attention diffusers skips with one mid-block layer, runs 0 times)
-            assert b > c or c == 0, f"{type(m).__name__} ran {b} times at block level, {c} at call level"
+            assert b > c or c == 0, f"{type(m).__name__} ran {b} times at block level {how}{c} at call level"
 
     def test_invalid_options_rejected(self) -> None:
         for bad in self.invalid_options:
@@ -472,7 +542,7 @@ class PluginPackageContractTests:
     #: The distribution (``pip install`` name), e.g. ``"vader-svd"``.
     distribution: ClassVar[str]
     #: The backbone, reward, method and metric classes the package registers.
-    plugin_classes: ClassVar[list[type]]
+    plugin_classes: ClassVar[list[type[Any]]]
     #: Modules importing the package must not import.
     heavy_modules: ClassVar[tuple[str, ...]] = ("torch", "diffusers", "transformers", "open_clip", "huggingface_hub")
 

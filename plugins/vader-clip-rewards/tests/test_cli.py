@@ -32,13 +32,13 @@ rewards:
 
 def test_objective_settings_reproduce_the_official_losses(tmp_path):
     """aesthetic 0.1*|s-10|, HPS 1-s, PickScore |1-s/100|: the README's YAML gives the same losses."""
-    from vader_core.config import build_config, resolve
-    from vader_core.objective import Objective
+    from vader_core.config import build_config
+    from vader_core.resolve import build_objective, resolve_config
 
     (tmp_path / "run.yaml").write_text(OFFICIAL)
-    cfg = resolve(build_config(tmp_path / "run.yaml"))
+    cfg = resolve_config(build_config(tmp_path / "run.yaml"))
     assert cfg.rewards[1].version == "v2.1" and cfg.rewards[0].mlp_path is None  # options resolved in place
-    objective = Objective.from_config(cfg.rewards)
+    objective = build_objective(cfg.rewards)
     objective.load("cpu", torch.float32, tiny=True, seed=0)
     video = torch.rand(2, 2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     prompts = ["a cat", "a dog"]
@@ -64,11 +64,11 @@ rewards:
 
 def test_objective_settings_reproduce_the_official_aesthetic_hps_loss(tmp_path):
     """VADER's aesthetic+HPS loss (1.5 * 0.1 * |a - 10| + |1 - h|) / 2, exactly."""
-    from vader_core.config import build_config, resolve
-    from vader_core.objective import Objective
+    from vader_core.config import build_config
+    from vader_core.resolve import build_objective, resolve_config
 
     (tmp_path / "run.yaml").write_text(COMBINED)
-    objective = Objective.from_config(resolve(build_config(tmp_path / "run.yaml")).rewards)
+    objective = build_objective(resolve_config(build_config(tmp_path / "run.yaml")).rewards)
     objective.load("cpu", torch.float32, tiny=True, seed=0)
     video = torch.rand(2, 2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

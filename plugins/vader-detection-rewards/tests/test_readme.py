@@ -18,24 +18,25 @@ def test_readme_has_yaml_blocks():
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_yaml_resolves(block, tmp_path):
-    from vader_core.config import build_config, resolve
+    from vader_core.config import build_config
+    from vader_core.resolve import resolve_config
 
     data = yaml.safe_load(block)
     # rewards of other plugins (aesthetic: vader-clip-rewards) are not loaded in this suite
     data["rewards"] = [r for r in data["rewards"] if r["name"] == "object_removal"]
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(data))
-    cfg = resolve(build_config(tmp_path / "run.yaml"))
+    cfg = resolve_config(build_config(tmp_path / "run.yaml"))
     assert [r.name for r in cfg.rewards] == ["object_removal"] * len(data["rewards"])
 
 
 def test_the_official_objective(tmp_path, saved):
-    from vader_core.config import build_config, resolve
-    from vader_core.objective import Objective
+    from vader_core.config import build_config
+    from vader_core.resolve import build_objective, resolve_config
 
     (tmp_path / "run.yaml").write_text(BLOCKS[0])
-    cfg = resolve(build_config(tmp_path / "run.yaml"))
+    cfg = resolve_config(build_config(tmp_path / "run.yaml"))
     assert cfg.memory.decoded_frames == 1 and cfg.memory.frame_selection == "random"
-    objective = Objective.from_config(cfg.rewards)
+    objective = build_objective(cfg.rewards)
     for t in objective.terms:  # the tiny saved detector with the COCO labels, target `book` seen
         t.reward.options = t.reward.Options.model_validate(
             {**t.reward.options.model_dump(), "model": str(saved.yolos_coco)}

@@ -60,8 +60,9 @@ def test_official_sizes_pass_the_config_checks():
     """276x368 (240p 3:4, the recipe's default) is not a multiple of 8 and must still pass; --random-weights
     picks a frame count the timestep transform accepts."""
     from vader_core.cli_errors import random_weight_sets
-    from vader_core.config import build_config, resolve
+    from vader_core.config import build_config
+    from vader_core.resolve import resolve_config
 
-    cfg = resolve(build_config(None, [], {"backbone.name": "opensora", "rewards": ["brightness"]}))
+    cfg = resolve_config(build_config(None, [], {"backbone.name": "opensora", "rewards": ["brightness"]}))
     assert (cfg.backbone.options["height"], cfg.backbone.options["width"]) == (276, 368)
     assert "backbone.frames=17" in random_weight_sets("opensora", None, [])

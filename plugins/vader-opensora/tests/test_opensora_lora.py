@@ -115,3 +115,11 @@ def test_block_checkpointing_follows_the_core_level():
         assert bb.denoiser.gradient_checkpointing is on, level
     with pytest.raises(ValueError, match="memory.gradient_checkpointing"):
         OpenSoraOptions(block_checkpointing=True)
+
+
+def test_fps_is_required():
+    """The official STDiT3 has no default frame rate: a call without one fails instead of assuming 24."""
+    model = tiny_stdit3(0)
+    args, kw = _inputs()
+    with pytest.raises(ValueError, match="fps"), torch.no_grad():
+        model(*args, **{**kw, "fps": None})

@@ -130,3 +130,21 @@ def test_low_precision_runs():
         assert next(bb.denoiser.parameters()).dtype == dtype
         videos.append(generate(bb, ["a cat"], None, torch.Generator().manual_seed(0)))
     assert torch.isfinite(videos[1]).all() and (videos[1] - videos[0]).abs().max() < 0.15
+
+
+@pytest.mark.parametrize("guidance", [0.5, 1.0, 12.0])
+def test_guidance_skips_the_unconditional_branch_only_at_one(guidance):
+    """The official DDIM sampler mixes the unconditional branch in for every scale but exactly 1."""
+    bb = VideoCrafterBackbone(VideoCrafterOptions(height=32, width=32, frames=2, steps=2, guidance=guidance))
+    bb.load_tiny("cpu", torch.float32)
+    timesteps = bb.set_timesteps(2)
+    cond = bb.encode_condition(["a cat playing chess"])
+    assert cond["encoder_hidden_states"].shape[0] == (1 if guidance == 1.0 else 2)
+    z = bb.prepare_latents(1, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        eps = bb.predict(z, timesteps[0], cond, 0)
+        ts = timesteps[0].reshape(-1)
+        emb = bb._embed(["a cat playing chess"])
+        text = bb.denoiser(z, ts, emb, fps=cond["fps"][:1])
+        uncond = bb.denoiser(z, ts, bb._embed([""]), fps=cond["fps"][:1])
+    torch.testing.assert_close(eps, uncond + guidance * (text - uncond), rtol=1e-4, atol=1e-4)

@@ -116,14 +116,15 @@ def test_local_directory_loads(tiny_dir):
 def test_default_and_smoke_sizes_pass_the_config_checks():
     """The released defaults pass the config-time size check, and --random-weights picks 4k+1 frames."""
     from vader_core.cli_errors import random_weight_sets
-    from vader_core.config import build_config, resolve
+    from vader_core.config import build_config
     from vader_core.errors import ConfigError
+    from vader_core.resolve import resolve_config
 
-    cfg = resolve(build_config(None, [], {"backbone.name": "wan", "rewards": ["brightness"]}))
+    cfg = resolve_config(build_config(None, [], {"backbone.name": "wan", "rewards": ["brightness"]}))
     assert (cfg.backbone.options["height"], cfg.backbone.options["frames"]) == (480, 81)
     assert "backbone.frames=5" in random_weight_sets("wan", None, [])
     with pytest.raises(ConfigError, match="multiple of 16"):
-        resolve(build_config(None, ["backbone.height=472"], {"backbone.name": "wan", "rewards": ["brightness"]}))
+        resolve_config(build_config(None, ["backbone.height=472"], {"backbone.name": "wan", "rewards": ["brightness"]}))
 
 
 def test_train_both_experts_from_the_cli(tmp_path):

@@ -314,3 +314,24 @@ def test_a14b_lora_on_both_experts(tmp_path, capsys):
     single = save_tiny(tmp_path / "single")
     with pytest.raises(ConfigError, match="two-expert"):
         WanBackbone(WanOptions(model=str(single), frames=5, lora_expert="both")).load("cpu", torch.float32)
+
+
+def test_default_sampler_is_the_checkpoints_and_the_parity_helpers_agree(tmp_path, tiny_dir, capsys):
+    """With `backbone.scheduler` left at `auto`, a Wan checkpoint (UniPC) samples with UniPC as released; the
+    core's parity helpers (vader_core.testing.parity) reproduce the comparison above."""
+    from vader_core.testing import assert_frames_match, stock_frames, vader_frames
+
+    opts = {"height": H, "width": W, "frames": FRAMES, "steps": STEPS, "guidance": GUIDANCE}
+    ours = vader_frames(tmp_path, "wan", tiny_dir, prompt="a cat playing chess", seed=5, options=opts)
+    ref = stock_frames(
+        tiny_dir,
+        "WanPipeline",
+        prompt="a cat playing chess",
+        seed=5,
+        steps=STEPS,
+        guidance=GUIDANCE,
+        height=H,
+        width=W,
+        frames=FRAMES,
+    )
+    _report(capsys, "wan (auto) vs WanPipeline", assert_frames_match(ours, ref, atol=TOL, what="wan auto"))

@@ -115,7 +115,12 @@ class OpenSoraOptions(BackboneOptions):
     width: int = Field(368, ge=16, description="Frame width in pixels (set from `resolution` unless it is null).")
     frames: int = Field(51, ge=1, description="Number of frames (set from `num_frames` unless it is null).")
     steps: int = Field(30, ge=1, description="Rectified-flow sampling steps.")
-    guidance: float = Field(7.0, ge=0.0, description="Classifier-free guidance scale; 1 disables it.")
+    guidance: float = Field(
+        7.0,
+        ge=0.0,
+        description="Classifier-free guidance scale g: `v_null + g (v_text - v_null)`, both branches computed for "
+        "every g, as the official sampler does (g = 1 gives the text branch).",
+    )
     eta: float = Field(0.0, ge=0.0, le=0.0, description="Unused: the rectified-flow sampler is deterministic.")
     fps: int = Field(24, ge=1, description="Frame rate fed to STDiT3's fps embedding.")
     timestep_transform: bool = Field(True, description="The official resolution- and length-dependent shift.")
@@ -253,7 +258,8 @@ class OpenSoraBackbone(BackbonePlugin):
 
     # The block-checkpointing interface agreed for the core (issue 17): here the model checkpoints itself.
     def checkpoint_blocks(self) -> list[Any]:
-        return []
+        """STDiT3's spatial and temporal blocks: the ones its own switch recomputes (the contract tests check it)."""
+        return list(self.components["transformer"].blocks())
 
     def native_gradient_checkpointing(self, enabled: bool) -> bool:
         """STDiT3 recomputes block by block itself (the official ``grad_checkpoint``): the core turns it on at
@@ -278,7 +284,9 @@ class OpenSoraBackbone(BackbonePlugin):
     # -------------------------------------------------------------- steps
     @property
     def do_cfg(self) -> bool:
-        return self.options.guidance > 1.0
+        """Always: the official sampler computes both branches and ``v_null + g (v_text - v_null)`` for every ``g``
+        (between 0 and 1 too, where dropping the null branch would change the latents)."""
+        return True
 
     @property
     def token_length(self) -> int:

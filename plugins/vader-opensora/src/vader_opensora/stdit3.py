@@ -366,7 +366,11 @@ class STDiT3(nn.Module):
         pos = position_embedding_2d(self.hidden_size, H, W, scale, round(S**0.5), x.device, dtype)
 
         t = self.t_embedder(timestep.to(dtype).reshape(-1).expand(b))
-        fps = torch.full((b,), 24.0, device=x.device) if fps is None else fps.reshape(-1).expand(b)
+        if fps is None:
+            raise ValueError(
+                "STDiT3 needs the frame rate `fps` (its fps embedding has no default in the official model)"
+            )
+        fps = fps.reshape(-1).expand(b)
         t = t + self.fps_embedder(fps.to(dtype))
         t_mlp = self.t_block(t)
 

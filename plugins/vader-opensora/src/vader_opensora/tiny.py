@@ -2,8 +2,8 @@
 
 The real classes (:class:`~vader_opensora.stdit3.STDiT3`, :class:`~vader_opensora.vae.OpenSoraVAE` with
 diffusers' ``AutoencoderKL`` and the temporal VAE, transformers' ``T5EncoderModel`` in the v1.1
-layout: gated GELU, untied head) with small widths and depths, and a small word-level T5-style tokenizer
-built in code (no download), so every path runs on a CPU in seconds.
+layout: gated GELU, untied head) with small widths and depths, and the core's tiny T5 tokenizer
+(:func:`vader_core.tokenizers.tiny_t5_tokenizer`, built in code, no download), so every path runs on a CPU in seconds.
 """
 
 from __future__ import annotations
@@ -54,31 +54,21 @@ TINY_T5: dict[str, Any] = {
     "relative_attention_num_buckets": 8,
     "dropout_rate": 0.0,
 }
-_WORDS = (
-    "a an the of on in with and cat dog chess playing surfing wave robot red blue green fashion "
-    "model walking city street night beautiful woman man"
-).split()
 
 
 def tiny_tokenizer(max_length: int = TINY_STDIT3["model_max_length"]) -> Any:
-    """A word-level tokenizer with T5's special tokens (pad 0, eos 1, unk 2) and ``</s>`` appended."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    """The core's tiny T5 tokenizer (:func:`vader_core.tokenizers.tiny_t5_tokenizer`: T5's special tokens, pad 0,
+    eos 1, unk 2, ``</s>`` appended), ``max_length`` tokens."""
+    from vader_core.tokenizers import tiny_t5_tokenizer
 
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(_WORDS)}}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=max_length
-    )
+    return tiny_t5_tokenizer(max_length)
 
 
 def tiny_text_encoder(seed: int = 0) -> Any:
     from transformers import T5Config, T5EncoderModel
 
     torch.manual_seed(seed)
-    return T5EncoderModel(T5Config(vocab_size=len(_WORDS) + 3, **TINY_T5)).eval()
+    return T5EncoderModel(T5Config(vocab_size=len(tiny_tokenizer()), **TINY_T5)).eval()
 
 
 def tiny_stdit3(seed: int = 0) -> Any:

@@ -75,7 +75,12 @@ class VideoCrafterOptions(UNetT2VOptions):
     width: int = Field(512, ge=16, multiple_of=8, description="Frame width in pixels (multiple of 8).")
     frames: int = Field(12, ge=1, description="Number of frames generated (VADER trains on 12).")
     steps: int = Field(25, ge=1, le=999, description="DDIM steps.")
-    guidance: float = Field(12.0, ge=0.0, description="Classifier-free guidance scale; 1 disables it.")
+    guidance: float = Field(
+        12.0,
+        ge=0.0,
+        description="Classifier-free guidance scale: `uncond + g (text - uncond)`; exactly 1 skips the "
+        "unconditional branch (as the official sampler).",
+    )
     eta: float = Field(1.0, ge=0.0, description="DDIM stochasticity (1.0, the official; 0 = deterministic).")
     fps: int = Field(24, ge=1, description="Frame rate fed to the UNet's fps conditioning.")
     scheduler: Literal["ddim"] = Field("ddim", description="Sampler: `ddim` (the official DDIM sampler).")
@@ -248,6 +253,12 @@ class VideoCrafterBackbone(UNetT2VBackbone):
         raise NotImplementedError("videocrafter2 loads the official model.ckpt; there is no diffusers layout to save")
 
     # -------------------------------------------------------------- steps
+    @property
+    def do_cfg(self) -> bool:
+        """As the official DDIM sampler: the unconditional branch is skipped only at exactly 1 (scales below 1 mix
+        it in too, unlike diffusers' pipelines, which skip it for every scale <= 1)."""
+        return self.options.guidance != 1.0
+
     def _embed(self, texts: Sequence[str]) -> torch.Tensor:
         enc = self.components["text_encoder"]
         ids = self.components["tokenizer"](list(texts), context_length=enc.context_length).to(self.device)

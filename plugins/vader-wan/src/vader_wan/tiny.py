@@ -2,36 +2,24 @@
 
 The classes ``WanPipeline`` / ``WanImageToVideoPipeline`` load (``WanTransformer3DModel``,
 ``AutoencoderKLWan``, ``UMT5EncoderModel``, a T5 tokenizer; ``CLIPVisionModel`` for Wan 2.1 I2V), with
-small widths and depths so every code path runs on a CPU in seconds. The tokenizer is a real
-transformers ``T5Tokenizer`` (a unigram model, like umt5-xxl's) over a small vocabulary of characters
-and common words, built offline.
+small widths and depths so every code path runs on a CPU in seconds. The tokenizer is the core's tiny
+``T5Tokenizer`` (:func:`vader_core.tokenizers.tiny_t5_tokenizer`: a unigram model, like umt5-xxl's).
 """
 
 from __future__ import annotations
 
-import functools
-import string
 from pathlib import Path
 from typing import Any
 
 from vader_core.lazy import torch
 
-_WORDS = (
-    "a an the of in on at with and riding playing surfing wave cat dog panda bike chess red blue green "
-    "running flying bird car city street night sea boat kite sky tree forest river horse man woman"
-).split()
 
-
-@functools.cache
 def tiny_tokenizer(model_max_length: int = 512) -> Any:
-    """A ``T5Tokenizer`` (unigram; ``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2) over characters and a few words."""
-    from transformers import T5Tokenizer
+    """The core's tiny T5 tokenizer (:func:`vader_core.tokenizers.tiny_t5_tokenizer`; this name is kept for
+    plugins and tests that import it from here)."""
+    from vader_core.tokenizers import tiny_t5_tokenizer
 
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
-    pieces += [("\u2581" + w, -4.0) for w in _WORDS]
-    chars = string.ascii_letters + string.digits + string.punctuation
-    pieces += [(c, -8.0) for c in chars] + [("\u2581" + c, -9.0) for c in chars]
-    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=model_max_length)
+    return tiny_t5_tokenizer(model_max_length)
 
 
 def tiny_text_encoder(vocab_size: int, dim: int = 32) -> Any:
