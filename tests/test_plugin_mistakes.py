@@ -223,3 +223,11 @@ def test_bool_into_float_option_is_refused(install, tmp_path):
     assert_one_line_error(res, "`backbone.steps`", "expected an integer")
     rc, out, err = run_cli(["config", "--backbone", "tiny", "--reward", "bad", "--set", "rewards.0.gain=2"])
     assert rc == 0 and "gain: 2.0" in out, err
+
+
+def test_hooks_that_register_nothing_are_listed_broken(install):
+    install("vader-empty", HEAD + "\n@hookimpl\ndef register_rewards(register):\n    pass\n")
+    row = _listing()[("vader_empty", "plugin")]
+    assert row["status"] == "broken" and "registered nothing: call register(YourClass)" in row["summary"]
+    rc, out, err = run_cli(["plugins"])
+    assert rc == 0 and "broken: vader-empty 0.1.0 (entry point vader_empty): its hooks registered nothing" in out
