@@ -97,3 +97,14 @@ def test_overwrite_starts_over_in_a_crashed_runs_folder_and_never_deletes_checkp
     assert {p: p.stat().st_mtime_ns for p in (out / "checkpoints").rglob("*")} == before
     rc, _, err = _train(out, "--overwrite", "--resume", "latest")
     assert rc == 2 and "give one of them" in err
+
+
+def test_export_for_a_backbone_without_other_layouts_is_one_line(tmp_path):
+    import torch
+
+    from vader_core.lora import WEIGHTS_NAME, save_lora
+
+    save_lora(tmp_path / WEIGHTS_NAME, {"unet.x.lora_A.weight": torch.zeros(2, 2)}, {"unet.lora_alpha": 2})
+    rc, _, err = run_cli(["export", tmp_path, "--backbone", "tiny"])
+    assert rc == 2 and "backbone `tiny` writes no other layout" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [WEIGHTS_NAME]

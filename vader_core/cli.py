@@ -541,6 +541,44 @@ def eval_cmd(
     console.print(f"wrote {out / 'eval.json'}, {out / 'eval.md'}, {out / 'grid.png'}, {out / 'grid.mp4'}")
 
 
+# --------------------------------------------------------------------------- export
+@app.command("export")
+def export_cmd(
+    lora: Path = typer.Argument(..., help="LoRA checkpoint directory (checkpoints/step-N, best) or .safetensors file."),
+    backbone: str | None = typer.Option(
+        None, "--backbone", "-b", help="The backbone it was trained on (default: the one its run recorded)."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Where the layouts go (default: beside the LoRA)."),
+) -> None:
+    """Write a trained LoRA in the layouts ComfyUI and kohya-style trainers read, for backbones whose model they
+    run (Wan: original module names, one folder per layout). vader's own file already loads with diffusers'
+    load_lora_weights.
+
+    Examples:
+
+      vader export runs/wan/checkpoints/step-500
+
+      vader export runs/wan/best --out comfy-loras/
+    """
+    from .lora import read_lora, trained_backbone
+    from .resolve import backbone_class
+
+    read_lora(lora)  # a missing or corrupt file is one line first
+    name = backbone or trained_backbone(lora)
+    if name is None:
+        raise ConfigError(f"{lora} does not say which backbone it was trained on (no state.json): pass --backbone NAME")
+    cls = backbone_class(name)
+    where = out if out is not None else (lora if lora.is_dir() else lora.parent)
+    written = cls.export_lora(lora, where)
+    if not written:
+        raise ConfigError(
+            f"backbone `{name}` writes no other layout: ComfyUI does not run its model natively, or its plugin "
+            "has no export yet; vader's file loads with diffusers' load_lora_weights as it is"
+        )
+    for key, path in written.items():
+        console.print(f"{key}: {path}", soft_wrap=True, markup=False)
+
+
 # --------------------------------------------------------------------------- new
 @app.command("new")
 def new_cmd(

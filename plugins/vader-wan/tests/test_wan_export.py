@@ -75,3 +75,15 @@ def test_command_line_and_one_line_errors(trained, tmp_path, capsys):
     assert main([str(bad), "--comfy"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no name in the original Wan layout" in err[0]
+
+
+def test_vader_export_command(trained, tmp_path):
+    from vader_core.testing import run_cli
+
+    lora_dir, _ = trained
+    rc, out, err = run_cli(["export", lora_dir, "--backbone", "wan", "--out", tmp_path])
+    assert rc == 0, err
+    assert f"comfyui/lora.safetensors: {tmp_path / 'comfyui' / 'lora.safetensors'}" in out
+    assert (tmp_path / "kohya" / "lora.safetensors").is_file()
+    rc, _, err = run_cli(["export", lora_dir, "--out", tmp_path])  # a bare LoRA does not name its backbone
+    assert rc == 2 and "pass --backbone NAME" in err and len(err.strip().splitlines()) == 1
