@@ -238,5 +238,5 @@ def test_eval_images_pairing(tmp_path):
     assert [Path(x).name for x in images] == ["one.png", "two.jpg", "one.png"]
     with pytest.raises(ConfigError, match="2 --image for 3 prompts"):
         _eval_images([a, b], ["x", "y", "z"], None, "svd")
-    with pytest.raises(ConfigError, match="--set train.images=DIR"):
-        _eval_images([], ["x"], None, "svd")
+    images, prompts = _eval_images([], ["x", "y"], None, "svd")  # no train.images: the built-in images
+    assert prompts == ["x", "y"] and [Path(x).suffix for x in images] == [".png", ".png"] and images[0] != images[1]

@@ -484,16 +484,19 @@ def test_random_weights_picks_small_sizes_unless_set(monkeypatch):
     plugins.register_plugin(mod, name="big")
     try:
         assert random_weight_sets("big-released", None, []) == [
+            "optim.grad_accum=1",  # a smoke run steps once per micro-batch
             "backbone.height=64",
             "backbone.width=64",
             "backbone.frames=4",
             "backbone.steps=4",
         ]
         assert random_weight_sets("big-released", None, ["backbone.height=128", "sampling.steps=9"]) == [
+            "optim.grad_accum=1",
             "backbone.width=64",
             "backbone.frames=4",
         ]
-        assert random_weight_sets("tiny", None, []) == []  # already smaller
+        assert random_weight_sets("tiny", None, []) == ["optim.grad_accum=1"]  # sizes already smaller
+        assert random_weight_sets("tiny", None, ["optim.grad_accum=4"]) == []
     finally:
         plugins.unregister_plugin(mod)
 

@@ -48,11 +48,15 @@ def test_duplicate_name_names_both_classes():
         name = "brightness"
         summary = "dup"
 
+        def score_frames(self, frames, prompts):
+            return frames.mean(dim=(1, 2, 3))
+
     mod = _module_registering("dup_plugin", Brightness2)
     with pytest.raises(PluginConflictError) as e:
         plugins.register_plugin(mod, name="dup", package="vader-dup")
     msg = str(e.value)
     assert "vader_plugins.rewards.Brightness" in msg and "Brightness2" in msg and "vader-dup" in msg
+    assert "the built-in keeps it: rename yours" in msg
     # the registry still works and still has the original
     assert plugins.get_reward("brightness").__module__ == "vader_plugins.rewards"
 

@@ -10,15 +10,18 @@ whatever the backbone's scheduler consumes (noise, velocity, flow), and ``schedu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from .options import StrictNumbers
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-class BackboneOptions(BaseModel):
+class BackboneOptions(StrictNumbers):
     """Options every backbone accepts; subclasses change defaults and add their own fields."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -85,6 +88,14 @@ class BackbonePlugin:
     def load_tiny(self, device: torch.device | str, dtype: torch.dtype, seed: int = 0) -> None:
         """Build tiny randomly initialised components of the real architecture (for tests)."""
         raise NotImplementedError(f"{type(self).__name__} must implement load_tiny()")
+
+    @classmethod
+    def export_lora(cls, lora: Path, out: Path) -> dict[str, Path]:
+        """Optional: write a trained LoRA (checkpoint directory or file) in the layouts other tools read, e.g.
+        ComfyUI's and kohya's, under ``out``; returns each file written by name. ``vader export`` calls it.
+        The default writes nothing (``{}``): vader's own files already load with diffusers' ``load_lora_weights``.
+        """
+        return {}
 
     def default_prompts(self) -> tuple[list[str], list[str]] | None:
         """Training and held-out prompts suited to this model, used when the config names none

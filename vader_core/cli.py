@@ -89,6 +89,12 @@ def train(
     output_dir: Path | None = typer.Option(None, "--output-dir", "-o", help="Output directory of the run."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Number of optimiser steps."),
     resume: str | None = typer.Option(None, "--resume", help="`latest` or a checkpoint directory to continue from."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Start over in an output directory an earlier run left without a checkpoint (a crashed run): its "
+        "records, samples and best/ are removed once the models have loaded. Never deletes checkpoints.",
+    ),
     device: str | None = typer.Option(
         None, "--device", help="cpu, cuda, cuda:1, mps ... (default: accelerate's choice)."
     ),
@@ -130,7 +136,7 @@ def train(
         sets = [*random_weight_sets(backbone, config, list(sets or [])), *(sets or [])]
     cfg = _config_from_args(config, sets, flags)
     trainer = Trainer(cfg, progress=not quiet, tiny=random_weights, log=lambda s: err_console.print(s, soft_wrap=True))
-    summary = trainer.run(resume=resume)
+    summary = trainer.run(resume=resume, overwrite=overwrite)
     if trainer.is_main:
         _print_summary(summary)
 
@@ -150,11 +156,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- plugins
 @app.command("plugins")
 def plugins_cmd(
+    name: str | None = typer.Argument(None, help="Show this plugin's options (type, default, description)."),
     as_json: bool = typer.Option(
-        False, "--json", help="Print a JSON list of objects (name, kind, package, version, summary, status)."
+        False,
+        "--json",
+        help="Print a JSON list of objects (name, kind, package, version, summary, status, details, options).",
     ),
 ) -> None:
-    """List installed backbones, rewards, methods and guard metrics, and any broken plugin with its reason."""
+    """List installed backbones, rewards, methods and guard metrics, and any broken plugin with its reason.
+
+    With NAME, show that plugin: what it is and every option with its type, default and description.
+    """
     from . import plugins
 
     infos, broken = plugins.list_plugins()
@@ -166,22 +178,90 @@ def plugins_cmd(
             "version": b.version,
             "summary": b.reason,
             "status": "broken",
+            "details": {},
+            "options": [],
         }
         for b in broken
     ]
+    if name is not None:
+        rows = [r for r in rows if r["name"] == name or (r["status"] == "broken" and r["package"] == name)]
+        if not rows:
+            from .cli_errors import suggest
+
+            known = sorted({i.name for i in infos})
+            raise ConfigError(
+                f"no plugin named `{name}`{suggest(name, known)}; `vader plugins` lists them"
+                + plugins.broken_note(name)
+            )
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title="vader plugins")
-    for col in ("name", "kind", "package", "version", "summary"):
-        table.add_column(col)
+    if name is not None:
+        _print_plugin(rows)
+        return
+    _print_listing(rows)
+
+
+def _print_listing(rows: list[dict[str, Any]]) -> None:
+    """One line per plugin under its kind, the summary cut to the terminal's width (``pip list``-like); broken
+    plugins after, their reasons whole (they say what to do)."""
+    ok = [r for r in rows if r["status"] != "broken"]
+    pkgs = {id(r): r["package"] for r in ok}  # versions: `vader plugins NAME`, --json
+    wn = max((len(r["name"]) for r in ok), default=4)
+    wp = max((len(p) for p in pkgs.values()), default=7)
+    room = max(console.width - 2 - wn - 2 - wp - 2, 16)
+    for kind in ("backbone", "reward", "method", "metric"):
+        mine = [r for r in ok if r["kind"] == kind]
+        if not mine:
+            continue
+        console.print(f"[bold]{kind}s[/]")
+        for r in mine:
+            summary = r["summary"] if len(r["summary"]) <= room else r["summary"][: room - 1] + "…"
+            console.print(
+                f"  {escape(r['name']).ljust(wn)}  {escape(pkgs[id(r)]).ljust(wp)}  {escape(summary)}",
+                soft_wrap=True,
+            )
     for r in rows:
-        style = "red" if r["status"] == "broken" else None
-        summary = ("BROKEN: " + r["summary"]) if r["status"] == "broken" else r["summary"]
-        table.add_row(
-            escape(r["name"]), r["kind"], escape(r["package"]), escape(r["version"]), escape(summary), style=style
-        )
-    console.print(table)
+        if r["status"] == "broken":
+            console.print(
+                f"[red]broken[/]: {escape(r['package'])} {escape(r['version'])} (entry point {escape(r['name'])}): "
+                f"{escape(r['summary'])}",
+                soft_wrap=True,
+            )
+    console.print("`vader plugins NAME` shows one plugin's options; --json gives everything", style="dim")
+
+
+def _print_plugin(rows: list[dict[str, Any]]) -> None:
+    from rich import box
+
+    for r in rows:
+        if r["status"] == "broken":
+            console.print(f"[red]broken[/]: {escape(r['package'])} {escape(r['version'])}: {escape(r['summary'])}")
+            continue
+        console.print(f"[bold]{r['kind']} {escape(r['name'])}[/] ({escape(r['package'])} {escape(r['version'])})")
+        if r["summary"]:
+            console.print(escape(r["summary"]))
+        for k, v in r["details"].items():
+            console.print(f"{k}: {escape(str(v))}")
+        if not r["options"]:
+            console.print("no options")
+            continue
+        where = {
+            "backbone": "backbone.",
+            "reward": "rewards.N.",
+            "method": "method.",
+            "metric": "validation.metrics.N.",
+        }
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, title_justify="left")
+        table.title = f"options (--set {where.get(r['kind'], '')}OPTION=VALUE)"
+        table.add_column("option", no_wrap=True)
+        table.add_column("type")
+        table.add_column("default")
+        table.add_column("description", ratio=1)
+        for o in r["options"]:
+            default = json.dumps(o["default"]) if not isinstance(o["default"], str) else o["default"]
+            table.add_row(escape(o["name"]), escape(o["type"]), escape(default), escape(o["description"]))
+        console.print(table)
 
 
 # --------------------------------------------------------------------------- generate
@@ -306,8 +386,8 @@ def _eval_images(
     given: list[Path], prompts: list[str], train_images: str | None, backbone: str
 ) -> tuple[list[str], list[str]]:
     """Images and prompts of `vader eval` on an image-to-video backbone when prompts or images are given:
-    --image once for every prompt or once per prompt, else train.images' images in turn; --image alone
-    takes each image's name as its prompt."""
+    --image once for every prompt or once per prompt, else train.images' images (or the built-in ones) in
+    turn; --image alone takes each image's name as its prompt."""
     from .data import image_source
 
     if given:
@@ -322,10 +402,9 @@ def _eval_images(
             )
         return paths, prompts
     if not train_images:
-        raise ConfigError(
-            f"backbone `{backbone}` is image-to-video: pass --image PATH (one, or one per prompt) "
-            "or --set train.images=DIR"
-        )
+        from .data import default_images_dir
+
+        train_images = str(default_images_dir())  # the built-in images, as training uses them
     paths = image_source(train_images).images or []
     return [paths[i % len(paths)] for i in range(len(prompts))], prompts
 
@@ -350,7 +429,8 @@ def eval_cmd(
         None,
         "--metric",
         "-m",
-        help="Guard metric (or reward) to score with, added to the config's validation.metrics (repeat).",
+        help="Guard metric (or reward) to score with, added to the config's validation.metrics unless it is "
+        "there already (repeat); set its options with --set validation.metrics.N.OPTION=V.",
     ),
     prompt: list[str] | None = typer.Option(
         None, "--prompt", "-p", help="Prompt (repeat; default: the held-out prompts of the config or the backbone)."
@@ -361,7 +441,7 @@ def eval_cmd(
         "--image",
         help="Conditioning image for image-to-video "
         "backbones (repeat: one per prompt, or one for every prompt; default: "
-        "the images of train.images, in turn).",
+        "the images of train.images, or vader's built-in ones, in turn).",
     ),
     max_prompts: int = typer.Option(8, "--max-prompts", help="At most this many default held-out prompts."),
     seed: list[int] | None = typer.Option(
@@ -400,16 +480,16 @@ def eval_cmd(
 
       vader eval --backbone svd --lora runs/svd/checkpoints/step-100 --image kite.png --image boat.png --reward aesthetic
     """
-    from .config import MetricSection, build_config
+    from .config import build_config
     from .data import _read_lines, training_source, validation_prompts
     from .evaluate import model_specs, print_table, run_eval
     from .resolve import build_backbone, resolve_config, resolve_device, resolve_precision, torch_dtype
 
     cfg = build_config(
-        config, sets or [], {"backbone.name": backbone, "rewards": reward, "device": device, "precision": precision}
+        config,
+        sets or [],
+        {"backbone.name": backbone, "rewards": reward, "metrics": metric, "device": device, "precision": precision},
     )
-    if metric:
-        cfg.validation.metrics = [*cfg.validation.metrics, *(MetricSection(name=m) for m in metric)]
     if batch_size < 1 or grid_rows < 1 or max_prompts < 1:
         raise ConfigError("--batch-size, --grid-rows and --max-prompts must be at least 1")
     cfg.validation.max_prompts = max_prompts
@@ -461,6 +541,70 @@ def eval_cmd(
     console.print(f"wrote {out / 'eval.json'}, {out / 'eval.md'}, {out / 'grid.png'}, {out / 'grid.mp4'}")
 
 
+# --------------------------------------------------------------------------- export
+@app.command("export")
+def export_cmd(
+    lora: Path = typer.Argument(..., help="LoRA checkpoint directory (checkpoints/step-N, best) or .safetensors file."),
+    backbone: str | None = typer.Option(
+        None, "--backbone", "-b", help="The backbone it was trained on (default: the one its run recorded)."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Where the layouts go (default: beside the LoRA)."),
+) -> None:
+    """Write a trained LoRA in the layouts ComfyUI and kohya-style trainers read, for backbones whose model they
+    run (Wan: original module names, one folder per layout). vader's own file already loads with diffusers'
+    load_lora_weights.
+
+    Examples:
+
+      vader export runs/wan/checkpoints/step-500
+
+      vader export runs/wan/best --out comfy-loras/
+    """
+    from .lora import read_lora, trained_backbone
+    from .resolve import backbone_class
+
+    read_lora(lora)  # a missing or corrupt file is one line first
+    name = backbone or trained_backbone(lora)
+    if name is None:
+        raise ConfigError(f"{lora} does not say which backbone it was trained on (no state.json): pass --backbone NAME")
+    cls = backbone_class(name)
+    where = out if out is not None else (lora if lora.is_dir() else lora.parent)
+    written = cls.export_lora(lora, where)
+    if not written:
+        raise ConfigError(
+            f"backbone `{name}` writes no other layout: ComfyUI does not run its model natively, or its plugin "
+            "has no export yet; vader's file loads with diffusers' load_lora_weights as it is"
+        )
+    for key, path in written.items():
+        console.print(f"{key}: {path}", soft_wrap=True, markup=False)
+
+
+# --------------------------------------------------------------------------- new
+@app.command("new")
+def new_cmd(
+    kind: str = typer.Argument(..., help="reward, metric or backbone."),
+    name: str = typer.Argument(..., help="The plugin's name, e.g. sharpness_v2 (lower case, digits, underscores)."),
+    directory: Path = typer.Option(Path("."), "--dir", help="Where the package folder vader-NAME is written."),
+) -> None:
+    """Write a separately installable plugin package: pyproject.toml with the entry point, the class, contract
+    tests and a README. It installs (`pip install -e vader-NAME`) and passes its tests (`pytest`) as written.
+
+    Examples:
+
+      vader new reward sharpness_v2
+
+      vader new metric flicker --dir plugins/
+    """
+    from .scaffold import write
+
+    out = write(kind, name, directory)
+    console.print(
+        f"wrote {out}: `pip install -e {out}` then `vader plugins {name}`; `pytest {out}` runs its tests",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
 # --------------------------------------------------------------------------- config
 @app.command("config")
 def config_cmd(
@@ -486,6 +630,13 @@ def main(argv: list[str] | None = None) -> None:
     from .cli_errors import install_warning_lines
 
     install_warning_lines()
+    import warnings
+
+    # huggingface_hub warns about an argument diffusers' loaders still pass; printed above a missing-weights
+    # error it reads like the cause. Not something a vader user can act on.
+    warnings.filterwarnings(
+        "ignore", message=r"The `local_dir_use_symlinks` argument is deprecated", category=UserWarning
+    )
     if "train" in args and ("--help" in args or "-h" in args):
         train_cmd = next(c for c in app.registered_commands if c.callback is train)
         train_cmd.epilog = _plugin_options_help()

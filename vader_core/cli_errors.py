@@ -145,7 +145,7 @@ def _first_valid(options: Any, key: str, value: int, step: int, default: int) ->
 
 def random_weight_sets(backbone: str | None, config_file: Any, sets: list[str]) -> list[str]:
     """``--set backbone.X=V`` for each of :data:`SMOKE_SIZES` the user did not set, never above the
-    backbone's own default (the tiny models are smaller still)."""
+    backbone's own default (the tiny models are smaller still), and ``optim.grad_accum=1`` unless set."""
     from .config import build_config, load_config_file
     from .resolve import backbone_class
 
@@ -162,13 +162,18 @@ def random_weight_sets(backbone: str | None, config_file: Any, sets: list[str]) 
             user.add(key.split(".", 1)[1])
         if key == "sampling.steps":
             user.add("steps")
+    out = []
+    # A smoke run steps once per micro-batch: the default accumulation of 8 makes a tiny step take seconds.
+    if "optim.grad_accum" not in {s.split("=", 1)[0].strip() for s in sets} and not (
+        config_file and "grad_accum" in (load_config_file(config_file).get("optim") or {})
+    ):
+        out.append("optim.grad_accum=1")
     name = backbone or build_config(config_file, [], {}).backbone.name
     try:
         cls = backbone_class(name)
     except Exception:  # noqa: BLE001 - the real error comes later, from the config
-        return []
+        return out
     fields = cls.Options.model_fields
-    out = []
     for k, small in SMOKE_SIZES.items():
         if k in user or k not in fields:
             continue

@@ -19,9 +19,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .options import StrictNumbers
 
 
-class _Section(BaseModel):
+class _Section(StrictNumbers):
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
 
 
@@ -220,7 +221,7 @@ class TrainSection(_Section):
     images: str | None = Field(
         None,
         description="Image-to-video: a folder of images, or a text file listing image paths "
-        "(optional caption after a tab).",
+        "(optional caption after a tab); null: vader's eight built-in images, drawn by code, for first runs.",
     )
     non_finite_patience: int = Field(
         3, ge=1, description="Stop after this many consecutive non-finite losses (each update is skipped)."
@@ -460,6 +461,8 @@ def build_config(
     ``flags`` maps dotted keys to values (``{"train.max_steps": 3}``); ``rewards`` takes a list of
     ``NAME[=WEIGHT]`` strings that replaces the reward list, keeping options of rewards of the same name.
     That list is applied before the ``--set``s, so ``rewards.N.option`` sets address the flag's rewards.
+    ``metrics`` takes a list of names added to ``validation.metrics`` (those not already there), also before
+    the ``--set``s.
     """
     data: dict[str, Any] = json.loads(VaderConfig().model_dump_json())
     if config_file:
@@ -476,6 +479,17 @@ def build_config(
             merged.update(r)
             new.append(merged)
         data["rewards"] = new
+    # `--metric NAME` adds to validation.metrics, also before the ``--set``s (``--metric flicker --set
+    # validation.metrics.0.stride=2``); a metric the configuration already names stays once, with its options.
+    if "metrics" in flags:
+        section = data.setdefault("validation", {})
+        listed = section.get("metrics") or []
+        section["metrics"] = listed
+        have = {m.get("name") for m in listed if isinstance(m, dict)}
+        for name in flags.pop("metrics"):
+            if name.strip() not in have:
+                listed.append({"name": name.strip()})
+                have.add(name.strip())
     for s in sets or []:
         apply_set(data, s)
     for key, value in flags.items():

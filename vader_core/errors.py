@@ -31,6 +31,11 @@ class PluginConflictError(VaderError):
     """Two plugins registered the same name."""
 
 
+class PluginContractError(VaderError):
+    """A plugin broke its contract at run time (an output of the wrong shape, not finite, detached from the
+    frames); the message names the plugin and what it returned."""
+
+
 class ConfigError(VaderError):
     """A configuration value is invalid."""
 

@@ -321,12 +321,27 @@ def write_grid(
 
 
 def print_table(data: dict[str, Any], console: Any) -> None:
+    """The comparison table: one row per model when it fits the terminal, else one row per model and score
+    (never a number wrapped over two lines)."""
+    from rich import box
+    from rich.measure import Measurement
     from rich.table import Table
 
     head, rows = table_rows(data)
-    table = Table(title=f"vader eval: {data['backbone']} ({len(data['prompts'])} prompts x seeds {data['seeds']})")
+    title = f"vader eval: {data['backbone']} ({len(data['prompts'])} prompts x seeds {data['seeds']})"
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for h in head:
-        table.add_column(h, justify="left" if h == "model" else "right")
+        table.add_column(h, justify="left" if h == "model" else "right", no_wrap=True)
     for r in rows:
         table.add_row(*r)
-    console.print(table)
+    if Measurement.get(console, console.options.update(width=10**4), table).maximum <= console.width:
+        console.print(table)
+        return
+    long = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    long.add_column("model")
+    long.add_column("score", no_wrap=True)
+    long.add_column("mean ± std", justify="right", no_wrap=True)
+    for r in rows:
+        for i, (name, cell) in enumerate(zip(head[1:], r[1:], strict=True)):
+            long.add_row(r[0] if i == 0 else "", name, cell, end_section=i == len(head) - 2)
+    console.print(long)

@@ -126,31 +126,57 @@ def check_eval_dir(out: str | Path) -> Path:
     return p
 
 
-def check_output_dir(out: str | Path, resume: str | None) -> Path:
+def check_output_dir(out: str | Path, resume: str | None, overwrite: bool = False) -> Path:
     """Fail in one line, before any model loads, if ``out`` cannot hold this run.
 
     Creates ``out`` if needed. Raises :class:`ConfigError` for a path that is a file, lies under a
     file or is not writable, and :class:`CheckpointError` for a new run (no ``resume``) into a
-    directory holding an earlier run's checkpoints or, without a complete checkpoint, its metrics.
+    directory holding an earlier run's checkpoints or, without a complete checkpoint and without
+    ``overwrite``, its metrics. ``overwrite`` never deletes a checkpoint: a folder holding one is refused.
     """
     from .checkpoint import list_checkpoints
 
+    if overwrite and resume:
+        raise ConfigError("--overwrite starts a run over and --resume continues one; give one of them")
     p = check_writable_dir(out, "--output-dir")
     if resume:
         return p
     existing = list_checkpoints(p / "checkpoints")
     if existing:
+        keep = " (--overwrite never deletes checkpoints: delete that folder yourself to start over there)"
         raise CheckpointError(
             f"{p} already holds checkpoints (up to {existing[-1].name}); continue with "
-            "--resume latest, or pick another --output-dir"
+            "--resume latest, or pick another --output-dir" + (keep if overwrite else "")
         )
     earlier = [n for n in RUN_FILES if (p / n).is_file() and (p / n).stat().st_size > 0]
-    if earlier:
+    if earlier and not overwrite:
         raise CheckpointError(
-            f"{p} holds an earlier run's {', '.join(earlier)} but no complete checkpoint; pick another "
-            "--output-dir, or delete those files to start over there"
+            f"{p} holds an earlier run's {', '.join(earlier)} but no complete checkpoint (a run that crashed?); "
+            "start over there with --overwrite, or pick another --output-dir"
         )
     return p
+
+
+#: What a run writes in its folder besides checkpoints: what ``--overwrite`` removes.
+OVERWRITTEN = (*RUN_FILES, "config.yaml", "reward_curve.png", "best", "samples")
+
+
+def clear_earlier_run(out: Path) -> list[str]:
+    """Remove an earlier run's records, samples and best LoRA from ``out`` (never ``checkpoints/``, never a file
+    vader does not write); returns the names removed."""
+    import shutil
+
+    removed = []
+    for name in OVERWRITTEN:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+        else:
+            continue
+        removed.append(name + ("/" if name in ("best", "samples") else ""))
+    return removed
 
 
 def check_output_file(path: str | Path, option: str) -> Path:

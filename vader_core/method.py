@@ -12,7 +12,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from .options import StrictNumbers
 
 if TYPE_CHECKING:  # pragma: no cover
     import random
@@ -24,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .objective import Objective
 
 
-class MethodOptions(BaseModel):
+class MethodOptions(StrictNumbers):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from .errors import PluginContractError
+from .options import StrictNumbers
+from .reward import check_range, check_scores, plugin_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-class MetricOptions(BaseModel):
+class MetricOptions(StrictNumbers):
     """Base of metric options; subclasses add fields with ``Field(description=...)``."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -47,6 +51,8 @@ class MetricPlugin:
     Options: ClassVar[type[MetricOptions]] = MetricOptions
     value_range: ClassVar[tuple[float, float] | None] = None
     scores: ClassVar[Literal["video", "seeds"]] = "video"
+    #: How run-time contract errors name this kind of plugin.
+    contract_kind: ClassVar[str] = "metric"
 
     def __init__(self, options: MetricOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -93,7 +99,8 @@ class MetricPlugin:
             )
         self._check(video, prompts)
         with torch.no_grad():
-            out = self.compute(video.detach(), list(prompts))
+            out = check_scores(self, self.compute(video.detach(), list(prompts)), len(prompts), "compute", _what(video))
+        check_range(self, out)
         return out.detach().float().cpu()
 
     def video_features(self, video: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
@@ -103,6 +110,12 @@ class MetricPlugin:
         self._check(video, prompts)
         with torch.no_grad():
             out = self.features(video.detach(), list(prompts))
+        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != len(prompts):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise PluginContractError(
+                f"{plugin_label(self)}: features returned {got} for {_what(video)}; return one feature vector "
+                f"each, shape ({len(prompts)}, D)"
+            )
         return out.detach().float().cpu()
 
     def score_seeds(self, features: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
@@ -118,4 +131,23 @@ class MetricPlugin:
             raise ValueError(f"metric `{self.name}` compares the videos of several seeds, got {features.shape[1]}")
         with torch.no_grad():
             out = self.compute_seeds(features.float(), list(prompts))
+        n = len(prompts)
+        out = check_scores(self, out, n, "compute_seeds", f"{n} prompt(s) of {features.shape[1]} seeds")
+        check_range(self, out)
         return out.detach().float().cpu()
+
+
+def _what(video: torch.Tensor) -> str:
+    return f"{video.shape[0]} video(s)"
+
+
+def contract_problem(cls: type[MetricPlugin]) -> str | None:
+    """What is wrong with a metric class before any use (``scores`` and the methods written), or None."""
+    where = f"metric `{cls.name}` ({cls.__module__}.{cls.__qualname__})"
+    if cls.scores not in ("video", "seeds"):
+        return f'{where}: scores must be "video" or "seeds", got {cls.scores!r}'
+    need = ["compute"] if cls.scores == "video" else ["features", "compute_seeds"]
+    missing = [m for m in need if getattr(cls, m) is getattr(MetricPlugin, m)]
+    if missing:
+        return f'{where} says scores = "{cls.scores}" but does not implement {" and ".join(missing)}'
+    return None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
+from pydantic import BaseModel
 
 from . import hookspecs
 from .errors import PluginConflictError, PluginNotFoundError
@@ -70,6 +71,8 @@ class PluginInfo:
     plugin: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """The row ``vader plugins --json`` prints: who provides it, and every option with its type, default
+        and description (the schema ``vader plugins NAME`` shows)."""
         return {
             "name": self.name,
             "kind": self.kind,
@@ -77,7 +80,57 @@ class PluginInfo:
             "version": self.version,
             "summary": self.summary,
             "status": self.status,
+            "details": details(self.cls) if self.cls is not None else {},
+            "options": options_schema(self.cls) if self.cls is not None else [],
         }
+
+
+def type_name(annotation: Any) -> str:
+    """A field's type as a person reads it: ``float``, ``str | None``, ``'red' | 'green'``, ``list[str]``."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in typing.get_args(annotation))
+    if origin is typing.Annotated:
+        return type_name(typing.get_args(annotation)[0])
+    if origin is not None:
+        args = ", ".join(type_name(a) for a in typing.get_args(annotation))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def options_schema(cls: type) -> list[dict[str, Any]]:
+    """One ``{name, type, default, description}`` per field of ``cls.Options`` (defaults as JSON values;
+    ``required`` where there is none)."""
+    from pydantic_core import PydanticUndefined, to_jsonable_python
+
+    out = []
+    options: type[BaseModel] = getattr(cls, "Options")  # noqa: B009 - every plugin class has one
+    for fname, f in options.model_fields.items():
+        if f.default is PydanticUndefined and f.default_factory is None:
+            default: Any = "required"
+        else:
+            try:
+                default = to_jsonable_python(f.get_default(call_default_factory=True))
+            except Exception:  # noqa: BLE001 - a default that is not JSON is shown as text
+                default = str(f.get_default(call_default_factory=True))
+        out.append(
+            {"name": fname, "type": type_name(f.annotation), "default": default, "description": f.description or ""}
+        )
+    return out
+
+
+def details(cls: type) -> dict[str, Any]:
+    """What else a user of the plugin needs: what a reward or metric scores and its range, what a backbone
+    is conditioned on."""
+    keys = ("scores", "value_range", "conditioning")
+    return {k: getattr(cls, k) for k in keys if getattr(cls, k, None) is not None}
 
 
 @dataclass
@@ -130,7 +183,12 @@ def _build() -> Registry:
     pm.add_hookspecs(hookspecs)
     reg = Registry(pm)
     seen: set[str] = set()
-    for ep in sorted(md.entry_points(group=hookspecs.PROJECT), key=lambda e: (e.name, e.value)):
+    # The built-ins first: a third-party plugin that takes a built-in's name is the newcomer, and is the one
+    # marked broken (the default reward must keep working for everyone in that environment).
+    eps = sorted(
+        md.entry_points(group=hookspecs.PROJECT), key=lambda e: (_dist_of(e)[0] != BUILTIN_DIST, e.name, e.value)
+    )
+    for ep in eps:
         dist, version = _dist_of(ep)
         key = f"{dist}:{ep.name}:{ep.value}"
         if key in seen or not _selected(ep, dist):
@@ -147,6 +205,22 @@ def _build() -> Registry:
     return reg
 
 
+def _hook_typos(module: Any) -> str:
+    """``; did you mean `register_rewards`?`` for hook implementations (or plain functions) of ``module`` whose
+    names are close to a hook's but not one; empty when there is none."""
+    hooks = list(_HOOKS.values())
+    names = [n for n in dir(module) if not n.startswith("_") and n not in hooks and callable(getattr(module, n, None))]
+    for n in names:
+        close = difflib.get_close_matches(n, hooks, n=1, cutoff=0.8)
+        if close:
+            return f"; did you mean `{close[0]}` (not `{n}`)?"
+    return ""
+
+
+class _BadClass(Exception):
+    """A registered class that breaks its contract; the message is the whole reason."""
+
+
 def _register_module(reg: Registry, module: Any, plugin_name: str, dist: str, version: str) -> None:
     """Register one plugin object with pluggy and collect the classes its hooks register."""
     pm = reg.manager
@@ -158,7 +232,22 @@ def _register_module(reg: Registry, module: Any, plugin_name: str, dist: str, ve
             pm.unregister(module)
         except Exception:  # noqa: BLE001
             pass
-        reg.broken.append(BrokenPlugin(plugin_name, dist, version, f"invalid hooks: {_one_line(e)}"))
+        reg.broken.append(
+            BrokenPlugin(plugin_name, dist, version, f"invalid hooks: {_one_line(e)}{_hook_typos(module)}")
+        )
+        return
+    if not pm.get_hookcallers(module):
+        pm.unregister(module)
+        hooks = ", ".join(_HOOKS.values())
+        reg.broken.append(
+            BrokenPlugin(
+                plugin_name,
+                dist,
+                version,
+                f"no hook implementations: forgot @hookimpl? (the entry point's module must define one of {hooks}, "
+                f"decorated with vader_core.hookimpl){_hook_typos(module)}",
+            )
+        )
         return
     collected: list[PluginInfo] = []
     try:
@@ -176,11 +265,33 @@ def _register_module(reg: Registry, module: Any, plugin_name: str, dist: str, ve
                 impl.function(**{a: register for a in impl.argnames if a == "register"})
     except KeyboardInterrupt:
         raise
+    except _BadClass as e:
+        pm.unregister(module)
+        reg.broken.append(BrokenPlugin(plugin_name, dist, version, str(e)))
+        return
     except BaseException as e:  # noqa: BLE001 - SystemExit in a hook too
         pm.unregister(module)
         reg.broken.append(BrokenPlugin(plugin_name, dist, version, f"registration failed: {_one_line(e)}"))
         return
+    if not collected:
+        reg.broken.append(
+            BrokenPlugin(plugin_name, dist, version, "its hooks registered nothing: call register(YourClass) in them")
+        )
+        return
     for info in collected:
+        existing = reg.entries[info.kind].get(info.name)
+        if existing is not None and existing.package == BUILTIN_DIST and info.package != BUILTIN_DIST:
+            # The built-in keeps its name; the newcomer is what the user can change.
+            reg.broken.append(
+                BrokenPlugin(
+                    plugin_name,
+                    dist,
+                    version,
+                    f"its {info.kind} `{info.name}` ({_qual(info.cls)}) takes the name of vader's built-in "
+                    f'{info.kind} ({_qual(existing.cls)}); the built-in keeps it: rename yours (name = "...") and reinstall {dist}',
+                )
+            )
+            continue
         try:
             _add(reg, info)
         except PluginConflictError as e:
@@ -200,6 +311,15 @@ def _info(cls: type, kind: Kind, dist: str, version: str) -> PluginInfo:
     name = getattr(cls, "name", "")
     if not name:
         raise TypeError(f"{cls.__qualname__} has no `name`")
+    from . import metric, reward
+
+    problem = None
+    if kind == "reward" and issubclass(cls, reward.RewardPlugin):
+        problem = reward.contract_problem(cls)
+    elif kind == "metric" and issubclass(cls, metric.MetricPlugin):
+        problem = metric.contract_problem(cls)
+    if problem:
+        raise _BadClass(problem)
     summary = getattr(cls, "summary", "") or (cls.__doc__ or "").strip().split("\n")[0]
     return PluginInfo(name, kind, cls, dist, version, summary)
 
@@ -252,7 +372,7 @@ def register_plugin(module: Any, name: str = "local", package: str = "local", ve
         if reg.manager.is_registered(module):
             unregister_plugin(module)
         raise PluginConflictError(
-            b.reason if "registered twice" in b.reason else f"plugin `{name}` is broken: {b.reason}"
+            b.reason if "registered twice" in b.reason else f"plugin `{name}` ({package}) is broken: {b.reason}"
         )
 
 
@@ -283,10 +403,21 @@ def _get(kind: Kind, name: str) -> Any:
         msg += f"; did you mean `{close[0]}`?"
     if name in KNOWN_PLUGINS:
         msg += f"; `{name}` comes with `pip install {KNOWN_PLUGINS[name]}`"
-    broken = [b for b in reg.broken if b.name == name or b.package == KNOWN_PLUGINS.get(name)]
-    if broken:
-        msg += f"; plugin {broken[0].package} is installed but broken ({broken[0].reason})"
+    msg += broken_note(name)
     raise PluginNotFoundError(msg)
+
+
+def broken_note(name: str = "") -> str:
+    """``; installed but broken: PACKAGE (reason)``: every broken plugin, the one that may provide ``name``
+    first, so an unknown name never hides the plugin that failed to load (empty when none is broken)."""
+    reg = registry()
+    if not reg.broken:
+        return ""
+    likely = [b for b in reg.broken if name and (b.name == name or b.package == KNOWN_PLUGINS.get(name))]
+    rest = [b for b in reg.broken if b not in likely]
+    shown = "; ".join(f"{b.package} ({b.reason})" for b in [*likely, *rest][:3])
+    more = f"; and {len(reg.broken) - 3} more (see `vader plugins`)" if len(reg.broken) > 3 else ""
+    return f"; installed but broken: {shown}{more}"
 
 
 def get_backbone(name: str) -> type[BackbonePlugin]:

@@ -65,6 +65,7 @@ def metric_class(section: MetricSection) -> type[MetricPlugin] | type[RewardPlug
         raise PluginNotFoundError(
             f"`validation.metrics`: unknown metric or reward `{section.name}`; metrics: "
             f"{', '.join(sorted(reg['metric'])) or 'none'}; rewards: {', '.join(sorted(reg['reward'])) or 'none'}"
+            + plugins.broken_note(section.name)
         )
     return plugins.get_metric(section.name) if kind == "metric" else plugins.get_reward(section.name)
 

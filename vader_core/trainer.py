@@ -25,7 +25,14 @@ from .checkpoint import clean_temporaries, list_checkpoints
 from .config import VaderConfig
 from .data import training_source, validation_prompts
 from .errors import CheckpointError, ConfigError, InterruptedRun, NonFiniteLossError
-from .faults import Preempted, check_inputs, check_output_dir, deferred_signals, preemption_signals
+from .faults import (
+    Preempted,
+    check_inputs,
+    check_output_dir,
+    clear_earlier_run,
+    deferred_signals,
+    preemption_signals,
+)
 from .guard import ValidationGuard
 from .lora import ADAPTER, add_lora, config_metadata, lora_parameters, lora_state_dict, set_lora_training
 from .method import TrainContext
@@ -101,6 +108,7 @@ class Trainer:
         self.out = Path(self.config.output.dir)
         self.state = RunState()
         self._signals: list[int] = []
+        self._overwrite = False
 
     # ------------------------------------------------------------------ assembling the run
     def _setup(self) -> None:
@@ -325,12 +333,13 @@ class Trainer:
         return rec
 
     # ------------------------------------------------------------------ the lifecycle
-    def run(self, resume: str | None = None) -> dict[str, Any]:
+    def run(self, resume: str | None = None, overwrite: bool = False) -> dict[str, Any]:
         """Train; returns the summary (also written to ``summary.json``).
 
         The output directory is checked before any model loads; SIGTERM and SIGUSR1 are handled like
         Ctrl-C (see :mod:`vader_core.faults`)."""
-        check_output_dir(self.out, resume)
+        check_output_dir(self.out, resume, overwrite)
+        self._overwrite = overwrite
         check_inputs(self.config, backbone_class(self.config.backbone.name).conditioning)
         # Several processes stop together at a step boundary (see vader_core.faults.preemption_signals).
         with preemption_signals(defer=int(os.environ.get("WORLD_SIZE", "1")) > 1) as self._signals:
@@ -365,6 +374,10 @@ class Trainer:
                     "--resume latest, or pick another --output-dir"
                 )
             if self.is_main:
+                if self._overwrite:
+                    removed = clear_earlier_run(self.out)  # after the models loaded: a bad config deletes nothing
+                    if removed:
+                        self.log(f"--overwrite: removed the earlier run's {', '.join(removed)} from {self.out}")
                 for name in ("metrics.jsonl", "validation.jsonl"):
                     (self.out / name).unlink(missing_ok=True)
         if self.is_main:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -12,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .. import sampling
+from ..errors import PluginContractError
 from ..faults import deferred_signals
 from ..lora import WEIGHTS_NAME, save_lora, set_lora_training
 from ..media import read_video, side_by_side, slug, write_video
+from ..reward import plugin_label
 from .records import RunState, append_jsonl
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,6 +85,8 @@ class Validator:
             )
             with torch.no_grad(), self.autocast():
                 total, scores = self.objective(video, self.prompts)
+            if step == 0:
+                self.check_finite(scores, seed)
             totals.append(total.float().cpu())
             for k, v in scores.items():
                 per[k].append(v.float().cpu())
@@ -95,6 +100,14 @@ class Validator:
         # Guard metrics: scored on these held-out videos only, never on training samples (no loss).
         if self.guard.metrics:
             rec["metrics"] = self.guard.score([v for _, v in videos], self.prompts)
+            bad = {k: v for k, v in rec["metrics"].items() if not math.isfinite(v)}
+            if step == 0 and bad:
+                k, v = next(iter(bad.items()))
+                fn = self.guard.metrics[k]
+                raise PluginContractError(
+                    f"{plugin_label(getattr(fn, 'reward', fn))} (a guard metric) scored the validation videos {v} "
+                    "before any training; every score must be finite: check it for a division by zero or a log of 0"
+                )
         parts = ", ".join(f"{k} {v:.4f}" for k, v in rec["rewards"].items())
         guards = "".join(f"; {k} {v:.4f}" for k, v in rec.get("metrics", {}).items())
         self.log(f"step {step}: held-out reward {rec['reward']:.4f} ({parts}{guards})")
@@ -114,6 +127,18 @@ class Validator:
         if self.is_main and self.config.validation.save_videos:
             self.save_samples(step, videos)
         return rec, stop
+
+    def check_finite(self, scores: dict[str, torch.Tensor], seed: int) -> None:
+        """At the step-0 validation (the untrained model, before anything is saved): every reward's scores are
+        finite, or one line naming the reward. A reward that is NaN from the start would skip every step."""
+        for t in self.objective.terms:
+            v = scores[t.name]
+            if not bool(torch.isfinite(v).all()):
+                shown = ", ".join(f"{x:g}" for x in v.float().cpu().tolist()[:4])
+                raise PluginContractError(
+                    f"{plugin_label(t.reward)} returned [{shown}] for the validation videos of seed {seed} before any "
+                    "training; every score must be finite: check it for a division by zero or a log of 0"
+                )
 
     def replay(self, records: Sequence[dict[str, Any]]) -> bool:
         """A resumed run's best and early-stop state from its validation records; whether it had stopped early

@@ -84,16 +84,19 @@ class RewardContractTests:
     def test_contract_attributes(self) -> None:
         cls = self.reward_cls
         assert isinstance(cls.name, str) and cls.name, "reward needs a name"
-        assert cls.scores in ("frames", "clip")
+        assert cls.scores in ("frames", "clip"), f'scores must be "frames" or "clip", got {cls.scores!r}'
         assert cls.summary, "reward needs a one-line summary"
         cls.Options()  # defaults must validate
 
     def test_output_shape_dtype_finite(self) -> None:
         r = self.make_reward()
         out = r(self.make_video(), self._prompts())
-        assert out.shape == (self.video_size[0],)
-        assert out.dtype == torch.float32
-        assert torch.isfinite(out).all()
+        b = self.video_size[0]
+        assert out.shape == (b,), (
+            f"the reward of {b} videos has shape {tuple(out.shape)}; expected one score each, ({b},)"
+        )
+        assert out.dtype == torch.float32, f"the reward call returned {out.dtype}; the base class returns float32"
+        assert torch.isfinite(out).all(), f"scores must be finite, got {out.tolist()}"
 
     def test_value_range(self) -> None:
         r = self.make_reward()
@@ -124,7 +127,8 @@ class RewardContractTests:
         r = self.make_reward()
         v = self.make_video(4).requires_grad_(True)
         r(v, self._prompts()).sum().backward()
-        assert v.grad is not None and torch.isfinite(v.grad).all()
+        assert v.grad is not None, "no gradient reached the pixels: the score is detached from the frames"
+        assert torch.isfinite(v.grad).all(), "the gradient with respect to the pixels holds NaN or infinity"
         assert v.grad.abs().sum() > 0, "reward gradient does not reach the pixels"
 
     def test_reward_model_frozen(self) -> None:
@@ -186,19 +190,25 @@ class MetricContractTests:
         from ..metric import MetricPlugin
 
         cls = self.metric_cls
-        assert issubclass(cls, MetricPlugin)
-        assert isinstance(cls.name, str) and cls.name and cls.summary
-        assert cls.scores in ("video", "seeds")
+        assert issubclass(cls, MetricPlugin), f"{cls.__name__} must subclass vader_core.MetricPlugin"
+        assert isinstance(cls.name, str) and cls.name, "metric needs a name"
+        assert cls.summary, "metric needs a one-line summary"
+        assert cls.scores in ("video", "seeds"), f'scores must be "video" or "seeds", got {cls.scores!r}'
         cls.Options()
 
     def test_output_shape_dtype_finite(self) -> None:
         m = self.make_metric()
         out = self._per_video(m, self.make_video())
-        assert out.shape[0] == self.video_size[0] and out.ndim == (2 if self._across_seeds() else 1)
-        assert out.dtype == torch.float32 and out.device.type == "cpu" and torch.isfinite(out).all()
+        b, want = self.video_size[0], ("(B, D) features" if self._across_seeds() else "(B,) scores")
+        assert out.shape[0] == b and out.ndim == (2 if self._across_seeds() else 1), (
+            f"{b} videos gave shape {tuple(out.shape)}; expected {want}"
+        )
+        assert out.dtype == torch.float32 and out.device.type == "cpu", f"got {out.dtype} on {out.device}"
+        assert torch.isfinite(out).all(), f"values must be finite, got {out.tolist()}"
         scores = self._scores(m, 0)
-        assert scores.shape == (self.video_size[0],) and scores.dtype == torch.float32
-        assert torch.isfinite(scores).all()
+        assert scores.shape == (b,), f"scores of {b} have shape {tuple(scores.shape)}; expected ({b},)"
+        assert scores.dtype == torch.float32, f"scores are {scores.dtype}; the base class returns float32"
+        assert torch.isfinite(scores).all(), f"scores must be finite, got {scores.tolist()}"
 
     def test_value_range(self) -> None:
         m = self.make_metric()
@@ -206,7 +216,7 @@ class MetricContractTests:
             pytest.skip("unbounded metric")
         lo, hi = m.value_range
         out = self._scores(m, 1)
-        assert (out >= lo).all() and (out <= hi).all()
+        assert (out >= lo).all() and (out <= hi).all(), f"{out.tolist()} outside value_range {m.value_range}"
 
     def test_deterministic_and_batch_independent(self) -> None:
         m = self.make_metric()
@@ -220,7 +230,7 @@ class MetricContractTests:
         """A guard metric never enters a loss: its output carries no graph even for inputs that do."""
         v = self.make_video(3).requires_grad_(True)
         out = self._per_video(self.make_metric(), v)
-        assert not out.requires_grad and out.grad_fn is None
+        assert not out.requires_grad and out.grad_fn is None, "a metric's output must carry no autograd graph"
 
     def test_seeds_metric_needs_several_seeds(self) -> None:
         """A seeds metric has no per-video score (calling it says what to call instead) and refuses one seed."""
@@ -265,23 +275,27 @@ class BackboneContractTests:
 
     def test_contract_attributes(self) -> None:
         cls = self.backbone_cls
-        assert cls.name and cls.summary
-        assert cls.conditioning in ("text", "image", "text+image")
-        assert cls.default_lora_targets
+        assert cls.name and cls.summary, "backbone needs a name and a one-line summary"
+        assert cls.conditioning in ("text", "image", "text+image"), f"conditioning is {cls.conditioning!r}"
+        assert cls.default_lora_targets, "default_lora_targets is empty: name the denoiser modules that get LoRA"
 
     def test_generate_shape_range(self) -> None:
         bb = self.make_backbone()
         video = self._generate(bb, 0)
         o = bb.options
-        assert video.shape == (len(self.prompts), o.frames, 3, o.height, o.width)
-        assert video.dtype == torch.float32
-        assert video.min() >= 0 and video.max() <= 1 and torch.isfinite(video).all()
+        want = (len(self.prompts), o.frames, 3, o.height, o.width)
+        assert video.shape == want, f"generated {tuple(video.shape)}; expected (B, frames, 3, height, width) = {want}"
+        assert video.dtype == torch.float32, f"generated {video.dtype}; decode must give float32"
+        assert torch.isfinite(video).all(), "the generated video holds NaN or infinity"
+        assert video.min() >= 0 and video.max() <= 1, (
+            f"pixels in [{video.min():.3g}, {video.max():.3g}]; decode to [0, 1]"
+        )
 
     def test_deterministic_under_seed(self) -> None:
         bb = self.make_backbone()
         a, b, c = self._generate(bb, 0), self._generate(bb, 0), self._generate(bb, 1)
         torch.testing.assert_close(a, b)
-        assert not torch.allclose(a, c)
+        assert not torch.allclose(a, c), "two seeds gave the same video: does prepare_latents use the generator?"
 
     def test_steps_that_need_the_batch_declare_cond(self) -> None:
         """``prepare_latents`` and ``decode`` take the batch's condition as ``cond`` (with a default), so
@@ -540,6 +554,28 @@ class PluginPackageContractTests:
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert res.returncode == 0, res.stderr
         assert res.stdout.strip() == "", f"importing {self.package} imported {res.stdout.strip()}"
+
+    def test_listing_is_light(self) -> None:
+        """`vader plugins` with this plugin loaded (its hooks called, its classes registered) imports nothing heavy:
+        a top-level `import torch` in the package or in a module its hook imports makes every listing take
+        seconds."""
+        import os
+        import subprocess
+        import sys
+
+        code = (
+            "import sys; from vader_core.cli import main\n"
+            "try:\n    main(['plugins', '--json'])\nexcept SystemExit:\n    pass\n"
+            f"print('HEAVY:' + ','.join(m for m in {self.heavy_modules!r} if m in sys.modules))\n"
+        )
+        env = {**os.environ, "VADER_PLUGINS": self.distribution}
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+        assert res.returncode == 0, res.stderr
+        heavy = res.stdout.rsplit("HEAVY:", 1)[-1].strip()
+        assert heavy == "", (
+            f"`vader plugins` with {self.distribution} imported {heavy}: import them inside methods "
+            "(load, score_frames ...) or through vader_core.lazy, not at the top of a module the hook imports"
+        )
 
     def test_registered_through_the_entry_point(self) -> None:
         from .. import plugins

@@ -35,6 +35,8 @@ import os
 
 # Before any test module imports huggingface_hub, which reads these once.
 os.environ["HF_HUB_OFFLINE"] = "1"
+# vader's own cache (the built-in conditioning images) in a folder of the test session, not the user's home.
+os.environ.setdefault("VADER_CACHE", __import__("tempfile").mkdtemp(prefix="vader-cache-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from collections.abc import Callable, Iterator  # noqa: E402

@@ -45,6 +45,42 @@ def registry_of(plugin_names: str) -> Iterator[None]:
             plugins.reset()
 
 
+def plugin_package(
+    root: str | Path,
+    dist: str,
+    source: str,
+    *,
+    module: str | None = None,
+    entry_point: str | None = None,
+    version: str = "0.1.0",
+) -> Path:
+    """Lay out an installed plugin distribution under ``root`` as pip would (the module and its ``.dist-info``
+    with the ``vader`` entry point), without pip: put ``root`` on ``sys.path`` (``monkeypatch.syspath_prepend``)
+    and name ``dist`` in ``VADER_PLUGINS`` (:func:`registry_of`), and the registry loads it like any plugin.
+
+    Args:
+        root (`str` or `Path`): a directory standing for site-packages.
+        dist (`str`): the distribution name, e.g. ``"vader-bad-shape"``.
+        source (`str`): the module's ``__init__.py``.
+        module (`str`, *optional*): the import name; defaults to ``dist`` with ``_`` for ``-``.
+        entry_point (`str`, *optional*): the entry-point name; defaults to the module name.
+        version (`str`, *optional*, defaults to ``"0.1.0"``): the distribution's version.
+
+    Returns:
+        `Path`: ``root``.
+    """
+    root = Path(root)
+    module = module or dist.replace("-", "_")
+    pkg = root / module
+    pkg.mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.py").write_text(source)
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[vader]\n{entry_point or module} = {module}\n")
+    return root
+
+
 def randomize_lora_b(module: torch.nn.Module, *, seed: int = 0, std: float = 0.2) -> None:
     """Draw every LoRA B matrix of ``module`` from ``N(0, std²)`` with a generator seeded ``seed``: peft starts B
     at zero, so a fresh LoRA changes no output and passes no gradient to A."""

@@ -137,7 +137,6 @@ def test_eval_with_images_from_the_cli(tiny_dir, tmp_path, make_image):
             ["--prompt", "a", "--prompt", "b", "--prompt", "c", "--image", "{img}", "--image", "{img}"],
             "2 --image for 3 prompts",
         ),
-        (["--prompt", "a"], "is image-to-video: pass --image PATH"),
         (["--image", "{tmp}/nope.png"], "no such file"),
     ],
 )
@@ -168,3 +167,32 @@ def test_eval_image_on_a_text_backbone_is_one_line(tmp_path, image_file):
         ]
     )
     assert_one_line_error(res, "takes no conditioning image")
+
+
+def test_trains_with_no_images_given(tmp_path, monkeypatch):
+    """`vader train --backbone svd --reward ...` needs no `train.images`: vader's built-in conditioning images
+    (drawn by code) stand in, and a warning line says so."""
+    from vader_core.testing import QUIET_TRAINING, read_metrics, run_cli, set_options
+
+    monkeypatch.setenv("VADER_CACHE", str(tmp_path / "cache"))
+    opts = {**QUIET_TRAINING, "backbone.height": 32, "backbone.width": 32, "backbone.frames": 3, "backbone.steps": 2}
+    args = ["train", "--backbone", "svd", "--reward", "brightness", "--random-weights", "--max-steps", "1"]
+    rc, _, err = run_cli([*args, "--output-dir", tmp_path / "run", "--device", "cpu", "-q", *set_options(opts)])
+    assert rc == 0, err
+    assert "warning: `train.images` is not set: using vader's 8 built-in conditioning images" in err
+    assert len(list((tmp_path / "cache").rglob("*.png"))) == 8
+    assert read_metrics(tmp_path / "run")[0]["step"] == 1
+
+
+def test_eval_without_images_uses_the_built_in_ones(tmp_path, monkeypatch):
+    """`vader eval --backbone svd --prompt ...` pairs the prompts with vader's built-in images, in turn."""
+    from vader_core.testing import run_cli
+
+    monkeypatch.setenv("VADER_CACHE", str(tmp_path / "cache"))
+    sets = ["--set", "backbone.height=32", "--set", "backbone.width=32", "--set", "backbone.frames=3"]
+    args = ["eval", "--backbone", "svd", "--random-weights", "--reward", "brightness", "--prompt", "a", "--prompt", "b"]
+    rc, _, err = run_cli([*args, *sets, "--set", "backbone.steps=2", "--out", tmp_path / "e", "--device", "cpu"])
+    assert rc == 0, err
+    images = json.loads((tmp_path / "e" / "eval.json").read_text())["images"]
+    assert len(images) == 2 and images[0] != images[1]
+    assert all(str(tmp_path / "cache") in p and p.endswith(".png") for p in images)

@@ -142,6 +142,13 @@ class WanBackbone(DiTT2VBackbone):
     #: VAE 8x times the transformer's 2x2 patch (TI2V 5B's 16x VAE needs 32: checked when it loads).
     size_multiple: ClassVar[int] = 16
 
+    @classmethod
+    def export_lora(cls, lora: Path, out: Path) -> dict[str, Path]:
+        """The ComfyUI and kohya layouts (original Wan module names): ``out/comfyui``, ``out/kohya``."""
+        from .export import export_original
+
+        return export_original(lora, out)
+
     def __init__(self, options: BackboneOptions | None = None) -> None:
         super().__init__(options)
         self.boundary_ratio: float | None = None

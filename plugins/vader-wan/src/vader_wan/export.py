@@ -11,11 +11,25 @@ is. Stock diffusers reads one expert per file, with the prefix ``transformer``::
     pipe.load_lora_weights("…/diffusers", weight_name="high_noise_lora.safetensors", adapter_name="high")
     pipe.load_lora_weights("…/diffusers", weight_name="low_noise_lora.safetensors", adapter_name="low",
                            load_into_transformer_2=True)
+
+It also writes the layouts ComfyUI and kohya-style trainers use (``--comfy``): the original Wan module names
+(``blocks.N.self_attn.q``, ``cross_attn.k_img``, ``ffn.0`` ...; diffusers renames them ``attn1.to_q``,
+``attn2.add_k_proj``, ``ffn.net.0.proj``) with each module's ``alpha`` (the scale is ``alpha / rank``, as in
+training)::
+
+    python -m vader_wan.export runs/wan/checkpoints/step-500 --comfy
+    # …/comfyui/lora.safetensors   diffusion_model.blocks.0.self_attn.q.lora_A.weight / lora_B / alpha
+    # …/kohya/lora.safetensors     lora_unet_blocks_0_self_attn_q.lora_down.weight / lora_up / alpha
+
+ComfyUI's LoraLoader reads either (``models/loras/``); so do diffusers' ``load_lora_weights`` (which converts
+both back) and musubi-tuner. A two-expert LoRA gives ``high_noise_lora.safetensors`` and
+``low_noise_lora.safetensors`` in each folder, for ComfyUI's two model loaders.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +37,24 @@ from vader_core.errors import CheckpointError
 from vader_core.lora import read_lora, save_lora
 
 HIGH_NAME, LOW_NAME = "high_noise_lora.safetensors", "low_noise_lora.safetensors"
+LORA_NAME = "lora.safetensors"
+
+#: diffusers' module names inside a Wan block -> the original Wan (and ComfyUI) names.
+_ORIGINAL = {
+    "attn1.to_q": "self_attn.q",
+    "attn1.to_k": "self_attn.k",
+    "attn1.to_v": "self_attn.v",
+    "attn1.to_out.0": "self_attn.o",
+    "attn2.to_q": "cross_attn.q",
+    "attn2.to_k": "cross_attn.k",
+    "attn2.to_v": "cross_attn.v",
+    "attn2.to_out.0": "cross_attn.o",
+    "attn2.add_k_proj": "cross_attn.k_img",
+    "attn2.add_v_proj": "cross_attn.v_img",
+    "ffn.net.0.proj": "ffn.0",
+    "ffn.net.2": "ffn.2",
+}
+_KEY = re.compile(r"^blocks\.(\d+)\.(.+)\.(lora_A|lora_B)\.weight$")
 _EXPERTS = {"transformer": HIGH_NAME, "transformer_2": LOW_NAME}
 
 
@@ -63,20 +95,98 @@ def split_experts(lora: str | Path, out: str | Path) -> dict[str, Path]:
     return written
 
 
+def _experts(sd: dict) -> dict[str, dict]:
+    """``{"transformer": {...}}`` for a one-expert LoRA, both experts for a ``lora_expert=both`` one; inner keys
+    without the prefixes."""
+    parts: dict[str, dict] = {}
+    for key, value in sd.items():
+        head, _, rest = key.partition(".")
+        if head != "transformer":
+            raise CheckpointError(f"not a Wan LoRA: key `{key}` does not start with `transformer.`")
+        expert, _, inner = rest.partition(".")
+        if expert in ("transformer", "transformer_2"):
+            parts.setdefault(expert, {})[inner] = value
+        else:
+            parts.setdefault("transformer", {})[rest] = value
+    return parts
+
+
+def original_layout(sd: dict, alpha: float, style: str = "comfyui") -> dict:
+    """One expert's LoRA (diffusers names without the ``transformer.`` prefix) in the original Wan names.
+
+    Args:
+        sd (`dict`): ``blocks.N.attn1.to_q.lora_A.weight`` ... tensors.
+        alpha (`float`): the adapter's ``lora_alpha``, written per module (loaders scale by ``alpha / rank``).
+        style (`str`): ``"comfyui"`` (``diffusion_model.<name>.lora_A.weight``, ``lora_B``, ``alpha``) or
+            ``"kohya"`` (``lora_unet_<name with _>.lora_down.weight``, ``lora_up``, ``alpha``).
+    """
+    import torch
+
+    out = {}
+    for key, value in sd.items():
+        m = _KEY.match(key)
+        if m is None or m.group(2) not in _ORIGINAL:
+            raise CheckpointError(
+                f"LoRA key `{key}` has no name in the original Wan layout (ComfyUI reads blocks' attention and "
+                f"feed-forward layers: {', '.join(sorted(_ORIGINAL))})"
+            )
+        name = f"blocks.{m.group(1)}.{_ORIGINAL[m.group(2)]}"
+        if style == "comfyui":
+            base, part = f"diffusion_model.{name}", m.group(3)
+        else:
+            base, part = "lora_unet_" + name.replace(".", "_"), {"lora_A": "lora_down", "lora_B": "lora_up"}[m.group(3)]
+        out[f"{base}.{part}.weight"] = value.contiguous()
+        out[f"{base}.alpha"] = torch.tensor(float(alpha))
+    return out
+
+
+def export_original(lora: str | Path, out: str | Path) -> dict[str, Path]:
+    """Write the ComfyUI and kohya layouts of a Wan LoRA into ``out/comfyui`` and ``out/kohya``.
+
+    Returns:
+        `dict[str, Path]`: each file written, by ``layout/name``.
+    """
+    from safetensors.torch import save_file
+
+    sd, meta = read_lora(lora)
+    alpha = meta.get("transformer.lora_alpha")
+    if alpha is None:
+        raise CheckpointError(f"{lora} has no `transformer.lora_alpha` in its metadata: not a vader Wan LoRA")
+    parts = _experts(sd)
+    names = {"transformer": LORA_NAME} if set(parts) == {"transformer"} else dict(_EXPERTS)
+    written = {}
+    for style in ("comfyui", "kohya"):
+        d = Path(out) / style
+        d.mkdir(parents=True, exist_ok=True)
+        for expert, part in parts.items():
+            path = d / names[expert]
+            save_file(original_layout(part, alpha, style), str(path), metadata={"format": "pt"})
+            written[f"{style}/{names[expert]}"] = path
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("lora", help="checkpoint directory or .safetensors file of a lora_expert=both run")
-    parser.add_argument("--out", help="output directory (default: LORA/diffusers)")
+    parser.add_argument("lora", help="checkpoint directory or .safetensors file")
+    parser.add_argument(
+        "--comfy",
+        action="store_true",
+        help="write the ComfyUI and kohya layouts (LORA/comfyui, LORA/kohya) instead of splitting two experts",
+    )
+    parser.add_argument("--out", help="output directory (default: LORA/diffusers, or LORA with --comfy)")
     a = parser.parse_args(argv)
     src = Path(a.lora)
-    out = Path(a.out) if a.out else (src if src.is_dir() else src.parent) / "diffusers"
+    home = src if src.is_dir() else src.parent
     try:
-        written = split_experts(src, out)
+        if a.comfy:
+            written = export_original(src, Path(a.out) if a.out else home)
+        else:
+            written = split_experts(src, Path(a.out) if a.out else home / "diffusers")
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for expert, path in written.items():
-        print(f"{expert}: {path}")
+    for name, path in written.items():
+        print(f"{name}: {path}")
     return 0
 
 
