@@ -64,7 +64,7 @@ def set_attention_backend(module: torch.nn.Module, name: str) -> None:
         ) from None
 
 
-def compile_repeated_blocks(module: torch.nn.Module) -> None:
+def compile_repeated_blocks(module: Any) -> None:
     """diffusers' regional compilation of ``module`` (``compile_repeated_blocks``): each repeated block is
     compiled once and the compiled code reused by all of them."""
     if not getattr(module, "_repeated_blocks", None) or not hasattr(module, "compile_repeated_blocks"):
@@ -102,7 +102,7 @@ def cache_config(kind: str, options: dict[str, Any], timestep: Any = None) -> An
         raise ConfigError(f"`speed.cache_options` for `{kind}` ({cls.__name__}): {_first_line(e)}") from None
 
 
-def check_cache(module: torch.nn.Module, kind: str, options: dict[str, Any]) -> None:
+def check_cache(module: Any, kind: str, options: dict[str, Any]) -> None:
     """One-line :class:`ConfigError` unless ``module`` takes the cache ``kind`` with ``options``: enabled once
     and disabled again, so that a bad option or model stops the run before any step."""
     if not hasattr(module, "enable_cache"):
@@ -180,7 +180,7 @@ class PrefixPlan:
 
     # ------------------------------------------------------------------ the cache
     def _enable(self) -> None:
-        module = self.backbone.denoiser
+        module: Any = self.backbone.denoiser  # a diffusers model with cache hooks (checked by check_cache)
         module.enable_cache(cache_config(self.cache, self.cache_options, lambda: int(self._t)))
 
         def pre(mod: Any, args: Any, kwargs: Any) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -148,11 +148,11 @@ def enable_sequence_parallel(backbone: BackbonePlugin, layout: Layout, device: t
     models = check_sequence_parallel(backbone, layout)
     mesh = init_device_mesh(device.type, (layout.dp_world, 1, layout.sp), mesh_dim_names=("dp", "ring", "ulysses"))
     for model in models:
-        plan = model._cp_plan
+        plan: Any = model._cp_plan
         cp = ContextParallelConfig(ulysses_degree=layout.sp, mesh=mesh)
         config = ParallelConfig(context_parallel_config=cp)
         config.setup(layout.rank, layout.world, device, mesh=mesh)
-        model._parallel_config = config
+        cast(Any, model)._parallel_config = config  # where diffusers' enable_parallelism keeps it
         for m in model.modules():
             proc = getattr(m, "processor", None)
             if proc is not None and hasattr(proc, "_parallel_config"):
