@@ -138,9 +138,10 @@ def register_random_wan(width: int = 8) -> type:
     from vader_wan.tiny import scheduler_config
 
     from vader_core import hookimpl, plugins
+    from vader_core.resolve import backbone_class
 
     if plugins.has("backbone", "wan-random"):  # registered earlier in this process (B8 builds it twice)
-        return plugins.get_backbone("wan-random")
+        return backbone_class("wan-random")
 
     class RandomWan(WanBackbone):
         name = "wan-random"

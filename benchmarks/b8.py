@@ -42,15 +42,15 @@ def build(kind: str, size: dict[str, Any]) -> Any:
     import torch
 
     from benchmarks.arch import register_random_modelscope, register_random_wan
-    from vader_core import plugins
+    from vader_core.config import BackboneSection
     from vader_core.lora import add_lora
+    from vader_core.resolve import build_backbone
 
     if kind == "modelscope-random":
         register_random_modelscope(size.pop("arch_width", 8))
     elif kind == "wan-random":
         register_random_wan(size.pop("arch_width", 8))
-    cls = plugins.get_backbone(kind)
-    bb = cls(cls.Options(**size))
+    bb = build_backbone(BackboneSection(name=kind, **size))
     bb.load("cpu", torch.float32)
     add_lora(bb.denoiser, 16, 16, 0.0, bb.default_lora_targets)
     return bb

@@ -220,7 +220,9 @@ def test_a14b_two_experts_match_stock_pipeline(tmp_path, image_file, pipeline, m
     _report(capsys, f"wan A14B two experts vs {pipeline}", diff)
     assert diff <= TOL
     single = _stock(d, prompt, seed, pipeline=pipeline, guidance_scale_2=5.0, h=32, w=32, image=kw.get("image"))
-    assert np.abs(single - ref).max() > 1e-3  # guidance_2 acts: the low-noise expert ran
+    # guidance_2 acts: the low-noise expert ran (fp32 noise is about 1e-7; tiny random weights move the frames
+    # by some 1e-4 to 1e-2 depending on the tokenizer and image)
+    assert np.abs(single - ref).max() > 1e-5
 
 
 def test_a14b_lora_goes_on_the_low_noise_expert(tmp_path, capsys):
