@@ -78,6 +78,7 @@ def main() -> None:
             }
         )
     )
+    tr.close()
 
 
 if __name__ == "__main__":

@@ -57,6 +57,38 @@ def test_resumed_two_process_run_counts_reward_queries_like_an_uninterrupted_one
         assert json.loads((d / "summary.json").read_text())["reward_queries"] == steps * per_step, d.name
 
 
+@pytest.mark.distributed
+def test_vader_train_under_accelerate_launch(tmp_path):
+    """The documented command line, `accelerate launch ... vader train`, on two CPU processes: accelerate's
+    multi-GPU launcher (torchrun inside) with `--device cpu` gives two gloo processes. The run ends with exit
+    code 0: the process group is destroyed before the interpreter (gloo aborted at exit now and then)."""
+    import socket
+
+    with socket.socket() as s:  # a free rendezvous port: accelerate's default 29500 is shared by every run
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
+    vader = shutil.which("vader", path=str(Path(sys.executable).parent)) or "vader"
+    out = tmp_path / "run"
+    launch = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    launch += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port), "--no_python"]
+    train = [vader, "train", "--backbone", "tiny", "--reward", "saturation", "--max-steps", "2", "--device", "cpu"]
+    train += ["--output-dir", str(out), "--quiet", "--set", "validation.every=0", "--set", "validation.seeds=[0]"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VADER_PLUGINS": ""}
+    res = subprocess.run([*launch, *train], capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "terminate called" not in res.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["steps"] == 2
+    import yaml
+
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    per_step = cfg["train"]["batch_size"] * cfg["optim"]["grad_accum"] * 2
+    assert summary["reward_queries"] == 2 * per_step
+    assert (out / "checkpoints" / "step-2" / "pytorch_lora_weights.safetensors").is_file()
+    assert res.stdout.count("vader run") == 1  # the summary is printed by the main process only
+
+
 def test_sequence_parallel_degree_must_divide_the_processes():
     import pytest
 

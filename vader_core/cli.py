@@ -136,7 +136,10 @@ def train(
         sets = [*random_weight_sets(backbone, config, list(sets or [])), *(sets or [])]
     cfg = _config_from_args(config, sets, flags)
     trainer = Trainer(cfg, progress=not quiet, tiny=random_weights, log=lambda s: err_console.print(s, soft_wrap=True))
-    summary = trainer.run(resume=resume, overwrite=overwrite)
+    try:
+        summary = trainer.run(resume=resume, overwrite=overwrite)
+    finally:
+        trainer.close()  # several processes: their process group ends before the interpreter does
     if trainer.is_main:
         _print_summary(summary)
 

@@ -98,6 +98,10 @@ def resolve_config(config: VaderConfig) -> VaderConfig:
     mcls = plugins.get_method(config.method.name)
     mopts = validate_options(mcls.Options, config.method.options, "method")
     data["method"] = {"name": config.method.name, **mopts.model_dump(mode="json")}
+    if config.regularization.kl > 0 and not getattr(mcls, "supports_kl_guard", False):
+        raise ConfigError(
+            f"method `{config.method.name}` does not apply the KL guard; set regularization.kl=0 or use --method vader"
+        )
     # The training chains run `sampling.train_steps` when it is set (validation keeps `steps`).
     steps, which = (
         (config.sampling.train_steps, "sampling.train_steps")

@@ -1,14 +1,12 @@
 """The trainer: accelerate for devices, precision and processes; peft LoRA on the denoiser.
 
 This module holds the run's lifecycle and its step; what a run does around the steps lives in
-:mod:`vader_core.run` (validation, records, loggers, save and resume, what processes exchange).
+:mod:`vader_core.run` (validation, records, loggers, save and resume, the optimiser's update, what
+processes exchange).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import os
 import random
 import signal
@@ -18,21 +16,12 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from .checkpoint import clean_temporaries, list_checkpoints
 from .config import VaderConfig
 from .data import training_source, validation_prompts
-from .errors import CheckpointError, ConfigError, InterruptedRun, NonFiniteLossError
-from .faults import (
-    Preempted,
-    check_inputs,
-    check_output_dir,
-    clear_earlier_run,
-    deferred_signals,
-    preemption_signals,
-)
+from .errors import ConfigError, InterruptedRun, NonFiniteLossError
+from .faults import Preempted, check_inputs, check_output_dir, deferred_signals, preemption_signals
 from .guard import ValidationGuard
 from .lora import ADAPTER, add_lora, config_metadata, lora_parameters, lora_state_dict, set_lora_training
 from .method import TrainContext
@@ -50,21 +39,16 @@ from .resolve import (
     torch_dtype,
 )
 from .run import distributed, sharding
+from .run.distributed import derive_seed, make_accelerator, seed_process
 from .run.loggers import make_logger, progress
-from .run.records import RunState, append_jsonl, finite_or_none, plot_reward_curve, summary
+from .run.optim import Update, make_optimizer
+from .run.records import RunState, StepTally, append_jsonl, plot_reward_curve, summary
 from .run.state import resume as resume_run
-from .run.state import save as save_run
-from .run.state import schedule_change_note
+from .run.state import save_from_every_process, schedule_change_note, start_fresh
 from .run.validation import Validator
 from .speed import apply_speed
 
 __all__ = ["RunState", "Trainer", "derive_seed", "resolve_precision", "schedule_change_note"]
-
-
-def derive_seed(*parts: int | str) -> int:
-    """A well-mixed 63-bit seed from ``parts`` (run seed, step, micro-step, process ...)."""
-    h = hashlib.blake2b(":".join(str(p) for p in parts).encode(), digest_size=8).digest()
-    return int.from_bytes(h, "little") & ((1 << 63) - 1)
 
 
 class Trainer:
@@ -81,13 +65,14 @@ class Trainer:
     6. loss: the method's step; for ``vader``, ``vader_plugins/methods.py::VaderMethod.step`` does hops 2-7;
     7. backward: ``TrainContext.backward`` (:meth:`_backward`, scaled for gradient accumulation);
        hops 1-7 run ``optim.grad_accum`` times;
-    8. cross-process gradient reduction: :func:`vader_core.run.distributed.reduce_gradients`;
-    9. clip: ``accelerator.clip_grad_norm_`` (``optim.grad_clip``);
-    10. optimizer step, then the learning-rate schedule; every process skips it when any saw a
-        non-finite value (:func:`vader_core.run.distributed.any_process`).
+    8-10. :class:`vader_core.run.optim.Update`: cross-process gradient reduction
+       (:func:`vader_core.run.distributed.reduce_gradients`), clip (``accelerator.clip_grad_norm_``,
+       ``optim.grad_clip``), optimizer step, then the learning-rate schedule; every process skips it when
+       any saw a non-finite value (:func:`vader_core.run.distributed.any_process`).
 
     Around the steps, :meth:`run` validates (:class:`vader_core.run.validation.Validator`), writes records
-    (:mod:`vader_core.run.records`) and logs (:mod:`vader_core.run.loggers`), saves checkpoints and resumes
+    (:mod:`vader_core.run.records`: :class:`~vader_core.run.records.StepTally` turns the micro-steps into the
+    step's record) and logs (:mod:`vader_core.run.loggers`), saves checkpoints, resumes or starts afresh
     (:mod:`vader_core.run.state`), and stops cleanly on Ctrl-C, SIGTERM or too many non-finite losses.
 
     Args:
@@ -117,28 +102,14 @@ class Trainer:
         self._prepare_optimizer()
 
     def _prepare_device(self) -> None:
-        from accelerate import Accelerator
-        from accelerate.state import AcceleratorState
-
         cfg = self.config
-        if cfg.device and cfg.device.startswith("cuda:"):
-            torch.cuda.set_device(int(cfg.device.split(":", 1)[1]))
         self.precision = resolve_precision(cfg.precision, resolve_device(cfg.device))
-        # A second run in one process (notebooks, tests) may change precision; keep the process group.
-        AcceleratorState._reset_state(reset_partial_state=False)
-        mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[self.precision]
-        self.accelerator = Accelerator(mixed_precision=mixed, cpu=cfg.device == "cpu")
-        self.device = self.accelerator.device
-        self.weight_dtype = torch_dtype(self.precision)
+        self.accelerator = make_accelerator(cfg.device, self.precision)
+        self.device, self.weight_dtype = self.accelerator.device, torch_dtype(self.precision)
         self.is_main = self.accelerator.is_main_process
-        rank = self.accelerator.process_index
-        sharding.check_layout(cfg.distributed, self.accelerator.num_processes)
-        self.layout = sharding.Layout(
-            cfg.distributed.strategy, self.accelerator.num_processes, rank, cfg.distributed.sequence_parallel
-        )
-        torch.manual_seed(derive_seed(cfg.train.seed, "init", rank))
-        random.seed(derive_seed(cfg.train.seed, "py", rank))
-        np.random.seed(derive_seed(cfg.train.seed, "np") % (2**32))
+        acc = self.accelerator
+        self.layout = sharding.layout_of(cfg.distributed, acc.num_processes, acc.process_index)
+        seed_process(cfg.train.seed, self.layout.rank)
 
     def _prepare_models(self) -> None:
         cfg, seed = self.config, self.config.train.seed
@@ -160,11 +131,7 @@ class Trainer:
             raise ConfigError("LoRA added no trainable parameters; check `lora.target_modules`")
         self.objective = build_objective(cfg.rewards)
         self.objective.load(self.device, self.weight_dtype, tiny=self.tiny, seed=seed)
-        self.method = build_method(cfg.method)
-        if cfg.regularization.kl > 0 and not getattr(type(self.method), "supports_kl_guard", False):
-            raise ConfigError(
-                f"method `{cfg.method.name}` does not apply the KL guard; set regularization.kl=0 or use --method vader"
-            )
+        self.method = build_method(cfg.method)  # resolve_config refused a KL guard the method does not apply
         self.guard = ValidationGuard(
             cfg.validation,
             build_metrics(cfg.validation.metrics, self.device, self.weight_dtype, tiny=self.tiny, seed=seed),
@@ -186,17 +153,11 @@ class Trainer:
         )
 
     def _prepare_optimizer(self) -> None:
-        from diffusers.optimization import get_scheduler
-
-        cfg, o = self.config, self.config.optim
-        optimizer = torch.optim.AdamW(self.params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
-        self.lr_scheduler = get_scheduler(
-            o.schedule,
-            optimizer=optimizer,
-            num_warmup_steps=o.warmup_steps,
-            num_training_steps=max(cfg.train.max_steps, 1),
-        )
+        cfg = self.config
+        optimizer, self.lr_scheduler = make_optimizer(self.params, cfg.optim, cfg.train.max_steps)
         self.optimizer = self.accelerator.prepare(optimizer)
+        acc, o = self.accelerator, cfg.optim
+        self._update = Update(self.params, self.optimizer, self.lr_scheduler, acc, self.layout, o.grad_clip)
         self._nonfinite_in_step = False
         self._stop_requested = False
         self.ctx = TrainContext(
@@ -231,28 +192,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ around the steps
     def save(self, step: int) -> Path | None:
-        """A checkpoint of ``step`` (written by the main process; every process waits for it)."""
-        path = None
-        # Collectives first, on every process: the gathered LoRA, optimiser state (sharded) and random states.
-        lora, rng = self._lora_sd(), distributed.rng_states(self.accelerator)
-        optim: Any = self.optimizer
-        if self.layout.sharded:
-            optim = sharding.optimizer_state(self.backbone.denoiser, self.optimizer.optimizer)
-        if self.is_main:
-            path = save_run(
-                self.out,
-                step,
-                lora,
-                self._lora_meta(),
-                optim,
-                self.lr_scheduler,
-                self.state,
-                self.config,
-                rng=rng,
-                world=self.accelerator.num_processes,
-            )
-        self.accelerator.wait_for_everyone()
-        return path
+        """A checkpoint of ``step``: collectives on every process, written by the main one; all wait for it."""
+        return save_from_every_process(
+            self.out,
+            step,
+            self._lora_sd(),
+            self._lora_meta(),
+            self.optimizer,
+            self.lr_scheduler,
+            self.state,
+            self.config,
+            self.accelerator,
+            self.layout,
+            self.backbone.denoiser,
+        )
 
     def validate(self, step: int) -> dict[str, Any]:
         rec, stop = self.validator(step, self.state)
@@ -268,9 +221,7 @@ class Trainer:
         cfg, acc = self.config, self.accelerator
         t0 = time.perf_counter()
         self._nonfinite_in_step = False
-        losses, totals, queries = [], [], 0
-        per: dict[str, list[torch.Tensor]] = {}
-        extras: dict[str, list[float]] = {}
+        tally = StepTally()
         for micro in range(cfg.optim.grad_accum):
             # Keyed by the global sample index (the trailing 0 keeps the seeds of one-process runs).
             index = self.layout.sample_index(micro)
@@ -280,59 +231,27 @@ class Trainer:
             if self.layout.lockstep:  # the same kept steps (and expert) on every process: run/sharding.py
                 rng = random.Random(derive_seed(cfg.train.seed, "shared", step, micro))
             out = self.method.step(self.ctx, batch, gen, rng)
-            queries += (
-                out.reward_queries
-                if out.reward_queries is not None
-                else self.method.reward_queries_per_step(cfg.train.batch_size)
-            )
-            losses.append(out.loss)
-            totals.append(out.reward.float().cpu())
-            for k, v in out.rewards.items():
-                per.setdefault(k, []).append(v.float().cpu())
-            for k, x in out.extras.items():
-                extras.setdefault(k, []).append(float(x))
-        skipped = self._nonfinite_in_step
-        grad_norm = float("nan")
-        if not skipped:
-            if not self.layout.sharded:  # FSDP reduce-scatters the gradients in backward
-                distributed.reduce_gradients(self.params, acc.num_processes)
-            if cfg.optim.grad_clip is not None:
-                gn = sharding.full(acc.clip_grad_norm_(self.params, cfg.optim.grad_clip))
-            else:
-                gn = sharding.grad_norm(self.params)
-            grad_norm = float(gn)
-            skipped = not math.isfinite(grad_norm)
-        skipped = distributed.any_process(acc, skipped)
-        if skipped:
-            self.optimizer.zero_grad(set_to_none=True)
-            self.state.consecutive_nonfinite += 1
-        else:
-            self.optimizer.step()
-            self.lr_scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.state.consecutive_nonfinite = 0
-        self.state.reward_queries += distributed.total(acc, queries)
+            queries = out.reward_queries
+            tally.add(out, self.method.reward_queries_per_step(cfg.train.batch_size) if queries is None else queries)
+        skipped, grad_norm = self._update(self._nonfinite_in_step)
+        self.state.consecutive_nonfinite = self.state.consecutive_nonfinite + 1 if skipped else 0
+        self.state.reward_queries += distributed.total(acc, tally.queries)
         self.ctx.num_reward_queries = self.state.reward_queries  # deprecated; for methods that still read it
-
-        def mean(values: torch.Tensor) -> float | None:  # over every process's videos
-            return finite_or_none(float(distributed.gather(acc, values).float().mean()))
-
-        rec = {
-            "step": step,
-            "loss": mean(torch.tensor(losses, dtype=torch.float32)),
-            "reward": mean(torch.cat(totals)),
-            "rewards": {k: mean(torch.cat(v)) for k, v in per.items()},
-            "lr": float(self.lr_scheduler.get_last_lr()[0]),
-            "grad_norm": finite_or_none(grad_norm),
-            "skipped": skipped,
-            "reward_queries": self.state.reward_queries,
-            "step_time": time.perf_counter() - t0,
-        }
-        if extras:
-            rec["extras"] = {k: finite_or_none(sum(v) / len(v)) for k, v in extras.items()}
-        return rec
+        return tally.record(
+            acc,
+            step,
+            lr=float(self.lr_scheduler.get_last_lr()[0]),
+            grad_norm=grad_norm,
+            skipped=skipped,
+            reward_queries=self.state.reward_queries,
+            step_time=time.perf_counter() - t0,
+        )
 
     # ------------------------------------------------------------------ the lifecycle
+    def close(self) -> None:
+        """End a multi-process run's process group (:func:`vader_core.run.distributed.end`); call it when done."""
+        distributed.end(getattr(self, "accelerator", None))
+
     def run(self, resume: str | None = None, overwrite: bool = False) -> dict[str, Any]:
         """Train; returns the summary (also written to ``summary.json``).
 
@@ -349,8 +268,6 @@ class Trainer:
         """Load everything, then either resume (state, records, best and early stop replayed) or start afresh."""
         self._setup()
         self.out.mkdir(parents=True, exist_ok=True)
-        if self.is_main and clean_temporaries(self.out / "checkpoints"):
-            self.log("removed temporary checkpoint folders an interrupted save left behind")
         if resume:
             resume_run(
                 resume,
@@ -367,19 +284,7 @@ class Trainer:
             )
             self.ctx.num_reward_queries = self.state.reward_queries
         else:
-            existing = list_checkpoints(self.out / "checkpoints")
-            if existing:
-                raise CheckpointError(
-                    f"{self.out} already holds checkpoints (up to {existing[-1].name}); continue with "
-                    "--resume latest, or pick another --output-dir"
-                )
-            if self.is_main:
-                if self._overwrite:
-                    removed = clear_earlier_run(self.out)  # after the models loaded: a bad config deletes nothing
-                    if removed:
-                        self.log(f"--overwrite: removed the earlier run's {', '.join(removed)} from {self.out}")
-                for name in ("metrics.jsonl", "validation.jsonl"):
-                    (self.out / name).unlink(missing_ok=True)
+            start_fresh(self.out, self._overwrite, self.is_main, self.log)
         if self.is_main:
             (self.out / "config.yaml").write_text(self.config.to_yaml())
         self._stop_requested = self.validator.replay(self.state.validation)
@@ -406,12 +311,8 @@ class Trainer:
                     if self.is_main:
                         append_jsonl(self.out / "metrics.jsonl", rec)
                         writer(rec)
-                    bar.update(
-                        task,
-                        advance=1,
-                        reward=rec["reward"] if rec["reward"] is not None else float("nan"),
-                        step_time=rec["step_time"],
-                    )
+                    reward = rec["reward"] if rec["reward"] is not None else float("nan")
+                    bar.update(task, advance=1, reward=reward, step_time=rec["step_time"])
                     if self.state.consecutive_nonfinite >= cfg.train.non_finite_patience:
                         kept = last_saved if last_saved is not None else "none"
                         raise NonFiniteLossError(
@@ -428,10 +329,8 @@ class Trainer:
                         raise Preempted(self._signals[0] if self._signals else signal.SIGTERM)
         except KeyboardInterrupt as stop:
             with deferred_signals():
-                if step > (last_saved or 0) or last_saved is None:
-                    path = self.save(step)
-                else:
-                    path = self.out / "checkpoints" / f"step-{step}"
+                saved = last_saved is not None and step <= last_saved
+                path = self.out / "checkpoints" / f"step-{step}" if saved else self.save(step)
                 self.plot()
             why = f"stopped by {stop.signame}" if hasattr(stop, "signame") else "interrupted"
             err = InterruptedRun(f"{why} at step {step}; checkpoint saved to {path}; continue with --resume latest")
@@ -446,15 +345,6 @@ class Trainer:
         return self._summary(step)
 
     def _summary(self, step: int) -> dict[str, Any]:
-        data = summary(
-            self.state,
-            step,
-            self.out,
-            device=str(self.device),
-            precision=self.precision,
-            processes=self.accelerator.num_processes,
-        )
-        data.update(self.guard.summary(str(self.out / "best")))
-        if self.is_main:
-            (self.out / "summary.json").write_text(json.dumps(data, indent=2))
-        return data
+        acc, best = self.accelerator, self.guard.summary(str(self.out / "best"))
+        run = {"device": str(self.device), "precision": self.precision, "processes": acc.num_processes, **best}
+        return summary(self.state, step, self.out, write=self.is_main, **run)

@@ -1,5 +1,6 @@
-"""What processes of a multi-process run exchange: LoRA gradients, step records, the skip decision,
-reward-query counts. With one process every function returns its input and sends nothing.
+"""Each process's place in a run and what processes exchange: the accelerator and seeds of a process, LoRA
+gradients, step records, the skip decision, reward-query counts. With one process every exchange returns its
+input and sends nothing.
 
 Gradients are averaged by one all-reduce of the LoRA gradients per optimiser step (no DDP wrapper: a
 backbone calls its denoiser several times per step, with truncation and checkpointing, which DDP's
@@ -8,10 +9,48 @@ per-forward hooks do not suit; LoRA gradients are small).
 
 from __future__ import annotations
 
+import hashlib
+import random
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
+
+
+def derive_seed(*parts: int | str) -> int:
+    """A well-mixed 63-bit seed from ``parts`` (run seed, step, micro-step, process ...)."""
+    h = hashlib.blake2b(":".join(str(p) for p in parts).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") & ((1 << 63) - 1)
+
+
+def make_accelerator(device: str | None, precision: str) -> Any:
+    """accelerate's ``Accelerator`` for ``device`` (``None``: what accelerate picks) and ``precision``
+    (``fp32``, ``bf16``, ``fp16``: its mixed precision); a second run in one process (notebooks, tests) may
+    change precision, so accelerate's state is reset, keeping the process group."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    if device and device.startswith("cuda:"):
+        torch.cuda.set_device(int(device.split(":", 1)[1]))
+    AcceleratorState._reset_state(reset_partial_state=False)
+    mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
+    return Accelerator(mixed_precision=mixed, cpu=device == "cpu")
+
+
+def end(accelerator: Any | None) -> None:
+    """accelerate's ``end_training`` (trackers, then the process group) for a run of several processes. A
+    process that exits with its gloo or NCCL group alive can abort at interpreter shutdown (SIGABRT,
+    "terminate called without an active exception"), so scripts call it once they are done with the run."""
+    if accelerator is not None and accelerator.num_processes > 1:
+        accelerator.end_training()
+
+
+def seed_process(seed: int, rank: int) -> None:
+    """Seed torch (LoRA initialisation, dropout) and Python per process; numpy alike on every process."""
+    torch.manual_seed(derive_seed(seed, "init", rank))
+    random.seed(derive_seed(seed, "py", rank))
+    np.random.seed(derive_seed(seed, "np") % (2**32))
 
 
 def reduce_gradients(params: Sequence[torch.nn.Parameter], num_processes: int) -> None:

@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import VaderConfig
+    from ..method import StepOutput
 
 
 @dataclass
@@ -29,6 +32,50 @@ class RunState:
     reward_queries: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     validation: list[dict[str, Any]] = field(default_factory=list)
+
+
+class StepTally:
+    """What the micro-steps of one optimiser step report (loss, rewards, extras, reward queries), turned into
+    the step's record with every value averaged over the videos of every process."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.totals: list[torch.Tensor] = []
+        self.per: dict[str, list[torch.Tensor]] = {}
+        self.extras: dict[str, list[float]] = {}
+        self.queries = 0
+
+    def add(self, out: StepOutput, queries: int) -> None:
+        """One micro-step's output; ``queries`` the videos its rewards scored."""
+        self.queries += queries
+        self.losses.append(float(out.loss))
+        self.totals.append(out.reward.float().cpu())
+        for k, v in out.rewards.items():
+            self.per.setdefault(k, []).append(v.float().cpu())
+        for k, x in out.extras.items():
+            self.extras.setdefault(k, []).append(float(x))
+
+    def record(self, accelerator: Any, step: int, **fields: Any) -> dict[str, Any]:
+        """The step's ``metrics.jsonl`` record (a collective: every process calls it); ``fields`` go in after
+        ``rewards`` (``lr``, ``grad_norm``, ``skipped``, ``reward_queries``, ``step_time``), a non-finite
+        ``grad_norm`` as ``null``."""
+        from .distributed import gather
+
+        def mean(values: torch.Tensor) -> float | None:
+            return finite_or_none(float(gather(accelerator, values).float().mean()))
+
+        if "grad_norm" in fields:
+            fields["grad_norm"] = finite_or_none(fields["grad_norm"])
+        rec = {
+            "step": step,
+            "loss": mean(torch.tensor(self.losses, dtype=torch.float32)),
+            "reward": mean(torch.cat(self.totals)),
+            "rewards": {k: mean(torch.cat(v)) for k, v in self.per.items()},
+            **fields,
+        }
+        if self.extras:
+            rec["extras"] = {k: finite_or_none(sum(v) / len(v)) for k, v in self.extras.items()}
+        return rec
 
 
 def finite_or_none(x: float) -> float | None:
@@ -59,10 +106,10 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
         f.write(json.dumps(row) + "\n")
 
 
-def summary(state: RunState, step: int, out: Path, **run: Any) -> dict[str, Any]:
-    """What ``summary.json`` holds: held-out rewards (and guard metrics) before and after, the first and
-    last training reward, reward queries, the last checkpoint; ``run`` adds ``device``, ``precision``,
-    ``processes`` (in that order)."""
+def summary(state: RunState, step: int, out: Path, write: bool = False, **run: Any) -> dict[str, Any]:
+    """What ``summary.json`` holds (written to ``out`` when ``write``): held-out rewards (and guard metrics)
+    before and after, the first and last training reward, reward queries, the last checkpoint; ``run`` adds
+    what the run reports beside (``device``, ``precision``, ``processes``, the guard's ``best``), in order."""
     val = {v["step"]: v for v in state.validation}
     first, last = val.get(0), val.get(step)
     hist = [r["reward"] for r in state.history if r.get("reward") is not None]
@@ -82,6 +129,8 @@ def summary(state: RunState, step: int, out: Path, **run: Any) -> dict[str, Any]
     if state.validation and state.validation[-1].get("metrics"):
         data["heldout_metrics_before"] = first.get("metrics") if first else None
         data["heldout_metrics_after"] = last.get("metrics") if last else None
+    if write:
+        (out / "summary.json").write_text(json.dumps(data, indent=2))
     return data
 
 

@@ -79,6 +79,12 @@ def check_layout(cfg: DistributedSection, world: int) -> None:
         )
 
 
+def layout_of(cfg: DistributedSection, world: int, rank: int) -> Layout:
+    """Process ``rank`` of ``world`` under the ``distributed`` section (checked first: :func:`check_layout`)."""
+    check_layout(cfg, world)
+    return Layout(cfg.strategy, world, rank, cfg.sequence_parallel)
+
+
 def shard_units(backbone: BackbonePlugin) -> list[tuple[torch.nn.Module, list[torch.nn.Module]]]:
     """Each denoiser with the blocks of it that the backbone names (the FSDP units); one line if none."""
     blocks = list(backbone.checkpoint_blocks())

@@ -1,4 +1,5 @@
-"""Saving a run's checkpoint and resuming from one: LoRA, optimiser, schedule, random states, run state."""
+"""Saving a run's checkpoint and resuming from one (LoRA, optimiser, schedule, random states, run state), or
+starting a fresh run in its output directory."""
 
 from __future__ import annotations
 
@@ -6,8 +7,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..checkpoint import find_resume, load_checkpoint, save_checkpoint, set_rng_state
-from ..errors import ConfigError
+from ..checkpoint import (
+    clean_temporaries,
+    find_resume,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+from ..errors import CheckpointError, ConfigError
+from ..faults import clear_earlier_run
 from ..lora import ADAPTER, lora_state_dict
 from . import sharding
 from .distributed import own_rng_state
@@ -59,6 +68,34 @@ def save(
     )
 
 
+def save_from_every_process(
+    out: Path,
+    step: int,
+    lora: dict[str, torch.Tensor],
+    lora_meta: dict[str, Any],
+    optimizer: Any,
+    scheduler: Any,
+    state: RunState,
+    config: VaderConfig,
+    accelerator: Any,
+    layout: Layout,
+    denoiser: torch.nn.Module,
+) -> Path | None:
+    """:func:`save` in a run of any number of processes, called by every process with the whole ``lora`` (a
+    collective when sharded: :func:`vader_core.run.sharding.lora_state`): the optimiser state (gathered when
+    sharded) and every process's random states are collected first, then the main process writes; every
+    process waits for it. Returns the checkpoint's path on the main process."""
+    from .distributed import rng_states
+
+    rng = rng_states(accelerator)
+    optim = sharding.optimizer_state(denoiser, optimizer.optimizer) if layout.sharded else optimizer
+    path = None
+    if accelerator.is_main_process:
+        path = save(out, step, lora, lora_meta, optim, scheduler, state, config, rng, accelerator.num_processes)
+    accelerator.wait_for_everyone()
+    return path
+
+
 def resume(
     spec: str,
     out: Path,
@@ -72,8 +109,9 @@ def resume(
     log: Callable[[str], None],
     layout: Layout | None = None,
 ) -> None:
-    """Continue from the checkpoint ``spec`` names (``latest`` or a directory): its LoRA weights, optimiser,
-    schedule and random states, and ``state`` with the records up to its step (the main process rewrites
+    """Continue from the checkpoint ``spec`` names (``latest`` or a directory; the temporary folders of an
+    interrupted save are removed first): its LoRA weights, optimiser, schedule and random states, and
+    ``state`` with the records up to its step (the main process rewrites
     ``metrics.jsonl`` and ``validation.jsonl`` without later lines). ``layout``: this process's place in a
     multi-process run; a sharded run loads the LoRA and optimiser into its shards. The LoRA and the optimiser
     state are saved whole (the optimiser's keyed by parameter name when sharded), so a checkpoint resumes at
@@ -81,6 +119,7 @@ def resume(
     states are restored where the number of processes is the same)."""
     from peft import set_peft_model_state_dict
 
+    _clean(out, is_main, log)
     layout = layout or Layout()
     path = find_resume(spec, out)
     ck = load_checkpoint(path)
@@ -116,6 +155,33 @@ def resume(
     note = schedule_change_note(st, config)
     if note:
         log(note)
+
+
+def _clean(out: Path, is_main: bool, log: Callable[[str], None]) -> None:
+    if is_main and clean_temporaries(out / "checkpoints"):
+        log("removed temporary checkpoint folders an interrupted save left behind")
+
+
+def start_fresh(out: Path, overwrite: bool, is_main: bool, log: Callable[[str], None]) -> None:
+    """Begin a new run in ``out``: remove the temporary folders of an interrupted save, refuse a folder
+    holding checkpoints (resume instead); with ``overwrite``, remove an earlier run's records, samples and
+    best LoRA (called after the models loaded, so a bad configuration deletes nothing); start the jsonl
+    records empty."""
+    _clean(out, is_main, log)
+    existing = list_checkpoints(out / "checkpoints")
+    if existing:
+        raise CheckpointError(
+            f"{out} already holds checkpoints (up to {existing[-1].name}); continue with "
+            "--resume latest, or pick another --output-dir"
+        )
+    if not is_main:
+        return
+    if overwrite:
+        removed = clear_earlier_run(out)
+        if removed:
+            log(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out}")
+    for name in ("metrics.jsonl", "validation.jsonl"):
+        (out / name).unlink(missing_ok=True)
 
 
 def schedule_change_note(state: dict[str, Any], config: VaderConfig) -> str | None:
