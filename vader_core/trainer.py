@@ -39,12 +39,12 @@ from .resolve import (
     torch_dtype,
 )
 from .run import distributed, sharding
+from .run import state as run_state
 from .run.distributed import derive_seed, make_accelerator, seed_process
 from .run.loggers import make_logger, progress
 from .run.optim import Update, make_optimizer
 from .run.records import RunState, StepTally, append_jsonl, plot_reward_curve, summary
-from .run.state import resume as resume_run
-from .run.state import save_from_every_process, schedule_change_note, start_fresh
+from .run.state import schedule_change_note, start_fresh
 from .run.validation import Validator
 from .speed import apply_speed
 
@@ -193,7 +193,7 @@ class Trainer:
     # ------------------------------------------------------------------ around the steps
     def save(self, step: int) -> Path | None:
         """A checkpoint of ``step``: collectives on every process, written by the main one; all wait for it."""
-        return save_from_every_process(
+        return run_state.save(
             self.out,
             step,
             self._lora_sd(),
@@ -269,7 +269,7 @@ class Trainer:
         self._setup()
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
-            resume_run(
+            run_state.resume(
                 resume,
                 self.out,
                 self.backbone,

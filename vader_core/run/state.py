@@ -39,21 +39,22 @@ def save(
     scheduler: Any,
     state: RunState,
     config: VaderConfig,
-    rng: dict[str, Any] | None = None,
-    world: int = 1,
-) -> Path:
-    """Write ``checkpoints/step-N`` (and prune to ``output.keep_checkpoints``); returns its path.
+    accelerator: Any,
+    layout: Layout,
+    denoiser: torch.nn.Module,
+) -> Path | None:
+    """Write ``checkpoints/step-N`` (and prune to ``output.keep_checkpoints``) in a run of any number of
+    processes. Every process calls it with the whole ``lora`` (a collective when sharded:
+    :func:`vader_core.run.sharding.lora_state`): the optimiser state (gathered when sharded) and every
+    process's random states (:func:`vader_core.run.distributed.rng_states`) are collected first, then the
+    main process writes; every process waits for it. Returns the checkpoint's path on the main process."""
+    from .distributed import rng_states
 
-    ``optimizer`` is the optimiser or (sharded runs) its gathered state dict; ``rng`` every process's random
-    states (:func:`vader_core.run.distributed.rng_states`); ``world`` the number of processes."""
-    return save_checkpoint(
-        out / "checkpoints",
-        step,
-        lora,
-        lora_meta,
-        optimizer,
-        scheduler,
-        {
+    rng = rng_states(accelerator)
+    optim = sharding.optimizer_state(denoiser, optimizer.optimizer) if layout.sharded else optimizer
+    world, path = accelerator.num_processes, None
+    if accelerator.is_main_process:
+        run = {
             "consecutive_nonfinite": state.consecutive_nonfinite,
             "reward_queries": state.reward_queries,
             "backbone": config.backbone.name,
@@ -62,36 +63,9 @@ def save(
             "strategy": config.distributed.strategy if world > 1 else "single",
             "world_size": world,
             "sequence_parallel": config.distributed.sequence_parallel,
-        },
-        keep=config.output.keep_checkpoints,
-        rng=rng,
-    )
-
-
-def save_from_every_process(
-    out: Path,
-    step: int,
-    lora: dict[str, torch.Tensor],
-    lora_meta: dict[str, Any],
-    optimizer: Any,
-    scheduler: Any,
-    state: RunState,
-    config: VaderConfig,
-    accelerator: Any,
-    layout: Layout,
-    denoiser: torch.nn.Module,
-) -> Path | None:
-    """:func:`save` in a run of any number of processes, called by every process with the whole ``lora`` (a
-    collective when sharded: :func:`vader_core.run.sharding.lora_state`): the optimiser state (gathered when
-    sharded) and every process's random states are collected first, then the main process writes; every
-    process waits for it. Returns the checkpoint's path on the main process."""
-    from .distributed import rng_states
-
-    rng = rng_states(accelerator)
-    optim = sharding.optimizer_state(denoiser, optimizer.optimizer) if layout.sharded else optimizer
-    path = None
-    if accelerator.is_main_process:
-        path = save(out, step, lora, lora_meta, optim, scheduler, state, config, rng, accelerator.num_processes)
+        }
+        keep = config.output.keep_checkpoints
+        path = save_checkpoint(out / "checkpoints", step, lora, lora_meta, optim, scheduler, run, keep=keep, rng=rng)
     accelerator.wait_for_everyone()
     return path
 
