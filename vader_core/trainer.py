@@ -43,7 +43,7 @@ from .run import state as run_state
 from .run.distributed import derive_seed, make_accelerator, seed_process
 from .run.loggers import make_logger, progress
 from .run.optim import Update, make_optimizer
-from .run.records import RunState, StepTally, append_jsonl, plot_reward_curve, summary
+from .run.records import RunState, StepTally, append_jsonl, finite_or_none, plot_reward_curve, summary
 from .run.state import schedule_change_note, start_fresh
 from .run.validation import Validator
 from .speed import apply_speed
@@ -241,7 +241,7 @@ class Trainer:
             acc,
             step,
             lr=float(self.lr_scheduler.get_last_lr()[0]),
-            grad_norm=grad_norm,
+            grad_norm=finite_or_none(grad_norm),
             skipped=skipped,
             reward_queries=self.state.reward_queries,
             step_time=time.perf_counter() - t0,

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .distributed import gather
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import VaderConfig
     from ..method import StepOutput
@@ -57,15 +59,11 @@ class StepTally:
 
     def record(self, accelerator: Any, step: int, **fields: Any) -> dict[str, Any]:
         """The step's ``metrics.jsonl`` record (a collective: every process calls it); ``fields`` go in after
-        ``rewards`` (``lr``, ``grad_norm``, ``skipped``, ``reward_queries``, ``step_time``), a non-finite
-        ``grad_norm`` as ``null``."""
-        from .distributed import gather
+        ``rewards`` (``lr``, ``grad_norm``, ``skipped``, ``reward_queries``, ``step_time``)."""
 
         def mean(values: torch.Tensor) -> float | None:
             return finite_or_none(float(gather(accelerator, values).float().mean()))
 
-        if "grad_norm" in fields:
-            fields["grad_norm"] = finite_or_none(fields["grad_norm"])
         rec = {
             "step": step,
             "loss": mean(torch.tensor(self.losses, dtype=torch.float32)),
