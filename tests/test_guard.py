@@ -296,3 +296,33 @@ def test_a_seeds_metric_needs_two_seeds_in_one_line():
         )
     finally:
         plugins.unregister_plugin(_SpreadPlugin)
+
+
+def test_every_process_takes_the_main_process_validation_decisions(tmp_path):
+    """Best and early stop follow the record the validator shares (in a run of several processes: the main
+    process's, broadcast), not this process's own numbers: a process that decided alone on floating-point noise
+    could enter the collective gather of `best/` while the others skip it."""
+    plugins.register_plugin(_Plugin, name="counting")
+    try:
+        shared = []
+
+        def from_main(rec):  # the main process saw `counting` lowest at step 2, whatever this process measured
+            rec = {**rec, "metrics": {**rec["metrics"], "counting": 1.0 if rec["step"] == 2 else 2.0}}
+            shared.append(rec)
+            return rec
+
+        class AsAnotherProcess(Trainer):
+            def _setup(self):
+                super()._setup()
+                self.validator.share = from_main
+
+        extra = ["validation.metrics=[{name: counting}]", "validation.every=1", "validation.select={counting: -1.0}"]
+        cfg = build_config(None, _sets(tmp_path, 3, extra), {"rewards": ["saturation"], "device": "cpu"})
+        summary = AsAnotherProcess(cfg, progress=False).run()
+        assert [r["step"] for r in shared] == [0, 1, 2, 3]
+        assert summary["best"]["step"] == 2
+        assert json.loads((tmp_path / "best" / "best.json").read_text())["step"] == 2
+        val = [json.loads(x) for x in (tmp_path / "validation.jsonl").read_text().splitlines()]
+        assert [v["metrics"]["counting"] for v in val] == [2.0, 2.0, 1.0, 2.0]
+    finally:
+        plugins.unregister_plugin(_Plugin)

@@ -150,6 +150,7 @@ class Trainer:
             lambda: (self._lora_sd(), self._lora_meta()),
             self.is_main,
             self.log,
+            share=lambda rec: distributed.from_main(self.accelerator, rec),
         )
 
     def _prepare_optimizer(self) -> None:

@@ -91,6 +91,17 @@ def total(accelerator: Any, count: int) -> int:
     return int(accelerator.reduce(t, reduction="sum").item())
 
 
+def from_main(accelerator: Any, value: Any) -> Any:
+    """The main process's ``value`` on every process (a collective): a decision every process must take alike
+    (is this validation the best yet, stop early?) is taken once, so floating-point noise between processes
+    cannot send one of them into a collective the others skip."""
+    if accelerator.num_processes == 1:
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def rng_states(accelerator: Any) -> dict[str, Any]:
     """This process's random states, with every process's under ``ranks`` (a collective): saved with a
     checkpoint so that each process of a resumed run continues its own LoRA-dropout stream."""

@@ -40,6 +40,9 @@ class Validator:
         lora (`Callable[[], tuple[dict, dict]]`): the LoRA state dict and metadata now, for ``best/``.
         is_main (`bool`): whether this process writes files.
         log (`Callable[[str], None]`): where status lines go.
+        share (`Callable[[dict], dict]`, *optional*): the main process's record on every process (a
+            collective in a run of several processes), so that every process takes the same best and
+            early-stop decisions and enters the same collectives (``best/`` gathers a sharded LoRA).
     """
 
     def __init__(
@@ -55,10 +58,12 @@ class Validator:
         lora: Callable[[], tuple[dict[str, Any], dict[str, Any]]],
         is_main: bool,
         log: Callable[[str], None],
+        share: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.config, self.backbone, self.objective, self.guard = config, backbone, objective, guard
         self.prompts, self.images, self.out = prompts, images, out
         self.autocast, self.lora, self.is_main, self.log = autocast, lora, is_main, log
+        self.share = share or (lambda rec: rec)
 
     def __call__(self, step: int, state: RunState) -> tuple[dict[str, Any], bool]:
         """Validate at ``step``: the record (also appended to ``state`` and ``validation.jsonl``) and whether
@@ -108,13 +113,15 @@ class Validator:
                     f"{plugin_label(getattr(fn, 'reward', fn))} (a guard metric) scored the validation videos {v} "
                     "before any training; every score must be finite: check it for a division by zero or a log of 0"
                 )
+        rec = self.share(rec)
         parts = ", ".join(f"{k} {v:.4f}" for k, v in rec["rewards"].items())
         guards = "".join(f"; {k} {v:.4f}" for k, v in rec.get("metrics", {}).items())
         self.log(f"step {step}: held-out reward {rec['reward']:.4f} ({parts}{guards})")
         improved, stop = self.guard.update(rec)
+        # Every process keeps the record (the end of a run validates only a step without one); the file first:
+        # a resumed run replays it, so best/ never holds a step the records do not name.
+        state.validation.append(rec)
         if self.is_main:
-            # The record first: a resumed run replays it, so best/ never holds a step the records do not name.
-            state.validation.append(rec)
             append_jsonl(self.out / "validation.jsonl", rec)
         if improved:
             self.save_best(step)
