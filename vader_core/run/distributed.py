@@ -43,6 +43,9 @@ def end(accelerator: Any | None) -> None:
     process that exits with its gloo or NCCL group alive can abort at interpreter shutdown (SIGABRT,
     "terminate called without an active exception"), so scripts call it once they are done with the run."""
     if accelerator is not None and accelerator.num_processes > 1:
+        # Every process past its last collective before any tears its connections down: a peer still
+        # finishing one when the other closes its sockets is another way to abort at exit.
+        accelerator.wait_for_everyone()
         accelerator.end_training()
 
 

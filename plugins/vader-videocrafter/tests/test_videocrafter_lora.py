@@ -56,7 +56,9 @@ def test_export_loads_the_official_way(tmp_path, capsys):
     model.eval()
     with torch.no_grad():
         theirs = unet(*_inputs(), fps=24)
-    torch.testing.assert_close(theirs, ours, rtol=1e-5, atol=1e-6)
+    # The exported B is rescaled for peft's default alpha: same function, other rounding (1.4e-6 on CI's CPU);
+    # 1e-5 is far below what a wrong scale moves (the LoRA moves this output by 0.47).
+    torch.testing.assert_close(theirs, ours, rtol=1e-5, atol=1e-5)
 
     # and back: the official file as a vader LoRA (what `vader generate --lora` reads)
     back = tmp_path / "back"
@@ -64,7 +66,7 @@ def test_export_loads_the_official_way(tmp_path, capsys):
     fresh = tiny_components(0)["unet"]
     load_lora(fresh, back, prefix="unet")
     with torch.no_grad():
-        torch.testing.assert_close(fresh(*_inputs(), fps=24), ours, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(fresh(*_inputs(), fps=24), ours, rtol=1e-5, atol=1e-5)
 
 
 def test_export_refuses_targets_the_official_code_lacks(tmp_path, capsys):

@@ -26,7 +26,13 @@ ATOL = 1e-6
 
 
 def run(out: Path, *sets: str, processes: int = 2, resume: str | None = None, check: bool = True):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "VADER_PLUGINS": "wan", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "VADER_PLUGINS": "wan",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONFAULTHANDLER": "1",
+    }
     args = [str(SCRIPT), str(out), *sets, *(["--resume", resume] if resume else [])]
     if processes > 1:
         torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
@@ -35,7 +41,7 @@ def run(out: Path, *sets: str, processes: int = 2, resume: str | None = None, ch
         cmd = [sys.executable, *args]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     if check:
-        assert res.returncode == 0, res.stderr[-3000:]
+        assert res.returncode == 0, res.stderr[-6000:]
     return res
 
 
@@ -86,7 +92,13 @@ def uninterrupted(tmp_path_factory):
 
 def start(out: Path, *sets: str) -> subprocess.Popen:
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "VADER_PLUGINS": "wan", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "VADER_PLUGINS": "wan",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONFAULTHANDLER": "1",
+    }
     cmd = [torchrun, "--standalone", "--nproc_per_node", "2", str(SCRIPT), str(out), *sets]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
