@@ -93,8 +93,15 @@ def register_random_modelscope(width: int = 8, text_layers: int = 2) -> type:
         register(RandomModelScope)
 
     mod.register_backbones = register_backbones  # type: ignore[attr-defined]
+    if _registered:  # another configuration earlier in this process (benchmarks.worker with a list)
+        plugins.unregister_plugin(_registered.pop())
     plugins.register_plugin(mod, name="bench", package="benchmarks")
+    _registered.append(mod)
     return RandomModelScope
+
+
+#: The module ``register_random_modelscope`` registered last in this process.
+_registered: list[Any] = []
 
 
 def wan_components(width: int = 8, seed: int = 0) -> dict[str, Any]:

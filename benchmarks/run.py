@@ -55,15 +55,17 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def _worker(cfg: dict[str, Any]) -> dict[str, Any]:
-    cfg = {"threads": THREADS, **cfg}
-    env = {**os.environ, "VADER_PLUGINS": "", "OMP_NUM_THREADS": str(cfg["threads"])}
-    if cfg.get("precise_rss"):
+def _worker(cfg: dict[str, Any] | list[dict[str, Any]]) -> Any:
+    """One configuration in a fresh process (its result), or a list of them in one process in turn (their
+    results, each with ``error`` where it failed)."""
+    cfgs = [{"threads": THREADS, **c} for c in (cfg if isinstance(cfg, list) else [cfg])]
+    env = {**os.environ, "VADER_PLUGINS": "", "OMP_NUM_THREADS": str(cfgs[0]["threads"])}
+    if cfgs[0].get("precise_rss"):
         # Allocations above 64 KiB get their own pages, returned to the system when freed: the process's
         # resident high-water mark then follows the live tensors instead of the C allocator's caches.
         env["MALLOC_MMAP_THRESHOLD_"] = "65536"
     res = subprocess.run(
-        [sys.executable, "-m", "benchmarks.worker", json.dumps(cfg)],
+        [sys.executable, "-m", "benchmarks.worker", json.dumps(cfgs if isinstance(cfg, list) else cfgs[0])],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -71,8 +73,16 @@ def _worker(cfg: dict[str, Any]) -> dict[str, Any]:
         timeout=3600,
     )
     if res.returncode != 0:
-        return {"error": (res.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+        err = {"error": (res.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+        return [err] * len(cfgs) if isinstance(cfg, list) else err
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _workers(cfgs: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
+    """Each configuration in a fresh process, so that its peak memory is its own; with ``quick`` all in one
+    process (a format check: the import of torch and diffusers, most of a tiny row's time, paid once, and the
+    peak memory of a row then that of the rows so far)."""
+    return _worker(cfgs) if quick else [_worker(c) for c in cfgs]
 
 
 # ---------------------------------------------------------------------------- B1
@@ -100,13 +110,12 @@ def b1(quick: bool, keep: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
         if quick
         else {"width": 8, "size": 64, "frames": 16, "steps": 25}
     )
-    rows, cfg = [], dict(base)
+    rows, cfg, todo = list(keep[: len(ABLATION)]), dict(base), []
     for i, (label, change) in enumerate(ABLATION):
         cfg.update(change)
-        if i < len(keep):  # --b1-from: an earlier run's row, same settings
-            rows.append(keep[i])
-            continue
-        r = _worker(cfg)
+        if i >= len(keep):  # --b1-from: the first rows are an earlier run's, same settings
+            todo.append((label, dict(cfg)))
+    for (label, _), r in zip(todo, _workers([c for _, c in todo], quick), strict=True):
         rows.append({"config": label, **r})
         print(f"B1 {label}: {r}", flush=True)
     ok = [r for r in rows if "error" not in r]
@@ -135,8 +144,7 @@ def b5(quick: bool) -> dict[str, Any]:
     )
     base = {**base, "lora": True, "precision": "fp32", "k": 1, "decoded_frames": 1, "precise_rss": True}
     rows = []
-    for label, change in B5_ROWS:
-        r = _worker({**base, **change})
+    for (label, change), r in zip(B5_ROWS, _workers([{**base, **c} for _, c in B5_ROWS], quick), strict=True):
         rows.append({"config": label, **change, **r})
         print(f"B5 {label}: {r}", flush=True)
     by = {r["config"]: r for r in rows}
@@ -177,13 +185,11 @@ def b3(quick: bool) -> dict[str, Any]:
         "decoded_frames": [1, 2] if quick else [1, 2, 4, 8],
         "size": [32] if quick else [32, 64, 96, 128],
     }
-    out: dict[str, list[dict[str, Any]]] = {}
-    for axis, values in axes.items():
-        out[axis] = []
-        for v in values:
-            r = _worker({**base, axis: v})
-            out[axis].append({"value": v, **r})
-            print(f"B3 {axis}={v}: {r}", flush=True)
+    out: dict[str, list[dict[str, Any]]] = {axis: [] for axis in axes}
+    points = [(axis, v) for axis, values in axes.items() for v in values]
+    for (axis, v), r in zip(points, _workers([{**base, a: v} for a, v in points], quick), strict=True):
+        out[axis].append({"value": v, **r})
+        print(f"B3 {axis}={v}: {r}", flush=True)
     return {"settings": base, "axes": out}
 
 

@@ -1,4 +1,5 @@
-"""One training step of one memory configuration, in a fresh process (``python -m benchmarks.worker JSON``).
+"""One training step of one memory configuration, in a fresh process (``python -m benchmarks.worker JSON``;
+a JSON list: each configuration in turn, one JSON list printed).
 
 Prints one JSON line: peak resident memory of the process, the part of it the step added over the
 loaded model, torch's own peak on CUDA, and the step time. The step is the computation of
@@ -98,5 +99,17 @@ def run(cfg: dict) -> dict:
     return out
 
 
+def _each(cfgs: list[dict]) -> list[dict]:
+    """Several configurations in turn (``benchmarks.run --quick``): a failed one gives its error line."""
+    out = []
+    for cfg in cfgs:
+        try:
+            out.append(run(cfg))
+        except Exception as e:  # noqa: BLE001 - reported in its row, as a failed process is
+            out.append({"error": f"{type(e).__name__}: {e}"[:300]})
+    return out
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(json.loads(sys.argv[1]))))
+    arg = json.loads(sys.argv[1])
+    print(json.dumps(_each(arg) if isinstance(arg, list) else run(arg)))

@@ -134,7 +134,8 @@ def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
 
 
 def test_bf16_keeps_frozen_weights_in_bf16_and_lora_in_fp32(tmp_path):
-    cfg = build_config(None, tiny_sets(tmp_path, 2), {"rewards": ["saturation"], "device": "cpu", "precision": "bf16"})
+    sets = tiny_sets(tmp_path, 2, ["backbone.steps=1"])  # bf16 is slow on this CPU; one step shows the dtypes
+    cfg = build_config(None, sets, {"rewards": ["saturation"], "device": "cpu", "precision": "bf16"})
     tr = Trainer(cfg, progress=False)
     summary = tr.run()
     assert summary["precision"] == "bf16"
@@ -189,7 +190,7 @@ def test_reward_queries_of_methods_that_do_not_report_them(tmp_path):
     try:
         for name, per_step in (("plain", 2 * 2), ("counting-old", 3 * 2 * 2)):
             out = tmp_path / name
-            _train(out, 2, ["optim.grad_accum=2", "train.batch_size=2", f"method.name={name}"])
+            _train(out, 2, ["optim.grad_accum=2", "train.batch_size=2", f"method.name={name}", "backbone.steps=1"])
             assert [r["reward_queries"] for r in _metrics(out)] == [per_step, 2 * per_step], name
             assert json.loads((out / "summary.json").read_text())["reward_queries"] == 2 * per_step
     finally:
