@@ -82,7 +82,7 @@ def _workers(cfgs: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
     """Each configuration in a fresh process, so that its peak memory is its own; with ``quick`` all in one
     process (a format check: the import of torch and diffusers, most of a tiny row's time, paid once, and the
     peak memory of a row then that of the rows so far)."""
-    return _worker(cfgs) if quick else [_worker(c) for c in cfgs]
+    return (_worker(cfgs) if cfgs else []) if quick else [_worker(c) for c in cfgs]
 
 
 # ---------------------------------------------------------------------------- B1

@@ -130,3 +130,30 @@ def test_per_gpu_peak_shares_out_weights_and_tokens():
     assert fsdp == pytest.approx(26.0 / 8 + 0.4 + 2 * 0.5 + 0.2 + 48.0)
     sp = per_gpu_peak(**parts, decode=10.0, world=8, sequence_parallel=8)
     assert sp == pytest.approx(26.0 / 8 + 0.4 + 1.0 + 0.2 + 10.0)  # the decoded frame now sets the peak
+
+
+def test_ending_a_run_waits_for_every_process_only_when_it_ended_well():
+    """After a run that ended well every process passes a barrier before the group goes; a process leaving
+    on an error of its own does not wait (its peers are in another collective, or in none)."""
+    from types import SimpleNamespace
+
+    from vader_core.run import distributed
+
+    calls = []
+    acc = SimpleNamespace(
+        num_processes=2,
+        wait_for_everyone=lambda: calls.append("barrier"),
+        end_training=lambda: calls.append("end"),
+    )
+    distributed.end(acc)
+    assert calls == ["barrier", "end"]
+    calls.clear()
+    with pytest.raises(RuntimeError):
+        try:
+            raise RuntimeError("this process's own failure")
+        finally:
+            distributed.end(acc)
+    assert calls == ["end"]
+    calls.clear()
+    distributed.end(SimpleNamespace(num_processes=1))  # one process: nothing to end
+    assert calls == []

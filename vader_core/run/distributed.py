@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,9 +44,12 @@ def end(accelerator: Any | None) -> None:
     process that exits with its gloo or NCCL group alive can abort at interpreter shutdown (SIGABRT,
     "terminate called without an active exception"), so scripts call it once they are done with the run."""
     if accelerator is not None and accelerator.num_processes > 1:
-        # Every process past its last collective before any tears its connections down: a peer still
-        # finishing one when the other closes its sockets is another way to abort at exit.
-        accelerator.wait_for_everyone()
+        if sys.exc_info()[1] is None:
+            # A run that ended well: every process past its last collective before any tears its
+            # connections down (a peer still finishing one when the other closes its sockets is another way
+            # to abort at exit). Not on an error of this process alone: its peers are elsewhere, and a
+            # barrier would meet their collective or wait for gloo's timeout.
+            accelerator.wait_for_everyone()
         accelerator.end_training()
 
 
