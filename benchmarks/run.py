@@ -55,17 +55,17 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def _worker(cfg: dict[str, Any] | list[dict[str, Any]]) -> Any:
-    """One configuration in a fresh process (its result), or a list of them in one process in turn (their
-    results, each with ``error`` where it failed)."""
-    cfgs = [{"threads": THREADS, **c} for c in (cfg if isinstance(cfg, list) else [cfg])]
+def _worker(cfgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """These configurations in one fresh process, in turn: their results, each with ``error`` where it failed
+    (all of them where the process did)."""
+    cfgs = [{"threads": THREADS, **c} for c in cfgs]
     env = {**os.environ, "VADER_PLUGINS": "", "OMP_NUM_THREADS": str(cfgs[0]["threads"])}
     if cfgs[0].get("precise_rss"):
         # Allocations above 64 KiB get their own pages, returned to the system when freed: the process's
         # resident high-water mark then follows the live tensors instead of the C allocator's caches.
         env["MALLOC_MMAP_THRESHOLD_"] = "65536"
     res = subprocess.run(
-        [sys.executable, "-m", "benchmarks.worker", json.dumps(cfgs if isinstance(cfg, list) else cfgs[0])],
+        [sys.executable, "-m", "benchmarks.worker", json.dumps(cfgs)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -73,8 +73,7 @@ def _worker(cfg: dict[str, Any] | list[dict[str, Any]]) -> Any:
         timeout=3600,
     )
     if res.returncode != 0:
-        err = {"error": (res.stderr.strip().splitlines() or ["failed"])[-1][:300]}
-        return [err] * len(cfgs) if isinstance(cfg, list) else err
+        return [{"error": (res.stderr.strip().splitlines() or ["failed"])[-1][:300]}] * len(cfgs)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -82,7 +81,8 @@ def _workers(cfgs: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
     """Each configuration in a fresh process, so that its peak memory is its own; with ``quick`` all in one
     process (a format check: the import of torch and diffusers, most of a tiny row's time, paid once, and the
     peak memory of a row then that of the rows so far)."""
-    return (_worker(cfgs) if cfgs else []) if quick else [_worker(c) for c in cfgs]
+    groups = ([cfgs] if cfgs else []) if quick else [[c] for c in cfgs]
+    return [r for group in groups for r in _worker(group)]
 
 
 # ---------------------------------------------------------------------------- B1

@@ -100,13 +100,14 @@ def run(cfg: dict) -> dict:
 
 
 def _each(cfgs: list[dict]) -> list[dict]:
-    """Several configurations in turn (``benchmarks.run --quick``): a failed one gives its error line."""
+    """Configurations in turn (``benchmarks.run`` sends one per process, or all of a benchmark with ``--quick``):
+    a failed one gives its error line."""
     out = []
     for cfg in cfgs:
         try:
             out.append(run(cfg))
         except Exception as e:  # noqa: BLE001 - reported in its row, as a failed process is
-            out.append({"error": f"{type(e).__name__}: {e}"[:300]})
+            out.append({"error": f"{type(e).__name__}: {' '.join(str(e).split())}"[:300]})  # one line
     return out
 
 

@@ -104,9 +104,9 @@ def from_main(accelerator: Any, value: Any) -> Any:
     cannot send one of them into a collective the others skip."""
     if accelerator.num_processes == 1:
         return value
-    box = [value]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value], from_process=0)[0]
 
 
 def rng_states(accelerator: Any) -> dict[str, Any]:
