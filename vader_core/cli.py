@@ -554,14 +554,14 @@ def export_cmd(
     out: Path | None = typer.Option(None, "--out", "-o", help="Where the layouts go (default: beside the LoRA)."),
 ) -> None:
     """Write a trained LoRA in the layouts ComfyUI and kohya-style trainers read, for backbones whose model they
-    run (Wan: original module names, one folder per layout). vader's own file already loads with diffusers'
-    load_lora_weights.
+    run (Wan and SVD: the original checkpoints' module names, one folder per layout). vader's own file loads
+    with diffusers' load_lora_weights (SVD: vader_core.lora.load_lora).
 
     Examples:
 
       vader export runs/wan/checkpoints/step-500
 
-      vader export runs/wan/best --out comfy-loras/
+      vader export runs/svd/best --out comfy-loras/
     """
     from .lora import read_lora, trained_backbone
     from .resolve import backbone_class

@@ -147,6 +147,13 @@ class SVDBackbone(BackbonePlugin):
         super().__init__(options)
         self._pending: SVDCondition | None = None
 
+    @classmethod
+    def export_lora(cls, lora: Path, out: Path) -> dict[str, Path]:
+        """The ComfyUI and kohya layouts (the original SGM UNet's names): ``out/comfyui``, ``out/kohya``."""
+        from .export import export_original
+
+        return export_original(lora, out)
+
     # -------------------------------------------------------------- loading
     def load(self, device: torch.device | str, dtype: torch.dtype) -> None:
         """Load the five components from ``options.model`` (hub id or local diffusers directory).
