@@ -456,8 +456,13 @@ def flops(
 
 
 # ---------------------------------------------------------------------------- alignment with the levers
-#: The levers of the alignment check on ``toy`` (``--set`` options of the demo's configuration).
-GAIN_LEVERS = ["sampling.train_steps=5", "sampling.guidance_interval=[0.0, 0.4]"]
+#: The chain of the alignment check on ``toy``: the demo's configuration with the paper's chain (25 steps, the
+#: last one kept), where the no-gradient prefix is most of a step (the demo's own 10 steps with K=2 keep 2 of 10
+#: calls, so no prefix lever can make its step more than about 1.6x faster: B8's phase table).
+GAIN_CHAIN = ["backbone.steps=25", "truncation.k=1"]
+#: The levers of the alignment check (``--set`` options), chosen before the measurement.
+GAIN_LEVERS = ["sampling.train_steps=10", "sampling.guidance_interval=[0.0, 0.5]"]
+GAIN_STEPS = 20
 
 
 def _train(base: Any, sets: list[str], seed: int) -> dict[str, Any]:
@@ -477,19 +482,25 @@ def _train(base: Any, sets: list[str], seed: int) -> dict[str, Any]:
 
 
 def gain(quick: bool = False, levers: list[str] = GAIN_LEVERS, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Held-out reward gain of the demo (``toy``, examples/demo-toy.yaml) after the same steps with the levers off
-    and on, seeds 0-2 (one in ``quick``), the runs of a seed one after the other."""
+    """Held-out reward gain of the demo's model (``toy``, examples/demo-toy.yaml with :data:`GAIN_CHAIN`) after the
+    same number of steps with the levers off and on, seeds 0-2 (one in ``quick``, on a 4-step chain), the two
+    runs of a seed one after the other; the step speed-up from the same runs."""
     from pathlib import Path
 
     base = Path(__file__).resolve().parent.parent / "examples" / "demo-toy.yaml"
     seeds = [0] if quick else [0, 1, 2]
+    chain = ["backbone.steps=4", "truncation.k=1"] if quick else GAIN_CHAIN
+    if quick:
+        levers = ["sampling.train_steps=2", *(x for x in levers if not x.startswith("sampling.train_steps"))]
+    steps = 1 if quick else GAIN_STEPS
     common = [
         "output.logger=none",
         "validation.save_videos=false",
         "output.checkpoint_every=0",
         "validation.every=0",
-        # 10 steps (B4's vader budget): the demo's 30 take too long on a shared CPU for 6 runs
-        *(["train.max_steps=2", "validation.max_prompts=1"] if quick else ["train.max_steps=10"]),
+        f"train.max_steps={steps}",
+        *chain,
+        *(["validation.max_prompts=1", "validation.seeds=[0]", "optim.warmup_steps=0"] if quick else []),
     ]
     runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
     for s in seeds:
@@ -512,9 +523,78 @@ def gain(quick: bool = False, levers: list[str] = GAIN_LEVERS, log: Callable[[st
         )
     return {
         "backbone": "toy",
+        "chain": ", ".join(f"`{x}`" for x in chain),
         "levers": ", ".join(f"`{x}`" for x in levers),
-        "steps": 2 if quick else 10,
+        "steps": steps,
         "seeds": seeds,
         "rows": rows,
         "share_of_gain": rows[1]["share"],
+        "speedup": rows[0]["median_step_s"] / rows[1]["median_step_s"],
     }
+
+
+# ---------------------------------------------------------------------------- the estimator against measurement
+#: The sizes of the estimator check: large enough that the step's activations dominate the process floor (the
+#: step of the same model at 32x32 adds about 66 MiB), each measured in a fresh process by ``benchmarks.worker``.
+ESTIMATOR_CASES: list[dict[str, Any]] = [
+    {"backbone": "modelscope", "width": 8, "size": 384, "frames": 16, "checkpointing": True},
+    {"backbone": "modelscope", "width": 8, "size": 256, "frames": 16, "checkpointing": False},
+    # 13 frames: the decoded frame (worker seed 0) is the 7th, in the third of 4 latent frames, which costs the
+    # causal decoder what the last one does (every latent frame after the first decodes 4 frames)
+    {"backbone": "wan", "width": 8, "size": 256, "frames": 13, "checkpointing": True},
+    {"backbone": "wan", "width": 8, "size": 256, "frames": 13, "checkpointing": False},
+]
+QUICK_ESTIMATOR_CASES: list[dict[str, Any]] = [
+    {"backbone": "modelscope", "width": 32, "size": 32, "frames": 2, "checkpointing": True},
+    {"backbone": "wan", "width": 16, "size": 32, "frames": 5, "checkpointing": True},
+]
+
+
+def _meta(components: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    return {k: v.to("meta") if isinstance(v, torch.nn.Module) else v for k, v in components.items()}
+
+
+def estimate_case(case: dict[str, Any]) -> dict[str, float]:
+    """What the backbone plugin's own estimator (``scripts/estimate_memory.py``, the code behind every published
+    GPU figure) says of ``case`` in float32, with the scaled components on the ``meta`` device: the memory the
+    step adds over the loaded model (``step_mib``), and the tensors alive at the worst moment of decoding the
+    chain's latents without gradient (``decode_live_mib``: the part of the measured no-gradient decode that is
+    tensors; the rest is the CPU kernels' own workspace)."""
+    import torch
+
+    from benchmarks.arch import modelscope_components, wan_components
+    from benchmarks.gpu import _script
+    from vader_core.estimate import GIB, live_peak_gib
+
+    size, frames, ck = case["size"], case["frames"], case["checkpointing"]
+    if case["backbone"] == "modelscope":
+        comps = _meta(modelscope_components(case["width"]))
+        r = _script("vader_modelscope").estimate(
+            size,
+            frames,
+            1,
+            1,
+            ck,
+            torch.float32,
+            True,
+            False,
+            comps,  # split guidance, encoders on the device
+        )
+        step = r["peak"] - r["weights_gpu"]
+        z = torch.randn(1, 4, size // 8, size // 8, device="meta")
+        with torch.no_grad():
+            live = live_peak_gib(lambda: comps["vae"].decode(z).sample)
+    else:
+        from vader_wan import WanBackbone
+
+        comps = _meta(wan_components(case["width"]))
+        r = _script("vader_wan").estimate("t2v-1.3b", size, size, frames, bool(ck), False, comps, torch.float32)
+        step = r["peak"] - r["weights"]
+        bb = WanBackbone()
+        bb.components = {"vae": comps["vae"]}
+        z = torch.randn(1, 16, (frames - 1) // 4 + 1, size // 8, size // 8, device="meta")
+        with torch.no_grad():
+            live = live_peak_gib(lambda: bb._decode_cut_history(z, set()))
+    return {"step_mib": step * GIB / 2**20, "decode_live_mib": live * GIB / 2**20}

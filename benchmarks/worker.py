@@ -31,7 +31,7 @@ def _hwm_mb() -> float:
 def run(cfg: dict) -> dict:
     import torch
 
-    from benchmarks.arch import register_random_modelscope
+    from benchmarks.arch import register_random_modelscope, register_random_wan
     from vader_core.config import MemorySection, TruncationSection
     from vader_core.lora import add_lora, lora_parameters
     from vader_core.sampling import sample_with_grad
@@ -39,17 +39,23 @@ def run(cfg: dict) -> dict:
     torch.set_num_threads(cfg.get("threads", 2))
     device = torch.device(cfg.get("device", "cpu"))
     bf16 = cfg["precision"] == "bf16"
-    cls = register_random_modelscope(cfg["width"], cfg.get("text_layers", 2))
-    bb = cls(
-        cls.Options(
-            height=cfg["size"],
-            width=cfg["size"],
-            frames=cfg["frames"],
-            steps=cfg["steps"],
-            guidance=cfg.get("guidance", 9.0),
-        )
-    )
+    size = {"height": cfg["size"], "width": cfg["size"], "frames": cfg["frames"], "steps": cfg["steps"]}
+    if cfg.get("backbone", "modelscope") == "wan":  # Wan 2.1 1.3B's architecture / width, its default guidance
+        cls = register_random_wan(cfg["width"])
+        bb = cls(cls.Options(**size))
+    else:
+        cls = register_random_modelscope(cfg["width"], cfg.get("text_layers", 2))
+        bb = cls(cls.Options(**size, guidance=cfg.get("guidance", 9.0)))
     bb.load(device, torch.bfloat16 if bf16 else torch.float32)
+    if cfg.get("probe") == "decode":  # what decoding the chain's latents without gradient adds (B8's estimator check)
+        from vader_core.sampling import decode, prepare_latents
+
+        with torch.no_grad():
+            cond = bb.encode_condition(["a panda riding a bike"], None)
+            latents = prepare_latents(bb, 1, torch.Generator().manual_seed(0), cond)
+            base = _rss_mb()
+            decode(bb, latents, [bb.num_latent_frames(latents) - 1], cond=cond)
+        return {"peak_rss_mb": _hwm_mb(), "model_rss_mb": base, "step_added_mb": _hwm_mb() - base}
     if cfg["lora"]:
         add_lora(bb.denoiser, 16, 16, 0.0, bb.default_lora_targets)
         params = lora_parameters(bb.denoiser)
@@ -75,7 +81,7 @@ def run(cfg: dict) -> dict:
         t0 = time.perf_counter()
         with torch.no_grad(), autocast():
             cond = bb.encode_condition(["a panda riding a bike"], None)
-        video, _, _ = sample_with_grad(
+        video, _, decoded = sample_with_grad(
             bb, cond, 1, torch.Generator().manual_seed(rep), random.Random(rep), trunc, mem, autocast=autocast
         )
         with autocast():
@@ -93,6 +99,7 @@ def run(cfg: dict) -> dict:
         "step_added_mb": _hwm_mb() - base,
         "step_time_s": min(times),
         "trainable_params": sum(p.numel() for p in params),
+        "decoded_latent_frames": decoded,
     }
     if device.type == "cuda":
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20

@@ -48,6 +48,9 @@ def test_quick_benchmarks_write_report(tmp_path):
         "B4. Sample efficiency",
         "B5. Whole-call against block checkpointing",
         "fraction of vader's final gain",
+        "B8. Where the time of a step goes",
+        "The memory estimators against measurement",
+        "Alignment with the levers",
     ):
         assert section in md
     for png in ("bench-quick-b1-memory.png", "bench-quick-b3-scaling.png", "bench-quick-b4-sample-efficiency.png"):

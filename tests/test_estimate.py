@@ -55,3 +55,40 @@ def test_peak_with_reward_counts_its_weights_where_they_are():
     # a denoiser-bound step: the reward's weights add to it unless offloaded
     assert peak_with_reward(30, denoise=70, decode=5, reward_weights=15, reward=1) == 30 + 85
     assert peak_with_reward(30, denoise=70, decode=5, reward_weights=15, reward=1, offload=True) == 30 + 70
+
+
+def test_live_peak_counts_what_is_alive_at_once_not_what_was_made():
+    from vader_core.estimate import live_peak_gib
+
+    lin = torch.nn.Linear(64, 64)
+    x = torch.randn(8, 64)
+
+    def chain():
+        h = x
+        for _ in range(5):  # a step's input, the layer's output and the activation's: the older ones are freed
+            h = torch.relu(lin(h))
+
+    with torch.no_grad():
+        peak = live_peak_gib(chain) * GIB
+    assert peak == 3 * _bytes((8, 64))  # the weights, their views and the input existed before: not counted
+    kept = []
+    with torch.no_grad():
+        peak = live_peak_gib(lambda: kept.extend(torch.relu(lin(x)) for _ in range(5)))
+    assert peak * GIB == 6 * _bytes((8, 64))  # the 5 kept, and the last layer output beside them
+
+
+def test_live_peak_holds_saved_activations_and_transients_and_flash_like_attention():
+    from vader_core.estimate import live_peak_gib
+
+    w = torch.nn.Parameter(torch.randn(32, 32))
+    x = torch.randn(4, 32, requires_grad=True)
+    saved, _ = saved_gib(lambda: (x @ w).tanh().sum())
+    live = live_peak_gib(lambda: (x @ w).tanh().sum())
+    # what autograd saves (the tanh output; x existed before) is alive, plus the product it came from
+    assert saved * GIB == _bytes((4, 32), (4, 32)) and live * GIB >= _bytes((4, 32), (4, 32))
+    b, h, n, d = 1, 2, 256, 8
+    with torch.device("meta"):
+        q, k, v = (torch.randn(b, h, n, d) for _ in range(3))
+        with torch.no_grad():
+            peak = live_peak_gib(lambda: F.scaled_dot_product_attention(q, k, v))
+    assert peak * GIB == _bytes((b, h, n, d))  # the output only: a flash kernel makes no n x n matrix

@@ -20,6 +20,7 @@ measurements.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ from .lazy import torch
 GIB = 2**30
 
 _IN_SDPA = [False]
+#: Called with each attention output under :func:`flash_attention_accounting` (:class:`LiveTensors` counts it).
+_SDPA_OUTPUT_HOOKS: list[Callable[[Any], None]] = []
 
 
 class SavedTensors:
@@ -84,6 +87,8 @@ def flash_attention_accounting() -> Iterator[None]:
             out = sdpa(*args, **kwargs)
         finally:
             _IN_SDPA[0] = False
+        for hook in _SDPA_OUTPUT_HOOKS:
+            hook(out)
         # Query, key and value come positionally or by name (diffusers' attention dispatcher names them).
         qkv = list(args[:3]) + [kwargs[n] for n in ("query", "key", "value")[len(args[:3]) :]]
         return keep.apply(out, *qkv) if torch.is_grad_enabled() else out
@@ -93,6 +98,71 @@ def flash_attention_accounting() -> Iterator[None]:
         yield
     finally:
         F.scaled_dot_product_attention = sdpa
+
+
+def _live_tensors_mode() -> type:
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    class LiveTensors(TorchDispatchMode):
+        """Bytes of the tensors alive at once (``current``, ``peak``) among those that operations create while the
+        mode is on: outputs, the activations autograd saves, transients such as a causal VAE's feature cache,
+        gradients in backward. Views and in-place results of existing storages (weights, inputs) are not new;
+        attention counts its output only, as flash kernels allocate it (not the math kernel's attention matrix)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.current = self.peak = 0
+            self._alive: dict[int, Any] = {}
+
+        def _freed(self, key: int, nbytes: int) -> None:
+            self.current -= nbytes
+            self._alive.pop(key, None)
+
+        def add(self, t: Any, existing: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+            storage = t.untyped_storage()
+            key = storage._cdata
+            if key in self._alive or key in existing:
+                return
+            nbytes = storage.nbytes()
+            self.current += nbytes
+            self.peak = max(self.peak, self.current)
+            self._alive[key] = weakref.finalize(storage, self._freed, key, nbytes)
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            if not _IN_SDPA[0]:
+                inputs = {
+                    a.untyped_storage()._cdata for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)
+                }
+                for t in tree_flatten(out)[0]:
+                    if isinstance(t, torch.Tensor):
+                        self.add(t, inputs)
+            return out
+
+    return LiveTensors
+
+
+def live_peak_gib(fn: Callable[[], object]) -> float:
+    """The most GiB of tensors alive at once while ``fn`` runs, counting only what ``fn`` creates.
+
+    Where :func:`saved_gib` counts what autograd keeps for backward, this counts everything alive at the
+    worst moment: the saved activations plus the transients beside them (a causal VAE's feature cache, the
+    layer running, gradients in flight when ``fn`` runs backward too). Attention is counted as flash kernels
+    allocate it. Runs on any device, the ``meta`` device included.
+    """
+    live = _live_tensors_mode()()
+
+    def hook(out: Any) -> None:
+        live.add(out)
+
+    _SDPA_OUTPUT_HOOKS.append(hook)
+    try:
+        with flash_attention_accounting(), live:
+            fn()
+    finally:
+        _SDPA_OUTPUT_HOOKS.remove(hook)
+    return live.peak / GIB
 
 
 def saved_gib(fn: Callable[[], object], layers: Sequence[torch.nn.Module] = ()) -> tuple[float, float]:

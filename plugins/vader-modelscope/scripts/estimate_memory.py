@@ -23,12 +23,49 @@ Usage::
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import torch
 
 from vader_core.estimate import GIB, blocks_gib, kept_call_gib, step_peak
 
 LEVELS = {"off": False, "call": "call", "block": True}
+
+
+def _released(dtype: torch.dtype) -> tuple[Any, Any, Any]:
+    """The UNet, VAE and text encoder of ``damo-vilab/text-to-video-ms-1.7b`` on the current (``meta``) device."""
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    unet = UNet3DConditionModel(
+        block_out_channels=(320, 640, 1280, 1280),
+        attention_head_dim=64,
+        cross_attention_dim=1024,
+        down_block_types=("CrossAttnDownBlock3D",) * 3 + ("DownBlock3D",),
+        up_block_types=("UpBlock3D",) + ("CrossAttnUpBlock3D",) * 3,
+        layers_per_block=2,
+        norm_num_groups=32,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=2,
+        latent_channels=4,
+    )
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_attention_heads=16,
+            num_hidden_layers=23,
+            max_position_embeddings=77,
+            hidden_act="gelu",
+            projection_dim=512,
+        )
+    )
+    return unet.to(dtype=dtype).requires_grad_(False), vae.to(dtype=dtype).requires_grad_(False), text
 
 
 def estimate(
@@ -40,6 +77,7 @@ def estimate(
     dtype: torch.dtype = torch.bfloat16,
     split_guidance: bool = True,
     offload_encoders: bool = True,
+    components: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Memory figures in GiB for one training step (batch 1, guidance on).
 
@@ -53,6 +91,9 @@ def estimate(
         dtype (`torch.dtype`, *optional*, defaults to `torch.bfloat16`): weights and activations.
         split_guidance (`bool`, *optional*, defaults to `True`): ``memory.split_guidance``.
         offload_encoders (`bool`, *optional*, defaults to `True`): ``memory.offload_encoders``.
+        components (`dict`, *optional*): ``unet``, ``vae`` and ``text_encoder`` built on the ``meta`` device
+            instead of the released architecture's (benchmarks check the estimate against a measured step of
+            a scaled-down architecture this way).
 
     Returns:
         `dict[str, float]`: ``weights`` (all components), ``weights_gpu`` (those on the GPU during the step),
@@ -60,9 +101,7 @@ def estimate(
         layer), ``unet_boundaries``, ``decoder`` / ``decoder_block``, ``peak`` (at ``checkpointing``) and
         ``peak_off`` / ``peak_call`` / ``peak_block``.
     """
-    from diffusers import AutoencoderKL, UNet3DConditionModel
     from diffusers.utils import logging
-    from transformers import CLIPTextConfig, CLIPTextModel
     from vader_modelscope import ModelScopeBackbone
 
     from vader_core.checkpointing import level_of
@@ -70,48 +109,19 @@ def estimate(
     logging.set_verbosity_error()  # casting meta modules is harmless
     h = size // 8
     with torch.device("meta"):
-        unet = (
-            UNet3DConditionModel(
-                block_out_channels=(320, 640, 1280, 1280),
-                attention_head_dim=64,
-                cross_attention_dim=1024,
-                down_block_types=("CrossAttnDownBlock3D",) * 3 + ("DownBlock3D",),
-                up_block_types=("UpBlock3D",) + ("CrossAttnUpBlock3D",) * 3,
-                layers_per_block=2,
-                norm_num_groups=32,
+        if components is not None:
+            unet, vae, text = (
+                components[k].to(dtype=dtype).requires_grad_(False) for k in ("unet", "vae", "text_encoder")
             )
-            .to(device="meta", dtype=dtype)
-            .requires_grad_(False)
-        )
-        vae = (
-            AutoencoderKL(
-                block_out_channels=(128, 256, 512, 512),
-                down_block_types=("DownEncoderBlock2D",) * 4,
-                up_block_types=("UpDecoderBlock2D",) * 4,
-                layers_per_block=2,
-                latent_channels=4,
-            )
-            .to(device="meta", dtype=dtype)
-            .requires_grad_(False)
-        )
-        text = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=49408,
-                hidden_size=1024,
-                intermediate_size=4096,
-                num_attention_heads=16,
-                num_hidden_layers=23,
-                max_position_embeddings=77,
-                hidden_act="gelu",
-                projection_dim=512,
-            )
-        )
+        else:
+            unet, vae, text = _released(dtype)
+        cross = unet.config.cross_attention_dim
         bb = ModelScopeBackbone()
         bb.components = {"unet": unet, "vae": vae, "text_encoder": text}
 
         def call(b: int) -> object:
             x = torch.randn(b, 4, frames, h, h, dtype=dtype, requires_grad=True)
-            return unet(x, torch.tensor(1.0), torch.randn(b, 77, 1024, dtype=dtype)).sample
+            return unet(x, torch.tensor(1.0), torch.randn(b, 77, cross, dtype=dtype)).sample
 
         den = kept_call_gib(call, bb.checkpoint_blocks(), 2, split_guidance)
         z = torch.randn(decoded_frames, 4, h, h, dtype=dtype, requires_grad=True)

@@ -6,9 +6,11 @@ backward (``vader_core.estimate``: attention counted as GPUs' flash kernels keep
 storages once). Measured on the meta device:
 
 * one transformer call with gradient, blocks stored (``call``) and the most one block saves (``block``);
-* decoding one frame with gradient through the causal VAE: frame 0 (one latent frame); the last frame as
-  vader decodes it by default (every latent frame runs, only the last keeps autograd); and the last frame
-  with ``vae_history_gradient`` (every latent frame keeps autograd).
+* decoding one frame with gradient through the causal VAE, forward and backward, everything alive at the
+  worst moment (``live_peak_gib``: the saved activations plus the causal cache and the layer running, which
+  add about 20% to the saved activations alone): frame 0 (one latent frame); the last frame as vader
+  decodes it by default (every latent frame runs, only the last keeps autograd); and the last frame with
+  ``vae_history_gradient`` (every latent frame keeps autograd).
 
 With ``memory.gradient_checkpointing`` (the default, diffusers' per-block switch) a kept call keeps what
 lies outside its blocks plus each block's input (``tokens x dim`` in bf16) and recomputes one block at a
@@ -30,7 +32,7 @@ from typing import Any
 
 import torch
 
-from vader_core.estimate import GIB, saved_gib
+from vader_core.estimate import GIB, live_peak_gib, saved_gib
 
 _DIT_14B = {"num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40}
 #: Transformer configurations of the released checkpoints (head size 128, text dim 4096, patch 1x2x2).
@@ -77,6 +79,8 @@ def estimate(
     frames: int | None = None,
     checkpointing: bool = True,
     offload_encoders: bool = True,
+    components: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.bfloat16,
 ) -> dict[str, float]:
     """Memory figures in GiB for one K=1 bf16 training step (batch 1, guidance on).
 
@@ -84,6 +88,10 @@ def estimate(
     recomputed whole in backward, with the transformer's own per-block checkpointing inside; the decoder's
     activations are freed before that. With ``offload_encoders`` (on
     for GPU runs) UMT5 and CLIP wait on the CPU. ``checkpointing=False``: everything stored, both halves.
+
+    ``components`` (``transformer``, ``vae`` and ``text_encoder`` built on the ``meta`` device, with ``height``,
+    ``width`` and ``frames`` given) replace the released architecture, in ``dtype``: benchmarks check the
+    estimate against a measured step of a scaled-down architecture this way.
 
     Returns:
         `dict[str, float]`: ``transformer_weights`` (one expert), ``weights`` (everything resident: all
@@ -100,11 +108,11 @@ def estimate(
     logging.set_verbosity_error()
     dh, dw, df = DEFAULT_SIZE[model]
     height, width, frames = height or dh, width or dw, frames or df
-    dtype, size = torch.bfloat16, 2
+    size = torch.empty((), dtype=dtype).element_size()
     wan22 = model == "ti2v-5b"
     spatial = 16 if wan22 else 8
     z = 48 if wan22 else 16
-    cfg = {
+    cfg: dict[str, Any] = {
         "patch_size": (1, 2, 2),
         "attention_head_dim": 128,
         "in_channels": 16,
@@ -117,19 +125,26 @@ def estimate(
         **TRANSFORMERS[model],
     }
     with torch.device("meta"):
-        dit = WanTransformer3DModel(**cfg).to(dtype=dtype).requires_grad_(False)
-        vae = _vae(wan22).to(dtype=dtype).requires_grad_(False)
-        text = UMT5EncoderModel(
-            UMT5Config(
-                vocab_size=256384,
-                d_model=4096,
-                d_kv=64,
-                d_ff=10240,
-                num_layers=24,
-                num_heads=64,
-                feed_forward_proj="gated-gelu",
+        if components is not None:
+            dit = components["transformer"].to(dtype=dtype).requires_grad_(False)
+            vae = components["vae"].to(dtype=dtype).requires_grad_(False)
+            text = components["text_encoder"]
+            cfg = dict(dit.config)
+            z = vae.config.z_dim
+        else:
+            dit = WanTransformer3DModel(**cfg).to(dtype=dtype).requires_grad_(False)
+            vae = _vae(wan22).to(dtype=dtype).requires_grad_(False)
+            text = UMT5EncoderModel(
+                UMT5Config(
+                    vocab_size=256384,
+                    d_model=4096,
+                    d_kv=64,
+                    d_ff=10240,
+                    num_layers=24,
+                    num_heads=64,
+                    feed_forward_proj="gated-gelu",
+                )
             )
-        )
         n_dit = sum(p.numel() for p in dit.parameters())
         n_block = max(sum(p.numel() for p in b.parameters()) for b in dit.blocks)
         n_root = n_dit - sum(p.numel() for b in dit.blocks for p in b.parameters())
@@ -138,22 +153,28 @@ def estimate(
         n_clip = 632_000_000 if model == "i2v-14b" else 0  # CLIP ViT-H/14 image tower of Wan 2.1 I2V
         lat_f, h, w = (frames - 1) // 4 + 1, height // spatial, width // spatial
         x = torch.randn(1, cfg["in_channels"], lat_f, h, w, dtype=dtype, requires_grad=True)
-        emb = torch.randn(1, 512, 4096, dtype=dtype)
+        emb = torch.randn(1, 512, cfg["text_dim"], dtype=dtype)
         kw = {"encoder_hidden_states_image": torch.randn(1, 257, 1280, dtype=dtype)} if cfg.get("image_dim") else {}
         call, block = saved_gib(
             lambda: dit(x, torch.tensor([500.0]), emb, return_dict=False, **kw)[0], layers=list(dit.blocks)
         )
         zl = torch.randn(1, z, lat_f, h, w, dtype=dtype, requires_grad=True)
-        dec_one, _ = saved_gib(lambda: vae.decode(zl[:, :, :1]).sample)
-        # vader's default: the chosen frame's latent frame with autograd, the earlier ones without.
+        # Decoding: everything alive at its worst moment, forward and backward (the saved activations, the causal
+        # cache of the frames before and the layer running: 20% more than the saved activations alone).
         from vader_wan import WanBackbone
 
         bb = WanBackbone()
         bb.components = {"vae": vae}
-        dec_last, _ = saved_gib(lambda: bb._decode_cut_history(zl, {lat_f - 1}))
-        dec_all, _ = saved_gib(lambda: vae.decode(zl).sample)  # vae_history_gradient: the whole prefix
+
+        def decoded(fn: Any) -> float:
+            return live_peak_gib(lambda: fn().float().sum().backward())
+
+        dec_one = decoded(lambda: vae.decode(zl[:, :, :1]).sample)
+        # vader's default: the chosen frame's latent frame with autograd, the earlier ones without.
+        dec_last = decoded(lambda: bb._decode_cut_history(zl, {lat_f - 1}))
+        dec_all = decoded(lambda: vae.decode(zl).sample)  # vae_history_gradient: the whole prefix
     tokens = lat_f * (h // 2) * (w // 2)
-    inner = cfg["num_attention_heads"] * 128
+    inner = cfg["num_attention_heads"] * cfg["attention_head_dim"]
     n_blocks = cfg["num_layers"]
     if checkpointing:
         # Outside the blocks as measured, plus each block's input kept by the checkpoint.
