@@ -17,6 +17,7 @@ Three parts, all through vader's own functions (``vader_core.sampling.sample_wit
 
 from __future__ import annotations
 
+import functools
 import random
 import statistics
 import time
@@ -85,6 +86,7 @@ class StepTimer:
 
         decode = bb.decode
 
+        @functools.wraps(decode)  # the core passes the opt-in keywords the backbone's decode declares
         def timed_decode(latents: Any, *a: Any, **kw: Any) -> Any:
             marks["decode"] = clock()
             if latents.requires_grad:
