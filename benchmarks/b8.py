@@ -214,10 +214,23 @@ def lever_settings(name: str, steps: int, k: int = 1) -> dict[str, tuple[dict[st
     return rows
 
 
+def paper_chain_settings(name: str, steps: int, k: int = 1) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Off against the levers of the alignment check (:data:`GAIN_LEVERS`), for a chain of ``steps`` steps."""
+    return {
+        "off": ({}, {}),
+        "train steps 10 + guidance interval [0, 0.5)": ({"train_steps": 10, "guidance_interval": (0.0, 0.5)}, {}),
+    }
+
+
 def levers(
-    models: dict[str, dict[str, Any]], names: list[str], rounds: int, log: Callable[[str], None] = print
+    models: dict[str, dict[str, Any]],
+    names: list[str],
+    rounds: int,
+    log: Callable[[str], None] = print,
+    settings_of: Callable[[str, int, int], dict[str, tuple[dict[str, Any], dict[str, Any]]]] = lever_settings,
 ) -> dict[str, Any]:
-    """Step time with each lever on against off, interleaved round after round, per model."""
+    """Step time with each lever on against off, interleaved round after round, per model (``settings_of``:
+    the lever rows of a backbone, its steps and K)."""
     from vader_core import plugins
     from vader_core.config import SamplingSection, SpeedSection
 
@@ -229,7 +242,7 @@ def levers(
         timer = StepTimer(build(name, dict(m["size"])), **m["step"])
         settings = {
             label: (SamplingSection(**s) if s else None, SpeedSection(**p) if p else None)
-            for label, (s, p) in lever_settings(name, m["size"]["steps"], m["step"].get("k", 1)).items()
+            for label, (s, p) in settings_of(name, m["size"]["steps"], m["step"].get("k", 1)).items()
         }
         for sampling, speed in settings.values():  # warm-up of each setting
             timer(0, sampling, speed)
@@ -261,7 +274,11 @@ def levers(
 
 
 def compile_time(width: int = 8, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Scaled Wan: the first compiled step (compilation included) and the steps after, against eager."""
+    """Scaled Wan: the first compiled step (compilation included, an empty inductor cache: what a first run on a
+    machine pays) and the steps after, against eager."""
+    import os
+    import tempfile
+
     import torch
 
     from vader_core.config import SpeedSection
@@ -273,14 +290,23 @@ def compile_time(width: int = 8, log: Callable[[str], None] = print) -> dict[str
     eager(0)
     torch._dynamo.reset()
     apply_speed(compiled.bb, SpeedSection(compile=True))
-    t0 = time.perf_counter()
-    compiled(0)
-    first = time.perf_counter() - t0
-    te, tc = [], []
-    for r in range(1, 4):
-        te.append(eager(r)["step"])
-        tc.append(compiled(r)["step"])
-        log(f"B8 compile round {r}: eager {te[-1]:.2f}s, compiled {tc[-1]:.2f}s")
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # nothing compiled by an earlier run is reused
+        try:
+            t0 = time.perf_counter()
+            compiled(0)
+            first = time.perf_counter() - t0
+            te, tc = [], []
+            for r in range(1, 4):
+                te.append(eager(r)["step"])
+                tc.append(compiled(r)["step"])
+                log(f"B8 compile round {r}: eager {te[-1]:.2f}s, compiled {tc[-1]:.2f}s")
+        finally:
+            if before is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
     return {
         "settings": size,
         "first_compiled_step_s": first,

@@ -25,6 +25,15 @@ def _rss_mb() -> float:
 
 
 def _hwm_mb() -> float:
+    """This process's resident high-water mark. ``VmHWM`` where Linux gives it: ``ru_maxrss`` keeps the RSS of the
+    process that forked this one, so a worker started by a grown parent would report the parent's size."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
