@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +261,58 @@ def set_lora_scale(model: torch.nn.Module, scale: float, adapter_name: str = ADA
     if n == 0:
         raise CheckpointError(f"the model has no LoRA adapter `{adapter_name}` to scale")
     return n
+
+
+# ---------------------------------------------------------------------------- other tools' layouts
+#: The layouts ``vader export`` writes, each in its own folder: ComfyUI's (``diffusion_model.<name>.lora_A.weight``,
+#: ``lora_B``, ``alpha``) and kohya's (``lora_unet_<name with _>.lora_down.weight``, ``lora_up``, ``alpha``).
+ORIGINAL_LAYOUTS = ("comfyui", "kohya")
+_LORA_KEY = re.compile(r"^(.+)\.(lora_A|lora_B)\.weight$")
+
+
+def original_layout(
+    sd: dict[str, torch.Tensor], alpha: float, rename: Callable[[str], str], style: str = "comfyui"
+) -> dict[str, torch.Tensor]:
+    """A LoRA in diffusers' module names (``<module>.lora_A.weight`` / ``lora_B``, without the denoiser's prefix) in
+    the original model's names, as ComfyUI and kohya-style tools read it.
+
+    Args:
+        sd (`dict`): the LoRA tensors.
+        alpha (`float`): the adapter's ``lora_alpha``, written per module (loaders scale by ``alpha / rank``).
+        rename (`Callable[[str], str]`): diffusers' module name -> the original one; raises
+            :class:`~vader_core.errors.CheckpointError` (one line, naming the model) for a module that has none.
+        style (`str`): one of :data:`ORIGINAL_LAYOUTS`.
+    """
+    out = {}
+    for key, value in sd.items():
+        m = _LORA_KEY.match(key)
+        if m is None:
+            raise CheckpointError(f"LoRA key `{key}` is not a LoRA weight (`<module>.lora_A.weight` or `lora_B`)")
+        name = rename(m.group(1))
+        if style == "comfyui":
+            base, part = f"diffusion_model.{name}", m.group(2)
+        else:
+            base, part = "lora_unet_" + name.replace(".", "_"), {"lora_A": "lora_down", "lora_B": "lora_up"}[m.group(2)]
+        out[f"{base}.{part}.weight"] = value.contiguous()
+        out[f"{base}.alpha"] = torch.tensor(float(alpha))
+    return out
+
+
+def save_original_layouts(
+    out: str | Path, files: dict[str, dict[str, torch.Tensor]], alpha: float, rename: Callable[[str], str]
+) -> dict[str, Path]:
+    """Write each of ``files`` (file name -> LoRA in diffusers' module names) in every layout of
+    :data:`ORIGINAL_LAYOUTS` under ``out/<layout>/``; every file is converted before any is written, so a LoRA
+    with a module the original model does not name leaves nothing behind. Returns each file by ``layout/name``."""
+    layouts = {
+        (style, name): original_layout(sd, alpha, rename, style)
+        for style in ORIGINAL_LAYOUTS
+        for name, sd in files.items()
+    }
+    written = {}
+    for (style, name), tensors in layouts.items():
+        d = Path(out) / style
+        d.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(d / name), metadata={"format": "pt"})
+        written[f"{style}/{name}"] = d / name
+    return written

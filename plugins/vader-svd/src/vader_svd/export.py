@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from vader_core.errors import CheckpointError
-from vader_core.lora import read_lora
+from vader_core.lora import read_lora, save_original_layouts
 
 LORA_NAME = "lora.safetensors"
 
@@ -47,7 +47,6 @@ _TOP = {
 }
 _BLOCK = re.compile(r"^(down_blocks|up_blocks)\.(\d+)\.(resnets|attentions|downsamplers|upsamplers)\.(\d+)\.(.+)$")
 _MID = re.compile(r"^mid_block\.(resnets|attentions)\.(\d+)\.(.+)$")
-_LORA = re.compile(r"^(.+)\.(lora_A|lora_B)\.weight$")
 
 
 def _resnet_inner(rest: str) -> str:
@@ -122,47 +121,12 @@ def _layers_per_block(names: list[str]) -> int:
     return max(down) + 1 if down else 2
 
 
-def original_layout(sd: dict, alpha: float, style: str = "comfyui", layers_per_block: int | None = None) -> dict:
-    """A UNet LoRA (diffusers names without the ``unet.`` prefix) in the original names.
-
-    Args:
-        sd (`dict`): ``down_blocks.0.attentions.0.….to_q.lora_A.weight`` ... tensors.
-        alpha (`float`): the adapter's ``lora_alpha``, written per module (loaders scale by ``alpha / rank``).
-        style (`str`): ``"comfyui"`` (``diffusion_model.<name>.lora_A.weight``, ``lora_B``, ``alpha``) or
-            ``"kohya"`` (``lora_unet_<name with _>.lora_down.weight``, ``lora_up``, ``alpha``).
-        layers_per_block (`int`, *optional*): the UNet's; read from the LoRA's names when not given.
-    """
-    import torch
-
-    layers = layers_per_block or _layers_per_block(list(sd))
-    out = {}
-    for key, value in sd.items():
-        m = _LORA.match(key)
-        try:
-            if m is None:
-                raise KeyError(key)
-            name = original_name(m.group(1) + ".weight", layers).removesuffix(".weight")
-        except KeyError:
-            raise CheckpointError(
-                f"LoRA key `{key}` has no name in the original SVD layout: not a LoRA of an SVD UNet"
-            ) from None
-        if style == "comfyui":
-            base, part = f"diffusion_model.{name}", m.group(2)
-        else:
-            base, part = "lora_unet_" + name.replace(".", "_"), {"lora_A": "lora_down", "lora_B": "lora_up"}[m.group(2)]
-        out[f"{base}.{part}.weight"] = value.contiguous()
-        out[f"{base}.alpha"] = torch.tensor(float(alpha))
-    return out
-
-
 def export_original(lora: str | Path, out: str | Path) -> dict[str, Path]:
     """Write the ComfyUI and kohya layouts of an SVD LoRA into ``out/comfyui`` and ``out/kohya``.
 
     Returns:
         `dict[str, Path]`: each file written, by ``layout/name``.
     """
-    from safetensors.torch import save_file
-
     sd, meta = read_lora(lora)
     alpha = meta.get("unet.lora_alpha")
     if alpha is None:
@@ -172,15 +136,17 @@ def export_original(lora: str | Path, out: str | Path) -> dict[str, Path]:
         if not key.startswith("unet."):
             raise CheckpointError(f"not an SVD LoRA: key `{key}` does not start with `unet.`")
         inner[key[len("unet.") :]] = value
-    layouts = {style: original_layout(inner, alpha, style) for style in ("comfyui", "kohya")}  # errors first
-    written = {}
-    for style, layout in layouts.items():
-        d = Path(out) / style
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / LORA_NAME
-        save_file(layout, str(path), metadata={"format": "pt"})
-        written[f"{style}/{LORA_NAME}"] = path
-    return written
+    layers = _layers_per_block(list(inner))
+
+    def rename(module: str) -> str:
+        try:
+            return original_name(module + ".weight", layers).removesuffix(".weight")
+        except KeyError:
+            raise CheckpointError(
+                f"LoRA module `{module}` has no name in the original SVD layout: not a LoRA of an SVD UNet"
+            ) from None
+
+    return save_original_layouts(out, {LORA_NAME: inner}, alpha, rename)
 
 
 def main(argv: list[str] | None = None) -> int:

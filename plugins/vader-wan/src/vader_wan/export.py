@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 from vader_core.errors import CheckpointError
-from vader_core.lora import read_lora, save_lora
+from vader_core.lora import read_lora, save_lora, save_original_layouts
 
 HIGH_NAME, LOW_NAME = "high_noise_lora.safetensors", "low_noise_lora.safetensors"
 LORA_NAME = "lora.safetensors"
@@ -54,7 +54,7 @@ _ORIGINAL = {
     "ffn.net.0.proj": "ffn.0",
     "ffn.net.2": "ffn.2",
 }
-_KEY = re.compile(r"^blocks\.(\d+)\.(.+)\.(lora_A|lora_B)\.weight$")
+_MODULE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 _EXPERTS = {"transformer": HIGH_NAME, "transformer_2": LOW_NAME}
 
 
@@ -111,33 +111,19 @@ def _experts(sd: dict) -> dict[str, dict]:
     return parts
 
 
-def original_layout(sd: dict, alpha: float, style: str = "comfyui") -> dict:
-    """One expert's LoRA (diffusers names without the ``transformer.`` prefix) in the original Wan names.
+def original_name(module: str) -> str:
+    """The original Wan (ComfyUI) name of a block's layer, e.g. ``blocks.0.attn1.to_q`` -> ``blocks.0.self_attn.q``.
 
-    Args:
-        sd (`dict`): ``blocks.N.attn1.to_q.lora_A.weight`` ... tensors.
-        alpha (`float`): the adapter's ``lora_alpha``, written per module (loaders scale by ``alpha / rank``).
-        style (`str`): ``"comfyui"`` (``diffusion_model.<name>.lora_A.weight``, ``lora_B``, ``alpha``) or
-            ``"kohya"`` (``lora_unet_<name with _>.lora_down.weight``, ``lora_up``, ``alpha``).
+    Raises:
+        CheckpointError: the layer has none (ComfyUI reads the blocks' attention and feed-forward layers).
     """
-    import torch
-
-    out = {}
-    for key, value in sd.items():
-        m = _KEY.match(key)
-        if m is None or m.group(2) not in _ORIGINAL:
-            raise CheckpointError(
-                f"LoRA key `{key}` has no name in the original Wan layout (ComfyUI reads blocks' attention and "
-                f"feed-forward layers: {', '.join(sorted(_ORIGINAL))})"
-            )
-        name = f"blocks.{m.group(1)}.{_ORIGINAL[m.group(2)]}"
-        if style == "comfyui":
-            base, part = f"diffusion_model.{name}", m.group(3)
-        else:
-            base, part = "lora_unet_" + name.replace(".", "_"), {"lora_A": "lora_down", "lora_B": "lora_up"}[m.group(3)]
-        out[f"{base}.{part}.weight"] = value.contiguous()
-        out[f"{base}.alpha"] = torch.tensor(float(alpha))
-    return out
+    m = _MODULE.match(module)
+    if m is None or m.group(2) not in _ORIGINAL:
+        raise CheckpointError(
+            f"LoRA module `{module}` has no name in the original Wan layout (ComfyUI reads blocks' attention and "
+            f"feed-forward layers: {', '.join(sorted(_ORIGINAL))})"
+        )
+    return f"blocks.{m.group(1)}.{_ORIGINAL[m.group(2)]}"
 
 
 def export_original(lora: str | Path, out: str | Path) -> dict[str, Path]:
@@ -146,23 +132,13 @@ def export_original(lora: str | Path, out: str | Path) -> dict[str, Path]:
     Returns:
         `dict[str, Path]`: each file written, by ``layout/name``.
     """
-    from safetensors.torch import save_file
-
     sd, meta = read_lora(lora)
     alpha = meta.get("transformer.lora_alpha")
     if alpha is None:
         raise CheckpointError(f"{lora} has no `transformer.lora_alpha` in its metadata: not a vader Wan LoRA")
     parts = _experts(sd)
     names = {"transformer": LORA_NAME} if set(parts) == {"transformer"} else dict(_EXPERTS)
-    written = {}
-    for style in ("comfyui", "kohya"):
-        d = Path(out) / style
-        d.mkdir(parents=True, exist_ok=True)
-        for expert, part in parts.items():
-            path = d / names[expert]
-            save_file(original_layout(part, alpha, style), str(path), metadata={"format": "pt"})
-            written[f"{style}/{names[expert]}"] = path
-    return written
+    return save_original_layouts(out, {names[e]: part for e, part in parts.items()}, alpha, original_name)
 
 
 def main(argv: list[str] | None = None) -> int:
