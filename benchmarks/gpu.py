@@ -69,49 +69,14 @@ def _script(package: str) -> Any:
 
 def _build_modelscope(bb: Any, device: Any, dtype: Any) -> None:
     import torch
-    from diffusers import AutoencoderKL, UNet3DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
     from vader_modelscope.backbone import scheduler_config
 
     from vader_core.tokenizers import clip_tokenizer
 
-    with torch.device(device):
-        unet = UNet3DConditionModel(
-            block_out_channels=(320, 640, 1280, 1280),
-            attention_head_dim=64,
-            cross_attention_dim=1024,
-            down_block_types=("CrossAttnDownBlock3D",) * 3 + ("DownBlock3D",),
-            up_block_types=("UpBlock3D",) + ("CrossAttnUpBlock3D",) * 3,
-            layers_per_block=2,
-            norm_num_groups=32,
-        )
-        vae = AutoencoderKL(
-            block_out_channels=(128, 256, 512, 512),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            layers_per_block=2,
-            latent_channels=4,
-        )
-        text = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=49408,
-                hidden_size=1024,
-                intermediate_size=4096,
-                num_attention_heads=16,
-                num_hidden_layers=23,
-                max_position_embeddings=77,
-                hidden_act="gelu",
-                projection_dim=512,
-            )
-        )
+    with torch.device(device):  # the released architecture, as the plugin's estimate builds it
+        components = _script("vader_modelscope").released_components()
     bb.setup(
-        {
-            "unet": unet,
-            "vae": vae,
-            "text_encoder": text,
-            "tokenizer": clip_tokenizer(),
-            "scheduler": bb.make_scheduler(scheduler_config()),
-        },
+        {**components, "tokenizer": clip_tokenizer(), "scheduler": bb.make_scheduler(scheduler_config())},
         device,
         dtype,
     )

@@ -32,8 +32,9 @@ from vader_core.estimate import GIB, blocks_gib, kept_call_gib, step_peak
 LEVELS = {"off": False, "call": "call", "block": True}
 
 
-def _released(dtype: torch.dtype) -> tuple[Any, Any, Any]:
-    """The UNet, VAE and text encoder of ``damo-vilab/text-to-video-ms-1.7b`` on the current (``meta``) device."""
+def released_components() -> dict[str, Any]:
+    """The UNet, VAE and text encoder of ``damo-vilab/text-to-video-ms-1.7b`` (``unet``, ``vae``, ``text_encoder``),
+    built on the current device (``meta`` here; ``benchmarks.gpu`` builds them on a GPU)."""
     from diffusers import AutoencoderKL, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -65,7 +66,7 @@ def _released(dtype: torch.dtype) -> tuple[Any, Any, Any]:
             projection_dim=512,
         )
     )
-    return unet.to(dtype=dtype).requires_grad_(False), vae.to(dtype=dtype).requires_grad_(False), text
+    return {"unet": unet, "vae": vae, "text_encoder": text}
 
 
 def estimate(
@@ -109,12 +110,8 @@ def estimate(
     logging.set_verbosity_error()  # casting meta modules is harmless
     h = size // 8
     with torch.device("meta"):
-        if components is not None:
-            unet, vae, text = (
-                components[k].to(dtype=dtype).requires_grad_(False) for k in ("unet", "vae", "text_encoder")
-            )
-        else:
-            unet, vae, text = _released(dtype)
+        comps = components if components is not None else released_components()
+        unet, vae, text = (comps[k].to(dtype=dtype).requires_grad_(False) for k in ("unet", "vae", "text_encoder"))
         cross = unet.config.cross_attention_dim
         bb = ModelScopeBackbone()
         bb.components = {"unet": unet, "vae": vae, "text_encoder": text}
