@@ -1471,8 +1471,10 @@ def main(argv: list[str] | None = None) -> None:
     old = out / "benchmarks.json"
     if args.merge and old.is_file():
         earlier = json.loads(old.read_text())["details"]
-        results.update({k: v for k, v in earlier.items() if k.startswith("b")})
-        results["machine"] = earlier.get("machine", results["machine"])  # the machine of the benchmarks kept
+        results.update({k: v for k, v in earlier.items() if k.startswith("b")})  # --b1-from reads B1's rows
+        if any(k.startswith("b") and k not in args.only.split(",") for k in earlier):
+            # the header names the machine of the benchmarks kept from the earlier run; B8 names its own
+            results["machine"] = earlier.get("machine", results["machine"])
     t0 = time.perf_counter()
     for name in [n for n in args.only.split(",") if n]:
         if name == "b1" and args.b1_from > 1:
