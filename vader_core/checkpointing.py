@@ -70,9 +70,10 @@ def level_of(value: bool | str | None) -> Level:
 
 def _observe(args: Sequence[Any], kwargs: dict[str, Any]) -> None:
     for a in (*args, *kwargs.values()):
-        if isinstance(a, torch.Tensor):
-            for fn in INPUT_OBSERVERS:
-                fn(a)
+        for t in a if isinstance(a, list) else (a,):
+            if isinstance(t, torch.Tensor):
+                for fn in INPUT_OBSERVERS:
+                    fn(t)
 
 
 def _checkpointed(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,9 +82,34 @@ def _checkpointed(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(*args, **kwargs)
         if INPUT_OBSERVERS:
             _observe(args, kwargs)
-        return checkpoint(original, *args, use_reentrant=False, **kwargs)
+        if not any(isinstance(a, list) for a in (*args, *kwargs.values())):
+            return checkpoint(original, *args, use_reentrant=False, **kwargs)
+        return _checkpoint_with_lists(original, args, kwargs)
 
     return forward
+
+
+def _checkpoint_with_lists(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Checkpoint a forward that updates list arguments in place (a causal VAE's feature cache and its index,
+    as ``AutoencoderKLWan``'s blocks take them). Replaying it in backward on the same lists would read what
+    the first run wrote there, so each run gets fresh copies of the lists as they were at the call; the
+    first run's updates are then written back to the caller's lists. Tensors it writes there keep their
+    autograd history, so a later block that reads them propagates gradient back through them."""
+    snapshot = {i: list(a) for i, a in enumerate(args) if isinstance(a, list)}
+    snapshot_kw = {k: list(v) for k, v in kwargs.items() if isinstance(v, list)}
+
+    def run(*a: Any, **kw: Any) -> tuple[Any, dict[Any, list[Any]]]:
+        fresh = {i: list(v) for i, v in snapshot.items()}
+        fresh_kw = {k: list(v) for k, v in snapshot_kw.items()}
+        a = tuple(fresh.get(i, x) for i, x in enumerate(a))
+        out = original(*a, **{**kw, **fresh_kw})
+        return out, {**fresh, **fresh_kw}
+
+    out, updated = checkpoint(run, *args, use_reentrant=False, **kwargs)
+    for key, values in updated.items():
+        target = args[key] if isinstance(key, int) else kwargs[key]
+        target[:] = values
+    return out
 
 
 @contextlib.contextmanager

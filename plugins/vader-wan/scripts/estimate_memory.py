@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from vader_core.checkpointing import decoder_checkpointing
 from vader_core.estimate import GIB, live_peak_gib, saved_gib
 
 _DIT_14B = {"num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40}
@@ -167,7 +168,9 @@ def estimate(
         bb.components = {"vae": vae}
 
         def decoded(fn: Any) -> float:
-            return live_peak_gib(lambda: fn().float().sum().backward())
+            # At the default level the core recomputes the decoder's blocks in backward (decoder_checkpointing).
+            with decoder_checkpointing(bb, checkpointing):
+                return live_peak_gib(lambda: fn().float().sum().backward())
 
         dec_one = decoded(lambda: vae.decode(zl[:, :, :1]).sample)
         # vader's default: the chosen frame's latent frame with autograd, the earlier ones without.

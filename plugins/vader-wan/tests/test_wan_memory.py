@@ -125,3 +125,40 @@ def test_memory_estimator_runs_on_the_meta_device():
     assert 2.2 < small["transformer_weights"] < 2.8  # 1.42e9 parameters in bf16
     assert small["transformer_call"] > 0 and 0 < small["decoder"] < small["decoder_last"] < small["decoder_all"]
     assert module.estimate("t2v-1.3b", height=64, width=64, frames=9)["transformer_call"] > small["transformer_call"]
+
+
+@pytest.mark.parametrize("wan22", [False, True], ids=["wan2.1-vae", "wan2.2-vae"])
+def test_decoder_block_checkpointing_keeps_the_gradient_through_the_causal_cache(wan22):
+    """At the block level the core recomputes the decoder's blocks in backward; they update the causal cache in
+    place, so each is replayed from the cache as it was at its call: the same frames and latent gradient as
+    storing everything, with the two kept latent frames linked through the cache (frame 5's gradient reaches
+    latent frame 1 through the cache as well)."""
+    from vader_wan.tiny import tiny_components
+
+    from vader_core.checkpointing import decoder_checkpointing
+
+    bb = WanBackbone(WanOptions(height=32, width=32, frames=13, steps=2))
+    comps = tiny_components(0, wan22_vae=wan22)
+    comps["scheduler"] = bb.make_scheduler()
+    bb.setup(comps, "cpu", torch.float64)
+    blocks = bb.decoder_checkpoint_blocks()
+    assert blocks and all(any(p is q for q in bb.components["vae"].decoder.parameters()) for b in blocks for p in b.parameters())
+    latents = bb.prepare_latents(1, torch.Generator().manual_seed(0)).double()  # 4 latent frames
+    runs = []
+    forward = blocks[-1].forward
+    blocks[-1].forward = lambda *a, **k: runs.append(torch.is_grad_enabled()) or forward(*a, **k)
+    out = {}
+    for level in ("off", "block"):
+        runs.clear()
+        z = latents.clone().requires_grad_(True)
+        with decoder_checkpointing(bb, level):
+            frames = bb.decode(z, [5, 2])
+            w = torch.randn(frames.shape, generator=torch.Generator().manual_seed(1), dtype=frames.dtype)
+            (frames * w).sum().backward()
+        out[level] = (frames.detach(), z.grad, list(runs))
+    del blocks[-1].forward
+    torch.testing.assert_close(out["block"][0], out["off"][0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(out["block"][1], out["off"][1], rtol=1e-9, atol=1e-12)
+    assert out["off"][1][0, :, 1:3].abs().sum() > 0
+    # latent frames 0..2 decoded (0 without gradient); at block level the 2 kept ones are run again in backward
+    assert len(out["off"][2]) == 3 and len(out["block"][2]) == 5

@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from vader_core.backbone import BackboneOptions
-from vader_core.checkpointing import guidance_skipped
+from vader_core.checkpointing import guidance_skipped, layers_of
 from vader_core.dit_t2v import DiTT2VBackbone, FlowMatchOptions
 from vader_core.errors import ConfigError, MissingWeightsError
 from vader_core.hub import missing_weights
@@ -395,6 +395,16 @@ class WanBackbone(DiTT2VBackbone):
             )[0]
             out = uncond + guidance * (out - uncond)
         return out
+
+    def decoder_checkpoint_blocks(self) -> list[torch.nn.Module]:
+        """The residual blocks, attention and upsamplers of the VAE decoder's mid and up blocks, recomputed one
+        by one in backward. They update the decoder's causal cache in place; the core's checkpoint replays
+        each from the cache as it was at the call (``vader_core.checkpointing``), so the gradient is exact."""
+        dec = self.components["vae"].decoder
+        blocks = layers_of(dec.mid_block, *dec.up_blocks)
+        # Wan 2.2's residual up blocks hold their upsampler outside a ModuleList.
+        blocks += [u for up in dec.up_blocks if (u := getattr(up, "upsampler", None)) is not None]
+        return blocks
 
     # -------------------------------------------------------------- decoding
     def num_latent_frames(self, latents: torch.Tensor) -> int:
