@@ -629,6 +629,7 @@ def estimator_check(quick: bool) -> dict[str, Any]:
         print(f"B8 estimator {case}: {row}", flush=True)
     ok = [r for r in rows if "error_raw" in r]
     return {
+        "machine": machine(),
         "rows": rows,
         "floor_mib": None if quick else measured[-1].get("step_added_mb"),
         "max_abs_error": max((abs(r["error"]) for r in ok), default=None),
@@ -769,7 +770,13 @@ def b8_report(b: dict[str, Any]) -> list[str]:
             "system). The CPU's own kernels add a workspace no GPU has: Conv3d runs through im2col buffers (one "
             "Conv3d of 12 channels at 256x256x4 frames adds 339 MiB for a 12 MiB output), measured as what decoding "
             "the same latents without gradient adds here beyond the tensors alive at its worst moment (counted on "
-            f"`meta`). A step of the same model at 32x32x2 adds {floor} (the process's floor, not activations).",
+            f"`meta`). A step of the same model at 32x32x2 adds {floor} (the process's floor, not activations)."
+            + (
+                f" Measured on {em.get('cpu', '?')} ({em.get('cpus', '?')} cores), separately from B8's other figures "
+                "(`--b8-estimator-only`)."
+                if (em := e.get("machine")) and em.get("cpu") != b.get("machine", {}).get("cpu")
+                else ""
+            ),
             "",
             "| backbone | setting | measured step (MiB) | estimated (MiB) | error | CPU decode workspace (MiB) | "
             "estimated + workspace | error |",
@@ -1461,6 +1468,11 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="with --merge: rerun B1 from this row (1-based), keeping the earlier rows",
     )
+    ap.add_argument(
+        "--b8-estimator-only",
+        action="store_true",
+        help="with --merge: rerun only B8's estimator check (a few minutes), keeping B8's other figures",
+    )
     args = ap.parse_args(argv)
     global B6_CACHED_ONLY
     B6_CACHED_ONLY = args.b6_cached
@@ -1484,6 +1496,10 @@ def main(argv: list[str] | None = None) -> None:
             kept = prev["rows"][: args.b1_from - 1]
             results[name] = b1(args.quick, kept)
             results[name]["rows_from_earlier_run"] = len(kept)
+        elif name == "b8" and args.b8_estimator_only:
+            if not args.merge or "b8" not in results:
+                raise SystemExit("error: --b8-estimator-only needs --merge and an earlier B8 in benchmarks.json")
+            results[name] = {**results["b8"], "estimator": estimator_check(args.quick)}
         elif name == "b4":  # long: its runs are also written as they finish, and reused if it is started again
             results[name] = b4(args.quick, out / "b4-partial.json", args.jobs)
             (out / "b4-partial.json").unlink(missing_ok=True)
