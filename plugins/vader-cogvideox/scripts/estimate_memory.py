@@ -8,10 +8,14 @@ flash kernels keep it, weights once, shared storages once). Measured with ``vade
 * the kept transformer call (``kept_call_gib``, the backbone's ``checkpoint_blocks``): at ``memory.
   gradient_checkpointing: true`` (block level; diffusers' own per-block switch) the block inputs of the call plus
   the largest block recomputed; with guidance the call holds two videos (conditional and unconditional);
-* decoding one frame with gradient (``blocks_gib`` with the backbone's ``decoder_checkpoint_blocks``): frame 0
-  decodes the VAE's first group of latent frames, the last frame every group;
+* decoding one frame with gradient as the backbone does (``live_peak_gib``: everything alive at the worst moment,
+  forward and backward, under the core's ``decoder_checkpointing``): frame 0 decodes the VAE's first group of
+  latent frames; the last frame runs every group, the earlier ones without gradient. Untiled (the default) the
+  decoder's resnets and upsamplers are recomputed one at a time; with ``vae_tiling`` each tile's decoder call is;
 * the peak (``step_peak``): weights resident (T5 waits on the CPU: ``memory.offload_encoders``) plus the larger of
-  the decoder's and the transformer's recomputation.
+  the decoder's and the transformer's recomputation; ``--gpus`` gives it per GPU under ``distributed.strategy:
+  fsdp`` (``vader_core.estimate.per_gpu_peak``; diffusers declares no context-parallel plan for CogVideoX, so no
+  sequence parallelism: every GPU keeps its whole video's block inputs).
 
 These figures are estimates, not measurements: the CUDA allocator, kernel workspaces and fragmentation add to
 them. Usage::
@@ -27,7 +31,8 @@ from typing import Any
 
 import torch
 
-from vader_core.estimate import GIB, blocks_gib, kept_call_gib, step_peak
+from vader_core.checkpointing import decoder_checkpointing
+from vader_core.estimate import GIB, kept_call_gib, live_peak_gib, per_gpu_peak, step_peak
 
 _5B = {
     "num_attention_heads": 48,
@@ -47,6 +52,8 @@ TRANSFORMERS: dict[str, dict[str, Any]] = {
     "1.0-2b": {"num_attention_heads": 30, "attention_head_dim": 64, "num_layers": 30, "time_embed_dim": 512,
                "text_embed_dim": 4096},
 }  # fmt: skip
+#: Decoding figures by size, {(tiling, frame): GiB}, shared by the checkpoints (one VAE for all of them).
+_DECODE: dict[tuple[int, int, int], dict[tuple[bool, int], float]] = {}
 #: Default size (height, width, frames) of each checkpoint.
 DEFAULT_SIZE = {
     "1.5-t2v": (768, 1360, 81),
@@ -107,10 +114,17 @@ def estimate(
             return tr(x, emb.expand(batch, -1, -1), t, ofs=ofs, image_rotary_emb=rotary, return_dict=False)[0]
 
         den = kept_call_gib(call, bb.checkpoint_blocks(), batch=2 if guidance else 1)
-        z = torch.randn(1, 16, shape[1] - bb.latent_padding, *shape[3:], dtype=dtype, requires_grad=True)
-        first = bb.decoded_prefix(0, z.shape[2])
-        dec = blocks_gib(lambda: vae.decode(z[:, :, :first]).sample, bb.decoder_checkpoint_blocks())
-        dec_last = blocks_gib(lambda: vae.decode(z).sample, bb.decoder_checkpoint_blocks())
+        # The same VAE for every checkpoint: traced once per size.
+        decode = _DECODE.setdefault((height, width, frames), {})
+        for tiling in (False, True) if not decode else ():
+            tb = CogVideoXBackbone(CogVideoXOptions(height=height, width=width, frames=frames, vae_tiling=tiling))
+            tb.components, tb.vae_spatial, tb.vae_temporal = bb.components, 8, 4
+            vae.enable_tiling() if tiling else vae.disable_tiling()
+            for frame in (0, frames - 1):
+                x = torch.randn(*shape, dtype=dtype, requires_grad=True)
+                with decoder_checkpointing(tb, True):
+                    decode[tiling, frame] = live_peak_gib(lambda: tb.decode(x, [frame]).sum().backward())
+        vae.disable_tiling()
     weights = (n_tr + n_vae + (0 if offload_encoders else n_text)) * 2 / GIB
     return {
         "transformer_params": n_tr,
@@ -122,12 +136,36 @@ def estimate(
         "boundaries": den["boundaries"],
         "largest_block": den["largest_block"],
         "denoiser_off": den["off"],
-        "decoder": dec["block"],
-        "decoder_last": dec_last["block"],
-        "peak": step_peak(weights, den, dec, "block"),
-        "peak_last": step_peak(weights, den, dec_last, "block"),
+        "decoder": decode[False, 0],
+        "decoder_last": decode[False, frames - 1],
+        "decoder_tiled": decode[True, 0],
+        "decoder_tiled_last": decode[True, frames - 1],
+        "peak": step_peak(weights, den, {"block": decode[False, 0]}, "block"),
+        "peak_last": step_peak(weights, den, {"block": decode[False, frames - 1]}, "block"),
+        "peak_tiled": step_peak(weights, den, {"block": decode[True, 0]}, "block"),
+        "peak_tiled_last": step_peak(weights, den, {"block": decode[True, frames - 1]}, "block"),
+        # for per_gpu(): the parts FSDP shares out
+        "block_weights": max(sum(p.numel() for p in b.parameters()) for b in bb.checkpoint_blocks()) * 2 / GIB,
+        "root_weights": (n_tr - sum(p.numel() for b in bb.checkpoint_blocks() for p in b.parameters())) * 2 / GIB,
+        "other_weights": weights - n_tr * 2 / GIB,
         "size": f"{height}x{width}x{frames}",
     }
+
+
+def per_gpu(r: dict[str, Any], gpus: int, frame: str = "decoder_tiled_last") -> float:
+    """Per-GPU peak GiB of :func:`estimate`'s figures on ``gpus`` GPUs under ``distributed.strategy: fsdp`` (no
+    sequence parallelism); ``frame``: which decode figure."""
+    return per_gpu_peak(
+        denoiser_weights=r["transformer_weights"],
+        largest_unit=r["block_weights"],
+        root_weights=r["root_weights"],
+        other_weights=r["other_weights"],
+        kept=r["boundaries"],
+        recompute=r["largest_block"],
+        decode=r[frame],
+        world=gpus,
+        strategy="fsdp",
+    )
 
 
 def main() -> None:
@@ -138,19 +176,30 @@ def main() -> None:
     parser.add_argument("--frames", type=int)
     parser.add_argument("--no-guidance", action="store_true", help="backbone.guidance <= 1: one video per call")
     parser.add_argument("--encoders-on-gpu", action="store_true", help="memory.offload_encoders=false")
+    parser.add_argument("--gpus", default=None, help="per-GPU peaks on these GPU counts, e.g. 1,2,4,8 (fsdp)")
     a = parser.parse_args()
+    rows = [(m, estimate(m, a.height, a.width, a.frames, not a.no_guidance, not a.encoders_on_gpu))
+            for m in ([a.model] if a.model else list(TRANSFORMERS))]  # fmt: skip
     print(
         "| checkpoint | size | guidance | weights (transformer / resident) | kept call: block inputs + largest block "
-        "| decode frame 0 / last frame | peak, frame 0 / last frame |"
+        "| decode frame 0 / last frame | peak, frame 0 / last frame | with `vae_tiling`: decode | peak |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for m in [a.model] if a.model else list(TRANSFORMERS):
-        r = estimate(m, a.height, a.width, a.frames, not a.no_guidance, not a.encoders_on_gpu)
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for m, r in rows:
         print(
             f"| {m} | {r['size']} | {'off' if a.no_guidance else 'on'} | {r['transformer_weights']:.1f} / "
             f"{r['weights']:.1f} | {r['boundaries']:.1f} + {r['largest_block']:.1f} | {r['decoder']:.1f} / "
-            f"{r['decoder_last']:.1f} | {r['peak']:.1f} / {r['peak_last']:.1f} |"
+            f"{r['decoder_last']:.1f} | {r['peak']:.1f} / {r['peak_last']:.1f} | {r['decoder_tiled']:.1f} / "
+            f"{r['decoder_tiled_last']:.1f} | {r['peak_tiled']:.1f} / {r['peak_tiled_last']:.1f} |"
         )
+    if a.gpus:
+        gpus = [int(g) for g in a.gpus.split(",")]
+        print()
+        print("| checkpoint | size | guidance | " + " | ".join(f"{g} GPU{'s' if g > 1 else ''}" for g in gpus) + " |")
+        print("| --- | --- | --- | " + " | ".join("---" for _ in gpus) + " |")
+        for m, r in rows:
+            cells = " | ".join(f"{per_gpu(r, g):.1f}" for g in gpus)
+            print(f"| {m} | {r['size']} | {'off' if a.no_guidance else 'on'} | {cells} |")
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ too, but its step depends on the previous step's prediction: ``ddpo`` needs ``sc
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -99,6 +100,19 @@ class CogVideoXOptions(BackboneOptions):
     negative_prompt: str = Field("", description="Negative prompt for classifier-free guidance.")
     max_sequence_length: int | None = Field(
         None, ge=1, description="T5 tokens; null: the transformer's `max_text_seq_length` (226)."
+    )
+    vae_tiling: bool = Field(
+        False,
+        description="Decode in overlapping spatial tiles (the VAE's `enable_tiling()` with its default tiles, as "
+        "the CogVideoX team's demo runs 1.5; the frames differ slightly from an untiled decode). With gradient "
+        "each tile's decoder call is recomputed on its own in backward: at 768x1360 decoding frame 0 with "
+        "gradient takes about 17 GiB instead of 61 (see the README).",
+    )
+    vae_history_gradient: bool = Field(
+        False,
+        description="Backpropagate a decoded frame's reward into the earlier groups of latent frames it depends on "
+        "through the causal VAE's cache (the exact gradient, but every earlier group's decode is stored). Off: "
+        "the earlier groups decode without gradient; the frames are the same either way.",
     )
     revision: str | None = Field(None, description="Hub revision of the weights.")
 
@@ -223,6 +237,7 @@ class CogVideoXBackbone(BackbonePlugin):
         self.vae_temporal = int(vae.config.temporal_compression_ratio)
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_spatial)
         o = self.options
+        vae.enable_tiling() if o.vae_tiling else vae.disable_tiling()
         multiple = self.vae_spatial * int(tr.config.patch_size)
         if o.height % multiple or o.width % multiple:
             raise ConfigError(
@@ -266,7 +281,13 @@ class CogVideoXBackbone(BackbonePlugin):
         return repeated_blocks(self.components["transformer"])
 
     def decoder_checkpoint_blocks(self) -> list[torch.nn.Module]:
-        """The VAE decoder's mid-block and up-block resnets and upsamplers, recomputed one by one in backward."""
+        """The VAE decoder's mid-block and up-block resnets and upsamplers, recomputed one by one in backward; with
+        ``vae_tiling`` the decoder itself, so that each tile's call (one tile of one group of latent frames) is
+        recomputed on its own: the activations of one tile at a time, instead of every tile's block boundaries
+        (where the frames are larger than one tile)."""
+        vae, o = self.components["vae"], self.options
+        if vae.use_tiling and (o.height > vae.tile_sample_min_height or o.width > vae.tile_sample_min_width):
+            return [vae.decoder]  # (the VAE tiles only frames larger than a tile)
         dec = self.components["vae"].decoder
         blocks: list[torch.nn.Module] = list(dec.mid_block.resnets)
         for up in dec.up_blocks:
@@ -496,6 +517,38 @@ class CogVideoXBackbone(BackbonePlugin):
         group = max(0, (latent_frame - r) // size)
         return min(total, size * (group + 1) + r)
 
+    def _group_of(self, latent_frame: int, total: int) -> int:
+        """The VAE's group (its decoder call, in order) that decodes ``latent_frame`` of ``total``."""
+        size = int(getattr(self.components["vae"], "num_latent_frames_batch_size", 2))
+        return max(0, (latent_frame - total % size) // size) if total >= size else 0
+
+    @contextlib.contextmanager
+    def _gradient_only_in_groups(self, keep: set[int], total: int) -> Iterator[None]:
+        """Within the block, the VAE's decoder calls for the groups in ``keep`` record autograd and the others do
+        not, so their cached features enter the kept groups as constants. The VAE calls its decoder once per group
+        in order, and with tiling once per group for each tile in turn; the call's position says which group."""
+        decoder = self.components["vae"].decoder
+        size = int(getattr(self.components["vae"], "num_latent_frames_batch_size", 2))
+        groups = max(total // size, 1)
+        own = decoder.__dict__.get("forward")  # the core's checkpoint wrapper, if installed
+        inner = decoder.forward
+        calls = [0]
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            group = calls[0] % groups
+            calls[0] += 1
+            with torch.set_grad_enabled(group in keep):
+                return inner(*args, **kwargs)
+
+        decoder.forward = forward
+        try:
+            yield
+        finally:
+            if own is None:
+                del decoder.forward
+            else:
+                decoder.forward = own
+
     def decode(
         self,
         latents: torch.Tensor,
@@ -503,7 +556,8 @@ class CogVideoXBackbone(BackbonePlugin):
         chunk_size: int | None = None,
         cond: CogVideoXCondition | None = None,
     ) -> torch.Tensor:
-        """Decode pixel frames ``frames`` (all if ``None``): the VAE's groups up to the last one they need.
+        """Decode pixel frames ``frames`` (all if ``None``): the VAE's groups up to the last one they need; with
+        gradient, only the groups that hold a chosen frame record autograd (unless ``vae_history_gradient``).
 
         ``chunk_size`` has no effect: the CogVideoX VAE always decodes its groups of latent frames one after the
         other through its causal cache (that is its chunking).
@@ -516,7 +570,12 @@ class CogVideoXBackbone(BackbonePlugin):
         z = latents[:, self.latent_padding :]
         z = z[:, : self.decoded_prefix(self.latent_frame_of(max(idx)), z.shape[1])]
         z = z.permute(0, 2, 1, 3, 4).to(vae.dtype) / vae.config.scaling_factor
-        video = vae.decode(z).sample  # (B, 3, f, H, W) in [-1, 1]
+        if torch.is_grad_enabled() and z.requires_grad and not self.options.vae_history_gradient:
+            keep = {self._group_of(self.latent_frame_of(f), z.shape[2]) for f in idx}
+            with self._gradient_only_in_groups(keep, z.shape[2]):
+                video = vae.decode(z).sample
+        else:
+            video = vae.decode(z).sample  # (B, 3, f, H, W) in [-1, 1]
         video = (video / 2 + 0.5).clamp(0, 1)  # the stock postprocess_video
         return video.permute(0, 2, 1, 3, 4)[:, idx].float()
 
