@@ -2,6 +2,7 @@ import random
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from vader_core.config import MemorySection, TruncationSection
 from vader_core.lora import add_lora
@@ -112,6 +113,23 @@ def test_select_frames():
     assert select_frames(8, 3, "uniform", random.Random(0)) == [0, 4, 7]
     r = select_frames(8, 3, "random", random.Random(0))
     assert len(set(r)) == 3 and r == sorted(r)
+
+
+def test_frame_window_draws_among_the_first_frames_only():
+    """memory.frame_window: every draw lies in the window; without one the draws are what they were."""
+    seen = set()
+    for seed in range(50):
+        seen.update(select_frames(81, 1, "random", random.Random(seed), window=9))
+    assert seen == set(range(9))
+    assert select_frames(81, 3, "uniform", random.Random(0), window=9) == [0, 4, 8]
+    assert select_frames(81, 12, "random", random.Random(0), window=9) == list(range(9))
+    assert select_frames(81, None, "random", random.Random(0), window=9) == list(range(81))  # clip rewards
+    assert select_frames(81, 2, "random", random.Random(3), window=None) == select_frames(
+        81, 2, "random", random.Random(3)
+    )
+    assert select_frames(5, 1, "random", random.Random(1), window=9) == select_frames(5, 1, "random", random.Random(1))
+    with pytest.raises(ValidationError):
+        MemorySection(frame_window=0)
 
 
 def test_gradient_reaches_every_lora_parameter_and_no_frozen_one(backbone):

@@ -157,6 +157,13 @@ class MemorySection(_Section):
     frame_selection: Literal["random", "uniform"] = Field(
         "random", description="How decoded frames are chosen: at `random` or evenly spaced (`uniform`)."
     )
+    frame_window: int | None = Field(
+        None,
+        ge=1,
+        description="Choose the decoded frames among the first N frames only (a causal VAE decodes a late "
+        "frame through every earlier one: this bounds the decoding memory); null: among all frames. Clip "
+        "rewards still decode every frame.",
+    )
     decode_chunk_size: int | None = Field(
         None, ge=1, description="Frames the VAE decodes at once (VAE slicing); null: all at once."
     )

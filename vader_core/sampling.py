@@ -40,9 +40,16 @@ def kept_steps(num_steps: int, truncation: TruncationSection, rng: random.Random
     return list(range(start, start + k))
 
 
-def select_frames(num_frames: int, count: int | None, selection: str, rng: random.Random) -> list[int]:
-    """Latent frame indices to decode: all, ``count`` at random, or ``count`` evenly spaced."""
-    if count is None or count >= num_frames:
+def select_frames(
+    num_frames: int, count: int | None, selection: str, rng: random.Random, window: int | None = None
+) -> list[int]:
+    """Frame indices to decode: all, ``count`` at random, or ``count`` evenly spaced; with ``window``, among the
+    first ``window`` frames only (``memory.frame_window``)."""
+    if count is None:
+        return list(range(num_frames))
+    if window is not None:
+        num_frames = min(num_frames, window)
+    if count >= num_frames:
         return list(range(num_frames))
     if selection == "uniform":
         if count == 1:
@@ -227,7 +234,9 @@ def sample_with_grad(
         prefix=prefix,
     )
     n = backbone.num_latent_frames(latents)
-    frames = select_frames(n, None if decode_all else memory.decoded_frames, memory.frame_selection, rng)
+    frames = select_frames(
+        n, None if decode_all else memory.decoded_frames, memory.frame_selection, rng, memory.frame_window
+    )
     with autocast(), decoder_checkpointing(backbone, memory.gradient_checkpointing):
         video = decode(backbone, latents, frames, chunk_size=memory.decode_chunk_size, cond=cond, generator=generator)
     return video.float(), kept, frames
