@@ -123,7 +123,7 @@ def estimate(
             for frame in (0, frames - 1):
                 x = torch.randn(*shape, dtype=dtype, requires_grad=True)
                 with decoder_checkpointing(tb, True):
-                    decode[tiling, frame] = live_peak_gib(lambda: tb.decode(x, [frame]).sum().backward())
+                    decode[tiling, frame] = live_peak_gib(lambda b=tb, x=x, f=frame: b.decode(x, [f]).sum().backward())
         vae.disable_tiling()
     weights = (n_tr + n_vae + (0 if offload_encoders else n_text)) * 2 / GIB
     return {

@@ -61,7 +61,7 @@ def test_gradient_reaches_only_the_groups_that_hold_the_chosen_frames():
         z.requires_grad_(True)
         modes = []
         decoder = bb.components["vae"].decoder
-        handle = decoder.register_forward_hook(lambda _m, _a, out: modes.append(out[0].requires_grad))
+        handle = decoder.register_forward_hook(lambda _m, _a, out, seen=modes: seen.append(out[0].requires_grad))
         frames = bb.decode(z, [20])
         handle.remove()
         torch.testing.assert_close(frames.detach(), full[:, [20]], rtol=0, atol=1e-12)
@@ -104,4 +104,6 @@ def test_tiled_decoder_is_recomputed_tile_by_tile_with_the_same_gradient():
     assert tiles > 1 and out["block"][2] == 2 * out["off"][2]  # each tile's call again in backward
     with torch.no_grad():
         stock = vae.decode(z.permute(0, 2, 1, 3, 4)[:, :, bb.latent_padding :] / vae.config.scaling_factor).sample
-    torch.testing.assert_close(out["off"][0], ((stock / 2 + 0.5).clamp(0, 1)).permute(0, 2, 1, 3, 4)[:, [12, 3]].float())
+    torch.testing.assert_close(
+        out["off"][0], ((stock / 2 + 0.5).clamp(0, 1)).permute(0, 2, 1, 3, 4)[:, [12, 3]].float()
+    )

@@ -142,7 +142,9 @@ def test_decoder_block_checkpointing_keeps_the_gradient_through_the_causal_cache
     comps["scheduler"] = bb.make_scheduler()
     bb.setup(comps, "cpu", torch.float64)
     blocks = bb.decoder_checkpoint_blocks()
-    assert blocks and all(any(p is q for q in bb.components["vae"].decoder.parameters()) for b in blocks for p in b.parameters())
+    assert blocks and all(
+        any(p is q for q in bb.components["vae"].decoder.parameters()) for b in blocks for p in b.parameters()
+    )
     latents = bb.prepare_latents(1, torch.Generator().manual_seed(0)).double()  # 4 latent frames
     runs = []
     forward = blocks[-1].forward
