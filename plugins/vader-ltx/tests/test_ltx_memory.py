@@ -26,3 +26,15 @@ def test_tiles_cost_less_than_the_whole_video(estimate_memory):
     assert r["decode_whole_block"] < r["decode_whole_off"]
     assert r["call_block"] < r["call_call"] < r["call_off"]
     assert r["peak_tiled"] < r["peak_whole"]
+
+
+def test_ltx2_estimate_and_its_shares_on_several_gpus(estimate_memory):
+    """LTX-2's video branch: the released 19B transformer (audio stream included), the kept step's 4 passes (CFG
+    halves, STG, modality isolation), and per-GPU peaks that fall with FSDP and sequence parallelism."""
+    r = estimate_memory.estimate_ltx2(height=64, width=64, frames=49)
+    assert 18.5e9 < r["transformer_params"] < 19.5e9
+    assert r["tokens"] == 7 * 2 * 2 and r["audio_tokens"] == 51
+    assert r["kept_boundaries"] > 0 and r["decode_tiles_block"] <= r["decode_whole_block"]
+    assert r["peak_tiled"] <= r["peak_whole"]
+    one, eight = estimate_memory.per_gpu(r, 1), estimate_memory.per_gpu(r, 8)
+    assert one == pytest.approx(r["peak_tiled"]) and eight < one / 3  # 35 GiB of weights shared by 8
