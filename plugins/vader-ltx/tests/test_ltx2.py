@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from vader_ltx import LTX_2, LTX2Backbone, LTX2Options
+from vader_ltx import LTX_2, LTX2Backbone, LTX2I2VBackbone, LTX2Options
 from vader_ltx.tiny_ltx2 import save_tiny
 
 from vader_core.cli import main as vader
@@ -57,9 +57,28 @@ class TestLTX2NoGuidance(BackboneContractTests):
     }
 
 
+class TestLTX2I2V(BackboneContractTests):
+    """Image-to-video: the image's latents at latent frame 0, timestep 0 there, not stepped; with SDE steps."""
+
+    backbone_cls = LTX2I2VBackbone
+    options = {**SIZE, "eta": 0.5}
+
+
 class TestLTX2Commands(BackboneCLIContractTests):
     backbone_cls = LTX2Backbone
     options = SIZE
+
+    @pytest.fixture
+    def saved_weights(self, tiny_ltx2_dir):
+        return {"model": tiny_ltx2_dir}
+
+
+class TestLTX2I2VCommands(BackboneCLIContractTests):
+    """The CLI contract for image-to-video: training on tiny weights with `train.images`, generate --lora, missing
+    weights in one line."""
+
+    backbone_cls = LTX2I2VBackbone
+    options = {**SIZE, "image_crf": 0}
 
     @pytest.fixture
     def saved_weights(self, tiny_ltx2_dir):
@@ -185,13 +204,21 @@ def test_lora_loads_into_the_stock_pipeline(tmp_path, capsys):
     assert changed > 1e-3, "the LoRA had no effect"
 
 
-def test_ddpo_smoke_from_the_cli(tmp_path):
+@pytest.mark.parametrize("backbone", ["ltx2", "ltx2-i2v"])
+def test_ddpo_smoke_from_the_cli(tmp_path, backbone):
+    """ddpo with the stochastic step; image-to-video steps everything after latent frame 0."""
+    from vader_core.testing import save_images
+
     out = tmp_path / "run"
+    images = []
+    if backbone == "ltx2-i2v":
+        save_images(tmp_path / "images", ["a_red_kite", "a_boat_at_sea"])
+        images = ["--set", f"train.images={tmp_path / 'images'}", "--set", "backbone.image_crf=0"]
     vader(
         [
             "train",
             "--backbone",
-            "ltx2",
+            backbone,
             "--random-weights",
             "--reward",
             "brightness",
@@ -201,6 +228,7 @@ def test_ddpo_smoke_from_the_cli(tmp_path):
             "2",
             *set_options(QUIET_TRAINING),
             *set_options({**SIZE, "guidance": 1.0, "audio_guidance": 1.0}, "backbone."),
+            *images,
             "--set",
             "lora.rank=4",
             "--set",
@@ -256,3 +284,69 @@ def test_plugin_is_registered():
     from vader_core import plugins
 
     assert plugins.get_backbone("ltx2") is LTX2Backbone
+    assert plugins.get_backbone("ltx2-i2v") is LTX2I2VBackbone
+
+
+@pytest.mark.parametrize("crf", [0, None], ids=["crf0", "default-crf33"])
+def test_image_to_video_matches_stock_pipeline(tmp_path, image_file, crf, capsys):
+    """``vader generate --backbone ltx2-i2v`` against LTX2ImageToVideoPipeline on the same weights and image: the
+    image's latents at frame 0 held at timestep 0, the released guidance, the image re-compressed with H.264 as the
+    pipeline does (its default CRF) or not."""
+    d = save_tiny(tmp_path / "model", seed=2, layout="b")
+    options = {"height": 32, "width": 64, "frames": 17, "guidance": 3.0, "steps": STEPS, "max_sequence_length": 16}
+    options = {**options, "stg_blocks": [1], **({"image_crf": crf} if crf is not None else {})}
+    ours = vader_frames(tmp_path, "ltx2-i2v", d, prompt="a lighthouse", seed=5, options=options, image=image_file)
+    stock = {"image_crf": crf} if crf is not None else {}
+    ref = stock_frames(
+        d,
+        "LTX2ImageToVideoPipeline",
+        prompt="a lighthouse",
+        seed=5,
+        steps=STEPS,
+        guidance=3.0,
+        height=32,
+        width=64,
+        frames=17,
+        image=image_file,
+        max_sequence_length=16,
+        spatio_temporal_guidance_blocks=[1],
+        **stock,
+    )
+    diff = assert_frames_match(ours, ref, what=f"ltx2-i2v crf {crf}")
+    _report(capsys, f"ltx2-i2v (crf {crf}) vs LTX2ImageToVideoPipeline", diff)
+    t2v = vader_frames(tmp_path, "ltx2", d, prompt="a lighthouse", seed=5, options=options)
+    assert np.abs(t2v - ours).max() > 1e-3  # the image matters
+
+
+def test_image_to_video_lora_loads_into_the_stock_pipeline(tmp_path, image_file, capsys):
+    from diffusers import LTX2VideoTransformer3DModel
+
+    from vader_core.testing import save_random_lora
+
+    d = save_tiny(tmp_path / "model")
+    lora_dir = save_random_lora(
+        LTX2VideoTransformer3DModel.from_pretrained(d, subfolder="transformer"),
+        tmp_path / "lora",
+        prefix="transformer",
+        std=0.5,
+    )
+    options = {**SIZE, "steps": STEPS, "image_crf": 0}
+    size = {"steps": STEPS, "guidance": 3.0, "height": 32, "width": 32, "frames": 9, "image": image_file}
+    stock = {"max_sequence_length": 16, "spatio_temporal_guidance_blocks": [1], "image_crf": 0}
+    ours = vader_frames(
+        tmp_path, "ltx2-i2v", d, prompt="a dog", seed=0, options=options, image=image_file, lora=lora_dir
+    )
+    ref = stock_frames(d, "LTX2ImageToVideoPipeline", prompt="a dog", seed=0, lora=lora_dir, **size, **stock)
+    plain = stock_frames(d, "LTX2ImageToVideoPipeline", prompt="a dog", seed=0, **size, **stock)
+    changed = float(np.abs(ref - plain).max())
+    diff = assert_frames_match(ours, ref, what="LoRA")
+    _report(capsys, f"ltx2-i2v + LoRA vs load_lora_weights; LoRA changed frames by {changed:.3g}", diff)
+    assert changed > 1e-3
+
+
+def test_image_to_video_needs_an_image(tiny_ltx2_dir):
+    bb = LTX2I2VBackbone(LTX2Options(**SIZE, model=str(tiny_ltx2_dir)))
+    bb.load("cpu", torch.float32)
+    with pytest.raises(ConfigError, match="image-to-video"):
+        bb.encode_condition(["a cat"], None)
+    assert LTX2I2VBackbone.conditioning == "text+image"

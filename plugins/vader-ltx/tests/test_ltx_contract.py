@@ -2,7 +2,15 @@
 
 import pytest
 import torch
-from vader_ltx import LTX_VIDEO, LTXBackbone, LTXI2VBackbone, LTXOptions, nearest_frame_counts
+from vader_ltx import (
+    LTX_VIDEO,
+    LTX2Backbone,
+    LTX2I2VBackbone,
+    LTXBackbone,
+    LTXI2VBackbone,
+    LTXOptions,
+    nearest_frame_counts,
+)
 
 from vader_core.errors import ConfigError
 from vader_core.testing import BackboneContractTests, PluginPackageContractTests
@@ -42,7 +50,7 @@ class TestLTXI2V(BackboneContractTests):
 class TestPackage(PluginPackageContractTests):
     package = "vader_ltx"
     distribution = "vader-ltx"
-    plugin_classes = [LTXBackbone, LTXI2VBackbone]
+    plugin_classes = [LTXBackbone, LTXI2VBackbone, LTX2Backbone, LTX2I2VBackbone]
 
 
 def test_defaults_are_the_pipeline_s():

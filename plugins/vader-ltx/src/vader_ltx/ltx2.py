@@ -70,6 +70,13 @@ class LTX2Options(LTXOptions):
         True, description="Cross-attention modulated by the other modality's sigma (LTX-2.3 on; false: LTX-2.0)."
     )
     max_sequence_length: int = Field(1024, ge=1, description="Text tokens (Gemma 3), as the stock pipeline's default.")
+    image_crf: int | None = Field(
+        None,
+        ge=0,
+        le=51,
+        description="`ltx2-i2v`: H.264 CRF the conditioning image is re-compressed with before encoding, as the "
+        "stock pipeline does (null: the checkpoint's default, 33 for LTX-2; 0: not re-compressed).",
+    )
 
 
 @dataclass
@@ -80,6 +87,7 @@ class LTX2Condition:
     audio_embeds: Any
     mask: Any
     batch: int
+    pixels: Any = None  # image-to-video: the preprocessed images (B, 3, H, W) in [-1, 1]
 
 
 def _scale(value: float, video: float) -> float:
@@ -293,10 +301,7 @@ class LTX2Backbone(LTXBackbone):
         from diffusers import LTX2Pipeline
         from diffusers.utils.torch_utils import randn_tensor
 
-        f, h, w = self.latent_grid()
-        c = self.components["transformer"].config.in_channels
-        video = randn_tensor((batch_size, c, f, h, w), generator=generator, device=self.device, dtype=torch.float32)
-        video = LTX2Pipeline._pack_latents(video)
+        video = LTX2Pipeline._pack_latents(self._video_latents(batch_size, generator, cond))
         audio = randn_tensor(
             (batch_size, self.audio_channels, self.audio_frames, self.audio_mel),
             generator=generator,
@@ -305,6 +310,20 @@ class LTX2Backbone(LTXBackbone):
         )
         audio = LTX2Pipeline._pack_audio_latents(audio)
         return torch.cat([video.flatten(1), audio.flatten(1)], dim=1)
+
+    def _video_latents(
+        self, batch_size: int, generator: torch.Generator | None, cond: LTX2Condition | None
+    ) -> torch.Tensor:
+        """The initial video latents ``(B, C, F, H, W)``: noise from ``generator``."""
+        from diffusers.utils.torch_utils import randn_tensor
+
+        f, h, w = self.latent_grid()
+        c = self.components["transformer"].config.in_channels
+        return randn_tensor((batch_size, c, f, h, w), generator=generator, device=self.device, dtype=torch.float32)
+
+    def _video_timestep(self, ts: torch.Tensor) -> torch.Tensor:
+        """The transformer's video ``timestep`` for the batch timesteps ``ts``: the same for every token."""
+        return ts
 
     # -------------------------------------------------------------- predict
     def predict(self, latents: torch.Tensor, t: torch.Tensor, cond: LTX2Condition, step_index: int) -> torch.Tensor:
@@ -340,7 +359,8 @@ class LTX2Backbone(LTXBackbone):
                 audio_hidden_states=a,
                 encoder_hidden_states=emb,
                 audio_encoder_hidden_states=aemb,
-                timestep=ts,
+                timestep=self._video_timestep(ts),
+                audio_timestep=ts,
                 sigma=ts,
                 encoder_attention_mask=mask,
                 audio_encoder_attention_mask=mask,
@@ -440,3 +460,125 @@ class LTX2Backbone(LTXBackbone):
     ) -> torch.Tensor:
         """Decode pixel frames of the video latents as ``ltx`` does; the audio latents are not decoded."""
         return super().decode(self.video_latents(latents), frames, chunk_size, None, generator)
+
+
+class LTX2I2VBackbone(LTX2Backbone):
+    """LTX-2's video branch, image-to-video, as diffusers' ``LTX2ImageToVideoPipeline``: the image's latents are
+    latent frame 0, held at timestep 0 through the chain (the audio stream as in ``ltx2``)."""
+
+    name = "ltx2-i2v"
+    summary = (
+        "LTX-2 video branch, image-to-video (Lightricks/LTX-2; 512x768, 121 frames; image from train.images / "
+        "--image; audio stepped jointly, not decoded)."
+    )
+    conditioning = "text+image"
+    pipeline_class: ClassVar[str] = "LTX2ImageToVideoPipeline"
+
+    def setup(self, components: dict[str, Any], device: torch.device | str, dtype: torch.dtype) -> None:
+        from diffusers.video_processor import VideoProcessor
+
+        super().setup(components, device, dtype)
+        # LTX2ImageToVideoPipeline resizes the image bilinearly (LTX-Video's pipeline: lanczos, the default).
+        self.video_processor = VideoProcessor(vae_scale_factor=self.vae_spatial, resample="bilinear")
+
+    def encode_condition(self, prompts: Sequence[str], images: Sequence[Any] | None = None) -> LTX2Condition:
+        if not images:
+            raise ConfigError(
+                f"backbone `{self.name}` is image-to-video: pass conditioning images (vader generate "
+                "--image PATH; for training set `train.images` to a folder of images)"
+            )
+        if len(images) != len(prompts):
+            raise ConfigError(
+                f"backbone `{self.name}` needs one image per prompt, got {len(images)} images for "
+                f"{len(prompts)} prompts"
+            )
+        from vader_core.media import read_image
+
+        images = [self._compressed(read_image(im) if isinstance(im, (str, Path)) else im) for im in images]
+        cond = super().encode_condition(prompts, None)
+        o = self.options
+        with torch.no_grad():
+            cond.pixels = torch.cat(
+                [self.video_processor.preprocess(im, height=o.height, width=o.width) for im in images]
+            ).to(self.device, dtype=cond.video_embeds.dtype)
+        return cond
+
+    def _compressed(self, image: Any) -> Any:
+        """The image re-compressed with H.264 at ``image_crf`` (null: the checkpoint's default, 33 for LTX-2's
+        Gemma 3 generation) as the stock pipeline does before resizing; a ``(3, H, W)`` tensor in [0, 1] becomes a
+        PIL image first."""
+        import numpy as np
+        from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf, resolve_default_image_crf
+        from PIL import Image
+
+        o = self.options
+        crf = o.image_crf if o.image_crf is not None else resolve_default_image_crf(self.components["text_encoder"])
+        if not crf:
+            return image
+        if isinstance(image, torch.Tensor):
+            image = Image.fromarray((image.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy())
+        return Image.fromarray(apply_image_conditioning_crf(np.array(image.convert("RGB")), crf))
+
+    def _frame0_mask(self, batch: int) -> torch.Tensor:
+        """``(B, F, H, W)`` ones at latent frame 0, zeros after, packed to tokens ``(B, F*H*W)``."""
+        from diffusers import LTX2Pipeline
+
+        f, h, w = self.latent_grid()
+        mask = torch.zeros(batch, 1, f, h, w, device=self.device, dtype=torch.float32)
+        mask[:, :, 0] = 1.0
+        return LTX2Pipeline._pack_latents(mask).squeeze(-1)
+
+    def _video_latents(
+        self, batch_size: int, generator: torch.Generator | None, cond: LTX2Condition | None
+    ) -> torch.Tensor:
+        """Noise with latent frame 0 replaced by the images' latents (the VAE encoder's mode, normalised), as the
+        stock pipeline forms them; the noise is drawn after the images are encoded."""
+        from diffusers import LTX2Pipeline
+        from diffusers.utils.torch_utils import randn_tensor
+
+        if cond is None or cond.pixels is None:
+            return super()._video_latents(batch_size, generator, cond)
+        vae = self.components["vae"]
+        f, h, w = self.latent_grid()
+        c = self.components["transformer"].config.in_channels
+        with torch.no_grad():
+            lat = torch.cat([vae.encode(im[None, :, None].to(vae.dtype)).latent_dist.mode() for im in cond.pixels])
+        lat = LTX2Pipeline._normalize_latents(lat.float(), vae.latents_mean, vae.latents_std).to(self.device)
+        noise = randn_tensor((batch_size, c, f, h, w), generator=generator, device=self.device, dtype=torch.float32)
+        mask = torch.zeros(batch_size, 1, f, h, w, device=self.device, dtype=torch.float32)
+        mask[:, :, 0] = 1.0
+        return lat.repeat(1, 1, f, 1, 1) * mask + noise * (1 - mask)
+
+    def _video_timestep(self, ts: torch.Tensor) -> torch.Tensor:
+        """One timestep per video token: 0 for latent frame 0 (the image), ``t`` for the others."""
+        return ts.unsqueeze(-1) * (1 - self._frame0_mask(ts.shape[0]).to(ts.dtype))
+
+    def _frame0_size(self) -> int:
+        """Entries of the state that hold latent frame 0 (its tokens come first in the packed video)."""
+        _, h, w = self.latent_grid()
+        return h * w * int(self.components["transformer"].config.in_channels)
+
+    def scheduler_step(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
+        step_index: int,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """Step everything after latent frame 0 (the rest of the video, then the audio); frame 0 (the image) stays."""
+        n = self._frame0_size()
+        rest = super().scheduler_step(model_output[:, n:], t, latents[:, n:], step_index, generator)
+        return torch.cat([latents[:, :n], rest], dim=1)
+
+    def step_log_prob(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
+        prev_latents: torch.Tensor,
+        step_index: int,
+    ) -> torch.Tensor:
+        """The log-density of the stepped entries (frame 0 is the image's, not sampled)."""
+        n = self._frame0_size()
+        return super().step_log_prob(model_output[:, n:], t, latents[:, n:], prev_latents[:, n:], step_index)
