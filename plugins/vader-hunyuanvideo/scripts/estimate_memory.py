@@ -127,11 +127,33 @@ def estimate(height: int = 480, width: int = 848, frames: int = 121) -> dict[str
         "decoder_last": decoder_last,
         "peak_first": weights + max(denoise, decoder_first),
         "peak_last": weights + max(denoise, decoder_last),
+        # for per_gpu(): the parts FSDP shares out
+        "block_weights": max(sum(p.numel() for p in b.parameters()) for b in dit.transformer_blocks) * size / GIB,
+        "root_weights": (n_dit - sum(p.numel() for b in dit.transformer_blocks for p in b.parameters())) * size / GIB,
+        "vae_weights": n_vae * size / GIB,
         "tokens": tokens,
         "height": height,
         "width": width,
         "frames": frames,
     }
+
+
+def per_gpu(r: dict[str, Any], gpus: int, frame: str = "decoder_first") -> float:
+    """Per-GPU peak GiB on ``gpus`` GPUs under ``distributed.strategy: fsdp`` (diffusers declares no context-parallel
+    plan for HunyuanVideo 1.5, so every GPU keeps its video's block inputs); ``frame``: which decode figure."""
+    from vader_core.estimate import per_gpu_peak
+
+    return per_gpu_peak(
+        denoiser_weights=r["transformer_weights"],
+        largest_unit=r["block_weights"],
+        root_weights=r["root_weights"],
+        other_weights=r["vae_weights"],
+        kept=r["boundaries"] + r["outside"],
+        recompute=r["block"] + r["mask"],
+        decode=r[frame],
+        world=gpus,
+        strategy="fsdp",
+    )
 
 
 def _row(name: str, r: dict[str, Any]) -> str:
@@ -147,7 +169,20 @@ def main() -> None:
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
     parser.add_argument("--frames", type=int)
+    parser.add_argument("--gpus", default=None, help="per-GPU peaks on these GPU counts, e.g. 1,2,4,8 (fsdp, frame 0)")
     a = parser.parse_args()
+    if a.gpus:
+        gpus = [int(g) for g in a.gpus.split(",")]
+        print("| size | H x W x F | " + " | ".join(f"{g} GPU{'s' if g > 1 else ''}" for g in gpus) + " |")
+        print("| --- | --- | " + " | ".join("---" for _ in gpus) + " |")
+        h0, w0, f0 = SIZES["480p"]
+        sizes = (
+            {"custom": (a.height or h0, a.width or w0, a.frames or f0)} if a.height or a.width or a.frames else SIZES
+        )
+        for name, (h, w, f) in sizes.items():
+            r = estimate(h, w, f)
+            print(f"| {name} | {h}x{w}x{f} | " + " | ".join(f"{per_gpu(r, g):.1f}" for g in gpus) + " |")
+        return
     print(
         "| size | H x W x F | joint tokens | weights on the GPU (transformer / with VAE) | one call's block inputs "
         "+ outside the blocks | one block recomputed + its attention mask | decoding frame 0 / the last frame | "

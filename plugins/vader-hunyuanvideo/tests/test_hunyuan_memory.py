@@ -26,3 +26,7 @@ def test_figures_at_a_small_size(estimate_memory):
     assert r["boundaries"] == pytest.approx(54 * r["tokens"] * 2048 * 2 / 2**30)
     assert 0 < r["block"] and 0 < r["decoder_first"] < r["decoder_last"]
     assert r["peak_first"] <= r["peak_last"]
+    # FSDP shares out the transformer's weights (no sequence parallelism: every GPU keeps its block inputs)
+    one, eight = estimate_memory.per_gpu(r, 1), estimate_memory.per_gpu(r, 8)
+    assert one == pytest.approx(r["peak_first"])
+    assert eight == pytest.approx(one - r["transformer_weights"] * 7 / 8 + r["root_weights"] + 2 * r["block_weights"])
