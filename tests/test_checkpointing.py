@@ -2,7 +2,7 @@
 
 import torch
 
-from vader_core.checkpointing import checkpointed_modules
+from vader_core.checkpointing import checkpointed_modules, gradient_only_in_calls
 
 
 class _CausalConv(torch.nn.Module):
@@ -59,3 +59,68 @@ def test_a_block_that_updates_its_cache_in_place_is_replayed_from_the_cache_at_i
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     # the gradient of the last chunk reaches the first through the caches
     assert results[True][1][..., :2].abs().sum() > 0
+
+
+class _Chunked(torch.nn.Module):
+    """A decoder that a VAE calls once per latent chunk, carrying a causal state from chunk to chunk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.tanh(self.lin(x) + state)
+        return y, y.detach() if not torch.is_grad_enabled() else y
+
+
+def _decode(dec: _Chunked, z: torch.Tensor, tiles: int) -> torch.Tensor:
+    outs = []
+    for tile in z.chunk(tiles, dim=0):  # a tiling VAE runs the whole chunk loop for each tile in turn
+        state = torch.zeros(tile.shape[0], 3, dtype=z.dtype)
+        row = []
+        for t in range(z.shape[1]):
+            y, state = dec(tile[:, t], state)
+            row.append(y)
+        outs.append(torch.stack(row, 1))
+    return torch.cat(outs, 0)
+
+
+def test_gradient_only_in_the_kept_calls_whatever_the_checkpointing_order():
+    torch.manual_seed(0)
+    dec = _Chunked().double()
+    z = torch.randn(4, 5, 3, dtype=torch.double)
+    keep = {4}
+
+    def grads(order: str) -> tuple[torch.Tensor, torch.Tensor]:
+        dec.zero_grad()
+        zi = z.clone().requires_grad_(True)
+        if order == "none":
+            # the reference: earlier chunks detached by hand
+            outs = []
+            for tile in zi.chunk(2, dim=0):
+                state = torch.zeros(tile.shape[0], 3, dtype=z.dtype)
+                for t in range(z.shape[1]):
+                    with torch.set_grad_enabled(t in keep):
+                        y, state = dec(tile[:, t], state)
+                outs.append(y)
+            out = torch.cat(outs, 0)
+        else:
+            outer, inner = (
+                (checkpointed_modules([dec]), gradient_only_in_calls(dec, keep, z.shape[1]))
+                if order == "checkpoint outside"
+                else (gradient_only_in_calls(dec, keep, z.shape[1]), checkpointed_modules([dec]))
+            )
+            with outer, inner:
+                decoded = _decode(dec, zi, tiles=2)
+            out = decoded[:, -1]
+        out.pow(2).sum().backward()
+        assert "forward" not in dec.__dict__ and not dec._forward_hooks and not dec._forward_pre_hooks  # all removed
+        assert torch.is_grad_enabled()
+        return zi.grad, dec.lin.weight.grad.clone()
+
+    ref = grads("none")
+    assert ref[0][:, :4].abs().sum() == 0 and ref[0][:, 4].abs().sum() > 0
+    for order in ("checkpoint outside", "checkpoint inside"):
+        got = grads(order)
+        torch.testing.assert_close(got[0], ref[0], rtol=0, atol=1e-12)
+        torch.testing.assert_close(got[1], ref[1], rtol=0, atol=1e-12)

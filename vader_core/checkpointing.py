@@ -247,6 +247,39 @@ def decoder_checkpointing(
     return checkpointed_modules(list(backbone.decoder_checkpoint_blocks()))
 
 
+@contextlib.contextmanager
+def gradient_only_in_calls(module: torch.nn.Module, keep: set[int], period: int) -> Iterator[None]:
+    """Within the block, ``module``'s calls record autograd only at the positions in ``keep``, counted modulo
+    ``period``; the others run without it, so what they pass on enters the kept calls as constants.
+
+    For a causal VAE that calls its decoder once per chunk of latent frames, in order (and, when it tiles,
+    once per chunk for each tile in turn): with ``period`` the number of chunks and ``keep`` the chunks that
+    hold the frames a reward scores, only those chunks are decoded with gradient, without re-implementing
+    the VAE's decode loop. The calls are counted by the module's call hooks, which a recomputation in
+    backward does not run, so it composes with :func:`checkpointed_modules` in either order.
+    """
+    calls = [0]
+    modes: list[bool] = []
+
+    def before(_module: torch.nn.Module, _args: Any) -> None:
+        modes.append(torch.is_grad_enabled())
+        torch.set_grad_enabled(modes[-1] and calls[0] % period in keep)
+        calls[0] += 1
+
+    def after(_module: torch.nn.Module, _args: Any, _output: Any) -> None:
+        torch.set_grad_enabled(modes.pop())
+
+    entered = torch.is_grad_enabled()
+    handles = [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        if modes:  # a call that raised: its mode was not restored
+            torch.set_grad_enabled(entered)
+
+
 def reject_folded_options(data: Any, names: Sequence[str]) -> Any:
     """For a backbone's ``Options`` (``model_validator(mode="before")``): a one-line error for options that
     switched the backbone's own checkpointing, now ``memory.gradient_checkpointing`` of the core."""

@@ -100,7 +100,8 @@ def estimate(
         ``transformer_call`` (one kept call as stored), ``block``, ``decoder`` (frame 0, one latent frame),
         ``decoder_last`` (the last frame as vader decodes it by default: its latent frame with autograd, the
         earlier ones without), ``decoder_all`` (the last frame with ``vae_history_gradient``: every latent
-        frame with autograd), ``peak`` (default) and ``peak_history_gradient``.
+        frame with autograd), ``peak`` (default) and ``peak_history_gradient``; with ``vae_tiling``:
+        ``decoder_tiled``, ``decoder_tiled_last`` and ``peak_tiled``.
     """
     from diffusers import WanTransformer3DModel
     from diffusers.utils import logging
@@ -162,20 +163,32 @@ def estimate(
         zl = torch.randn(1, z, lat_f, h, w, dtype=dtype, requires_grad=True)
         # Decoding: everything alive at its worst moment, forward and backward (the saved activations, the causal
         # cache of the frames before and the layer running: 20% more than the saved activations alone).
-        from vader_wan import WanBackbone
+        from vader_wan import WanBackbone, WanOptions
 
         bb = WanBackbone()
         bb.components = {"vae": vae}
 
         def decoded(fn: Any) -> float:
-            # At the default level the core recomputes the decoder's blocks in backward (decoder_checkpointing).
+            # At the default level the core recomputes the decoder's blocks in backward (decoder_checkpointing); the
+            # backbone post-processes the decoded prefix and keeps the chosen (last) frame for the reward.
+            def step() -> None:
+                ((fn() / 2 + 0.5).clamp(0, 1)[:, :, -1:].float().sum()).backward()
+
             with decoder_checkpointing(bb, checkpointing):
-                return live_peak_gib(lambda: fn().float().sum().backward())
+                return live_peak_gib(step)
 
         dec_one = decoded(lambda: vae.decode(zl[:, :, :1]).sample)
         # vader's default: the chosen frame's latent frame with autograd, the earlier ones without.
         dec_last = decoded(lambda: bb._decode_cut_history(zl, {lat_f - 1}))
         dec_all = decoded(lambda: vae.decode(zl).sample)  # vae_history_gradient: the whole prefix
+        # vae_tiling: 256x256 tiles, each tile's decoder call recomputed on its own, the earlier latent frames
+        # without gradient; the whole prefix runs (its decoded frames stay alive until the VAE concatenates them).
+        bb = WanBackbone(WanOptions(height=height, width=width, frames=frames, vae_tiling=True))
+        bb.components = {"vae": vae}
+        vae.enable_tiling()
+        dec_one_tiled = decoded(lambda: vae.decode(zl[:, :, :1]).sample)
+        dec_last_tiled = decoded(lambda: bb._decode_cut_history(zl, {lat_f - 1}))
+        vae.disable_tiling()
     tokens = lat_f * (h // 2) * (w // 2)
     inner = cfg["num_attention_heads"] * cfg["attention_head_dim"]
     n_blocks = cfg["num_layers"]
@@ -201,6 +214,9 @@ def estimate(
         "decoder": dec_one,
         "decoder_last": dec_last,
         "decoder_all": dec_all,
+        "decoder_tiled": dec_one_tiled,
+        "decoder_tiled_last": dec_last_tiled,
+        "peak_tiled": weights + (max(dec_last_tiled, kept + recompute) if checkpointing else kept + dec_last_tiled),
         "peak": weights + (max(dec_last, kept + recompute) if checkpointing else kept + dec_last),
         # for per_gpu(): the parts the `distributed` section shares out
         "denoiser_weights": experts * transformer_weights,
@@ -264,21 +280,27 @@ def main() -> None:
         )
         for m in [a.model] if a.model else ["t2v-14b", "i2v-14b", "a14b"]:
             r = estimate(m, a.height, a.width, a.frames, not a.no_checkpointing, not a.encoders_on_gpu)
-            for frame, label in (("decoder", "first"), ("decoder_last", "last")):
+            for frame, label in (
+                ("decoder", "first"),
+                ("decoder_last", "last"),
+                ("decoder_tiled_last", "last, `vae_tiling`"),
+            ):
                 cells = " | ".join(f"{per_gpu(r, n, frame=frame):.1f}" for n in counts)
                 print(f"| {m} | {r['height']}x{r['width']}x{r['frames']} | {label} | {cells} |")
         return
     print(
         "| checkpoint | size | weights (transformer / all) | one kept call | one block | decode frame 0 / last frame "
-        "/ last with history gradient | peak (default) | peak with history gradient |"
+        "/ last with history gradient | peak (default) | peak with history gradient | with `vae_tiling`: decode "
+        "frame 0 / last, peak |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for m in [a.model] if a.model else list(TRANSFORMERS):
         r = estimate(m, a.height, a.width, a.frames, not a.no_checkpointing, not a.encoders_on_gpu)
         print(
             f"| {m} | {r['height']}x{r['width']}x{r['frames']} | {r['transformer_weights']:.1f} / {r['weights']:.1f} "
             f"| {r['transformer_call']:.1f} | {r['block']:.1f} | {r['decoder']:.1f} / {r['decoder_last']:.1f} / "
-            f"{r['decoder_all']:.0f} | {r['peak']:.0f} | {r['peak_history_gradient']:.0f} |"
+            f"{r['decoder_all']:.0f} | {r['peak']:.0f} | {r['peak_history_gradient']:.0f} | "
+            f"{r['decoder_tiled']:.1f} / {r['decoder_tiled_last']:.1f}, {r['peak_tiled']:.0f} |"
         )
 
 

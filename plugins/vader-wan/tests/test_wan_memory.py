@@ -101,7 +101,7 @@ def test_decoded_frame_gradient(history):
     with torch.no_grad():
         full = bb.decode(latents, None)
     calls = []
-    h = bb.components["vae"].decoder.register_forward_hook(lambda m, a, o: calls.append(torch.is_grad_enabled()))
+    h = bb.components["vae"].decoder.register_forward_hook(lambda m, a, o: calls.append(o.requires_grad))
     sub = bb.decode(latents, [5, 2])  # latent frames 2 and 1
     h.remove()
     torch.testing.assert_close(sub.detach(), full[:, [5, 2]], rtol=0, atol=1e-6)
@@ -164,3 +164,44 @@ def test_decoder_block_checkpointing_keeps_the_gradient_through_the_causal_cache
     assert out["off"][1][0, :, 1:3].abs().sum() > 0
     # latent frames 0..2 decoded (0 without gradient); at block level the 2 kept ones are run again in backward
     assert len(out["off"][2]) == 3 and len(out["block"][2]) == 5
+
+
+def test_tiled_decoder_is_recomputed_tile_by_tile_with_the_same_gradient():
+    """vae_tiling: the VAE's own tiled decode (tiles forced small here); by default only the chosen frame's latent
+    frame keeps gradient, in every tile; at the block level the core checkpoints each decoder call (one latent frame
+    of one tile), and the frames and latent gradient equal storing everything."""
+    from vader_wan.tiny import tiny_components
+
+    from vader_core.checkpointing import decoder_checkpointing
+
+    bb = WanBackbone(WanOptions(height=32, width=32, frames=13, steps=2, vae_tiling=True))
+    comps = tiny_components(0)
+    comps["scheduler"] = bb.make_scheduler()
+    bb.setup(comps, "cpu", torch.float64)
+    vae = bb.components["vae"]
+    assert vae.use_tiling and vae.decoder not in bb.decoder_checkpoint_blocks()  # frames within one 256x256 tile
+    vae.enable_tiling(tile_sample_min_height=16, tile_sample_min_width=16, tile_sample_stride_height=8,
+                      tile_sample_stride_width=8)  # fmt: skip
+    assert bb.decoder_checkpoint_blocks() == [vae.decoder]
+    latents = bb.prepare_latents(1, torch.Generator().manual_seed(0)).double()  # 4 latent frames
+    runs, out = [], {}
+    handle = vae.decoder.conv_in.register_forward_hook(lambda m, a, o: runs.append(o.requires_grad))
+    for level in ("off", "block"):
+        runs.clear()
+        z = latents.clone().requires_grad_(True)
+        with decoder_checkpointing(bb, level):
+            frames = bb.decode(z, [5])  # latent frame 2
+            w = torch.randn(frames.shape, generator=torch.Generator().manual_seed(1), dtype=frames.dtype)
+            (frames * w).sum().backward()
+        out[level] = (frames.detach(), z.grad, list(runs))
+    handle.remove()
+    tiles = len(out["off"][2]) // 3  # latent frames 0..2 decoded in each tile
+    assert tiles == 16 and out["off"][2] == [False, False, True] * tiles  # 4 x 4 tiles of 2 x 2 latents
+    assert len(out["block"][2]) == 4 * tiles  # each tile's kept call again in backward
+    torch.testing.assert_close(out["block"][0], out["off"][0], rtol=0, atol=0)
+    torch.testing.assert_close(out["block"][1], out["off"][1], rtol=1e-9, atol=1e-12)
+    per_frame = out["off"][1].abs().sum(dim=(0, 1, 3, 4))
+    assert per_frame[2] > 0 and (per_frame[[0, 1, 3]] == 0).all()
+    with torch.no_grad():
+        full = bb.decode(latents)
+    torch.testing.assert_close(out["off"][0], full[:, [5]], rtol=0, atol=1e-6)

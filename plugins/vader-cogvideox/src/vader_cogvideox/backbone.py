@@ -37,9 +37,8 @@ too, but its step depends on the previous step's prediction: ``ddpo`` needs ``sc
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -47,7 +46,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from vader_core.backbone import BackboneOptions, BackbonePlugin
-from vader_core.checkpointing import run_guided
+from vader_core.checkpointing import gradient_only_in_calls, run_guided
 from vader_core.errors import ConfigError, MissingWeightsError
 from vader_core.hub import missing_weights
 from vader_core.lazy import torch
@@ -522,33 +521,6 @@ class CogVideoXBackbone(BackbonePlugin):
         size = int(getattr(self.components["vae"], "num_latent_frames_batch_size", 2))
         return max(0, (latent_frame - total % size) // size) if total >= size else 0
 
-    @contextlib.contextmanager
-    def _gradient_only_in_groups(self, keep: set[int], total: int) -> Iterator[None]:
-        """Within the block, the VAE's decoder calls for the groups in ``keep`` record autograd and the others do
-        not, so their cached features enter the kept groups as constants. The VAE calls its decoder once per group
-        in order, and with tiling once per group for each tile in turn; the call's position says which group."""
-        decoder = self.components["vae"].decoder
-        size = int(getattr(self.components["vae"], "num_latent_frames_batch_size", 2))
-        groups = max(total // size, 1)
-        own = decoder.__dict__.get("forward")  # the core's checkpoint wrapper, if installed
-        inner = decoder.forward
-        calls = [0]
-
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            group = calls[0] % groups
-            calls[0] += 1
-            with torch.set_grad_enabled(group in keep):
-                return inner(*args, **kwargs)
-
-        decoder.forward = forward
-        try:
-            yield
-        finally:
-            if own is None:
-                del decoder.forward
-            else:
-                decoder.forward = own
-
     def decode(
         self,
         latents: torch.Tensor,
@@ -571,8 +543,10 @@ class CogVideoXBackbone(BackbonePlugin):
         z = z[:, : self.decoded_prefix(self.latent_frame_of(max(idx)), z.shape[1])]
         z = z.permute(0, 2, 1, 3, 4).to(vae.dtype) / vae.config.scaling_factor
         if torch.is_grad_enabled() and z.requires_grad and not self.options.vae_history_gradient:
+            # The VAE calls its decoder once per group, in order (with tiling, for each tile in turn).
             keep = {self._group_of(self.latent_frame_of(f), z.shape[2]) for f in idx}
-            with self._gradient_only_in_groups(keep, z.shape[2]):
+            groups = max(z.shape[2] // int(getattr(vae, "num_latent_frames_batch_size", 2)), 1)
+            with gradient_only_in_calls(vae.decoder, keep, groups):
                 video = vae.decode(z).sample
         else:
             video = vae.decode(z).sample  # (B, 3, f, H, W) in [-1, 1]
