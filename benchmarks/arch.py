@@ -171,3 +171,86 @@ def register_random_wan(width: int = 8) -> type:
     mod.register_backbones = register_backbones  # type: ignore[attr-defined]
     plugins.register_plugin(mod, name="bench-wan", package="benchmarks")
     return RandomWan
+
+
+def cogvideox_components(width: int = 8, size: tuple[int, int, int] = (256, 256, 17), seed: int = 0) -> dict[str, Any]:
+    """Random CogVideoX1.5-5B components with every channel count divided by ``width``: the transformer's 42
+    blocks of 48 / width heads of size 64 (the 3D rotary positions need the released head size; temporal
+    patches of 2), the causal VAE
+    (block channels (128, 256, 256, 512) / width, the released layout otherwise) and the plugin's tiny T5 of
+    the transformer's text width (encoding is not part of the chain). ``size`` (height, width, frames) is the
+    size the positions are laid out for."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+    from vader_cogvideox.tiny import tiny_text_encoder
+
+    from vader_core.tokenizers import tiny_t5_tokenizer
+
+    torch.manual_seed(seed)
+    tok = tiny_t5_tokenizer()
+    text_dim = 4096 // width
+    h, w, f = size
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=48 // width,
+        attention_head_dim=64,
+        in_channels=16,
+        out_channels=16,
+        time_embed_dim=512 // width,
+        text_embed_dim=text_dim,
+        num_layers=42,
+        use_rotary_positional_embeddings=True,
+        patch_size_t=2,
+        patch_bias=False,
+        sample_height=h // 8,
+        sample_width=w // 8,
+        sample_frames=f,
+        max_text_seq_length=226,
+    )
+    vch = tuple(c // width for c in (128, 256, 256, 512))
+    vae = AutoencoderKLCogVideoX(
+        block_out_channels=vch,
+        norm_num_groups=min(32, vch[0] // 2),
+        scaling_factor=1.15258426,
+    )
+    return {
+        "transformer": transformer,
+        "vae": vae,
+        "text_encoder": tiny_text_encoder(len(tok), text_dim),
+        "tokenizer": tok,
+    }
+
+
+def register_random_cogvideox(width: int = 8, size: tuple[int, int, int] = (256, 256, 17)) -> type:
+    """Register backbone ``cogvideox-random`` (CogVideoX1.5-5B architecture / ``width``, random weights, its DDIM
+    sampler) in this process."""
+    import types
+
+    from vader_cogvideox import CogVideoXBackbone
+    from vader_cogvideox.tiny import scheduler_config
+
+    from vader_core import hookimpl, plugins
+    from vader_core.resolve import backbone_class
+
+    if plugins.has("backbone", "cogvideox-random"):
+        return backbone_class("cogvideox-random")
+
+    class RandomCogVideoX(CogVideoXBackbone):
+        name = "cogvideox-random"
+        summary = "CogVideoX1.5-5B architecture with random weights, channels divided by a width factor."
+
+        def load(self, device: Any, dtype: Any) -> None:
+            self.load_tiny(device, dtype)
+
+        def load_tiny(self, device: Any, dtype: Any, seed: int = 0) -> None:
+            comps = cogvideox_components(width, size, seed)
+            comps["scheduler"] = self.make_scheduler(scheduler_config("ddim"))
+            self.setup(comps, device, dtype)
+
+    mod = types.ModuleType("vader_bench_cogvideox")
+
+    @hookimpl
+    def register_backbones(register: Any) -> None:
+        register(RandomCogVideoX)
+
+    mod.register_backbones = register_backbones  # type: ignore[attr-defined]
+    plugins.register_plugin(mod, name="bench-cogvideox", package="benchmarks")
+    return RandomCogVideoX

@@ -571,10 +571,14 @@ ESTIMATOR_CASES: list[dict[str, Any]] = [
     # causal decoder what the last one does (every latent frame after the first decodes 4 frames)
     {"backbone": "wan", "width": 8, "size": 256, "frames": 13, "checkpointing": True},
     {"backbone": "wan", "width": 8, "size": 256, "frames": 13, "checkpointing": False},
+    # CogVideoX 1.5: 17 frames are 5 latent frames padded to 6, 3 temporal patches of 768 tokens with the text
+    {"backbone": "cogvideox", "width": 8, "size": 256, "frames": 17, "checkpointing": True},
+    {"backbone": "cogvideox", "width": 8, "size": 256, "frames": 17, "checkpointing": False},
 ]
 QUICK_ESTIMATOR_CASES: list[dict[str, Any]] = [
     {"backbone": "modelscope", "width": 32, "size": 32, "frames": 2, "checkpointing": True},
     {"backbone": "wan", "width": 16, "size": 32, "frames": 5, "checkpointing": True},
+    {"backbone": "cogvideox", "width": 16, "size": 32, "frames": 9, "checkpointing": True},
 ]
 
 
@@ -582,6 +586,16 @@ def _meta(components: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     return {k: v.to("meta") if isinstance(v, torch.nn.Module) else v for k, v in components.items()}
+
+
+def _cogvideox_on_meta(comps: dict[str, Any], size: int, frames: int) -> Any:
+    import torch
+    from vader_cogvideox import CogVideoXBackbone, CogVideoXOptions
+
+    bb = CogVideoXBackbone(CogVideoXOptions(height=size, width=size, frames=frames))
+    bb.components = {"transformer": comps["transformer"], "vae": comps["vae"]}
+    bb.vae_spatial, bb.vae_temporal, bb.device = 8, 4, torch.device("meta")
+    return bb
 
 
 def estimate_case(case: dict[str, Any]) -> dict[str, float]:
@@ -614,6 +628,18 @@ def estimate_case(case: dict[str, Any]) -> dict[str, float]:
         z = torch.randn(1, 4, size // 8, size // 8, device="meta")
         with torch.no_grad():
             live = live_peak_gib(lambda: comps["vae"].decode(z).sample)
+    elif case["backbone"] == "cogvideox":
+        from benchmarks.arch import cogvideox_components
+
+        comps = _meta(cogvideox_components(case["width"], (size, size, frames)))
+        r = _script("vader_cogvideox").estimate(
+            "1.5-t2v", size, size, frames, True, False, comps, torch.float32, bool(ck)
+        )
+        step = (r["peak_last"] if ck else r["peak_off"]) - r["weights"]
+        bb = _cogvideox_on_meta(comps, size, frames)
+        z = torch.randn(*bb.latent_shape(1), device="meta")
+        with torch.no_grad():
+            live = live_peak_gib(lambda: bb.decode(z, [frames - 1]))
     else:
         from vader_wan import WanBackbone
 

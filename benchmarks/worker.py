@@ -40,7 +40,7 @@ def _hwm_mb() -> float:
 def run(cfg: dict) -> dict:
     import torch
 
-    from benchmarks.arch import register_random_modelscope, register_random_wan
+    from benchmarks.arch import register_random_cogvideox, register_random_modelscope, register_random_wan
     from vader_core.config import MemorySection, TruncationSection
     from vader_core.lora import add_lora, lora_parameters
     from vader_core.sampling import sample_with_grad
@@ -51,6 +51,9 @@ def run(cfg: dict) -> dict:
     size = {"height": cfg["size"], "width": cfg["size"], "frames": cfg["frames"], "steps": cfg["steps"]}
     if cfg.get("backbone", "modelscope") == "wan":  # Wan 2.1 1.3B's architecture / width, its default guidance
         cls = register_random_wan(cfg["width"])
+        bb = cls(cls.Options(**size))
+    elif cfg["backbone"] == "cogvideox":  # CogVideoX1.5-5B's architecture / width, its default guidance
+        cls = register_random_cogvideox(cfg["width"], (cfg["size"], cfg["size"], cfg["frames"]))
         bb = cls(cls.Options(**size))
     else:
         cls = register_random_modelscope(cfg["width"], cfg.get("text_layers", 2))

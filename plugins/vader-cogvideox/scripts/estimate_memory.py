@@ -70,8 +70,16 @@ def estimate(
     frames: int | None = None,
     guidance: bool = True,
     offload_encoders: bool = True,
+    components: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.bfloat16,
+    checkpointing: bool = True,
 ) -> dict[str, Any]:
     """Memory figures in GiB of one K=1 bf16 training step at ``memory.gradient_checkpointing: true``.
+
+    ``components`` (``transformer``, ``vae`` and ``text_encoder`` built on the ``meta`` device, with ``height``,
+    ``width`` and ``frames`` given) replace the released architecture, in ``dtype``: benchmarks check the estimate
+    against a measured step of a scaled-down architecture this way. ``checkpointing=False`` adds ``peak_off``:
+    everything stored (``memory.gradient_checkpointing: false``), the last frame decoded untiled.
 
     Returns:
         `dict`: ``transformer_weights``, ``weights`` (resident), ``text_encoder_weights``, ``denoiser`` (the
@@ -86,26 +94,33 @@ def estimate(
     logging.set_verbosity_error()
     dh, dw, df = DEFAULT_SIZE[model]
     height, width, frames = height or dh, width or dw, frames or df
-    dtype = torch.bfloat16
+    size = torch.empty((), dtype=dtype).element_size()
     cfg = {"in_channels": 16, "out_channels": 16, "max_text_seq_length": 226, **TRANSFORMERS[model]}
     with torch.device("meta"):
-        tr = CogVideoXTransformer3DModel(**cfg).to(dtype=dtype).requires_grad_(False)
-        vae = AutoencoderKLCogVideoX(scaling_factor=0.7).to(dtype=dtype).requires_grad_(False)
-        text = T5EncoderModel(
-            T5Config(
-                vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
-                feed_forward_proj="gated-gelu",
-            )
-        )  # fmt: skip
+        if components is not None:
+            tr = components["transformer"].to(dtype=dtype).requires_grad_(False)
+            vae = components["vae"].to(dtype=dtype).requires_grad_(False)
+            text = components["text_encoder"]
+            cfg = dict(tr.config)
+        else:
+            tr = CogVideoXTransformer3DModel(**cfg).to(dtype=dtype).requires_grad_(False)
+            vae = AutoencoderKLCogVideoX(scaling_factor=0.7).to(dtype=dtype).requires_grad_(False)
+            text = T5EncoderModel(
+                T5Config(
+                    vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                    feed_forward_proj="gated-gelu",
+                )
+            )  # fmt: skip
         bb = CogVideoXBackbone(CogVideoXOptions(height=height, width=width, frames=frames))
         bb.components = {"transformer": tr, "vae": vae}
-        bb.vae_spatial, bb.vae_temporal, bb.device = 8, 4, torch.device("meta")
+        bb.vae_spatial = 2 ** (len(vae.config.block_out_channels) - 1)
+        bb.vae_temporal, bb.device = int(vae.config.temporal_compression_ratio), torch.device("meta")
         n_tr = sum(p.numel() for p in tr.parameters())
         n_text = sum(p.numel() for p in text.parameters())
         n_vae = sum(p.numel() for p in vae.parameters())
         shape = bb.latent_shape(1)
         rotary = bb.rotary_embeddings(shape[1])
-        emb = torch.randn(1, 226, 4096, dtype=dtype)
+        emb = torch.randn(1, cfg["max_text_seq_length"], cfg["text_embed_dim"], dtype=dtype)
         ofs = torch.full((1,), 2.0, dtype=dtype) if cfg.get("ofs_embed_dim") else None
 
         def call(batch: int) -> Any:
@@ -114,23 +129,29 @@ def estimate(
             return tr(x, emb.expand(batch, -1, -1), t, ofs=ofs, image_rotary_emb=rotary, return_dict=False)[0]
 
         den = kept_call_gib(call, bb.checkpoint_blocks(), batch=2 if guidance else 1)
-        # The same VAE for every checkpoint: traced once per size.
-        decode = _DECODE.setdefault((height, width, frames), {})
-        for tiling in (False, True) if not decode else ():
-            tb = CogVideoXBackbone(CogVideoXOptions(height=height, width=width, frames=frames, vae_tiling=tiling))
-            tb.components, tb.vae_spatial, tb.vae_temporal = bb.components, 8, 4
+        # The same VAE for every released checkpoint: traced once per size.
+        decode = _DECODE.setdefault((height, width, frames), {}) if components is None else {}
+        tb = CogVideoXBackbone(CogVideoXOptions(height=height, width=width, frames=frames))
+
+        def decoded(tiling: bool, frame: int, levers: bool = True) -> float:
+            tb.options = CogVideoXOptions(height=height, width=width, frames=frames, vae_tiling=tiling)
+            tb.components, tb.vae_spatial, tb.vae_temporal = bb.components, bb.vae_spatial, bb.vae_temporal
             vae.enable_tiling() if tiling else vae.disable_tiling()
+            x = torch.randn(*shape, dtype=dtype, requires_grad=True)
+            with decoder_checkpointing(tb, levers):
+                return live_peak_gib(lambda: tb.decode(x, [frame]).sum().backward())
+
+        for tiling in (False, True) if not decode else ():
             for frame in (0, frames - 1):
-                x = torch.randn(*shape, dtype=dtype, requires_grad=True)
-                with decoder_checkpointing(tb, True):
-                    decode[tiling, frame] = live_peak_gib(lambda b=tb, x=x, f=frame: b.decode(x, [f]).sum().backward())
+                decode[tiling, frame] = decoded(tiling, frame)
+        decode_off = None if checkpointing else decoded(False, frames - 1, levers=False)
         vae.disable_tiling()
-    weights = (n_tr + n_vae + (0 if offload_encoders else n_text)) * 2 / GIB
+    weights = (n_tr + n_vae + (0 if offload_encoders else n_text)) * size / GIB
     return {
         "transformer_params": n_tr,
-        "transformer_weights": n_tr * 2 / GIB,
+        "transformer_weights": n_tr * size / GIB,
         "weights": weights,
-        "text_encoder_weights": n_text * 2 / GIB,
+        "text_encoder_weights": n_text * size / GIB,
         "tokens": (shape[1] // (cfg.get("patch_size_t") or 1)) * (shape[3] // 2) * (shape[4] // 2),
         "denoiser": den["block"],
         "boundaries": den["boundaries"],
@@ -144,10 +165,11 @@ def estimate(
         "peak_last": step_peak(weights, den, {"block": decode[False, frames - 1]}, "block"),
         "peak_tiled": step_peak(weights, den, {"block": decode[True, 0]}, "block"),
         "peak_tiled_last": step_peak(weights, den, {"block": decode[True, frames - 1]}, "block"),
+        "peak_off": None if decode_off is None else step_peak(weights, den, {"off": decode_off}, "off"),
         # for per_gpu(): the parts FSDP shares out
-        "block_weights": max(sum(p.numel() for p in b.parameters()) for b in bb.checkpoint_blocks()) * 2 / GIB,
-        "root_weights": (n_tr - sum(p.numel() for b in bb.checkpoint_blocks() for p in b.parameters())) * 2 / GIB,
-        "other_weights": weights - n_tr * 2 / GIB,
+        "block_weights": max(sum(p.numel() for p in b.parameters()) for b in bb.checkpoint_blocks()) * size / GIB,
+        "root_weights": (n_tr - sum(p.numel() for b in bb.checkpoint_blocks() for p in b.parameters())) * size / GIB,
+        "other_weights": weights - n_tr * size / GIB,
         "size": f"{height}x{width}x{frames}",
     }
 
