@@ -39,6 +39,41 @@ def test_step_log_prob_is_the_gaussian_the_scheduler_samples_from():
         latents = prev
 
 
+def test_stochastic_ddim_step_is_diffusers_and_finite_at_zero_terminal_snr():
+    """The sampled DDIM step (eta 1) is diffusers' wherever diffusers' is finite; at the first step of a
+    zero-terminal-SNR schedule (alpha_t = 0, the toy model's) 1 - alpha_prev - std^2 is 0, which diffusers'
+    float32 rounding can turn negative and into NaN: vader's step is the Gaussian with that term at 0."""
+    from diffusers import DDIMScheduler
+
+    from vader_plugins.toy.backbone import SCHEDULES
+
+    for name, config in SCHEDULES.items():
+        bb = TinyBackbone(TinyBackbone.Options(frames=2, steps=10, eta=1.0))
+        bb.load("cpu", torch.float32)
+        bb.components["scheduler"] = DDIMScheduler.from_config(config)
+        cond = bb.encode_condition(["a cat"], None)
+        latents = bb.prepare_latents(1, torch.Generator().manual_seed(0))
+
+        def flat(x: torch.Tensor) -> torch.Tensor:  # the scheduler's (B*F, C, h, w) layout
+            return x.transpose(1, 2).flatten(0, 1)
+
+        for i, t in enumerate(bb.set_timesteps(10)):
+            out = bb.predict(latents, t, cond, i)
+            prev = bb.scheduler_step(out, t, latents, i, torch.Generator().manual_seed(i))
+            assert torch.isfinite(prev).all(), (name, int(t))
+            ref = bb.scheduler.step(
+                flat(out), t, flat(latents), eta=1.0, generator=torch.Generator().manual_seed(i), return_dict=False
+            )[0]
+            if torch.isfinite(ref).all():
+                torch.testing.assert_close(flat(prev), ref, atol=1e-5, rtol=1e-5)
+            else:  # only the zero-SNR schedule's first step: alpha_t = 0, so x0 = -v and no direction term
+                assert name == "zero-snr" and i == 0
+                a_prev = bb.scheduler.alphas_cumprod[int(t) - 100]
+                noise = torch.randn(flat(out).shape, generator=torch.Generator().manual_seed(i))
+                torch.testing.assert_close(flat(prev), -a_prev.sqrt() * flat(out) + (1 - a_prev).sqrt() * noise)
+            latents = prev
+
+
 def test_per_prompt_stats_normalise():
     st = PerPromptStats(buffer_size=4, min_count=2)
     a = st.update(["x", "x", "y"], torch.tensor([1.0, 3.0, 5.0]))

@@ -127,6 +127,7 @@ def test_nan_reward_stops_before_training(install, tmp_path, earlier_run):
     install("vader-bad-nan", reward_source("frames.mean(dim=(1, 2, 3)) * float('nan')"))
     line = assert_one_line_error(_train(tmp_path / "run", steps=2), "reward `bad` (vader_bad_nan.Bad)", "nan")
     assert "before any training" in line and "finite" in line
+    assert "returned [nan, nan]" in line  # the scores, not eaten as console markup
     assert not (tmp_path / "run" / "checkpoints").exists()
     _unchanged(earlier_run)
 

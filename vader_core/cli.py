@@ -648,7 +648,7 @@ def main(argv: list[str] | None = None) -> None:
     except VaderError as e:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
         raise SystemExit(e.exit_code) from None
     except KeyboardInterrupt as e:
         if debug:

@@ -219,42 +219,44 @@ class UNetT2VBackbone(BackbonePlugin):
         step_index: int,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
+        from diffusers import DDIMScheduler
+
         b, c, f, h, w = latents.shape
         flat = latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
         out = model_output.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
-        kwargs: dict[str, Any] = {}
-        if self.options.scheduler == "ddim":
-            kwargs = {"eta": self.options.eta, "generator": generator}
-        elif generator is not None:
-            kwargs = {"generator": generator}
-        prev = self.scheduler.step(out, t, flat, **kwargs, return_dict=False)[0]
+        if isinstance(self.scheduler, DDIMScheduler) and self.options.eta > 0:
+            from diffusers.utils.torch_utils import randn_tensor
+
+            # The stochastic step from the Gaussian step_log_prob scores; the noise drawn as diffusers draws it.
+            mean, std = self._ddim_gaussian(out, t, flat)
+            noise = randn_tensor(out.shape, generator=generator, device=out.device, dtype=out.dtype)
+            prev = (mean + std * noise).to(flat.dtype)
+        else:
+            kwargs: dict[str, Any] = {}
+            if self.options.scheduler == "ddim":
+                kwargs = {"eta": self.options.eta, "generator": generator}
+            elif generator is not None:
+                kwargs = {"generator": generator}
+            prev = self.scheduler.step(out, t, flat, **kwargs, return_dict=False)[0]
         return prev.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
 
-    def step_log_prob(
-        self,
-        model_output: torch.Tensor,
-        t: torch.Tensor,
-        latents: torch.Tensor,
-        prev_latents: torch.Tensor,
-        step_index: int,
-    ) -> torch.Tensor:
-        """Gaussian log-density of a DDIM step with ``eta > 0`` (the DDPO policy), per video.
+    def _ddim_gaussian(
+        self, model_output: torch.Tensor, t: torch.Tensor, latents: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation of DDIM's stochastic step (Song et al., eq. 12, eta = ``options.eta``) as
+        diffusers' ``DDIMScheduler.step`` computes them (prediction type, ``clip_sample``), in float32.
 
-        Mean and standard deviation follow diffusers' ``DDIMScheduler.step`` (Song et al., eq. 12),
-        so ``scheduler_step`` samples exactly from this Gaussian.
-        """
-        import math
-
-        from diffusers import DDIMScheduler
-
-        sched = self.scheduler
-        if not isinstance(sched, DDIMScheduler) or self.options.eta <= 0:
+        ``1 - a_prev - std^2`` is clamped at 0: at the first step of a zero-terminal-SNR schedule (``a_t = 0``,
+        eta 1) it is 0 exactly, and diffusers' rounding makes it slightly negative, so its square root (and
+        every later step) was NaN; the toy model's schedule is one of those."""
+        sched = cast(Any, self.scheduler)  # DDIMScheduler's state and config are set at run time, unannotated
+        if sched.config.thresholding:
             from .errors import ConfigError
 
             raise ConfigError(
-                "this method needs a stochastic DDIM sampler: set backbone.scheduler=ddim and sampling.eta=1.0"
+                "the stochastic DDIM step (sampling.eta > 0) does not take the scheduler's dynamic thresholding: "
+                "set sampling.eta=0 or a scheduler config with thresholding false"
             )
-        sched = cast(Any, sched)  # DDIMScheduler's state and config are set at run time, unannotated
         ac = sched.alphas_cumprod.to(latents.device)
         t_int = int(t)
         prev_t = t_int - sched.config.num_train_timesteps // sched.num_inference_steps
@@ -270,9 +272,39 @@ class UNetT2VBackbone(BackbonePlugin):
         else:
             x0 = eps
             eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+        if sched.config.clip_sample:
+            x0 = x0.clamp(-sched.config.clip_sample_range, sched.config.clip_sample_range)
         variance = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)
-        std = self.options.eta * variance.clamp(min=1e-20).sqrt()
+        std = self.options.eta * variance.clamp(min=0).sqrt()
         mean = a_prev.sqrt() * x0 + (1 - a_prev - std**2).clamp(min=0).sqrt() * eps
+        return mean, std
+
+    def step_log_prob(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        latents: torch.Tensor,
+        prev_latents: torch.Tensor,
+        step_index: int,
+    ) -> torch.Tensor:
+        """Gaussian log-density of a DDIM step with ``eta > 0`` (the DDPO policy), per video.
+
+        Mean and standard deviation are :meth:`_ddim_gaussian`'s (diffusers' ``DDIMScheduler.step``, Song et
+        al., eq. 12), the Gaussian ``scheduler_step`` samples from.
+        """
+        import math
+
+        from diffusers import DDIMScheduler
+
+        sched = self.scheduler
+        if not isinstance(sched, DDIMScheduler) or self.options.eta <= 0:
+            from .errors import ConfigError
+
+            raise ConfigError(
+                "this method needs a stochastic DDIM sampler: set backbone.scheduler=ddim and sampling.eta=1.0"
+            )
+        mean, std = self._ddim_gaussian(model_output, t, latents)
+        std = std.clamp(min=1e-10)  # the last step of a schedule ending at alpha 1 adds no noise
         logp = -((prev_latents.float() - mean) ** 2) / (2 * std**2) - std.log() - math.log(math.sqrt(2 * math.pi))
         return logp.mean(dim=tuple(range(1, logp.ndim)))
 
