@@ -40,6 +40,9 @@ def test_quick_benchmarks_write_report(tmp_path):
     levels = data["details"]["b4"]["levels"]["levels"]
     assert [r["fraction"] for r in levels] == [0.25, 0.5, 0.9]
     assert all({"vader", "ddpo", "ratio", "target"} <= set(r) for r in levels)
+    ratios = data["ddpo_query_ratios"]
+    assert list(ratios) == ["25%", "50%", "90%"]
+    assert all(set(r) >= {"ratio", "lower_bound"} and (r["ratio"] is not None or r["why"]) for r in ratios.values())
     md = (tmp_path / "benchmarks.md").read_text()
     for section in (
         "B1. Memory ablation",
@@ -95,3 +98,10 @@ def test_b4_levels_definition():
     assert quarter["ddpo"]["mean"] == 96 and quarter["ratio"] == 32 and quarter["ratio_is_lower_bound"]
     assert half["ddpo"]["per_seed"] == [128, None] and most["ddpo"]["reached"] == 0
     assert most["vader"]["mean"] == 4 and most["ratio"] == 32 and most["ratio_valid"]
+    from benchmarks.run import b4_ratios
+
+    ratios = b4_ratios(out)
+    assert ratios["25%"] == {"ratio": 32, "lower_bound": True} and ratios["90%"]["ratio"] == 32
+    curves["vader"][1] = curve([(0, 0.0), (2, 0.2), (4, 0.5)])  # seed 1 never reaches 90% of the mean gain
+    censored = b4_ratios(b4_levels(curves))["90%"]
+    assert censored["ratio"] is None and censored["why"] == "vader reached it on 1 of 2 seeds in 4 queries"
