@@ -49,10 +49,11 @@ def run(cfg: dict) -> dict:
     device = torch.device(cfg.get("device", "cpu"))
     bf16 = cfg["precision"] == "bf16"
     size = {"height": cfg["size"], "width": cfg["size"], "frames": cfg["frames"], "steps": cfg["steps"]}
-    if cfg.get("backbone", "modelscope") == "wan":  # Wan 2.1 1.3B's architecture / width, its default guidance
+    kind = cfg.get("backbone", "modelscope")
+    if kind == "wan":  # Wan 2.1 1.3B's architecture / width, its default guidance
         cls = register_random_wan(cfg["width"])
         bb = cls(cls.Options(**size))
-    elif cfg["backbone"] == "cogvideox":  # CogVideoX1.5-5B's architecture / width, its default guidance
+    elif kind == "cogvideox":  # CogVideoX1.5-5B's architecture / width, its default guidance
         cls = register_random_cogvideox(cfg["width"], (cfg["size"], cfg["size"], cfg["frames"]))
         bb = cls(cls.Options(**size))
     else:
