@@ -137,40 +137,52 @@ def wan_components(width: int = 8, seed: int = 0) -> dict[str, Any]:
     return {"transformer": transformer, "vae": vae, "text_encoder": tiny_text_encoder(len(tok), 32), "tokenizer": tok}
 
 
-def register_random_wan(width: int = 8) -> type:
-    """Register backbone ``wan-random`` (Wan 2.1 1.3B architecture / ``width``, random weights) in this process."""
+def _register_random(base: type, name: str, summary: str, components: Any, scheduler_config: dict[str, Any]) -> type:
+    """Register backbone ``name``: ``base`` loading ``components(seed)`` (random weights) with the scheduler of
+    ``scheduler_config``, under a plugin of its own in this process; the class registered earlier if there is
+    one (B8 builds the same model twice)."""
     import types
-
-    from vader_wan import WanBackbone
-    from vader_wan.tiny import scheduler_config
 
     from vader_core import hookimpl, plugins
     from vader_core.resolve import backbone_class
 
-    if plugins.has("backbone", "wan-random"):  # registered earlier in this process (B8 builds it twice)
-        return backbone_class("wan-random")
+    if plugins.has("backbone", name):
+        return backbone_class(name)
 
-    class RandomWan(WanBackbone):
-        name = "wan-random"
-        summary = "Wan 2.1 T2V 1.3B architecture with random weights, channels divided by a width factor."
-
+    class Random(base):  # type: ignore[misc, valid-type]
         def load(self, device: Any, dtype: Any) -> None:
             self.load_tiny(device, dtype)
 
         def load_tiny(self, device: Any, dtype: Any, seed: int = 0) -> None:
-            comps = wan_components(width, seed)
-            comps["scheduler"] = self.make_scheduler(scheduler_config())
+            comps = components(seed)
+            comps["scheduler"] = self.make_scheduler(dict(scheduler_config))
             self.setup(comps, device, dtype)
 
-    mod = types.ModuleType("vader_bench_wan")
+    Random.name, Random.summary = name, summary
+    Random.__name__ = Random.__qualname__ = f"Random{base.__name__}"
+    mod = types.ModuleType(f"vader_bench_{name.replace('-', '_')}")
 
     @hookimpl
     def register_backbones(register: Any) -> None:
-        register(RandomWan)
+        register(Random)
 
     mod.register_backbones = register_backbones  # type: ignore[attr-defined]
-    plugins.register_plugin(mod, name="bench-wan", package="benchmarks")
-    return RandomWan
+    plugins.register_plugin(mod, name=f"bench-{name.removesuffix('-random')}", package="benchmarks")
+    return Random
+
+
+def register_random_wan(width: int = 8) -> type:
+    """Register backbone ``wan-random`` (Wan 2.1 1.3B architecture / ``width``, random weights) in this process."""
+    from vader_wan import WanBackbone
+    from vader_wan.tiny import scheduler_config
+
+    return _register_random(
+        WanBackbone,
+        "wan-random",
+        "Wan 2.1 T2V 1.3B architecture with random weights, channels divided by a width factor.",
+        lambda seed: wan_components(width, seed),
+        scheduler_config(),
+    )
 
 
 def cogvideox_components(width: int = 8, size: tuple[int, int, int] = (256, 256, 17), seed: int = 0) -> dict[str, Any]:
@@ -222,35 +234,13 @@ def cogvideox_components(width: int = 8, size: tuple[int, int, int] = (256, 256,
 def register_random_cogvideox(width: int = 8, size: tuple[int, int, int] = (256, 256, 17)) -> type:
     """Register backbone ``cogvideox-random`` (CogVideoX1.5-5B architecture / ``width``, random weights, its DDIM
     sampler) in this process."""
-    import types
-
     from vader_cogvideox import CogVideoXBackbone
     from vader_cogvideox.tiny import scheduler_config
 
-    from vader_core import hookimpl, plugins
-    from vader_core.resolve import backbone_class
-
-    if plugins.has("backbone", "cogvideox-random"):
-        return backbone_class("cogvideox-random")
-
-    class RandomCogVideoX(CogVideoXBackbone):
-        name = "cogvideox-random"
-        summary = "CogVideoX1.5-5B architecture with random weights, channels divided by a width factor."
-
-        def load(self, device: Any, dtype: Any) -> None:
-            self.load_tiny(device, dtype)
-
-        def load_tiny(self, device: Any, dtype: Any, seed: int = 0) -> None:
-            comps = cogvideox_components(width, size, seed)
-            comps["scheduler"] = self.make_scheduler(scheduler_config("ddim"))
-            self.setup(comps, device, dtype)
-
-    mod = types.ModuleType("vader_bench_cogvideox")
-
-    @hookimpl
-    def register_backbones(register: Any) -> None:
-        register(RandomCogVideoX)
-
-    mod.register_backbones = register_backbones  # type: ignore[attr-defined]
-    plugins.register_plugin(mod, name="bench-cogvideox", package="benchmarks")
-    return RandomCogVideoX
+    return _register_random(
+        CogVideoXBackbone,
+        "cogvideox-random",
+        "CogVideoX1.5-5B architecture with random weights, channels divided by a width factor.",
+        lambda seed: cogvideox_components(width, size, seed),
+        scheduler_config("ddim"),
+    )

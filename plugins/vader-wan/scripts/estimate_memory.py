@@ -205,6 +205,11 @@ def estimate(
     # recomputes the call, which stores the block inputs of both guidance calls, then one block at a time.
     # Off: both calls' activations stored.
     kept = 2 * stored
+
+    def peak_with(decode: float) -> float:
+        # Checkpointed: the decoder's activations are freed before the kept step is recomputed; stored: both at once.
+        return weights + (max(decode, kept + recompute) if checkpointing else kept + decode)
+
     return {
         "transformer_weights": transformer_weights,
         "weights": weights,
@@ -216,8 +221,8 @@ def estimate(
         "decoder_all": dec_all,
         "decoder_tiled": dec_one_tiled,
         "decoder_tiled_last": dec_last_tiled,
-        "peak_tiled": weights + (max(dec_last_tiled, kept + recompute) if checkpointing else kept + dec_last_tiled),
-        "peak": weights + (max(dec_last, kept + recompute) if checkpointing else kept + dec_last),
+        "peak_tiled": peak_with(dec_last_tiled),
+        "peak": peak_with(dec_last),
         # for per_gpu(): the parts the `distributed` section shares out
         "denoiser_weights": experts * transformer_weights,
         "block_weights": n_block * size / GIB,
@@ -226,7 +231,7 @@ def estimate(
         "kept": kept if checkpointing else kept + 0.0,
         "recompute": recompute,
         "heads": cfg["num_attention_heads"],
-        "peak_history_gradient": weights + (max(dec_all, kept + recompute) if checkpointing else kept + dec_all),
+        "peak_history_gradient": peak_with(dec_all),
         "height": height,
         "width": width,
         "frames": frames,
