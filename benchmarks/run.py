@@ -364,22 +364,47 @@ def _first_reaching(points: list[dict[str, Any]], target: float) -> int | None:
     return next((p["queries"] for p in points if p["heldout_reward"] >= target), None)
 
 
-def b4_levels(curves: dict[str, list[dict[str, Any]]], levels: Sequence[float] = B4_LEVELS) -> dict[str, Any]:
+def b4_levels(
+    curves: dict[str, list[dict[str, Any]]], levels: Sequence[float] = B4_LEVELS, own_gain: bool = False
+) -> dict[str, Any]:
     """Queries each method needs to reach ``start + f * gain`` for each ``f`` in ``levels``, where ``gain`` is
     vader's final held-out gain (mean over its seeds); per seed the first validation at or above the target.
+
+    With ``own_gain`` each seed has its own target: vader's final gain *on that seed* (its start the mean of
+    both methods' first validation on that seed), and DDPO's run with the same seed is held to the same target.
+    vader then reaches every level on every seed by construction (its last validation is at 100%), so each
+    ratio is defined; a seed whose vader run lost reward makes it undefined.
 
     A seed that never reaches a target counts as its method's whole budget, so the mean is then a lower
     bound ("not reached in N queries" when no seed reaches it), and so is any ratio built on it.
     """
-    start = statistics.mean(c["points"][0]["heldout_reward"] for m in curves.values() for c in m)
-    gain = statistics.mean(c["points"][-1]["heldout_reward"] for c in curves["vader"]) - start
-    out: dict[str, Any] = {"start": start, "vader_final_gain": gain, "levels": []}
+    n = len(curves["vader"])
+    if own_gain:
+        if any(len(runs) != n for runs in curves.values()):
+            raise ValueError("own_gain pairs the methods' runs by seed: every method needs as many seeds as vader")
+        starts = [statistics.mean(runs[i]["points"][0]["heldout_reward"] for runs in curves.values()) for i in range(n)]
+        gains = [curves["vader"][i]["points"][-1]["heldout_reward"] - starts[i] for i in range(n)]
+    else:
+        start = statistics.mean(c["points"][0]["heldout_reward"] for m in curves.values() for c in m)
+        gain = statistics.mean(c["points"][-1]["heldout_reward"] for c in curves["vader"]) - start
+        starts, gains = [start] * n, [gain] * n
+    out: dict[str, Any] = {
+        "start": statistics.mean(starts),
+        "vader_final_gain": statistics.mean(gains),
+        "own_gain": own_gain,
+        **({"seed_starts": starts, "seed_gains": gains} if own_gain else {}),
+        "levels": [],
+    }
     for f in levels:
-        target = start + f * gain
-        row: dict[str, Any] = {"fraction": f, "target": target}
+        targets = [s + f * g for s, g in zip(starts, gains, strict=True)]
+        row: dict[str, Any] = {"fraction": f, "target": statistics.mean(targets)}
+        if own_gain:
+            row["seed_targets"] = targets
         for m, runs in curves.items():
             budget = max(p["queries"] for c in runs for p in c["points"])
-            per_seed = [_first_reaching(c["points"], target) for c in runs]
+            per_seed = [
+                _first_reaching(c["points"], targets[i] if own_gain else targets[0]) for i, c in enumerate(runs)
+            ]
             reached = [q for q in per_seed if q is not None]
             filled = [q if q is not None else budget for q in per_seed]
             row[m] = {
@@ -396,7 +421,7 @@ def b4_levels(curves: dict[str, list[dict[str, Any]]], levels: Sequence[float] =
         row["ratio"] = d["mean"] / v["mean"] if v["mean"] else None
         # Censored DDPO seeds make the ratio a lower bound; censored vader seeds make it meaningless.
         row["ratio_is_lower_bound"] = d["lower_bound"]
-        row["ratio_valid"] = not v["lower_bound"] and gain > 0
+        row["ratio_valid"] = not v["lower_bound"] and min(gains) > 0
         out["levels"].append(row)
     return out
 
@@ -414,9 +439,18 @@ def b4_ratios(levels: dict[str, Any]) -> dict[str, dict[str, Any]]:
             out[key] = {
                 "ratio": None,
                 "lower_bound": None,
-                "why": f"vader reached it on {v['reached']} of {v['seeds']} seeds in {v['budget']} queries",
+                "why": f"vader reached it on {v['reached']} of {v['seeds']} seeds in {v['budget']} queries"
+                if v["lower_bound"]
+                else "vader's final gain is not positive on every seed",
             }
     return out
+
+
+def b4_own_gain(b: dict[str, Any]) -> dict[str, Any]:
+    """B4's levels and ratios against each seed's own final vader gain (:func:`b4_levels` ``own_gain``), derived
+    from the stored curves, so a B4 result from before this form gains them without a rerun."""
+    levels = b4_levels(b["curves"], own_gain=True)
+    return {"levels_own_gain": levels, "ddpo_query_ratios_own_gain": b4_ratios(levels)}
 
 
 def _b4_worker_init(threads: int) -> None:
@@ -581,6 +615,7 @@ def b4(quick: bool, partial: Path | None = None, jobs: int = 1) -> dict[str, Any
         "ddpo_query_ratio": half["ratio"] if half["ratio_valid"] else None,
         "ratio_is_lower_bound": half["ratio_is_lower_bound"],
         "ddpo_query_ratios": b4_ratios(levels),
+        **b4_own_gain({"curves": curves}),
         "jobs": jobs,
         "threads_per_run": threads,
     }
@@ -1249,6 +1284,29 @@ def b4_report(b: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {r['fraction']:.0%} | {r['target']:.4f} | {_queries(r['vader'])} | {_queries(r['ddpo'])} | {ratio} |"
         )
+    own = b.get("levels_own_gain")
+    if own:
+        gains = ", ".join(f"{g:+.3f}" for g in own["seed_gains"])
+        lines += [
+            "",
+            f"Against each seed's own final gain (seeds {b['seeds']}: vader gains {gains}): on each seed the "
+            "target is that seed's start + f times that seed's vader gain, and DDPO's run with the same seed is "
+            "held to the same target. Each vader seed reaches every level by its last validation, so every ratio "
+            "is defined; a seed with a small gain gets an easy target for DDPO as well.",
+            "",
+            "| fraction of the seed's own gain | mean target | vader queries | DDPO queries | ratio |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for r in own["levels"]:
+            ratio = (
+                "n/a"
+                if not r["ratio_valid"] or r["ratio"] is None
+                else ((">= " if r["ratio_is_lower_bound"] else "") + f"{r['ratio']:.0f}x")
+            )
+            lines.append(
+                f"| {r['fraction']:.0%} | {r['target']:.4f} | {_queries(r['vader'])} | {_queries(r['ddpo'])} | "
+                f"{ratio} |"
+            )
     lines += [
         "",
         "Learning-rate sweep (seed 0, final held-out reward):",
@@ -1507,6 +1565,8 @@ def main(argv: list[str] | None = None) -> None:
         if any(k.startswith("b") and k not in args.only.split(",") for k in earlier):
             # the header names the machine of the benchmarks kept from the earlier run; B8 names its own
             results["machine"] = earlier.get("machine", results["machine"])
+    if "curves" in results.get("b4", {}) and "levels_own_gain" not in results["b4"]:
+        results["b4"].update(b4_own_gain(results["b4"]))  # kept from a run before the own-gain form
     t0 = time.perf_counter()
     for name in [n for n in args.only.split(",") if n]:
         if name == "b1" and args.b1_from > 1:
@@ -1537,6 +1597,9 @@ def main(argv: list[str] | None = None) -> None:
         # B4: DDPO's queries over vader's at 25%, 50% and 90% of vader's final gain, each with whether it is a
         # lower bound (DDPO seeds that never got there), as the README states them
         "ddpo_query_ratios": results.get("b4", {}).get("ddpo_query_ratios"),
+        # the same against each seed's own final vader gain, DDPO's run on that seed held to its target; defined
+        # at every level since each vader seed reaches its own 90%
+        "ddpo_query_ratios_own_gain": results.get("b4", {}).get("ddpo_query_ratios_own_gain"),
         "block_checkpointing_memory_ratio": results.get("b5", {}).get("call_over_block"),
         "fsdp_param_ratio": results.get("b7", {}).get("fsdp_param_ratio"),
         # B8: each lever setting's step speed-up on each backbone (median of interleaved rounds)

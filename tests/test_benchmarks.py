@@ -105,3 +105,30 @@ def test_b4_levels_definition():
     curves["vader"][1] = curve([(0, 0.0), (2, 0.2), (4, 0.5)])  # seed 1 never reaches 90% of the mean gain
     censored = b4_ratios(b4_levels(curves))["90%"]
     assert censored["ratio"] is None and censored["why"] == "vader reached it on 1 of 2 seeds in 4 queries"
+
+
+def test_b4_levels_against_each_seeds_own_gain():
+    """own_gain: each seed's target is its own start + f * its own vader gain; DDPO's same seed is held to it."""
+    from benchmarks.run import b4_levels, b4_ratios
+
+    def curve(pairs):
+        return {"points": [{"queries": q, "heldout_reward": r} for q, r in pairs]}
+
+    curves = {
+        # seed 1 gains only 0.5: it never reaches 90% of the mean gain (0.75) but does reach 90% of its own
+        "vader": [curve([(0, 0.0), (2, 0.5), (4, 1.0)]), curve([(0, 0.0), (2, 0.44), (4, 0.5)])],
+        "ddpo": [curve([(0, 0.0), (64, 0.3), (128, 0.6)]), curve([(0, 0.0), (64, 0.1), (128, 0.2)])],
+    }
+    assert b4_ratios(b4_levels(curves))["90%"]["ratio"] is None
+    own = b4_levels(curves, own_gain=True)
+    assert own["seed_gains"] == [1.0, 0.5] and own["vader_final_gain"] == 0.75
+    quarter, half, most = own["levels"]
+    assert quarter["seed_targets"] == [0.25, 0.125]
+    assert quarter["vader"]["per_seed"] == [2, 2] and quarter["ddpo"]["per_seed"] == [64, 128]
+    assert not quarter["ratio_is_lower_bound"] and quarter["ratio"] == 48
+    assert half["vader"]["per_seed"] == [2, 2] and half["ddpo"]["per_seed"] == [128, None]
+    assert most["vader"]["per_seed"] == [4, 4] and most["ratio_valid"] and most["ratio_is_lower_bound"]
+    assert b4_ratios(own)["90%"] == {"ratio": 32, "lower_bound": True}
+    curves["vader"][1] = curve([(0, 0.0), (2, 0.1), (4, -0.1)])  # a seed that lost reward: undefined
+    lost = b4_ratios(b4_levels(curves, own_gain=True))["90%"]
+    assert lost["ratio"] is None and lost["why"] == "vader's final gain is not positive on every seed"
