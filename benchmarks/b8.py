@@ -574,11 +574,29 @@ ESTIMATOR_CASES: list[dict[str, Any]] = [
     # CogVideoX 1.5: 17 frames are 5 latent frames padded to 6, 3 temporal patches of 768 tokens with the text
     {"backbone": "cogvideox", "width": 8, "size": 256, "frames": 17, "checkpointing": True},
     {"backbone": "cogvideox", "width": 8, "size": 256, "frames": 17, "checkpointing": False},
+    # VideoCrafter2: 320 / 10 = 32 channels (GroupNorm's 32 groups)
+    {"backbone": "videocrafter", "width": 10, "size": 384, "frames": 16, "checkpointing": True},
+    {"backbone": "videocrafter", "width": 10, "size": 256, "frames": 16, "checkpointing": False},
+    # Stable Video Diffusion: (320, 640, 1280, 1280) / 10 (GroupNorm's 32 groups), the decoder's channels / 4
+    {"backbone": "svd", "width": 10, "size": 256, "frames": 14, "checkpointing": True},
+    {"backbone": "svd", "width": 10, "size": 192, "frames": 14, "checkpointing": False},
+    # Open-Sora 1.2: 17 frames are one micro-batch of the temporal VAE (5 latent frames); it has no "off" level
+    # estimate: the second case is `call` (the kept call stored whole while it is recomputed)
+    {"backbone": "opensora", "width": 8, "size": 512, "frames": 17, "checkpointing": True},
+    {"backbone": "opensora", "width": 8, "size": 384, "frames": 17, "checkpointing": "call"},
+    # LTX-Video (0.9.1 VAE): 33 frames are 5 latent frames; the decode with gradient is the temporal tiles that
+    # hold the decoded frame (tiles of 16 frames)
+    {"backbone": "ltx", "width": 8, "size": 512, "frames": 33, "checkpointing": True},
+    {"backbone": "ltx", "width": 8, "size": 384, "frames": 33, "checkpointing": False},
 ]
 QUICK_ESTIMATOR_CASES: list[dict[str, Any]] = [
     {"backbone": "modelscope", "width": 32, "size": 32, "frames": 2, "checkpointing": True},
     {"backbone": "wan", "width": 16, "size": 32, "frames": 5, "checkpointing": True},
     {"backbone": "cogvideox", "width": 16, "size": 32, "frames": 9, "checkpointing": True},
+    {"backbone": "videocrafter", "width": 10, "size": 32, "frames": 2, "checkpointing": True},
+    {"backbone": "svd", "width": 10, "size": 32, "frames": 2, "checkpointing": True},
+    {"backbone": "opensora", "width": 16, "size": 32, "frames": 17, "checkpointing": "call"},
+    {"backbone": "ltx", "width": 16, "size": 64, "frames": 9, "checkpointing": True},
 ]
 
 
@@ -639,6 +657,69 @@ def estimate_case(case: dict[str, Any]) -> dict[str, float]:
         bb = _cogvideox_on_meta(comps, size, frames)
         z = torch.randn(*bb.latent_shape(1), device="meta")
         with torch.no_grad():
+            live = live_peak_gib(lambda: bb.decode(z, [frames - 1]))
+    elif case["backbone"] == "videocrafter":
+        from benchmarks.arch import videocrafter_components
+
+        comps = _meta(videocrafter_components(case["width"]))
+        r = _script("vader_videocrafter").estimate(
+            size,
+            size,
+            frames,
+            1,
+            1,
+            torch.float32,
+            True,
+            False,
+            comps,  # split guidance, encoders on the device
+        )
+        step = (r["peak"] if ck else r["peak_off"]) - r["weights_gpu"]
+        z = torch.randn(1, 4, size // 8, size // 8, device="meta")
+        with torch.no_grad():
+            live = live_peak_gib(lambda: comps["vae"].decode(z).sample)
+    elif case["backbone"] == "svd":
+        from benchmarks.arch import svd_components
+
+        comps = _meta(svd_components(case["width"]))
+        # split guidance, encoders on the device, the temporal decoder decoding all frames (no chunk)
+        r = _script("vader_svd").estimate(size, size, frames, None, torch.float32, True, False, comps)
+        step = (r["peak"] if ck else r["peak_off"]) - r["weights_gpu"]
+        z = torch.randn(frames, 4, size // 8, size // 8, device="meta")
+        with torch.no_grad():
+            live = live_peak_gib(lambda: comps["vae"].decode(z, num_frames=frames).sample)
+    elif case["backbone"] == "opensora":
+        from benchmarks.arch import opensora_components
+
+        comps = _meta(opensora_components(case["width"]))
+        r = _script("vader_opensora").estimate(
+            size,
+            size,
+            frames,
+            1,
+            ck is True,
+            torch.float32,
+            True,
+            True,
+            comps,  # split guidance, T5 on the device
+        )
+        step = r["peak"] - r["weights"]
+        vae = comps["vae"]
+        z = torch.randn(1, 4, vae.latent_frames(frames), size // 8, size // 8, device="meta")
+        with torch.no_grad():
+            live = live_peak_gib(lambda: vae.decode(z, frames, [frames - 1]))
+    elif case["backbone"] == "ltx":
+        from vader_ltx import LTXBackbone
+
+        from benchmarks.arch import ltx_components
+
+        comps = _meta(ltx_components(case["width"]))
+        r = _script("vader_ltx").estimate("0.9.1", size, size, frames, 16, False, comps, torch.float32)
+        step = (r["peak_tiled"] if ck else r["peak_tiled_off"]) - r["weights"]
+        bb = LTXBackbone(LTXBackbone.Options(height=size, width=size, frames=frames))
+        bb.components = {"vae": comps["vae"], "transformer": comps["transformer"]}
+        bb.vae_spatial, bb.vae_temporal, bb.device = 32, 8, torch.device("meta")
+        z = torch.randn(1, 128, (frames - 1) // 8 + 1, size // 32, size // 32, device="meta")
+        with torch.no_grad():  # as the worker's probe: the whole video (no gradient, so not from tiles)
             live = live_peak_gib(lambda: bb.decode(z, [frames - 1]))
     else:
         from vader_wan import WanBackbone

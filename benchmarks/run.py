@@ -650,16 +650,29 @@ def b8(quick: bool) -> dict[str, Any]:
     return out
 
 
-def estimator_check(quick: bool) -> dict[str, Any]:
+def estimator_check(
+    quick: bool, backbones: Sequence[str] = (), earlier: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The backbone plugins' memory estimators against the step memory measured here (each in a fresh process),
-    and what decoding without gradient adds here beyond its tensors (the CPU kernels' workspace)."""
+    and what decoding without gradient adds here beyond its tensors (the CPU kernels' workspace).
+
+    ``backbones`` measures only those backbones' cases; the other rows (and the floor) are kept from ``earlier``.
+    """
     from benchmarks import b8 as m
 
     cases = m.QUICK_ESTIMATOR_CASES if quick else m.ESTIMATOR_CASES
+    kept: list[dict[str, Any]] = []
+    if backbones:
+        unknown = set(backbones) - {c["backbone"] for c in cases}
+        if unknown:
+            raise SystemExit(f"error: no estimator case for {', '.join(sorted(unknown))}")
+        kept = [r for r in (earlier or {}).get("rows", []) if r["backbone"] not in backbones]
+        cases = [c for c in cases if c["backbone"] in backbones]
     common = {"steps": 2, "lora": True, "precision": "fp32", "k": 1, "decoded_frames": 1, "precise_rss": True}
     probes = {(c["backbone"], c["width"], c["size"], c["frames"]): {**common, **c, "probe": "decode"} for c in cases}
     floor = {**common, "backbone": "modelscope", "width": 8, "size": 32, "frames": 2, "checkpointing": True}
-    measured = _workers([{**common, **c} for c in cases] + list(probes.values()) + ([] if quick else [floor]), quick)
+    floors = [] if quick or backbones else [floor]
+    measured = _workers([{**common, **c} for c in cases] + list(probes.values()) + floors, quick)
     steps, decodes = (
         measured[: len(cases)],
         dict(zip(probes, measured[len(cases) : len(cases) + len(probes)], strict=True)),
@@ -682,11 +695,17 @@ def estimator_check(quick: bool) -> dict[str, Any]:
             )
         rows.append(row)
         print(f"B8 estimator {case}: {row}", flush=True)
+    order = {(c["backbone"], c["size"], c["checkpointing"]): i for i, c in enumerate(m.ESTIMATOR_CASES)}
+    rows = sorted(kept + rows, key=lambda r: order.get((r["backbone"], r["size"], r["checkpointing"]), len(order)))
     ok = [r for r in rows if "error_raw" in r]
     return {
         "machine": machine(),
         "rows": rows,
-        "floor_mib": None if quick else measured[-1].get("step_added_mb"),
+        "floor_mib": None
+        if quick
+        else (earlier or {}).get("floor_mib")
+        if backbones
+        else measured[-1].get("step_added_mb"),
         "max_abs_error": max((abs(r["error"]) for r in ok), default=None),
     }
 
@@ -1551,6 +1570,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="with --merge: rerun only B8's estimator check (a few minutes), keeping B8's other figures",
     )
+    ap.add_argument(
+        "--b8-estimator-backbones",
+        default="",
+        help="with --b8-estimator-only: comma list of backbones whose cases are measured; the other rows are kept",
+    )
     args = ap.parse_args(argv)
     global B6_CACHED_ONLY
     B6_CACHED_ONLY = args.b6_cached
@@ -1579,7 +1603,9 @@ def main(argv: list[str] | None = None) -> None:
         elif name == "b8" and args.b8_estimator_only:
             if not args.merge or "b8" not in results:
                 raise SystemExit("error: --b8-estimator-only needs --merge and an earlier B8 in benchmarks.json")
-            results[name] = {**results["b8"], "estimator": estimator_check(args.quick)}
+            only = [b for b in args.b8_estimator_backbones.split(",") if b]
+            est = estimator_check(args.quick, only, results["b8"].get("estimator"))
+            results[name] = {**results["b8"], "estimator": est}
         elif name == "b4":  # long: its runs are also written as they finish, and reused if it is started again
             results[name] = b4(args.quick, out / "b4-partial.json", args.jobs)
             (out / "b4-partial.json").unlink(missing_ok=True)

@@ -40,7 +40,15 @@ def _hwm_mb() -> float:
 def run(cfg: dict) -> dict:
     import torch
 
-    from benchmarks.arch import register_random_cogvideox, register_random_modelscope, register_random_wan
+    from benchmarks.arch import (
+        register_random_cogvideox,
+        register_random_ltx,
+        register_random_modelscope,
+        register_random_opensora,
+        register_random_svd,
+        register_random_videocrafter,
+        register_random_wan,
+    )
     from vader_core.config import MemorySection, TruncationSection
     from vader_core.lora import add_lora, lora_parameters
     from vader_core.sampling import sample_with_grad
@@ -56,15 +64,31 @@ def run(cfg: dict) -> dict:
     elif kind == "cogvideox":  # CogVideoX1.5-5B's architecture / width, its default guidance
         cls = register_random_cogvideox(cfg["width"], (cfg["size"], cfg["size"], cfg["frames"]))
         bb = cls(cls.Options(**size))
+    elif kind == "ltx":  # LTX-Video 2B with the 0.9.1 VAE / width, its default guidance and tiles
+        cls = register_random_ltx(cfg["width"])
+        bb = cls(cls.Options(**size))
+    elif kind == "videocrafter":  # VideoCrafter2's UNet / width, its default guidance (12) and fps
+        cls = register_random_videocrafter(cfg["width"])
+        bb = cls(cls.Options(**size))
+    elif kind == "opensora":  # Open-Sora 1.2's STDiT3 / width, its default guidance and shift
+        cls = register_random_opensora(cfg["width"])
+        bb = cls(cls.Options(**size))
+    elif kind == "svd":  # Stable Video Diffusion's UNet / width, its guidance ramp, conditioned on an image
+        cls = register_random_svd(cfg["width"])
+        bb = cls(cls.Options(**size))
     else:
         cls = register_random_modelscope(cfg["width"], cfg.get("text_layers", 2))
         bb = cls(cls.Options(**size, guidance=cfg.get("guidance", 9.0)))
     bb.load(device, torch.bfloat16 if bf16 else torch.float32)
+    # image-to-video backbones are conditioned on a first frame (its values change nothing measured here)
+    images = (
+        [torch.rand(3, cfg["size"], cfg["size"], generator=torch.Generator().manual_seed(0))] if kind == "svd" else None
+    )
     if cfg.get("probe") == "decode":  # what decoding the chain's latents without gradient adds (B8's estimator check)
         from vader_core.sampling import decode, prepare_latents
 
         with torch.no_grad():
-            cond = bb.encode_condition(["a panda riding a bike"], None)
+            cond = bb.encode_condition(["a panda riding a bike"], images)
             latents = prepare_latents(bb, 1, torch.Generator().manual_seed(0), cond)
             base = _rss_mb()
             decode(bb, latents, [bb.num_latent_frames(latents) - 1], cond=cond)
@@ -93,7 +117,7 @@ def run(cfg: dict) -> dict:
     for rep in range(cfg.get("repeats", 1)):
         t0 = time.perf_counter()
         with torch.no_grad(), autocast():
-            cond = bb.encode_condition(["a panda riding a bike"], None)
+            cond = bb.encode_condition(["a panda riding a bike"], images)
         video, _, decoded = sample_with_grad(
             bb, cond, 1, torch.Generator().manual_seed(rep), random.Random(rep), trunc, mem, autocast=autocast
         )

@@ -43,6 +43,12 @@ def test_quick_benchmarks_write_report(tmp_path):
     ratios = data["ddpo_query_ratios"]
     assert list(ratios) == ["25%", "50%", "90%"]
     assert all(set(r) >= {"ratio", "lower_bound"} and (r["ratio"] is not None or r["why"]) for r in ratios.values())
+    own = data["ddpo_query_ratios_own_gain"]
+    assert list(own) == ["25%", "50%", "90%"] and all(set(r) >= {"ratio", "lower_bound"} for r in own.values())
+    # every backbone's estimator against a measured step of its scaled architecture, each in a working state
+    est = data["details"]["b8"]["estimator"]["rows"]
+    assert [r["backbone"] for r in est] == ["modelscope", "wan", "cogvideox", "videocrafter", "svd", "opensora", "ltx"]
+    assert all("error" not in r and r["measured_mib"] > 0 and r["step_mib"] > 0 for r in est), est
     md = (tmp_path / "benchmarks.md").read_text()
     for section in (
         "B1. Memory ablation",

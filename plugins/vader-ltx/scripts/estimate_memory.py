@@ -73,8 +73,14 @@ def estimate(
     frames: int = 161,
     tile_frames: int = 16,
     offload_encoders: bool = True,
+    components: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.bfloat16,
 ) -> dict[str, float]:
     """Memory figures in GiB for one K=1 bf16 training step (batch 1, guidance on).
+
+    ``components`` (``transformer``, ``vae`` and ``text_encoder`` built on the ``meta`` device) replace the
+    released architecture, in ``dtype``: benchmarks check the estimate against a measured step of a scaled-down
+    architecture this way.
 
     Returns:
         `dict[str, float]`: ``transformer_weights``, ``weights`` (resident: transformer and VAE, T5-XXL too
@@ -90,17 +96,23 @@ def estimate(
     from vader_ltx import LTXBackbone
 
     logging.set_verbosity_error()
-    dtype, size = torch.bfloat16, 2
+    size = torch.empty((), dtype=dtype).element_size()
     with torch.device("meta"):
-        dit = LTXVideoTransformer3DModel().to(dtype=dtype).requires_grad_(False)
-        vae = AutoencoderKLLTXVideo(**VAES[vae_version]).to(dtype=dtype).requires_grad_(False)
-        text = T5EncoderModel(T5Config(**T5_XXL, feed_forward_proj="gated-gelu"))
+        if components is not None:
+            dit = components["transformer"].to(dtype=dtype).requires_grad_(False)
+            vae = components["vae"].to(dtype=dtype).requires_grad_(False)
+            text = components["text_encoder"]
+        else:
+            dit = LTXVideoTransformer3DModel().to(dtype=dtype).requires_grad_(False)
+            vae = AutoencoderKLLTXVideo(**VAES[vae_version]).to(dtype=dtype).requires_grad_(False)
+            text = T5EncoderModel(T5Config(**T5_XXL, feed_forward_proj="gated-gelu"))
         n_dit = sum(p.numel() for p in dit.parameters())
         n_vae = sum(p.numel() for p in vae.parameters())
         n_text = sum(p.numel() for p in text.parameters())
-        lat_f, h, w = (frames - 1) // 8 + 1, height // 32, width // 32
-        x = torch.randn(1, 128, lat_f, h, w, dtype=dtype, requires_grad=True)
-        emb = torch.randn(1, 128, 4096, dtype=dtype)
+        st, sp = int(vae.temporal_compression_ratio), int(vae.spatial_compression_ratio)
+        lat_f, h, w = (frames - 1) // st + 1, height // sp, width // sp
+        x = torch.randn(1, dit.config.in_channels, lat_f, h, w, dtype=dtype, requires_grad=True)
+        emb = torch.randn(1, 128, dit.config.caption_channels, dtype=dtype)
         mask = torch.ones(1, 128, dtype=torch.bool)
 
         def call(batch: int) -> Any:
@@ -113,7 +125,7 @@ def estimate(
                 num_frames=lat_f,
                 height=h,
                 width=w,
-                rope_interpolation_scale=(8 / 25, 32, 32),
+                rope_interpolation_scale=(st / 25, sp, sp),
                 return_dict=False,
             )[0]
 
@@ -122,9 +134,9 @@ def estimate(
         bb.components = {"vae": vae}
         blocks = bb.decoder_checkpoint_blocks()
         temb = torch.full((1,), 0.05, dtype=dtype) if vae.config.timestep_conditioning else None
-        z = torch.randn(1, 128, lat_f, h, w, dtype=dtype, requires_grad=True)
+        z = torch.randn(1, vae.config.latent_channels, lat_f, h, w, dtype=dtype, requires_grad=True)
         whole = blocks_gib(lambda: vae.decoder(z, temb), blocks)
-        tile_lat = tile_frames // 8 + 1
+        tile_lat = tile_frames // st + 1
         tiles = blocks_gib(lambda: [vae.decoder(z[:, :, i : i + tile_lat], temb) for i in (0, 1)], blocks)
     weights = (n_dit + n_vae + (0 if offload_encoders else n_text)) * size / GIB
     return {

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -38,8 +39,14 @@ def estimate(
     dtype: torch.dtype = torch.bfloat16,
     text_encoder: bool = True,
     split_guidance: bool = True,
+    components: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Memory figures in GiB for one training step (batch 1, guidance on, vader's gradient checkpointing on).
+
+    ``components`` (``transformer``, ``vae`` and ``text_encoder`` built on the ``meta`` device) replace the
+    released architectures: benchmarks check the estimate against a measured step of a scaled-down STDiT3 this
+    way. ``block_checkpointing`` false is ``memory.gradient_checkpointing: call`` (the kept call stored whole
+    while it is recomputed).
 
     With ``split_guidance`` (``memory.split_guidance``, the default) the kept call's text and null halves are
     recomputed one after the other, so one kept call holds what a batch of 1 keeps; else the doubled batch's.
@@ -54,11 +61,18 @@ def estimate(
     from vader_opensora.vae import OpenSoraVAE
 
     logging.set_verbosity_error()
-    with torch.device("meta"):
-        model = STDiT3(STDiT3Config()).to(dtype=dtype).requires_grad_(False)
-        vae = OpenSoraVAE().to(dtype=dtype).requires_grad_(False)
+    if components is not None:
+        model = components["transformer"].to(dtype=dtype).requires_grad_(False)
+        vae = components["vae"].to(dtype=dtype).requires_grad_(False)
+    else:
+        with torch.device("meta"):
+            model = STDiT3(STDiT3Config()).to(dtype=dtype).requires_grad_(False)
+            vae = OpenSoraVAE().to(dtype=dtype).requires_grad_(False)
     modules = [model, vae]
-    if text_encoder:
+    if components is not None:
+        if text_encoder:
+            modules.append(components["text_encoder"])
+    elif text_encoder:
         from transformers import T5Config, T5EncoderModel
 
         # DeepFloyd/t5-v1_1-xxl's encoder: d_model 4096, 24 layers, 64 heads of 64, d_ff 10240, gated GELU
@@ -80,7 +94,7 @@ def estimate(
     hw = {"height": torch.full((n,), float(height)), "width": torch.full((n,), float(width))}
     with torch.device("meta"):
         x = torch.randn(n, 4, lat_t, h, w, dtype=dtype, requires_grad=True)
-        y = torch.randn(n, 300, 4096, dtype=dtype)
+        y = torch.randn(n, 300, model.config.caption_channels, dtype=dtype)
         mask = torch.ones(n, 300, dtype=torch.long)
         t = torch.full((n,), 500.0)
         fps = torch.full((n,), 24.0)

@@ -9,16 +9,18 @@ it would keep for backward. Summing those bytes gives the activation memory of t
   recomputed layer by layer (``true``/``block``: the resnets, transformers and down/upsamplers the
   backbone names in ``checkpoint_blocks()``, only their inputs kept), with ``memory.split_guidance``
   (the two guidance halves recomputed one after the other);
-* the temporal decoder decoding one chunk with gradient, stored or with its layers recomputed
-  (``block`` level).
+* the temporal decoder decoding the chunk of the chosen frame with gradient, as the backbone decodes it,
+  stored or with its layers recomputed (``block`` level): everything alive at the worst moment of its
+  forward and backward (``live_peak_gib``: the kept activations, the layer being recomputed and the
+  gradients in flight), which a measured step of the scaled-down architecture matched within 3% where the
+  kept tensors alone overstated it by 16% (docs/benchmarks.md, B8).
 
 The peak of a K=1 step is about the weights on the GPU (the CLIP image encoder is off it with
 ``memory.offload_encoders``, on for GPU runs) plus the larger of the two, since the decoder's
 activations are freed before the UNet call is recomputed. What is counted (attention as GPUs' flash
 kernels keep it, weights once, shared storages once, the inputs block checkpoints hold) is described
 in ``vader_core.estimate``, which all the backbone plugins' estimates share. The CUDA allocator, kernel
-workspaces, gradients in flight and fragmentation add to these figures: they are estimates, not
-measurements.
+workspaces and fragmentation add to these figures: they are estimates, not measurements.
 
 Usage::
 
@@ -28,10 +30,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import torch
 
-from vader_core.estimate import GIB, blocks_gib, kept_call_gib, step_peak
+from vader_core.checkpointing import decoder_checkpointing
+from vader_core.estimate import GIB, kept_call_gib, live_peak_gib, step_peak
 
 LEVELS = ("off", "call", "block")
 
@@ -44,6 +48,7 @@ def estimate(
     dtype: torch.dtype = torch.bfloat16,
     split_guidance: bool = True,
     offload_encoders: bool = True,
+    components: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Memory figures in GiB for one training step (batch 1, K=1, guidance on).
 
@@ -55,6 +60,9 @@ def estimate(
         dtype (`torch.dtype`, *optional*, defaults to `torch.bfloat16`): weights and activations.
         split_guidance (`bool`, *optional*, defaults to `True`): ``memory.split_guidance``.
         offload_encoders (`bool`, *optional*, defaults to `True`): ``memory.offload_encoders``.
+        components (`dict`, *optional*): ``unet``, ``vae`` and ``image_encoder`` built on the ``meta`` device in
+            place of the released architectures (benchmarks check the estimate against a measured step of a
+            scaled-down UNet this way).
 
     Returns:
         `dict[str, float]`: ``weights`` (all), ``weights_gpu`` (on the GPU during the step), ``unet`` /
@@ -72,40 +80,54 @@ def estimate(
     chunk = chunk or frames
     h, w = height // 8, width // 8
     with torch.device("meta"):
-        unet = UNetSpatioTemporalConditionModel().to(device="meta", dtype=dtype).requires_grad_(False)
-        vae = (
-            AutoencoderKLTemporalDecoder(
-                block_out_channels=(128, 256, 512, 512),
-                down_block_types=("DownEncoderBlock2D",) * 4,
-                layers_per_block=2,
-                latent_channels=4,
+        if components is not None:
+            unet = components["unet"].to(dtype=dtype).requires_grad_(False)
+            vae = components["vae"].to(dtype=dtype).requires_grad_(False)
+            encoder = components["image_encoder"]
+        else:
+            unet = UNetSpatioTemporalConditionModel().to(device="meta", dtype=dtype).requires_grad_(False)
+            vae = (
+                AutoencoderKLTemporalDecoder(
+                    block_out_channels=(128, 256, 512, 512),
+                    down_block_types=("DownEncoderBlock2D",) * 4,
+                    layers_per_block=2,
+                    latent_channels=4,
+                )
+                .to(device="meta", dtype=dtype)
+                .requires_grad_(False)
             )
-            .to(device="meta", dtype=dtype)
-            .requires_grad_(False)
-        )
-        encoder = CLIPVisionModelWithProjection(
-            CLIPVisionConfig(
-                hidden_size=1280,
-                intermediate_size=5120,
-                num_hidden_layers=32,
-                num_attention_heads=16,
-                image_size=224,
-                patch_size=14,
-                projection_dim=1024,
-                hidden_act="gelu",
+            encoder = CLIPVisionModelWithProjection(
+                CLIPVisionConfig(
+                    hidden_size=1280,
+                    intermediate_size=5120,
+                    num_hidden_layers=32,
+                    num_attention_heads=16,
+                    image_size=224,
+                    patch_size=14,
+                    projection_dim=1024,
+                    hidden_act="gelu",
+                )
             )
-        )
         bb = SVDBackbone()
         bb.components = {"unet": unet, "vae": vae, "image_encoder": encoder}
 
         def call(b: int) -> object:
             x = torch.randn(b, frames, 8, h, w, dtype=dtype, requires_grad=True)
-            emb, ids = torch.randn(b, 1, 1024, dtype=dtype), torch.randn(b, 3, dtype=dtype)
+            emb = torch.randn(b, 1, unet.config.cross_attention_dim, dtype=dtype)
+            ids = torch.randn(b, 3, dtype=dtype)
             return unet(x, torch.tensor(1.0), emb, ids).sample
 
         den = kept_call_gib(call, bb.checkpoint_blocks(), 2, split_guidance)
-        z = torch.randn(chunk, 4, h, w, dtype=dtype, requires_grad=True)
-        dec = blocks_gib(lambda: vae.decode(z, num_frames=chunk).sample, bb.decoder_checkpoint_blocks())
+        # Decoding frame 0 as the backbone does (its whole chunk, which is always a full one), forward and
+        # backward: everything alive at the worst moment (the layers' inputs kept, the layer recomputed, the
+        # gradients in flight).
+        z = torch.randn(1, frames, 4, h, w, dtype=dtype, requires_grad=True)
+
+        def decoded(level: str | bool) -> float:
+            with decoder_checkpointing(bb, level):
+                return live_peak_gib(lambda: bb.decode(z, [0], chunk_size=chunk).sum().backward())
+
+        dec = {"off": decoded(False), "block": decoded("block")}
     size_of = torch.empty((), dtype=dtype).element_size() / GIB
     weights = sum(p.numel() for m in (unet, vae, encoder) for p in m.parameters()) * size_of
     on_gpu = weights - (sum(p.numel() for p in encoder.parameters()) * size_of if offload_encoders else 0.0)

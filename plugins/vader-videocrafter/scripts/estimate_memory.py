@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -42,8 +43,12 @@ def estimate(
     dtype: torch.dtype = torch.bfloat16,
     split_guidance: bool = True,
     offload_encoders: bool = True,
+    components: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Memory figures in GiB for one training step (batch 1, guidance on).
+
+    ``components`` (``unet``, ``vae`` and ``text_encoder`` built on the ``meta`` device) replace the official
+    architectures: benchmarks check the estimate against a measured step of a scaled-down UNet this way.
 
     Returns:
         `dict[str, float]`: ``weights`` / ``weights_gpu`` (all / on the GPU during the step), ``params``,
@@ -61,10 +66,16 @@ def estimate(
 
     logging.set_verbosity_error()
     h, w = height // 8, width // 8
-    with torch.device("meta"):
-        unet = LVDMUNet3DModel().to(dtype=dtype).requires_grad_(False)
-        vae = AutoencoderKL(**VAE_CONFIG).to(dtype=dtype).requires_grad_(False)
-    text = build_openclip_text_model(open_clip.get_model_config("ViT-H-14"), "meta")
+    if components is not None:
+        unet = components["unet"].to(dtype=dtype).requires_grad_(False)
+        vae = components["vae"].to(dtype=dtype).requires_grad_(False)
+        text = components["text_encoder"]
+    else:
+        with torch.device("meta"):
+            unet = LVDMUNet3DModel().to(dtype=dtype).requires_grad_(False)
+            vae = AutoencoderKL(**VAE_CONFIG).to(dtype=dtype).requires_grad_(False)
+        text = build_openclip_text_model(open_clip.get_model_config("ViT-H-14"), "meta")
+    context = unet.config.context_dim
     n_params = sum(p.numel() for m in (unet, vae, text) for p in m.parameters())
     bb = VideoCrafterBackbone()
     bb.components = {"unet": unet, "vae": vae, "text_encoder": text}
@@ -72,7 +83,7 @@ def estimate(
 
         def call(b: int) -> object:
             x = torch.randn(b, 4, frames, h, w, dtype=dtype, requires_grad=True)
-            return unet(x, torch.ones(b, dtype=torch.long), torch.randn(b, 77, 1024, dtype=dtype), fps=24)
+            return unet(x, torch.ones(b, dtype=torch.long), torch.randn(b, 77, context, dtype=dtype), fps=24)
 
         den = kept_call_gib(call, bb.checkpoint_blocks(), 2, split_guidance)
         z = torch.randn(decoded_frames, 4, h, w, dtype=dtype, requires_grad=True)
