@@ -456,3 +456,52 @@ def register_random_opensora(width: int = 8) -> type:
         lambda seed: opensora_components(width, seed),
         None,
     )
+
+
+def hunyuanvideo_components(width: int = 8, seed: int = 0) -> dict[str, Any]:
+    """Random HunyuanVideo 1.5 (text-to-video) components with every channel count divided by ``width``: the
+    transformer's 54 blocks and 2 refiner blocks of 16 / ``width`` heads of the released size 128 (its rotary
+    axes need it), text, glyph and image widths 3584, 1472 and 1152 / ``width``; the 16x/4x causal VAE's
+    (128, 256, 512, 1024, 1024) / ``width``; the plugin's tiny Qwen2.5-VL text model (2 layers) and byT5 of those
+    widths with the released token counts (1000 + 256, and 729 zero image tokens), Euler with shift 5 and
+    guidance 6 (encoding is not part of the chain)."""
+    from diffusers import AutoencoderKLHunyuanVideo15, ClassifierFreeGuidance, HunyuanVideo15Transformer3DModel
+    from vader_hunyuanvideo.tiny import tiny_glyph_encoder, tiny_qwen_tokenizer, tiny_text_encoder
+
+    torch.manual_seed(seed)
+    tok = tiny_qwen_tokenizer()
+    text_dim, glyph_dim = 3584 // width, 1472 // width
+    glyph, glyph_tok = tiny_glyph_encoder(glyph_dim)
+    transformer = HunyuanVideo15Transformer3DModel(
+        num_attention_heads=16 // width,
+        text_embed_dim=text_dim,
+        text_embed_2_dim=glyph_dim,
+        image_embed_dim=1152 // width,
+        task_type="t2v",
+    )
+    vae = AutoencoderKLHunyuanVideo15(block_out_channels=tuple(c // width for c in (128, 256, 512, 1024, 1024)))
+    return {
+        "transformer": transformer,
+        "vae": vae,
+        "text_encoder": tiny_text_encoder(len(tok), text_dim, layers=2),
+        "tokenizer": tok,
+        "text_encoder_2": glyph,
+        "tokenizer_2": glyph_tok,
+        "guider": ClassifierFreeGuidance(guidance_scale=6.0),
+    }
+
+
+def register_random_hunyuanvideo(width: int = 8) -> type:
+    """Register backbone ``hunyuanvideo-random`` (HunyuanVideo 1.5 T2V's architecture / ``width``, random weights,
+    its flow-matching Euler sampler) in this process."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from vader_hunyuanvideo import HunyuanVideoBackbone
+    from vader_hunyuanvideo.backbone import saved_config
+
+    return _register_random(
+        HunyuanVideoBackbone,
+        "hunyuanvideo-random",
+        "HunyuanVideo 1.5 T2V architecture with random weights, channels divided by a width factor.",
+        lambda seed: hunyuanvideo_components(width, seed),
+        saved_config(FlowMatchEulerDiscreteScheduler(shift=5.0)),
+    )

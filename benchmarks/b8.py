@@ -21,7 +21,7 @@ import functools
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 PHASES = (
@@ -584,6 +584,10 @@ ESTIMATOR_CASES: list[dict[str, Any]] = [
     # estimate: the second case is `call` (the kept call stored whole while it is recomputed)
     {"backbone": "opensora", "width": 8, "size": 512, "frames": 17, "checkpointing": True},
     {"backbone": "opensora", "width": 8, "size": 384, "frames": 17, "checkpointing": "call"},
+    # HunyuanVideo 1.5 T2V: 9 frames are 3 latent frames; the estimate is for block checkpointing only, and the
+    # causal VAE decodes the prefix up to the measured step's frame (the estimate is given that frame)
+    {"backbone": "hunyuanvideo", "width": 8, "size": 384, "frames": 9, "checkpointing": True},
+    {"backbone": "hunyuanvideo", "width": 8, "size": 256, "frames": 9, "checkpointing": True},
     # LTX-Video (0.9.1 VAE): 33 frames are 5 latent frames; the decode with gradient is the temporal tiles that
     # hold the decoded frame (tiles of 16 frames)
     {"backbone": "ltx", "width": 8, "size": 512, "frames": 33, "checkpointing": True},
@@ -593,9 +597,11 @@ QUICK_ESTIMATOR_CASES: list[dict[str, Any]] = [
     {"backbone": "modelscope", "width": 32, "size": 32, "frames": 2, "checkpointing": True},
     {"backbone": "wan", "width": 16, "size": 32, "frames": 5, "checkpointing": True},
     {"backbone": "cogvideox", "width": 16, "size": 32, "frames": 9, "checkpointing": True},
-    {"backbone": "videocrafter", "width": 10, "size": 32, "frames": 2, "checkpointing": True},
+    {"backbone": "videocrafter", "width": 10, "size": 64, "frames": 2, "checkpointing": True},
     {"backbone": "svd", "width": 10, "size": 32, "frames": 2, "checkpointing": True},
     {"backbone": "opensora", "width": 16, "size": 32, "frames": 17, "checkpointing": "call"},
+    # about 40 s here: 54 blocks over the released 1985 text tokens, whatever the video size
+    {"backbone": "hunyuanvideo", "width": 16, "size": 32, "frames": 5, "checkpointing": True},
     {"backbone": "ltx", "width": 16, "size": 64, "frames": 9, "checkpointing": True},
 ]
 
@@ -616,12 +622,13 @@ def _cogvideox_on_meta(comps: dict[str, Any], size: int, frames: int) -> Any:
     return bb
 
 
-def estimate_case(case: dict[str, Any]) -> dict[str, float]:
+def estimate_case(case: dict[str, Any], decoded: Sequence[int] = ()) -> dict[str, float]:
     """What the backbone plugin's own estimator (``scripts/estimate_memory.py``, the code behind every published
     GPU figure) says of ``case`` in float32, with the scaled components on the ``meta`` device: the memory the
     step adds over the loaded model (``step_mib``), and the tensors alive at the worst moment of decoding the
     chain's latents without gradient (``decode_live_mib``: the part of the measured no-gradient decode that is
-    tensors; the rest is the CPU kernels' own workspace)."""
+    tensors; the rest is the CPU kernels' own workspace). ``decoded``: the frame the measured step decoded, for
+    a backbone whose decoding cost depends on it and whose estimate takes it (HunyuanVideo's causal prefix)."""
     import torch
 
     from benchmarks.arch import modelscope_components, wan_components
@@ -663,15 +670,7 @@ def estimate_case(case: dict[str, Any]) -> dict[str, float]:
 
         comps = _meta(videocrafter_components(case["width"]))
         r = _script("vader_videocrafter").estimate(
-            size,
-            size,
-            frames,
-            1,
-            1,
-            torch.float32,
-            True,
-            False,
-            comps,  # split guidance, encoders on the device
+            size, size, frames, dtype=torch.float32, offload_encoders=False, components=comps
         )
         step = (r["peak"] if ck else r["peak_off"]) - r["weights_gpu"]
         z = torch.randn(1, 4, size // 8, size // 8, device="meta")
@@ -681,8 +680,10 @@ def estimate_case(case: dict[str, Any]) -> dict[str, float]:
         from benchmarks.arch import svd_components
 
         comps = _meta(svd_components(case["width"]))
-        # split guidance, encoders on the device, the temporal decoder decoding all frames (no chunk)
-        r = _script("vader_svd").estimate(size, size, frames, None, torch.float32, True, False, comps)
+        # the temporal decoder decoding all frames (no chunk), the image encoder on the device
+        r = _script("vader_svd").estimate(
+            size, size, frames, dtype=torch.float32, offload_encoders=False, components=comps
+        )
         step = (r["peak"] if ck else r["peak_off"]) - r["weights_gpu"]
         z = torch.randn(frames, 4, size // 8, size // 8, device="meta")
         with torch.no_grad():
@@ -691,22 +692,32 @@ def estimate_case(case: dict[str, Any]) -> dict[str, float]:
         from benchmarks.arch import opensora_components
 
         comps = _meta(opensora_components(case["width"]))
-        r = _script("vader_opensora").estimate(
-            size,
-            size,
-            frames,
-            1,
-            ck is True,
-            torch.float32,
-            True,
-            True,
-            comps,  # split guidance, T5 on the device
+        r = _script("vader_opensora").estimate(  # T5 on the device
+            size, size, frames, block_checkpointing=ck is True, dtype=torch.float32, components=comps
         )
         step = r["peak"] - r["weights"]
         vae = comps["vae"]
         z = torch.randn(1, 4, vae.latent_frames(frames), size // 8, size // 8, device="meta")
         with torch.no_grad():
             live = live_peak_gib(lambda: vae.decode(z, frames, [frames - 1]))
+    elif case["backbone"] == "hunyuanvideo":
+        from vader_hunyuanvideo import HunyuanVideoBackbone
+
+        from benchmarks.arch import hunyuanvideo_components
+
+        if not ck:
+            raise ValueError("the HunyuanVideo estimate is for the default block checkpointing only")
+        frame = decoded[0] if decoded else frames - 1
+        comps = _meta(hunyuanvideo_components(case["width"]))
+        r = _script("vader_hunyuanvideo").estimate(
+            size, size, frames, components=comps, dtype=torch.float32, frame=frame
+        )
+        step = r["peak_frame"] - r["weights"]
+        bb = HunyuanVideoBackbone(HunyuanVideoBackbone.Options(height=size, width=size, frames=frames))
+        bb.components, bb.vae_temporal = {"vae": comps["vae"]}, 4
+        z = torch.randn(1, 32, (frames - 1) // 4 + 1, size // 16, size // 16, device="meta")
+        with torch.no_grad():  # as the worker's probe: the last frame
+            live = live_peak_gib(lambda: bb.decode(z, [frames - 1]))
     elif case["backbone"] == "ltx":
         from vader_ltx import LTXBackbone
 

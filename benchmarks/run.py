@@ -679,7 +679,7 @@ def estimator_check(
     )
     rows = []
     for case, r in zip(cases, steps, strict=True):
-        est = m.estimate_case(case)
+        est = m.estimate_case(case, r.get("decoded_latent_frames") or ())
         probe = decodes[(case["backbone"], case["width"], case["size"], case["frames"])]
         row: dict[str, Any] = {**case, **est}
         if "error" in r or "error" in probe:
@@ -698,14 +698,16 @@ def estimator_check(
     order = {(c["backbone"], c["size"], c["checkpointing"]): i for i, c in enumerate(m.ESTIMATOR_CASES)}
     rows = sorted(kept + rows, key=lambda r: order.get((r["backbone"], r["size"], r["checkpointing"]), len(order)))
     ok = [r for r in rows if "error_raw" in r]
+    if quick:
+        floor_mib = None
+    elif backbones:  # not measured again
+        floor_mib = (earlier or {}).get("floor_mib")
+    else:
+        floor_mib = measured[-1].get("step_added_mb")
     return {
         "machine": machine(),
         "rows": rows,
-        "floor_mib": None
-        if quick
-        else (earlier or {}).get("floor_mib")
-        if backbones
-        else measured[-1].get("step_added_mb"),
+        "floor_mib": floor_mib,
         "max_abs_error": max((abs(r["error"]) for r in ok), default=None),
     }
 
@@ -1576,6 +1578,8 @@ def main(argv: list[str] | None = None) -> None:
         help="with --b8-estimator-only: comma list of backbones whose cases are measured; the other rows are kept",
     )
     args = ap.parse_args(argv)
+    if args.b8_estimator_backbones and not args.b8_estimator_only:
+        raise SystemExit("error: --b8-estimator-backbones needs --b8-estimator-only (and --merge)")
     global B6_CACHED_ONLY
     B6_CACHED_ONLY = args.b6_cached
     os.environ.setdefault("VADER_PLUGINS", "")

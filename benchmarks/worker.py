@@ -42,6 +42,7 @@ def run(cfg: dict) -> dict:
 
     from benchmarks.arch import (
         register_random_cogvideox,
+        register_random_hunyuanvideo,
         register_random_ltx,
         register_random_modelscope,
         register_random_opensora,
@@ -69,6 +70,9 @@ def run(cfg: dict) -> dict:
         bb = cls(cls.Options(**size))
     elif kind == "videocrafter":  # VideoCrafter2's UNet / width, its default guidance (12) and fps
         cls = register_random_videocrafter(cfg["width"])
+        bb = cls(cls.Options(**size))
+    elif kind == "hunyuanvideo":  # HunyuanVideo 1.5 T2V / width, its default guidance (6) and shift
+        cls = register_random_hunyuanvideo(cfg["width"])
         bb = cls(cls.Options(**size))
     elif kind == "opensora":  # Open-Sora 1.2's STDiT3 / width, its default guidance and shift
         cls = register_random_opensora(cfg["width"])

@@ -60,9 +60,20 @@ BYT5_GLYPH = 219_000_000  # Glyph-SDXL-v2 byT5-small encoder (approximate)
 SIGLIP = 428_000_000  # siglip-so400m vision tower (approximate)
 
 
-def estimate(height: int = 480, width: int = 848, frames: int = 121) -> dict[str, float]:
+def estimate(
+    height: int = 480,
+    width: int = 848,
+    frames: int = 121,
+    components: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.bfloat16,
+    frame: int | None = None,
+) -> dict[str, float]:
     """Memory figures in GiB for one K=1 bf16 training step (batch 1) at the default checkpointing, with or
     without guidance alike (the two guidance calls are recomputed one after the other).
+
+    ``components`` (``transformer`` and ``vae`` built on the ``meta`` device) replace the released architecture,
+    in ``dtype``: benchmarks check the estimate against a measured step of a scaled-down one this way, decoding
+    pixel frame ``frame`` (``decoder_frame`` / ``peak_frame``).
 
     Returns:
         `dict[str, float]`: ``weights`` (transformer + VAE on the GPU; encoders offloaded),
@@ -77,17 +88,23 @@ def estimate(height: int = 480, width: int = 848, frames: int = 121) -> dict[str
     from vader_core.checkpointing import layers_of
 
     logging.set_verbosity_error()
-    dtype, size = torch.bfloat16, 2
-    lat_f, h, w = (frames - 1) // 4 + 1, height // 16, width // 16
-    video_tokens = lat_f * h * w
-    tokens = video_tokens + TEXT_TOKENS
-    inner = 16 * 128
+    size = torch.empty((), dtype=dtype).element_size()
     with torch.device("meta"):
-        dit = HunyuanVideo15Transformer3DModel(**TRANSFORMER).to(dtype=dtype).requires_grad_(False)
-        vae = AutoencoderKLHunyuanVideo15().to(dtype=dtype).requires_grad_(False)
+        if components is not None:
+            dit = components["transformer"].to(dtype=dtype).requires_grad_(False)
+            vae = components["vae"].to(dtype=dtype).requires_grad_(False)
+        else:
+            dit = HunyuanVideo15Transformer3DModel(**TRANSFORMER).to(dtype=dtype).requires_grad_(False)
+            vae = AutoencoderKLHunyuanVideo15().to(dtype=dtype).requires_grad_(False)
+        cfg = dit.config
+        sp, st = int(vae.config.spatial_compression_ratio), int(vae.config.temporal_compression_ratio)
+        lat_f, h, w = (frames - 1) // st + 1, height // sp, width // sp
+        video_tokens = lat_f * h * w
+        tokens = video_tokens + TEXT_TOKENS
+        inner = cfg.num_attention_heads * cfg.attention_head_dim
         n_dit = sum(p.numel() for p in dit.parameters())
         n_vae = sum(p.numel() for p in vae.parameters())
-        x = torch.randn(1, 65, lat_f, h, w, dtype=dtype, requires_grad=True)
+        x = torch.randn(1, cfg.in_channels, lat_f, h, w, dtype=dtype, requires_grad=True)
         t = torch.tensor([500.0])
         rope = dit.rope(x)
         temb = dit.time_embed(t).to(dtype)
@@ -95,22 +112,29 @@ def estimate(height: int = 480, width: int = 848, frames: int = 121) -> dict[str
         ehs = torch.randn(1, TEXT_TOKENS, inner, dtype=dtype, requires_grad=True)
         mask = torch.ones(1, TEXT_TOKENS, dtype=torch.bool)
         block, _ = saved_gib(lambda: dit.transformer_blocks[0](hs, ehs, temb, mask, rope))
-        text = torch.randn(1, 1000, 3584, dtype=dtype)
+        text = torch.randn(1, 1000, cfg.text_embed_dim, dtype=dtype)
         outside_in, _ = saved_gib(
             lambda: (dit.x_embedder(x), dit.context_embedder(text, t, torch.ones(1, 1000, dtype=dtype)))
         )
         outside_out, _ = saved_gib(lambda: dit.proj_out(dit.norm_out(hs, temb)))
-        z = torch.randn(1, 32, lat_f, h, w, dtype=dtype, requires_grad=True)
+        z = torch.randn(1, vae.config.latent_channels, lat_f, h, w, dtype=dtype, requires_grad=True)
         blocks = layers_of(vae.decoder.mid_block, *vae.decoder.up_blocks)
-        first = blocks_gib(lambda: vae.decode(z[:, :, :1]).sample, blocks)["block"]
-        last = blocks_gib(lambda: vae.decode(z).sample, blocks)["block"]
-    boundaries = 54 * tokens * inner * size / GIB
+
+        def decoded(latent_frames: int) -> float:
+            return blocks_gib(lambda: vae.decode(z[:, :, :latent_frames]).sample, blocks)["block"]
+
+        first, last = decoded(1), decoded(lat_f)
+        # the latent frames decoding pixel frame `frame` needs (the causal VAE decodes the prefix up to it)
+        prefix = None if frame is None else (0 if frame == 0 else (frame - 1) // st + 1) + 1
+        chosen = None if prefix is None else decoded(prefix)
+    boundaries = len(dit.transformer_blocks) * tokens * inner * size / GIB
     outside = outside_in + outside_out
     # The dense boolean mask (1 byte) and the bf16 bias SDPA's memory-efficient kernel keeps for backward.
     mask_gib = tokens**2 * (1 + size) / GIB
     # The VAE mid block's frame-causal attention over all latent tokens: a bf16 mask and the kept bias.
     vae_mask = lambda n: 2 * (n * h * w) ** 2 * size / GIB  # noqa: E731
     decoder_first, decoder_last = first + vae_mask(1), last + vae_mask(lat_f)
+    decoder_frame = None if chosen is None or prefix is None else chosen + vae_mask(prefix)
     weights = (n_dit + n_vae) * size / GIB
     # Forward of the kept step keeps only each guidance call's inputs; backward recomputes one call at a time:
     # its block inputs and outside-of-block activations, then one block at a time.
@@ -127,6 +151,11 @@ def estimate(height: int = 480, width: int = 848, frames: int = 121) -> dict[str
         "decoder_last": decoder_last,
         "peak_first": weights + max(denoise, decoder_first),
         "peak_last": weights + max(denoise, decoder_last),
+        **(
+            {}
+            if decoder_frame is None
+            else {"decoder_frame": decoder_frame, "peak_frame": weights + max(denoise, decoder_frame)}
+        ),
         # for per_gpu(): the parts FSDP shares out
         "block_weights": max(sum(p.numel() for p in b.parameters()) for b in dit.transformer_blocks) * size / GIB,
         "root_weights": (n_dit - sum(p.numel() for b in dit.transformer_blocks for p in b.parameters())) * size / GIB,
