@@ -141,8 +141,9 @@ def _register_random(
     base: type, name: str, summary: str, components: Any, scheduler_config: dict[str, Any] | None
 ) -> type:
     """Register backbone ``name``: ``base`` loading ``components(seed)`` (random weights) with the scheduler of
-    ``scheduler_config`` (``None``: the backbone's own) unless the components bring a ``scheduler``, under a plugin of its own in this process; the class registered earlier if there is
-    one (B8 builds the same model twice)."""
+    ``scheduler_config`` (``None``: the backbone's own) unless the components bring a ``scheduler``, under a
+    plugin of its own in this process; the class registered earlier if there is one (B8 builds the same model
+    twice)."""
     import types
 
     from vader_core import hookimpl, plugins

@@ -428,7 +428,8 @@ def b4_levels(
 
 def b4_ratios(levels: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The ratio at each level as the report states it: ``{"25%": {"ratio": 48.0, "lower_bound": true}}``, or
-    ``ratio`` null with ``why`` when vader's own queries are censored (the ratio is then not defined)."""
+    ``ratio`` null with ``why`` when it is not defined: vader's own queries censored, or its gain not positive
+    (the mean gain, or with ``own_gain`` some seed's)."""
     out: dict[str, dict[str, Any]] = {}
     for r in levels["levels"]:
         key = f"{r['fraction']:.0%}"
@@ -441,7 +442,7 @@ def b4_ratios(levels: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 "lower_bound": None,
                 "why": f"vader reached it on {v['reached']} of {v['seeds']} seeds in {v['budget']} queries"
                 if v["lower_bound"]
-                else "vader's final gain is not positive on every seed",
+                else "vader's final gain is not positive" + (" on every seed" if levels.get("own_gain") else ""),
             }
     return out
 
@@ -650,6 +651,29 @@ def b8(quick: bool) -> dict[str, Any]:
     return out
 
 
+def _estimator_row(case: dict[str, Any], step: dict[str, Any], probe: dict[str, Any]) -> dict[str, Any]:
+    """One row of the estimator check: ``case``'s estimate against its measured ``step`` and no-gradient decode
+    ``probe`` (each a worker's result); a failed measurement leaves its message under ``error``."""
+    from benchmarks import b8 as m
+
+    est = m.estimate_case(case, step.get("decoded_latent_frames") or ())
+    row: dict[str, Any] = {**case, **est}
+    if "error" in step or "error" in probe:
+        row["error"] = step.get("error") or probe.get("error")
+    else:
+        workspace = max(0.0, probe["step_added_mb"] - est["decode_live_mib"])
+        row.update(
+            measured_mib=step["step_added_mb"],
+            decoded=step.get("decoded_latent_frames"),
+            decode_nograd_mib=probe["step_added_mb"],
+            cpu_workspace_mib=workspace,
+            error_raw=est["step_mib"] / step["step_added_mb"] - 1,
+            error=(est["step_mib"] + workspace) / step["step_added_mb"] - 1,
+        )
+    print(f"B8 estimator {case}: {row}", flush=True)
+    return row
+
+
 def estimator_check(
     quick: bool, backbones: Sequence[str] = (), earlier: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -677,24 +701,21 @@ def estimator_check(
         measured[: len(cases)],
         dict(zip(probes, measured[len(cases) : len(cases) + len(probes)], strict=True)),
     )
-    rows = []
-    for case, r in zip(cases, steps, strict=True):
-        est = m.estimate_case(case, r.get("decoded_latent_frames") or ())
-        probe = decodes[(case["backbone"], case["width"], case["size"], case["frames"])]
-        row: dict[str, Any] = {**case, **est}
-        if "error" in r or "error" in probe:
-            row["error"] = r.get("error") or probe.get("error")
-        else:
-            workspace = max(0.0, probe["step_added_mb"] - est["decode_live_mib"])
-            row.update(
-                measured_mib=r["step_added_mb"],
-                decode_nograd_mib=probe["step_added_mb"],
-                cpu_workspace_mib=workspace,
-                error_raw=est["step_mib"] / r["step_added_mb"] - 1,
-                error=(est["step_mib"] + workspace) / r["step_added_mb"] - 1,
-            )
-        rows.append(row)
-        print(f"B8 estimator {case}: {row}", flush=True)
+    rows = [
+        _estimator_row(case, r, decodes[(case["backbone"], case["width"], case["size"], case["frames"])])
+        for case, r in zip(cases, steps, strict=True)
+    ]
+    # rows kept from an earlier run: their measurements stand, their estimates are redone (an estimator may have
+    # changed since; the estimates take seconds on the meta device)
+    redone = []
+    for row in kept:
+        if "measured_mib" not in row:
+            redone.append(row)
+            continue
+        case = {k: row[k] for k in ("backbone", "width", "size", "frames", "checkpointing")}
+        step = {"step_added_mb": row["measured_mib"], "decoded_latent_frames": row.get("decoded")}
+        redone.append(_estimator_row(case, step, {"step_added_mb": row["decode_nograd_mib"]}))
+    kept = redone
     order = {(c["backbone"], c["size"], c["checkpointing"]): i for i, c in enumerate(m.ESTIMATOR_CASES)}
     rows = sorted(kept + rows, key=lambda r: order.get((r["backbone"], r["size"], r["checkpointing"]), len(order)))
     ok = [r for r in rows if "error_raw" in r]
@@ -1311,9 +1332,10 @@ def b4_report(b: dict[str, Any]) -> list[str]:
         lines += [
             "",
             f"Against each seed's own final gain (seeds {b['seeds']}: vader gains {gains}): on each seed the "
-            "target is that seed's start + f times that seed's vader gain, and DDPO's run with the same seed is "
-            "held to the same target. Each vader seed reaches every level by its last validation, so every ratio "
-            "is defined; a seed with a small gain gets an easy target for DDPO as well.",
+            "target is that seed's start (the mean of both methods' first validation on it) + f times that seed's "
+            "vader gain, and DDPO's run with the same seed is held to the same target. A vader seed with a "
+            "positive gain reaches every level by its last validation, so the ratio is defined unless a seed lost "
+            "reward; a seed with a small gain gets an easy target for DDPO as well.",
             "",
             "| fraction of the seed's own gain | mean target | vader queries | DDPO queries | ratio |",
             "| --- | --- | --- | --- | --- |",
@@ -1578,8 +1600,8 @@ def main(argv: list[str] | None = None) -> None:
         help="with --b8-estimator-only: comma list of backbones whose cases are measured; the other rows are kept",
     )
     args = ap.parse_args(argv)
-    if args.b8_estimator_backbones and not args.b8_estimator_only:
-        raise SystemExit("error: --b8-estimator-backbones needs --b8-estimator-only (and --merge)")
+    if args.b8_estimator_backbones and (not args.b8_estimator_only or args.quick):
+        raise SystemExit("error: --b8-estimator-backbones needs --b8-estimator-only and --merge, without --quick")
     global B6_CACHED_ONLY
     B6_CACHED_ONLY = args.b6_cached
     os.environ.setdefault("VADER_PLUGINS", "")
@@ -1607,7 +1629,7 @@ def main(argv: list[str] | None = None) -> None:
         elif name == "b8" and args.b8_estimator_only:
             if not args.merge or "b8" not in results:
                 raise SystemExit("error: --b8-estimator-only needs --merge and an earlier B8 in benchmarks.json")
-            only = [b for b in args.b8_estimator_backbones.split(",") if b]
+            only = [b.strip() for b in args.b8_estimator_backbones.split(",") if b.strip()]
             est = estimator_check(args.quick, only, results["b8"].get("estimator"))
             results[name] = {**results["b8"], "estimator": est}
         elif name == "b4":  # long: its runs are also written as they finish, and reused if it is started again

@@ -59,26 +59,20 @@ def run(cfg: dict) -> dict:
     bf16 = cfg["precision"] == "bf16"
     size = {"height": cfg["size"], "width": cfg["size"], "frames": cfg["frames"], "steps": cfg["steps"]}
     kind = cfg.get("backbone", "modelscope")
-    if kind == "wan":  # Wan 2.1 1.3B's architecture / width, its default guidance
-        cls = register_random_wan(cfg["width"])
-        bb = cls(cls.Options(**size))
-    elif kind == "cogvideox":  # CogVideoX1.5-5B's architecture / width, its default guidance
-        cls = register_random_cogvideox(cfg["width"], (cfg["size"], cfg["size"], cfg["frames"]))
-        bb = cls(cls.Options(**size))
-    elif kind == "ltx":  # LTX-Video 2B with the 0.9.1 VAE / width, its default guidance and tiles
-        cls = register_random_ltx(cfg["width"])
-        bb = cls(cls.Options(**size))
-    elif kind == "videocrafter":  # VideoCrafter2's UNet / width, its default guidance (12) and fps
-        cls = register_random_videocrafter(cfg["width"])
-        bb = cls(cls.Options(**size))
-    elif kind == "hunyuanvideo":  # HunyuanVideo 1.5 T2V / width, its default guidance (6) and shift
-        cls = register_random_hunyuanvideo(cfg["width"])
-        bb = cls(cls.Options(**size))
-    elif kind == "opensora":  # Open-Sora 1.2's STDiT3 / width, its default guidance and shift
-        cls = register_random_opensora(cfg["width"])
-        bb = cls(cls.Options(**size))
-    elif kind == "svd":  # Stable Video Diffusion's UNet / width, its guidance ramp, conditioned on an image
-        cls = register_random_svd(cfg["width"])
+    # each architecture / width at its released defaults (guidance, shift, tiles); CogVideoX lays its positions
+    # out for the size; SVD is conditioned on an image (below)
+    w, video = cfg["width"], (cfg["size"], cfg["size"], cfg["frames"])
+    registers = {
+        "wan": lambda: register_random_wan(w),
+        "cogvideox": lambda: register_random_cogvideox(w, video),
+        "ltx": lambda: register_random_ltx(w),
+        "videocrafter": lambda: register_random_videocrafter(w),
+        "hunyuanvideo": lambda: register_random_hunyuanvideo(w),
+        "opensora": lambda: register_random_opensora(w),
+        "svd": lambda: register_random_svd(w),
+    }
+    if kind in registers:
+        cls = registers[kind]()
         bb = cls(cls.Options(**size))
     else:
         cls = register_random_modelscope(cfg["width"], cfg.get("text_layers", 2))

@@ -68,8 +68,8 @@ def estimate(
     dtype: torch.dtype = torch.bfloat16,
     frame: int | None = None,
 ) -> dict[str, float]:
-    """Memory figures in GiB for one K=1 bf16 training step (batch 1) at the default checkpointing, with or
-    without guidance alike (the two guidance calls are recomputed one after the other).
+    """Memory figures in GiB for one K=1 training step (batch 1) in ``dtype`` (bf16 by default) at the default
+    checkpointing, with or without guidance alike (the two guidance calls are recomputed one after the other).
 
     ``components`` (``transformer`` and ``vae`` built on the ``meta`` device) replace the released architecture,
     in ``dtype``: benchmarks check the estimate against a measured step of a scaled-down one this way, decoding
@@ -124,6 +124,8 @@ def estimate(
             return blocks_gib(lambda: vae.decode(z[:, :, :latent_frames]).sample, blocks)["block"]
 
         first, last = decoded(1), decoded(lat_f)
+        if frame is not None and not 0 <= frame < frames:
+            raise ValueError(f"frame {frame} outside the {frames} frames")
         # the latent frames decoding pixel frame `frame` needs (the causal VAE decodes the prefix up to it)
         prefix = None if frame is None else (0 if frame == 0 else (frame - 1) // st + 1) + 1
         chosen = None if prefix is None else decoded(prefix)
@@ -134,7 +136,7 @@ def estimate(
     # The VAE mid block's frame-causal attention over all latent tokens: a bf16 mask and the kept bias.
     vae_mask = lambda n: 2 * (n * h * w) ** 2 * size / GIB  # noqa: E731
     decoder_first, decoder_last = first + vae_mask(1), last + vae_mask(lat_f)
-    decoder_frame = None if chosen is None or prefix is None else chosen + vae_mask(prefix)
+    decoder_frame = None if prefix is None else chosen + vae_mask(prefix)
     weights = (n_dit + n_vae) * size / GIB
     # Forward of the kept step keeps only each guidance call's inputs; backward recomputes one call at a time:
     # its block inputs and outside-of-block activations, then one block at a time.

@@ -76,7 +76,7 @@ def estimate(
     components: dict[str, Any] | None = None,
     dtype: torch.dtype = torch.bfloat16,
 ) -> dict[str, float]:
-    """Memory figures in GiB for one K=1 bf16 training step (batch 1, guidance on).
+    """Memory figures in GiB for one K=1 training step (batch 1, guidance on), in ``dtype`` (bf16 by default).
 
     ``components`` (``transformer``, ``vae`` and ``text_encoder`` built on the ``meta`` device) replace the
     released architecture, in ``dtype``: benchmarks check the estimate against a measured step of a scaled-down

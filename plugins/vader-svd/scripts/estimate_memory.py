@@ -20,7 +20,8 @@ The peak of a K=1 step is about the weights on the GPU (the CLIP image encoder i
 activations are freed before the UNet call is recomputed. What is counted (attention as GPUs' flash
 kernels keep it, weights once, shared storages once, the inputs block checkpoints hold) is described
 in ``vader_core.estimate``, which all the backbone plugins' estimates share. The CUDA allocator, kernel
-workspaces and fragmentation add to these figures: they are estimates, not measurements.
+workspaces, fragmentation and the UNet's gradients in flight (its figures count saved tensors) add to these
+figures: they are estimates, not measurements.
 
 Usage::
 
@@ -67,7 +68,8 @@ def estimate(
     Returns:
         `dict[str, float]`: ``weights`` (all), ``weights_gpu`` (on the GPU during the step), ``unet`` /
         ``unet_call`` / ``unet_block`` (one kept call stored / recomputed whole / layer by layer),
-        ``decoder`` / ``decoder_block`` (one chunk with gradient, stored / layer by layer), and ``peak``
+        ``decoder`` / ``decoder_block`` (decoding frame 0's chunk with gradient, forward and backward: the most
+        alive at once, layers stored / recomputed one by one), and ``peak``
         (block level, the default) with ``peak_off`` / ``peak_call`` / ``peak_block``.
     """
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
