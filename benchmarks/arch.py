@@ -14,9 +14,28 @@ from typing import Any
 import torch
 
 
+def sd_vae(width: int) -> Any:
+    """The Stable Diffusion VAE (ModelScope's and VideoCrafter2's: 4 levels of (128, 256, 512, 512) channels, 2
+    layers each, 8x spatial downsampling, scaling factor 0.18215) with its channels divided by ``width``."""
+    from diffusers import AutoencoderKL
+
+    vch = tuple(c // width for c in (128, 256, 512, 512))
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=2,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=vch,
+        norm_num_groups=min(32, vch[0] // 2),
+        scaling_factor=0.18215,
+    )
+
+
 def modelscope_components(width: int = 8, text_layers: int = 2, seed: int = 0) -> dict[str, Any]:
     """Random ModelScope-architecture components with every channel count divided by ``width``."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+    from diffusers import DDIMScheduler, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from vader_core.tokenizers import clip_tokenizer
@@ -32,17 +51,7 @@ def modelscope_components(width: int = 8, text_layers: int = 2, seed: int = 0) -
         attention_head_dim=max(8, 64 // width),
         norm_num_groups=groups,
     )
-    vch = [c // width for c in (128, 256, 512, 512)]
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        layers_per_block=2,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=tuple(vch),
-        norm_num_groups=min(32, vch[0] // 2),
-    )
+    vae = sd_vae(width)
     text = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=49408,
@@ -307,7 +316,6 @@ def videocrafter_components(width: int = 10, seed: int = 0) -> dict[str, Any]:
     multiple of 32: ``width`` 10 gives 32) with heads of 8 channels (4, 8, 16 and 16 heads at width 10, the
     release 5, 10, 20 and 20 of 64), the SD VAE's (128, 256, 512, 512) / 8 and an OpenCLIP text tower of 2
     layers (encoding is not part of the chain)."""
-    from diffusers import AutoencoderKL
     from vader_videocrafter.text_encoder import OpenCLIPTextEncoder, build_openclip_text_model, tokenizer
     from vader_videocrafter.unet import LVDMUNet3DModel
 
@@ -319,18 +327,7 @@ def videocrafter_components(width: int = 10, seed: int = 0) -> dict[str, Any]:
         for n, p in unet.named_parameters():
             if p.abs().sum() == 0 and n.endswith("weight"):
                 p.normal_(0, 0.02)
-    vch = tuple(c // 8 for c in (128, 256, 512, 512))
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        layers_per_block=2,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=vch,
-        norm_num_groups=min(32, vch[0] // 2),
-        scaling_factor=0.18215,
-    )
+    vae = sd_vae(8)
     text_cfg = {"context_length": 77, "vocab_size": 49408, "width": context, "heads": context // 64, "layers": 2}
     clip = {
         "embed_dim": context,
