@@ -103,35 +103,15 @@ def _build_videocrafter(bb: Any, device: Any, dtype: Any) -> None:
 
 def _build_svd(bb: Any, device: Any, dtype: Any) -> None:
     import torch
-    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from diffusers import EulerDiscreteScheduler
+    from transformers import CLIPImageProcessor
     from vader_svd.tiny import scheduler_config
 
-    with torch.device(device):
-        unet = UNetSpatioTemporalConditionModel()
-        vae = AutoencoderKLTemporalDecoder(
-            block_out_channels=(128, 256, 512, 512),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            layers_per_block=2,
-            latent_channels=4,
-        )
-        encoder = CLIPVisionModelWithProjection(
-            CLIPVisionConfig(
-                hidden_size=1280,
-                intermediate_size=5120,
-                num_hidden_layers=32,
-                num_attention_heads=16,
-                image_size=224,
-                patch_size=14,
-                projection_dim=1024,
-                hidden_act="gelu",
-            )
-        )
+    with torch.device(device):  # the released architecture, as the plugin's estimate builds it
+        components = _script("vader_svd").released_components()
     bb.setup(
         {
-            "unet": unet,
-            "vae": vae,
-            "image_encoder": encoder,
+            **components,
             "feature_extractor": CLIPImageProcessor(crop_size=224, size=224),
             "scheduler": EulerDiscreteScheduler(**scheduler_config()),
         },

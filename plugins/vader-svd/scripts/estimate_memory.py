@@ -41,6 +41,36 @@ from vader_core.estimate import GIB, kept_call_gib, live_peak_gib, step_peak
 LEVELS = ("off", "call", "block")
 
 
+def released_components() -> dict[str, Any]:
+    """The UNet, temporal-decoder VAE and CLIP image encoder of ``stabilityai/stable-video-diffusion-img2vid``
+    (``unet``, ``vae``, ``image_encoder``), built on the current device (``meta`` here; ``benchmarks.gpu`` builds
+    them on a GPU)."""
+    from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    return {
+        "unet": UNetSpatioTemporalConditionModel(),
+        "vae": AutoencoderKLTemporalDecoder(
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            layers_per_block=2,
+            latent_channels=4,
+        ),
+        "image_encoder": CLIPVisionModelWithProjection(
+            CLIPVisionConfig(
+                hidden_size=1280,
+                intermediate_size=5120,
+                num_hidden_layers=32,
+                num_attention_heads=16,
+                image_size=224,
+                patch_size=14,
+                projection_dim=1024,
+                hidden_act="gelu",
+            )
+        ),
+    }
+
+
 def estimate(
     height: int = 576,
     width: int = 1024,
@@ -72,9 +102,7 @@ def estimate(
         alive at once, layers stored / recomputed one by one), and ``peak``
         (block level, the default) with ``peak_off`` / ``peak_call`` / ``peak_block``.
     """
-    from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
     from diffusers.utils import logging
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
     from vader_svd import SVDBackbone
 
     logging.set_verbosity_error()  # casting meta modules is harmless
@@ -82,34 +110,11 @@ def estimate(
     chunk = chunk or frames
     h, w = height // 8, width // 8
     with torch.device("meta"):
-        if components is not None:
-            unet = components["unet"].to(dtype=dtype).requires_grad_(False)
-            vae = components["vae"].to(dtype=dtype).requires_grad_(False)
-            encoder = components["image_encoder"]
-        else:
-            unet = UNetSpatioTemporalConditionModel().to(device="meta", dtype=dtype).requires_grad_(False)
-            vae = (
-                AutoencoderKLTemporalDecoder(
-                    block_out_channels=(128, 256, 512, 512),
-                    down_block_types=("DownEncoderBlock2D",) * 4,
-                    layers_per_block=2,
-                    latent_channels=4,
-                )
-                .to(device="meta", dtype=dtype)
-                .requires_grad_(False)
-            )
-            encoder = CLIPVisionModelWithProjection(
-                CLIPVisionConfig(
-                    hidden_size=1280,
-                    intermediate_size=5120,
-                    num_hidden_layers=32,
-                    num_attention_heads=16,
-                    image_size=224,
-                    patch_size=14,
-                    projection_dim=1024,
-                    hidden_act="gelu",
-                )
-            )
+        comps = released_components() if components is None else components
+        # (to "meta" as well: a module built under the meta device can still hold a CPU tensor)
+        unet = comps["unet"].to(device="meta", dtype=dtype).requires_grad_(False)
+        vae = comps["vae"].to(device="meta", dtype=dtype).requires_grad_(False)
+        encoder = comps["image_encoder"]
         bb = SVDBackbone()
         bb.components = {"unet": unet, "vae": vae, "image_encoder": encoder}
 
